@@ -1,0 +1,134 @@
+package api
+
+import "fmt"
+
+// Magic opens every Hello: "GPUF" in little-endian byte order.
+const Magic uint32 = 0x46555047
+
+// Version is the protocol version. A server refuses a client whose major
+// version differs.
+const Version uint16 = 1
+
+// Op identifies a call.
+type Op uint16
+
+// Flags qualify a message.
+type Flags uint16
+
+const (
+	// FlagAsync marks a request that wants no reply. Its failure is latched
+	// and returned by the session's next synchronising call.
+	FlagAsync Flags = 1 << iota
+	// FlagReply marks a reply.
+	FlagReply
+)
+
+// HeaderSize is the size of the Header that opens every body.
+const HeaderSize = 8
+
+// Header opens every body: the call, its flags and the client's sequence
+// number, which the reply echoes.
+type Header struct {
+	Op    Op
+	Flags Flags
+	Seq   uint32
+}
+
+// Message is one request or reply layout. Encode appends the fields; Decode
+// reads them, recording failures in the Decoder. Slices a decoded message
+// holds alias the body it was decoded from: copy what must outlive it.
+type Message interface {
+	Op() Op
+	Encode(*Encoder)
+	Decode(*Decoder)
+}
+
+// AppendRequest appends the body of request m to buf.
+func AppendRequest(buf []byte, seq uint32, flags Flags, m Message) []byte {
+	e := NewEncoder(buf)
+	writeHeader(e, Header{Op: m.Op(), Flags: flags &^ FlagReply, Seq: seq})
+	m.Encode(e)
+	return e.Bytes()
+}
+
+// AppendReply appends the body of a reply to the request (op, seq): the
+// Result of err, and then either m's fields (on success, when m is not nil)
+// or the error's detail text, so a client sees why, not just what.
+func AppendReply(buf []byte, op Op, seq uint32, err error, m Message) []byte {
+	e := NewEncoder(buf)
+	writeHeader(e, Header{Op: op, Flags: FlagReply, Seq: seq})
+	status := ResultOf(err)
+	e.U32(uint32(status))
+	switch {
+	case status != Success:
+		var detail string
+		if d, ok := err.(*Error); ok {
+			detail = d.Detail
+		} else if _, bare := err.(Result); !bare {
+			detail = err.Error()
+		}
+		e.String(detail)
+	case m != nil:
+		m.Encode(e)
+	}
+	return e.Bytes()
+}
+
+func writeHeader(e *Encoder, h Header) {
+	e.U16(uint16(h.Op))
+	e.U16(uint16(h.Flags))
+	e.U32(h.Seq)
+}
+
+// ReadHeader splits a body into its header and the fields after it.
+func ReadHeader(body []byte) (Header, []byte, error) {
+	if len(body) < HeaderSize {
+		return Header{}, nil, malformedf("body of %d bytes is shorter than a header", len(body))
+	}
+	d := NewDecoder(body)
+	h := Header{Op: Op(d.U16()), Flags: Flags(d.U16()), Seq: d.U32()}
+	return h, body[HeaderSize:], nil
+}
+
+// DecodeRequest decodes the fields of a request whose header is h.
+func DecodeRequest(h Header, fields []byte) (Message, error) {
+	if h.Flags&FlagReply != 0 {
+		return nil, malformedf("reply flag on a request (%v)", h.Op)
+	}
+	m := NewRequest(h.Op)
+	if m == nil {
+		return nil, fmt.Errorf("%w %d", ErrUnknownOp, uint16(h.Op))
+	}
+	d := NewDecoder(fields)
+	m.Decode(d)
+	if err := d.Finish(); err != nil {
+		return nil, fmt.Errorf("%v: %w", h.Op, err)
+	}
+	return m, nil
+}
+
+// DecodeReply decodes a reply's fields. On success it fills into (when not
+// nil) and returns nil, nil; a failed call comes back as callErr, a Result
+// or an *Error with the server's detail; err reports a malformed reply.
+func DecodeReply(fields []byte, into Message) (callErr, err error) {
+	d := NewDecoder(fields)
+	status := Result(d.U32())
+	switch {
+	case status != Success:
+		if detail := d.String(); detail != "" {
+			callErr = &Error{Result: status, Detail: detail}
+		} else {
+			callErr = status
+		}
+	case into != nil:
+		into.Decode(d)
+	}
+	if err := d.Finish(); err != nil {
+		return nil, err
+	}
+	return callErr, nil
+}
+
+// ErrUnknownOp is returned (wrapped, and matching ErrMalformed) for an
+// opcode this side does not know.
+var ErrUnknownOp = &malformedError{detail: "unknown opcode"}

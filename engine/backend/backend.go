@@ -1,0 +1,160 @@
+package backend
+
+import (
+	"time"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+)
+
+// DevicePtr is a device address. Addresses support pointer arithmetic: an
+// allocation of n bytes at p covers p through p+n-1.
+type DevicePtr = uint64
+
+// Device is one GPU (or its emulation). Its methods, and those of the
+// objects it returns, are called from the device's shard thread, except
+// where a method says otherwise. Errors are api Results, wrapped with detail
+// (api.Errorf), so they reach clients as CUDA result codes.
+type Device interface {
+	// Info describes the device. It is fixed at open and safe to call from
+	// any goroutine.
+	Info() Info
+	// MemInfo reports the device's free and total memory, all clients included.
+	MemInfo() (free, total uint64, err error)
+	// Alloc allocates size bytes of device memory.
+	Alloc(size uint64) (DevicePtr, error)
+	// Free frees an allocation by its base address. The engine calls it only
+	// once no queued work can touch the allocation.
+	Free(ptr DevicePtr) error
+	// NewStream creates a stream; flags and priority are CUDA's.
+	NewStream(flags uint32, priority int32) (Stream, error)
+	// NewEvent creates an event; flags are CUDA's (CU_EVENT_*).
+	NewEvent(flags uint32) (Event, error)
+	// LoadModule loads a module image: PTX text, a cubin or a fatbin. The
+	// device does not keep image.
+	LoadModule(image []byte) (Module, error)
+	// ElapsedTime is the time between two completed events, as
+	// cuEventElapsedTime gives it.
+	ElapsedTime(start, end Event) (time.Duration, error)
+	// Close releases the device and everything allocated on it.
+	Close() error
+}
+
+// Info describes a device.
+type Info struct {
+	Index         int
+	Name          string
+	UUID          [16]byte
+	TotalMem      uint64
+	DriverVersion int32  // CUDA driver version, 1000*major + 10*minor
+	PCIBusID      string // "0000:3b:00.0"; empty for emulated devices
+	// Attrs is the attribute snapshot, indexed by CUdevice_attribute
+	// (api.Attr*), api.AttrCount long.
+	Attrs []int32
+	// Backend names the implementation ("cuda", "host"); Emulated is true
+	// when no real GPU stands behind the device.
+	Backend  string
+	Emulated bool
+}
+
+// Stream runs work in the order it was queued, concurrently with other
+// streams. Queuing methods return at once; an error they return means the
+// work was not queued. Errors that happen while the work runs are kept by
+// the stream and reported by the next Notify or Query.
+type Stream interface {
+	// CopyHtoD copies src to dst. The stream owns src until it calls done,
+	// which it does (from any goroutine) once src is no longer needed.
+	CopyHtoD(dst DevicePtr, src []byte, done func()) error
+	// CopyDtoH reads n bytes at src, in order, and passes them to sink in
+	// consecutive pieces (off is each piece's offset within the n bytes).
+	// A piece is valid only during the call. An error from sink stops the
+	// copy and becomes the stream's error.
+	CopyDtoH(src DevicePtr, n uint64, sink func(off uint64, b []byte) error) error
+	// CopyDtoD copies n bytes from src to dst.
+	CopyDtoD(dst, src DevicePtr, n uint64) error
+	// Memset sets count elements of elemSize (1, 2 or 4) bytes at dst to value.
+	Memset(dst DevicePtr, value uint32, elemSize int, count uint64) error
+	// Launch runs fn with the packed parameter buffer params (laid out as
+	// fn.Params says; the stream copies what it keeps). Memory checks the
+	// device ranges the kernel will touch, where the backend can know them.
+	Launch(fn Function, cfg LaunchConfig, params []byte, memory Memory) error
+	// Record records ev at this point of the stream.
+	Record(ev Event) error
+	// Wait makes later work wait for ev's most recent Record.
+	Wait(ev Event) error
+	// Notify calls fn, from any goroutine, once all work queued before it
+	// has finished, with the first error that work hit since the last report.
+	Notify(fn func(error)) error
+	// Query returns nil when all queued work has finished, api.ErrNotReady
+	// while some is pending, or the error the work hit.
+	Query() error
+	// Destroy releases the stream once its queued work has finished.
+	Destroy() error
+}
+
+// Event marks a point in a stream.
+type Event interface {
+	// Query returns nil when the most recent record has completed (or the
+	// event was never recorded), api.ErrNotReady otherwise.
+	Query() error
+	// Notify calls fn, from any goroutine, once the most recent record has
+	// completed.
+	Notify(fn func(error)) error
+	// Destroy releases the event.
+	Destroy() error
+}
+
+// Module is a loaded module image.
+type Module interface {
+	// Function looks up a kernel by name: api.ErrNotFound if the module has
+	// no such entry, api.ErrNotSupported if the backend cannot run it.
+	Function(name string) (Function, error)
+	// Global looks up a module-scope variable: its address and size.
+	Global(name string) (DevicePtr, uint64, error)
+	// Unload releases the module. Its functions must not be launched after.
+	Unload() error
+}
+
+// Function is a kernel of a loaded module.
+type Function interface {
+	Name() string
+	// Params is the layout of the packed parameter buffer. The slice is the
+	// function's; callers must not modify it.
+	Params() []api.Param
+}
+
+// LaunchConfig is a launch's geometry.
+type LaunchConfig struct {
+	Grid, Block [3]uint32
+	SharedMem   uint32
+}
+
+// Threads is the number of threads the launch runs.
+func (c LaunchConfig) Threads() uint64 {
+	return uint64(c.Grid[0]) * uint64(c.Grid[1]) * uint64(c.Grid[2]) *
+		uint64(c.Block[0]) * uint64(c.Block[1]) * uint64(c.Block[2])
+}
+
+// Memory answers whether a device range belongs to the caller: the engine
+// passes the launching session's allocations, so a kernel whose arguments
+// the backend understands cannot touch another session's memory.
+type Memory interface {
+	Contains(ptr DevicePtr, n uint64) bool
+}
+
+// Monitor is implemented by devices that can report their live state.
+type Monitor interface {
+	Telemetry() (Telemetry, error)
+}
+
+// Telemetry is a device's live state. Ratios are 0–1; a field the device
+// cannot report is negative.
+type Telemetry struct {
+	Utilization  float64 // fraction of time a kernel ran, over the last sample period
+	MemoryUsed   uint64  // bytes in use on the device, by every process
+	TemperatureC float64
+	PowerWatts   float64
+	// Healthy is false after an Xid error or uncorrectable ECC errors;
+	// Health says what was seen.
+	Healthy bool
+	Health  string
+}
