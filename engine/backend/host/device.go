@@ -1,0 +1,211 @@
+package host
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/engine/backend"
+)
+
+// Config describes an emulated device.
+type Config struct {
+	Index      int
+	MemorySize uint64 // bytes of device memory; DefaultMemorySize when 0
+}
+
+// DefaultMemorySize is an emulated device's memory unless configured.
+const DefaultMemorySize = 16 << 30
+
+// DriverVersion is the CUDA driver version the emulation reports.
+const DriverVersion = 12080
+
+// addressBase is where device 0's addresses start; each device gets its own
+// terabyte, so an address names its device and never looks like a host one.
+const addressBase = 0x0000_2000_0000_0000
+
+// Device is one emulated GPU.
+type Device struct {
+	info  backend.Info
+	base  uint64 // device address of arena[0]
+	arena []byte
+
+	mu    sync.Mutex // guards alloc; kernels read arena without it
+	alloc *allocator
+}
+
+var _ backend.Device = (*Device)(nil)
+
+// New reserves an emulated device's memory.
+func New(cfg Config) (*Device, error) {
+	if cfg.MemorySize == 0 {
+		cfg.MemorySize = DefaultMemorySize
+	}
+	if cfg.MemorySize < allocAlign || cfg.MemorySize > 1<<40 {
+		return nil, fmt.Errorf("host: device memory of %d bytes is outside 512 B .. 1 TiB", cfg.MemorySize)
+	}
+	arena, err := mapArena(cfg.MemorySize)
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{
+		base:  addressBase + uint64(cfg.Index)<<40,
+		arena: arena,
+		alloc: newAllocator(cfg.MemorySize),
+	}
+	d.info = backend.Info{
+		Index:         cfg.Index,
+		Name:          "gpufabric host emulation (CPU)",
+		UUID:          deviceUUID(cfg.Index),
+		TotalMem:      d.alloc.size,
+		DriverVersion: DriverVersion,
+		Attrs:         attributes(),
+		Backend:       "host",
+		Emulated:      true,
+	}
+	return d, nil
+}
+
+// deviceUUID is stable per host and index, so a client sees the same UUID
+// across server restarts, as it would with a real card.
+func deviceUUID(index int) [16]byte {
+	host, _ := os.Hostname()
+	sum := sha256.Sum256(fmt.Appendf(nil, "gpufabric-host-device/%s/%d", host, index))
+	var u [16]byte
+	copy(u[:], sum[:])
+	u[6] = u[6]&0x0f | 0x50 // an RFC 4122 name-based UUID, version 5
+	u[8] = u[8]&0x3f | 0x80
+	return u
+}
+
+func attributes() []int32 {
+	a := make([]int32, api.AttrCount)
+	set := func(id int, v int32) { a[id] = v }
+	set(api.AttrMaxThreadsPerBlock, 1024)
+	set(api.AttrMaxBlockDimX, 1024)
+	set(api.AttrMaxBlockDimY, 1024)
+	set(api.AttrMaxBlockDimZ, 64)
+	set(api.AttrMaxGridDimX, 1<<31-1)
+	set(api.AttrMaxGridDimY, 65535)
+	set(api.AttrMaxGridDimZ, 65535)
+	set(api.AttrMaxSharedMemoryPerBlock, 48<<10)
+	set(api.AttrTotalConstantMemory, 64<<10)
+	set(api.AttrWarpSize, 32)
+	set(api.AttrMaxPitch, 1<<31-1)
+	set(api.AttrMaxRegistersPerBlock, 65536)
+	set(api.AttrClockRate, 1_500_000)
+	set(api.AttrTextureAlignment, 512)
+	set(api.AttrGPUOverlap, 1)
+	set(api.AttrMultiprocessorCount, int32(runtime.NumCPU()))
+	set(api.AttrComputeMode, 0)
+	set(api.AttrConcurrentKernels, 1)
+	set(api.AttrGlobalMemoryBusWidth, 64)
+	set(api.AttrL2CacheSize, 4<<20)
+	set(api.AttrMaxThreadsPerMultiprocessor, 2048)
+	set(api.AttrAsyncEngineCount, 2)
+	set(api.AttrUnifiedAddressing, 1)
+	set(api.AttrComputeCapabilityMajor, 8)
+	set(api.AttrComputeCapabilityMinor, 0)
+	set(api.AttrMaxSharedMemoryPerBlockOptin, 48<<10)
+	return a
+}
+
+// Info describes the device.
+func (d *Device) Info() backend.Info { return d.info }
+
+// MemInfo reports free and total device memory.
+func (d *Device) MemInfo() (free, total uint64, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.alloc.size - d.alloc.used, d.alloc.size, nil
+}
+
+// Alloc allocates device memory.
+func (d *Device) Alloc(size uint64) (backend.DevicePtr, error) {
+	if size == 0 {
+		return 0, api.Errorf(api.ErrInvalidValue, "allocation of 0 bytes")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	off, ok := d.alloc.get(size)
+	if !ok {
+		return 0, api.Errorf(api.ErrOutOfMemory, "%d bytes requested, %d of %d free on %s (largest free block too small?)",
+			size, d.alloc.size-d.alloc.used, d.alloc.size, d.info.Name)
+	}
+	return d.base + off, nil
+}
+
+// Free frees an allocation and returns its whole pages to the host.
+func (d *Device) Free(ptr backend.DevicePtr) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	off := ptr - d.base
+	n := d.alloc.put(off)
+	if ptr < d.base || n == 0 {
+		return api.Errorf(api.ErrInvalidValue, "free of %#x: not an allocation", ptr)
+	}
+	const page = 4096
+	if lo, hi := (off+page-1)&^(page-1), (off+n)&^(page-1); hi > lo+16*page {
+		release(d.arena[lo:hi])
+	}
+	return nil
+}
+
+// bytes maps a device range to the arena. The engine has checked that the
+// range lies in an allocation; the bounds check here guards the process.
+func (d *Device) bytes(ptr backend.DevicePtr, n uint64) ([]byte, error) {
+	off := ptr - d.base
+	if ptr < d.base || off > uint64(len(d.arena)) || n > uint64(len(d.arena))-off {
+		return nil, api.Errorf(api.ErrIllegalAddress, "%#x+%d is not memory of %s %d", ptr, n, d.info.Name, d.info.Index)
+	}
+	return d.arena[off : off+n : off+n], nil
+}
+
+// NewStream creates a stream with its own worker.
+func (d *Device) NewStream(flags uint32, priority int32) (backend.Stream, error) {
+	return newStream(d), nil
+}
+
+// CUDA event flags.
+const (
+	eventBlockingSync  = 0x1
+	eventDisableTiming = 0x2
+)
+
+// NewEvent creates an event.
+func (d *Device) NewEvent(flags uint32) (backend.Event, error) {
+	return &event{flags: flags}, nil
+}
+
+// ElapsedTime is the time between the most recent completed records of two
+// events.
+func (d *Device) ElapsedTime(start, end backend.Event) (time.Duration, error) {
+	s, ok1 := start.(*event)
+	e, ok2 := end.(*event)
+	if !ok1 || !ok2 {
+		return 0, api.Errorf(api.ErrInvalidHandle, "event of another backend")
+	}
+	st, err := s.recordedAt()
+	if err != nil {
+		return 0, err
+	}
+	et, err := e.recordedAt()
+	if err != nil {
+		return 0, err
+	}
+	return et.Sub(st), nil
+}
+
+// LoadModule parses a PTX image and binds its entries to built-in kernels.
+func (d *Device) LoadModule(image []byte) (backend.Module, error) {
+	return loadModule(d, image)
+}
+
+// Close releases the arena. Nothing may use the device after.
+func (d *Device) Close() error {
+	return unmapArena(d.arena)
+}

@@ -1,0 +1,17 @@
+// Package host is a CPU emulation of a GPU, labelled as such everywhere it
+// shows (Info.Emulated, the device name, smi). It is for development and CI
+// on machines without a GPU, and it does the real work it claims:
+//
+//   - device memory is a real arena of host memory (reserved up front,
+//     backed lazily by the kernel), with device addresses that support
+//     pointer arithmetic and a size that allocations cannot exceed;
+//   - copies and memsets move real bytes;
+//   - each stream is a worker that runs its work in order, concurrently with
+//     other streams; events record real times;
+//   - modules are PTX text: entries and their .param lists are read from the
+//     image, and each entry is bound by name to a built-in kernel (see
+//     kernels.go) that runs with CUDA's grid semantics.
+//
+// It does not run arbitrary PTX, cubins or fatbins: those load as
+// CUDA_ERROR_NOT_SUPPORTED, with the reason.
+package host

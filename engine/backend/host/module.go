@@ -1,0 +1,110 @@
+package host
+
+import (
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/engine/backend"
+)
+
+type module struct {
+	dev     *Device
+	entries map[string]ptxEntry
+	globals map[string]global
+	gone    atomic.Bool
+}
+
+type global struct{ ptr, size uint64 }
+
+type function struct {
+	mod    *module
+	name   string
+	params []api.Param
+	kernel *kernel
+}
+
+var (
+	_ backend.Module   = (*module)(nil)
+	_ backend.Function = (*function)(nil)
+)
+
+func loadModule(d *Device, image []byte) (*module, error) {
+	entries, globals, err := parsePTX(image)
+	if err != nil {
+		return nil, err
+	}
+	m := &module{dev: d, entries: map[string]ptxEntry{}, globals: map[string]global{}}
+	for _, e := range entries {
+		m.entries[e.name] = e
+	}
+	for _, g := range globals {
+		ptr, err := d.Alloc(max(g.size, 1))
+		if err != nil {
+			m.Unload()
+			return nil, err
+		}
+		b, _ := d.bytes(ptr, g.size)
+		clear(b) // PTX globals without an initialiser start at zero
+		m.globals[g.name] = global{ptr, g.size}
+	}
+	return m, nil
+}
+
+func (m *module) unloaded() bool { return m.gone.Load() }
+
+func (m *module) Function(name string) (backend.Function, error) {
+	e, ok := m.entries[name]
+	if !ok {
+		return nil, api.Errorf(api.ErrNotFound, "module has no entry %q", name)
+	}
+	k := builtins[baseName(name)]
+	if k == nil {
+		return nil, api.Errorf(api.ErrNotSupported, "entry %q has no built-in kernel on the host backend (it has: %s)", name, builtinNames())
+	}
+	if !slices.EqualFunc(e.params, k.sig, func(p api.Param, size uint32) bool { return p.Size == size }) {
+		return nil, api.Errorf(api.ErrNotSupported, "entry %q takes parameters of sizes %v; the built-in %s takes %v",
+			name, paramSizes(e.params), k.name, k.sig)
+	}
+	return &function{mod: m, name: name, params: e.params, kernel: k}, nil
+}
+
+func (m *module) Global(name string) (backend.DevicePtr, uint64, error) {
+	g, ok := m.globals[name]
+	if !ok {
+		return 0, 0, api.Errorf(api.ErrNotFound, "module has no global %q", name)
+	}
+	return g.ptr, g.size, nil
+}
+
+func (m *module) Unload() error {
+	if m.gone.Swap(true) {
+		return api.Errorf(api.ErrInvalidHandle, "module already unloaded")
+	}
+	for _, g := range m.globals {
+		m.dev.Free(g.ptr)
+	}
+	return nil
+}
+
+func (f *function) Name() string        { return f.name }
+func (f *function) Params() []api.Param { return f.params }
+
+func paramSizes(ps []api.Param) []uint32 {
+	s := make([]uint32, len(ps))
+	for i, p := range ps {
+		s[i] = p.Size
+	}
+	return s
+}
+
+func builtinNames() string {
+	names := make([]string, 0, len(builtins))
+	for n := range builtins {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}

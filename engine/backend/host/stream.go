@@ -1,0 +1,256 @@
+package host
+
+import (
+	"sync"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/engine/backend"
+)
+
+// stream is a worker goroutine that runs queued work in order. Work is
+// checked when it is queued (addresses, arguments) and only runs later, so
+// an error returned by a queuing method means nothing was queued.
+type stream struct {
+	dev  *Device
+	wake chan struct{} // one slot: "the queue is not empty"
+
+	mu        sync.Mutex
+	queue     []func() error
+	pending   int   // queued or running
+	err       error // first error since the last Notify or Query reported one
+	destroyed bool
+}
+
+var _ backend.Stream = (*stream)(nil)
+
+func newStream(d *Device) *stream {
+	s := &stream{dev: d, wake: make(chan struct{}, 1)}
+	go s.run()
+	return s
+}
+
+func (s *stream) enqueue(op func() error) error {
+	s.mu.Lock()
+	if s.destroyed {
+		s.mu.Unlock()
+		return api.Errorf(api.ErrInvalidHandle, "stream is destroyed")
+	}
+	s.queue = append(s.queue, op)
+	s.pending++
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (s *stream) run() {
+	var batch []func() error
+	for {
+		s.mu.Lock()
+		for len(s.queue) == 0 {
+			if s.destroyed {
+				s.mu.Unlock()
+				return
+			}
+			s.mu.Unlock()
+			<-s.wake
+			s.mu.Lock()
+		}
+		batch, s.queue = s.queue, batch[:0]
+		s.mu.Unlock()
+		for i, op := range batch {
+			err := op()
+			batch[i] = nil
+			s.mu.Lock()
+			if err != nil && s.err == nil {
+				s.err = err
+			}
+			s.pending--
+			s.mu.Unlock()
+		}
+	}
+}
+
+func (s *stream) takeErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.err
+	s.err = nil
+	return err
+}
+
+func (s *stream) CopyHtoD(dst backend.DevicePtr, src []byte, done func()) error {
+	b, err := s.dev.bytes(dst, uint64(len(src)))
+	if err != nil {
+		return err
+	}
+	return s.enqueue(func() error {
+		copy(b, src)
+		done()
+		return nil
+	})
+}
+
+// CopyDtoH hands the device bytes to sink in one piece: the arena is host
+// memory, so there is nothing to stage, and the transport can write it out
+// directly. The stream waits for sink, which keeps the copy in order with
+// later work that may overwrite the range.
+func (s *stream) CopyDtoH(src backend.DevicePtr, n uint64, sink func(off uint64, b []byte) error) error {
+	b, err := s.dev.bytes(src, n)
+	if err != nil {
+		return err
+	}
+	return s.enqueue(func() error { return sink(0, b) })
+}
+
+func (s *stream) CopyDtoD(dst, src backend.DevicePtr, n uint64) error {
+	d, err := s.dev.bytes(dst, n)
+	if err != nil {
+		return err
+	}
+	from, err := s.dev.bytes(src, n)
+	if err != nil {
+		return err
+	}
+	return s.enqueue(func() error {
+		copy(d, from)
+		return nil
+	})
+}
+
+func (s *stream) Memset(dst backend.DevicePtr, value uint32, elemSize int, count uint64) error {
+	switch elemSize {
+	case 1, 2, 4:
+	default:
+		return api.Errorf(api.ErrInvalidValue, "memset element size %d", elemSize)
+	}
+	if dst%uint64(elemSize) != 0 {
+		return api.Errorf(api.ErrInvalidValue, "memset of %d-byte elements at unaligned %#x", elemSize, dst)
+	}
+	n := count * uint64(elemSize)
+	if n/uint64(elemSize) != count {
+		return api.Errorf(api.ErrInvalidValue, "memset of %d elements overflows", count)
+	}
+	b, err := s.dev.bytes(dst, n)
+	if err != nil {
+		return err
+	}
+	return s.enqueue(func() error {
+		fill(b, value, elemSize)
+		return nil
+	})
+}
+
+// fill writes the element pattern once, then doubles it with copy, which is
+// memmove-fast for any length.
+func fill(b []byte, value uint32, elemSize int) {
+	if len(b) == 0 {
+		return
+	}
+	for i := 0; i < elemSize && i < len(b); i++ {
+		b[i] = byte(value >> (8 * i))
+	}
+	for n := elemSize; n < len(b); n *= 2 {
+		copy(b[n:], b[:n])
+	}
+}
+
+func (s *stream) Launch(fn backend.Function, cfg backend.LaunchConfig, params []byte, memory backend.Memory) error {
+	f, ok := fn.(*function)
+	if !ok {
+		return api.Errorf(api.ErrInvalidHandle, "function of another backend")
+	}
+	if f.mod.unloaded() {
+		return api.Errorf(api.ErrInvalidHandle, "function %s of an unloaded module", f.name)
+	}
+	if err := checkGeometry(cfg); err != nil {
+		return err
+	}
+	if n := len(f.params); n > 0 {
+		if last := f.params[n-1]; uint64(len(params)) < uint64(last.Offset)+uint64(last.Size) {
+			return api.Errorf(api.ErrInvalidValue, "%s: %d bytes of parameters, the entry needs %d", f.name, len(params), last.Offset+last.Size)
+		}
+	}
+	run, err := f.kernel.prepare(s.dev, gridOf(cfg), newArgs(f, params), memory)
+	if err != nil {
+		return err
+	}
+	return s.enqueue(run)
+}
+
+func checkGeometry(cfg backend.LaunchConfig) error {
+	for _, v := range cfg.Grid {
+		if v == 0 {
+			return api.Errorf(api.ErrInvalidValue, "grid %v has a zero dimension", cfg.Grid)
+		}
+	}
+	b := cfg.Block
+	if b[0] == 0 || b[1] == 0 || b[2] == 0 || b[0] > 1024 || b[1] > 1024 || b[2] > 64 ||
+		uint64(b[0])*uint64(b[1])*uint64(b[2]) > 1024 {
+		return api.Errorf(api.ErrInvalidValue, "block %v is outside the device's limits (1024 threads)", b)
+	}
+	if cfg.Grid[1] > 65535 || cfg.Grid[2] > 65535 {
+		return api.Errorf(api.ErrInvalidValue, "grid %v is outside the device's limits", cfg.Grid)
+	}
+	if cfg.SharedMem > 48<<10 {
+		return api.Errorf(api.ErrInvalidValue, "%d bytes of dynamic shared memory exceeds 48 KiB", cfg.SharedMem)
+	}
+	return nil
+}
+
+func (s *stream) Record(ev backend.Event) error {
+	e, ok := ev.(*event)
+	if !ok {
+		return api.Errorf(api.ErrInvalidHandle, "event of another backend")
+	}
+	gen := e.record()
+	return s.enqueue(func() error {
+		e.complete(gen)
+		return nil
+	})
+}
+
+func (s *stream) Wait(ev backend.Event) error {
+	e, ok := ev.(*event)
+	if !ok {
+		return api.Errorf(api.ErrInvalidHandle, "event of another backend")
+	}
+	gen := e.target()
+	return s.enqueue(func() error {
+		done := make(chan struct{})
+		e.notifyAt(gen, func(error) { close(done) })
+		<-done
+		return nil
+	})
+}
+
+func (s *stream) Notify(fn func(error)) error {
+	return s.enqueue(func() error {
+		fn(s.takeErr())
+		return nil
+	})
+}
+
+func (s *stream) Query() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending > 0 {
+		return api.ErrNotReady
+	}
+	err := s.err
+	s.err = nil
+	return err
+}
+
+func (s *stream) Destroy() error {
+	s.mu.Lock()
+	s.destroyed = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
