@@ -1,0 +1,726 @@
+package engine
+
+import (
+	"context"
+	"slices"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/engine/backend"
+)
+
+// dispatch handles one decoded request on the reader goroutine. It returns
+// an error only when the connection must close.
+func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
+	if payloadLen > 0 {
+		switch m.(type) {
+		case *api.MemcpyHtoD, *api.ModuleLoad:
+		default:
+			s.fail(h, api.Errorf(api.ErrInvalidValue, "%v carries no payload", h.Op))
+			return s.discard(payloadLen)
+		}
+	}
+	switch m := m.(type) {
+	case *api.Hello:
+		s.fail(h, api.Errorf(api.ErrIllegalState, "second Hello"))
+	case *api.Ping:
+		s.reply(h, nil, nil, nil)
+	case *api.ServerStatus:
+		s.reply(h, nil, nil, statusJSON(s.srv.Status()))
+	case *api.Attach:
+		s.attach(h, m)
+	case *api.DeviceGet:
+		s.deviceGet(h, m)
+	case *api.MemGetInfo:
+		s.onDevice(h, m.Ordinal, func(d *sessionDevice) {
+			free, _ := d.shard.memInfo()
+			used, _ := d.allocs.usage()
+			s.reply(h, nil, &api.MemInfo{Free: min(d.quota-used, free), Total: d.quota}, nil)
+		})
+	case *api.CtxSynchronize:
+		d, err := s.device(m.Ordinal)
+		if err != nil {
+			s.fail(h, err)
+			break
+		}
+		s.afterStreams(d, func() { s.syncReply(h, nil, nil) })
+	case *api.MemAlloc:
+		s.onDevice(h, m.Ordinal, func(d *sessionDevice) { s.memAlloc(h, d, m.Size) })
+	case *api.MemFree:
+		s.memFree(h, m.Ptr)
+	case *api.MemcpyHtoD:
+		return s.memcpyHtoD(h, m, payloadLen)
+	case *api.MemcpyDtoH:
+		s.memcpyDtoH(h, m)
+	case *api.MemcpyDtoD:
+		s.onStream(h, m.Stream, m.Dst, func(st *streamObj) error {
+			d := st.dev
+			if err := inRange(d, "destination", m.Dst, m.Size); err != nil {
+				return err
+			}
+			if err := inRange(d, "source", m.Src, m.Size); err != nil {
+				return err
+			}
+			return st.bs.CopyDtoD(m.Dst, m.Src, m.Size)
+		})
+	case *api.Memset:
+		s.onStream(h, m.Stream, m.Dst, func(st *streamObj) error {
+			switch m.ElemSize {
+			case 1, 2, 4:
+			default:
+				return api.Errorf(api.ErrInvalidValue, "memset element size %d", m.ElemSize)
+			}
+			n := m.Count * uint64(m.ElemSize)
+			if n/uint64(m.ElemSize) != m.Count {
+				return api.Errorf(api.ErrInvalidValue, "memset of %d elements overflows", m.Count)
+			}
+			if err := inRange(st.dev, "destination", m.Dst, n); err != nil {
+				return err
+			}
+			return st.bs.Memset(m.Dst, m.Value, int(m.ElemSize), m.Count)
+		})
+	case *api.ModuleLoad:
+		return s.moduleLoad(h, m, payloadLen)
+	case *api.ModuleUnload:
+		s.moduleUnload(h, m)
+	case *api.ModuleGetFunction:
+		s.moduleGetFunction(h, m)
+	case *api.ModuleGetGlobal:
+		s.moduleGetGlobal(h, m)
+	case *api.LaunchKernel:
+		s.launch(h, m)
+	case *api.StreamCreate:
+		s.streamCreate(h, m)
+	case *api.StreamDestroy:
+		s.streamDestroy(h, m)
+	case *api.StreamSynchronize:
+		s.withStream(h, m.Stream, func(st *streamObj) error {
+			return st.bs.Notify(func(err error) { s.syncReply(h, err, nil) })
+		})
+	case *api.StreamQuery:
+		s.withStream(h, m.Stream, func(st *streamObj) error {
+			s.syncReply(h, st.bs.Query(), nil)
+			return nil
+		})
+	case *api.StreamWaitEvent:
+		s.streamWaitEvent(h, m)
+	case *api.EventCreate:
+		s.eventCreate(h, m)
+	case *api.EventRecord:
+		s.eventRecord(h, m)
+	case *api.EventSynchronize:
+		s.withEvent(h, m.Event, func(ev *eventObj) error {
+			return ev.be.Notify(func(err error) { s.syncReply(h, err, nil) })
+		})
+	case *api.EventQuery:
+		s.withEvent(h, m.Event, func(ev *eventObj) error {
+			s.syncReply(h, ev.be.Query(), nil)
+			return nil
+		})
+	case *api.EventElapsedTime:
+		s.eventElapsed(h, m)
+	case *api.EventDestroy:
+		s.eventDestroy(h, m)
+	default:
+		s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
+	}
+	return nil
+}
+
+// onDevice runs fn on the shard of session device ordinal.
+func (s *session) onDevice(h api.Header, ordinal uint32, fn func(*sessionDevice)) {
+	d, err := s.device(ordinal)
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	d.shard.submit(s.id, d.quantum, func() { fn(d) })
+}
+
+// withStream runs fn on the stream's shard, once the stream exists there.
+// fn answers h itself; an error it returns is answered for it.
+func (s *session) withStream(h api.Header, handle api.Handle, fn func(*streamObj) error) {
+	st, err := s.stream(handle)
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	st.dev.shard.submit(s.id, st.dev.quantum, func() {
+		err := st.ready()
+		if err == nil {
+			err = fn(st)
+		}
+		if err != nil {
+			s.fail(h, err)
+		}
+	})
+}
+
+// onStream queues work on a stream for memory at ptr: fn checks and queues
+// it on the shard; a synchronous call is answered when the work has run.
+func (s *session) onStream(h api.Header, handle api.Handle, ptr uint64, fn func(*streamObj) error) {
+	st, err := s.stream(handle)
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	st.dev.shard.submit(s.id, st.dev.quantum, func() {
+		err := st.ready()
+		if err == nil {
+			err = fn(st)
+		}
+		s.done(h, st, err)
+	})
+}
+
+func (s *session) attach(h api.Header, m *api.Attach) {
+	s.mu.Lock()
+	n := len(s.devices)
+	s.mu.Unlock()
+	if n >= len(s.srv.shards) {
+		s.fail(h, api.Errorf(api.ErrInvalidDevice, "the session holds every device already"))
+		return
+	}
+	var sh *shard
+	switch {
+	case m.Device == -1:
+		// The device with the most unreserved memory that this session
+		// does not hold yet.
+		best := uint64(0)
+		for _, c := range s.srv.shards {
+			if s.holds(c) {
+				continue
+			}
+			if u := c.ledger.unreserved(); sh == nil || u > best {
+				sh, best = c, u
+			}
+		}
+	case m.Device >= 0 && int(m.Device) < len(s.srv.shards):
+		sh = s.srv.shards[m.Device]
+		if s.holds(sh) {
+			s.fail(h, api.Errorf(api.ErrInvalidDevice, "the session holds device %d already", m.Device))
+			return
+		}
+	default:
+		s.fail(h, api.Errorf(api.ErrInvalidDevice, "device %d; the server has %d", m.Device, len(s.srv.shards)))
+		return
+	}
+	quota, millionths, err := shareBytes(m, sh.info.TotalMem, s.srv.cfg.MinShare)
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	if left, ok := sh.ledger.reserve(quota); !ok {
+		s.fail(h, api.Errorf(api.ErrOutOfMemory, "device %d has %d bytes not yet shared out; the share asks %d", sh.index, left, quota))
+		return
+	}
+	s.mu.Lock()
+	d := &sessionDevice{ordinal: uint32(len(s.devices)), shard: sh, quota: quota, quantum: quantumOf(millionths)}
+	s.devices = append(s.devices, d)
+	def := &streamObj{dev: d}
+	s.streams[api.DefaultStream(d.ordinal)] = def
+	s.mu.Unlock()
+	sh.submit(s.id, d.quantum, func() {
+		def.bs, def.err = sh.dev.NewStream(0, 0)
+	})
+	s.log.Info("device attached", "device", sh.index, "ordinal", d.ordinal, "quota_bytes", quota)
+	s.reply(h, nil, &api.AttachReply{Ordinal: d.ordinal, Device: uint32(sh.index), QuotaBytes: quota}, nil)
+}
+
+func (s *session) holds(sh *shard) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.devices {
+		if d.shard == sh {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *session) deviceGet(h api.Header, m *api.DeviceGet) {
+	d, err := s.device(m.Ordinal)
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	info := d.shard.info
+	s.reply(h, nil, &api.DeviceInfo{
+		Name: info.Name, UUID: info.UUID, TotalMem: d.quota,
+		DriverVersion: info.DriverVersion, Attrs: info.Attrs,
+	}, nil)
+}
+
+// memAlloc runs on the shard.
+func (s *session) memAlloc(h api.Header, d *sessionDevice, size uint64) {
+	if size == 0 {
+		s.fail(h, api.Errorf(api.ErrInvalidValue, "allocation of 0 bytes"))
+		return
+	}
+	n := accounted(size)
+	if n < size || !d.allocs.charge(n, d.quota) {
+		used, _ := d.allocs.usage()
+		s.fail(h, api.Errorf(api.ErrOutOfMemory, "allocation of %d bytes would pass the session's share: %d of %d bytes in use", size, used, d.quota))
+		return
+	}
+	ptr, err := d.shard.dev.Alloc(size)
+	if err != nil {
+		d.allocs.uncharge(n)
+		s.fail(h, err)
+		return
+	}
+	d.allocs.insert(ptr, n)
+	s.reply(h, nil, &api.MemAllocReply{Ptr: ptr}, nil)
+}
+
+// memFree takes the allocation out of the session's table at once, so no
+// later call can name it, and frees it on the device once the work already
+// queued on the session's streams, which may use it, has run.
+func (s *session) memFree(h api.Header, ptr uint64) {
+	d, err := s.deviceOf(ptr)
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	d.shard.submit(s.id, d.quantum, func() {
+		a, ok := d.allocs.remove(ptr)
+		if !ok || a.global {
+			if ok { // a module global belongs to its module: put it back
+				d.allocs.insertGlobal(a.base, a.size)
+			}
+			s.fail(h, api.Errorf(api.ErrInvalidValue, "%#x is not the base of an allocation of this session", ptr))
+			return
+		}
+		s.afterStreams(d, func() {
+			err := d.shard.dev.Free(ptr)
+			d.allocs.uncharge(a.size)
+			if err != nil {
+				s.fail(h, err)
+				return
+			}
+			if h.Flags&api.FlagAsync == 0 {
+				s.reply(h, nil, nil, nil)
+			}
+		})
+	})
+}
+
+// memcpyHtoD reads the payload into a staging buffer (bounded per session,
+// so a client cannot make the server buffer without limit) and queues the
+// copy.
+func (s *session) memcpyHtoD(h api.Header, m *api.MemcpyHtoD, n int) error {
+	weight := min(int64(n), s.srv.cfg.MaxStaging)
+	if err := s.staging.Acquire(context.Background(), weight); err != nil {
+		return err
+	}
+	buf := getStaging(n)
+	if err := s.conn.ReadPayload(buf); err != nil {
+		putStaging(buf)
+		s.staging.Release(weight)
+		return err
+	}
+	release := func() {
+		putStaging(buf)
+		s.staging.Release(weight)
+	}
+	if n == 0 {
+		release()
+		s.reply0(h)
+		return nil
+	}
+	d, err := s.deviceOf(m.Dst)
+	if err != nil {
+		release()
+		s.fail(h, err)
+		return nil
+	}
+	s.onStream(h, m.Stream, m.Dst, func(st *streamObj) error {
+		err := sameDevice(st, d)
+		if err == nil {
+			err = inRange(d, "destination", m.Dst, uint64(n))
+		}
+		if err == nil {
+			err = st.bs.CopyHtoD(m.Dst, buf, release)
+		}
+		if err != nil {
+			release()
+		}
+		return err
+	})
+	return nil
+}
+
+// reply0 answers a call that had nothing to do.
+func (s *session) reply0(h api.Header) {
+	if h.Flags&api.FlagAsync == 0 {
+		s.reply(h, nil, nil, nil)
+	}
+}
+
+// memcpyDtoH always replies, async or not: the reply carries the bytes.
+func (s *session) memcpyDtoH(h api.Header, m *api.MemcpyDtoH) {
+	h.Flags &^= api.FlagAsync
+	if m.Size == 0 {
+		s.reply(h, nil, nil, nil)
+		return
+	}
+	if m.Size > maxCopy {
+		s.reply(h, api.Errorf(api.ErrInvalidValue, "copy of %d bytes in one call; the limit is %d", m.Size, maxCopy), nil, nil)
+		return
+	}
+	d, err := s.deviceOf(m.Src)
+	if err != nil {
+		s.reply(h, err, nil, nil)
+		return
+	}
+	s.withStream(h, m.Stream, func(st *streamObj) error {
+		if err := sameDevice(st, d); err != nil {
+			return err
+		}
+		if err := inRange(d, "source", m.Src, m.Size); err != nil {
+			return err
+		}
+		var staged []byte // only when the backend hands the bytes over in pieces
+		return st.bs.CopyDtoH(m.Src, m.Size, func(off uint64, b []byte) error {
+			if off == 0 && uint64(len(b)) == m.Size {
+				s.reply(h, nil, nil, b)
+				return nil
+			}
+			if staged == nil {
+				staged = getStaging(int(m.Size))
+			}
+			copy(staged[off:], b)
+			if off+uint64(len(b)) == m.Size {
+				s.reply(h, nil, nil, staged)
+				putStaging(staged)
+			}
+			return nil
+		})
+	})
+}
+
+// maxCopy bounds one device-to-host copy call: the reply's payload must fit
+// a frame. Clients split larger copies.
+const maxCopy = 256 << 20
+
+func (s *session) moduleLoad(h api.Header, m *api.ModuleLoad, n int) error {
+	if n == 0 {
+		s.fail(h, api.Errorf(api.ErrInvalidImage, "empty module image"))
+		return nil
+	}
+	image := make([]byte, n)
+	if err := s.conn.ReadPayload(image); err != nil {
+		return err
+	}
+	d, err := s.device(m.Ordinal)
+	if err != nil {
+		s.fail(h, err)
+		return nil
+	}
+	mod := &moduleObj{dev: d, globals: map[string]allocation{}}
+	if err := register(s, s.modules, m.Module, "module", mod); err != nil {
+		s.fail(h, err)
+		return nil
+	}
+	d.shard.submit(s.id, d.quantum, func() {
+		mod.bm, mod.err = d.shard.dev.LoadModule(image)
+		if mod.err != nil {
+			s.fail(h, mod.err)
+			return
+		}
+		s.reply0(h)
+	})
+	return nil
+}
+
+func (s *session) moduleUnload(h api.Header, m *api.ModuleUnload) {
+	s.mu.Lock()
+	mod := s.modules[m.Module]
+	if mod != nil {
+		delete(s.modules, m.Module)
+		for fh, f := range s.functions {
+			if f.mod == mod {
+				delete(s.functions, fh)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if mod == nil {
+		s.fail(h, api.Errorf(api.ErrInvalidHandle, "module %#x", m.Module))
+		return
+	}
+	d := mod.dev
+	// Launches already queued may still run this module's code.
+	s.afterStreams(d, func() {
+		for _, g := range mod.globals {
+			d.allocs.remove(g.base)
+		}
+		if mod.bm != nil {
+			if err := mod.bm.Unload(); err != nil {
+				s.fail(h, err)
+				return
+			}
+		}
+		s.reply0(h)
+	})
+}
+
+func (s *session) moduleGetFunction(h api.Header, m *api.ModuleGetFunction) {
+	s.mu.Lock()
+	mod := s.modules[m.Module]
+	s.mu.Unlock()
+	if mod == nil {
+		s.fail(h, api.Errorf(api.ErrInvalidHandle, "module %#x", m.Module))
+		return
+	}
+	f := &functionObj{mod: mod}
+	if err := register(s, s.functions, m.Function, "function", f); err != nil {
+		s.fail(h, err)
+		return
+	}
+	mod.dev.shard.submit(s.id, mod.dev.quantum, func() {
+		if mod.err != nil {
+			f.err = mod.err
+		} else if mod.bm == nil {
+			f.err = api.Errorf(api.ErrInvalidHandle, "module was unloaded")
+		} else if f.bf, f.err = mod.bm.Function(m.Name); f.err == nil {
+			f.params = f.bf.Params()
+		}
+		if f.err != nil {
+			s.fail(h, f.err)
+			return
+		}
+		if h.Flags&api.FlagAsync == 0 {
+			s.reply(h, nil, &api.FunctionInfo{Params: f.params}, nil)
+		}
+	})
+}
+
+func (s *session) moduleGetGlobal(h api.Header, m *api.ModuleGetGlobal) {
+	s.mu.Lock()
+	mod := s.modules[m.Module]
+	s.mu.Unlock()
+	if mod == nil {
+		s.fail(h, api.Errorf(api.ErrInvalidHandle, "module %#x", m.Module))
+		return
+	}
+	d := mod.dev
+	d.shard.submit(s.id, d.quantum, func() {
+		if mod.err != nil {
+			s.fail(h, mod.err)
+			return
+		}
+		ptr, size, err := mod.bm.Global(m.Name)
+		if err != nil {
+			s.fail(h, err)
+			return
+		}
+		if _, ok := mod.globals[m.Name]; !ok && size > 0 {
+			// The session may copy to and from its module's globals. They
+			// are charged to nobody (the module owns them) and cannot be
+			// freed by MemFree.
+			mod.globals[m.Name] = allocation{base: ptr, size: size, global: true}
+			d.allocs.insertGlobal(ptr, size)
+		}
+		s.reply(h, nil, &api.GlobalInfo{Ptr: ptr, Size: size}, nil)
+	})
+}
+
+func (s *session) launch(h api.Header, m *api.LaunchKernel) {
+	s.mu.Lock()
+	f := s.functions[m.Function]
+	st := s.streams[m.Stream]
+	s.mu.Unlock()
+	switch {
+	case f == nil:
+		s.fail(h, api.Errorf(api.ErrInvalidHandle, "function %#x", m.Function))
+		return
+	case st == nil:
+		s.fail(h, api.Errorf(api.ErrInvalidHandle, "stream %#x", m.Stream))
+		return
+	case st.dev != f.mod.dev:
+		s.fail(h, api.Errorf(api.ErrInvalidValue, "function and stream are on different devices"))
+		return
+	}
+	params := slices.Clone(m.Params) // m.Params aliases the connection's buffer
+	cfg := backend.LaunchConfig{Grid: m.Grid, Block: m.Block, SharedMem: m.SharedMem}
+	st.dev.shard.submit(s.id, st.dev.quantum, func() {
+		err := st.ready()
+		if err == nil && f.err != nil {
+			err = f.err
+		}
+		if err == nil {
+			err = st.bs.Launch(f.bf, cfg, params, &st.dev.allocs)
+		}
+		s.done(h, st, err)
+	})
+}
+
+func (s *session) streamCreate(h api.Header, m *api.StreamCreate) {
+	d, err := s.device(m.Ordinal)
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	st := &streamObj{dev: d}
+	if err := register(s, s.streams, m.Stream, "stream", st); err != nil {
+		s.fail(h, err)
+		return
+	}
+	d.shard.submit(s.id, d.quantum, func() {
+		st.bs, st.err = d.shard.dev.NewStream(m.Flags, m.Priority)
+		if st.err != nil {
+			s.fail(h, st.err)
+			return
+		}
+		s.reply0(h)
+	})
+}
+
+func (s *session) streamDestroy(h api.Header, m *api.StreamDestroy) {
+	if m.Stream >= api.DefaultStreamBase {
+		s.fail(h, api.Errorf(api.ErrInvalidHandle, "the default stream cannot be destroyed"))
+		return
+	}
+	s.mu.Lock()
+	st := s.streams[m.Stream]
+	delete(s.streams, m.Stream)
+	s.mu.Unlock()
+	if st == nil {
+		s.fail(h, api.Errorf(api.ErrInvalidHandle, "stream %#x", m.Stream))
+		return
+	}
+	st.dev.shard.submit(s.id, st.dev.quantum, func() {
+		if st.bs == nil {
+			s.reply0(h)
+			return
+		}
+		// Work still queued runs to the end, as with cuStreamDestroy; its
+		// errors are the session's.
+		bs := st.bs
+		st.bs = nil
+		bs.Notify(func(err error) { s.latch(err) })
+		if err := bs.Destroy(); err != nil {
+			s.fail(h, err)
+			return
+		}
+		s.reply0(h)
+	})
+}
+
+func (s *session) streamWaitEvent(h api.Header, m *api.StreamWaitEvent) {
+	ev, err := s.event(m.Event)
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	s.onStream(h, m.Stream, 0, func(st *streamObj) error {
+		if ev.dev != st.dev {
+			return api.Errorf(api.ErrNotSupported, "waiting on an event of another device")
+		}
+		if err := ev.ready(); err != nil {
+			return err
+		}
+		return st.bs.Wait(ev.be)
+	})
+}
+
+func (s *session) eventCreate(h api.Header, m *api.EventCreate) {
+	d, err := s.device(m.Ordinal)
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	ev := &eventObj{dev: d}
+	if err := register(s, s.events, m.Event, "event", ev); err != nil {
+		s.fail(h, err)
+		return
+	}
+	d.shard.submit(s.id, d.quantum, func() {
+		ev.be, ev.err = d.shard.dev.NewEvent(m.Flags)
+		if ev.err != nil {
+			s.fail(h, ev.err)
+			return
+		}
+		s.reply0(h)
+	})
+}
+
+func (s *session) eventRecord(h api.Header, m *api.EventRecord) {
+	ev, err := s.event(m.Event)
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	s.onStream(h, m.Stream, 0, func(st *streamObj) error {
+		if ev.dev != st.dev {
+			return api.Errorf(api.ErrInvalidValue, "event and stream are on different devices")
+		}
+		if err := ev.ready(); err != nil {
+			return err
+		}
+		return st.bs.Record(ev.be)
+	})
+}
+
+func (s *session) withEvent(h api.Header, handle api.Handle, fn func(*eventObj) error) {
+	ev, err := s.event(handle)
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	ev.dev.shard.submit(s.id, ev.dev.quantum, func() {
+		err := ev.ready()
+		if err == nil {
+			err = fn(ev)
+		}
+		if err != nil {
+			s.fail(h, err)
+		}
+	})
+}
+
+func (s *session) eventElapsed(h api.Header, m *api.EventElapsedTime) {
+	start, err := s.event(m.Start)
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	end, err := s.event(m.End)
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	if start.dev != end.dev {
+		s.fail(h, api.Errorf(api.ErrInvalidValue, "events of different devices"))
+		return
+	}
+	s.withEvent(h, m.Start, func(*eventObj) error {
+		if err := end.ready(); err != nil {
+			return err
+		}
+		d, err := start.dev.shard.dev.ElapsedTime(start.be, end.be)
+		if err != nil {
+			return err
+		}
+		s.reply(h, nil, &api.ElapsedTime{Milliseconds: float32(d.Seconds() * 1e3)}, nil)
+		return nil
+	})
+}
+
+func (s *session) eventDestroy(h api.Header, m *api.EventDestroy) {
+	s.mu.Lock()
+	ev := s.events[m.Event]
+	delete(s.events, m.Event)
+	s.mu.Unlock()
+	if ev == nil {
+		s.fail(h, api.Errorf(api.ErrInvalidHandle, "event %#x", m.Event))
+		return
+	}
+	ev.dev.shard.submit(s.id, ev.dev.quantum, func() {
+		if ev.be != nil {
+			ev.be.Destroy()
+			ev.be = nil
+		}
+		s.reply0(h)
+	})
+}

@@ -1,0 +1,91 @@
+package engine
+
+import "sync"
+
+// fairQueue holds a shard's tasks: one FIFO per session, served by deficit
+// round robin so that each session gets tasks run in proportion to its
+// weight, and none waits behind another's burst. It is the shard's
+// scheduling core, kept free of I/O so it can be tested alone.
+type fairQueue struct {
+	mu     sync.Mutex
+	flows  map[uint64]*flow
+	active []*flow // flows with tasks, in service order
+	next   int
+}
+
+type flow struct {
+	id      uint64
+	quantum int // tasks per round
+	deficit int
+	tasks   []func()
+	active  bool
+}
+
+func newFairQueue() *fairQueue { return &fairQueue{flows: map[uint64]*flow{}} }
+
+// quantumOf turns a share (millionths of the device) into tasks per round:
+// a whole device gets 64, the smallest share 1.
+func quantumOf(shareMillionths uint32) int {
+	return max(1, int(uint64(shareMillionths)*64/1_000_000))
+}
+
+// push queues t for flow id with the given quantum, and reports whether the
+// queue was empty before.
+func (q *fairQueue) push(id uint64, quantum int, t func()) (wasEmpty bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	wasEmpty = len(q.active) == 0
+	f := q.flows[id]
+	if f == nil {
+		f = &flow{id: id}
+		q.flows[id] = f
+	}
+	f.quantum = quantum
+	f.tasks = append(f.tasks, t)
+	if !f.active {
+		f.active = true
+		q.active = append(q.active, f)
+	}
+	return wasEmpty
+}
+
+// pop appends to dst the tasks of one round of service, at most limit, and
+// returns it; empty when nothing is queued.
+func (q *fairQueue) pop(dst []func(), limit int) []func() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(dst) < limit && len(q.active) > 0 {
+		if q.next >= len(q.active) {
+			q.next = 0
+		}
+		f := q.active[q.next]
+		if f.deficit <= 0 {
+			f.deficit += f.quantum
+		}
+		n := min(f.deficit, len(f.tasks), limit-len(dst))
+		dst = append(dst, f.tasks[:n]...)
+		clear(f.tasks[:n])
+		f.tasks = f.tasks[n:]
+		f.deficit -= n
+		if len(f.tasks) == 0 {
+			f.tasks = nil
+			f.deficit = 0
+			f.active = false
+			q.active = append(q.active[:q.next], q.active[q.next+1:]...)
+			continue
+		}
+		if f.deficit <= 0 {
+			q.next++
+		}
+	}
+	return dst
+}
+
+// forget drops a flow's bookkeeping once its session has ended.
+func (q *fairQueue) forget(id uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if f := q.flows[id]; f != nil && !f.active {
+		delete(q.flows, id)
+	}
+}

@@ -1,0 +1,261 @@
+package engine
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/engine/backend"
+	"github.com/gpufabric/gpufabric/transport"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Name identifies the server to clients and in smi; the host name by default.
+	Name string
+	// Token, when set, must be presented by every client in its Hello.
+	Token string
+	// MinShare is the smallest fraction of a device a session may hold;
+	// 1/20 by default.
+	MinShare float64
+	// MaxStaging bounds the bytes of host-to-device payloads one session may
+	// have in flight on the server (read but not yet copied); a client past
+	// it is simply not read from until its copies land. 256 MiB by default.
+	MaxStaging int64
+	// Offers are the "transport:address" endpoints advertised in HelloReply.
+	Offers []string
+	// Pin, when set, is called on each shard's locked thread before it
+	// serves, to place it (NUMA) near its device.
+	Pin func(device backend.Info) error
+	// Logger receives the server's logs; slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+// Server is a GPU server: devices, their shards, and the sessions of the
+// clients connected to it.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	shards  []*shard
+	bootID  string
+	started time.Time
+
+	nextID atomic.Uint64
+
+	mu        sync.Mutex
+	sessions  map[uint64]*session
+	listeners map[transport.Listener]struct{}
+	closed    bool
+	wg        sync.WaitGroup // sessions
+}
+
+// ErrServerClosed is returned by Serve after Close.
+var ErrServerClosed = errors.New("engine: server closed")
+
+// NewServer starts a shard for each device. The server owns the devices and
+// closes them in Close.
+func NewServer(cfg Config, devices []backend.Device) (*Server, error) {
+	if len(devices) == 0 {
+		return nil, errors.New("engine: no devices")
+	}
+	if cfg.Name == "" {
+		cfg.Name, _ = os.Hostname()
+	}
+	if cfg.MinShare <= 0 {
+		cfg.MinShare = 1.0 / 20
+	}
+	if cfg.MaxStaging <= 0 {
+		cfg.MaxStaging = 256 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		bootID:    BootID(),
+		started:   time.Now(),
+		sessions:  map[uint64]*session{},
+		listeners: map[transport.Listener]struct{}{},
+	}
+	for i, dev := range devices {
+		var pin func() error
+		if cfg.Pin != nil {
+			info := dev.Info()
+			pin = func() error { return cfg.Pin(info) }
+		}
+		sh := newShard(i, dev, pin)
+		errs := make(chan error, 1)
+		go sh.run(errs)
+		for err := range errs {
+			s.log.Warn("shard placement failed; running unpinned", "device", i, "err", err)
+		}
+		s.shards = append(s.shards, sh)
+	}
+	return s, nil
+}
+
+// BootID identifies this boot of this host: two processes that see the same
+// boot id share a host and can share memory.
+func BootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		h, _ := os.Hostname()
+		return "host:" + h
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// Serve accepts connections on l and serves a session on each until l is
+// closed or the server is.
+func (s *Server) Serve(l transport.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			return fmt.Errorf("engine: accept on %s: %w", l.Addr(), err)
+		}
+		s.ServeConn(c)
+	}
+}
+
+// ServeConn serves one session on c in the background.
+func (s *Server) ServeConn(c transport.Conn) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	sess := newSession(s, s.nextID.Add(1), c)
+	s.sessions[sess.id] = sess
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		sess.serve()
+	}()
+}
+
+func (s *Server) forget(sess *session) {
+	s.mu.Lock()
+	delete(s.sessions, sess.id)
+	s.mu.Unlock()
+	for _, sh := range s.shards {
+		sh.queue.forget(sess.id)
+	}
+}
+
+// Close stops accepting, ends every session (freeing what each held), waits
+// for them, and closes the devices.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for _, sess := range s.sessions {
+		sess.conn.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	var errs []error
+	for _, sh := range s.shards {
+		close(sh.stop)
+		<-sh.done
+		errs = append(errs, sh.dev.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown is Close bounded by ctx: sessions still running when ctx ends
+// are cut off.
+func (s *Server) Shutdown(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.Close() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Status reports the server's devices and sessions.
+func (s *Server) Status() api.Status {
+	st := api.Status{Server: s.cfg.Name, Version: api.Version, Started: s.started}
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	perDevice := make([]uint64, len(s.shards))
+	for _, sess := range sessions {
+		ss := sess.status()
+		for _, d := range ss.Devices {
+			perDevice[d.Device] += d.UsedBytes
+		}
+		st.Sessions = append(st.Sessions, ss)
+	}
+	sortSessions(st.Sessions)
+	for i, sh := range s.shards {
+		free, total := sh.memInfo()
+		sh.ledger.mu.Lock()
+		reserved, nsess := sh.ledger.reserved, sh.ledger.sessions
+		sh.ledger.mu.Unlock()
+		ds := api.DeviceStatus{
+			Index: i, Name: sh.info.Name, UUID: formatUUID(sh.info.UUID),
+			Backend: sh.info.Backend, Emulated: sh.info.Emulated, PCIBusID: sh.info.PCIBusID,
+			TotalBytes: total, FreeBytes: free, ReservedBytes: reserved,
+			SessionBytes: perDevice[i], Sessions: nsess,
+			Utilization: -1, TemperatureC: -1, PowerWatts: -1, Healthy: true,
+		}
+		if used := total - free; used > perDevice[i] {
+			ds.OtherBytes = used - perDevice[i]
+		}
+		if m, ok := sh.dev.(backend.Monitor); ok {
+			if t, err := m.Telemetry(); err == nil {
+				ds.Utilization, ds.TemperatureC, ds.PowerWatts = t.Utilization, t.TemperatureC, t.PowerWatts
+				ds.Healthy, ds.Health = t.Healthy, t.Health
+			}
+		}
+		st.Devices = append(st.Devices, ds)
+	}
+	return st
+}
+
+// formatUUID writes a UUID as CUDA and nvidia-smi do: GPU-xxxxxxxx-xxxx-....
+func formatUUID(u [16]byte) string {
+	h := hex.EncodeToString(u[:])
+	return "GPU-" + h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

@@ -1,0 +1,507 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/engine/backend"
+	"github.com/gpufabric/gpufabric/transport"
+)
+
+// session is one client connection and everything it holds.
+type session struct {
+	srv     *Server
+	id      uint64
+	conn    transport.Conn
+	log     *slog.Logger
+	started time.Time
+	staging *semaphore.Weighted
+
+	// Set by the reader goroutine before any task can see them.
+	hello  bool
+	client string
+
+	mu         sync.Mutex
+	devices    []*sessionDevice
+	streams    map[api.Handle]*streamObj
+	events     map[api.Handle]*eventObj
+	modules    map[api.Handle]*moduleObj
+	functions  map[api.Handle]*functionObj
+	latched    error // first asynchronous failure not yet reported
+	complaints int
+}
+
+// sessionDevice is a session's hold on one device.
+type sessionDevice struct {
+	ordinal uint32
+	shard   *shard
+	quota   uint64
+	quantum int
+	allocs  allocTable
+}
+
+// Objects are registered by the reader when the client names them, and
+// filled in by the shard when the device has made them; err records a
+// failed creation, which every later use reports.
+type streamObj struct {
+	dev *sessionDevice
+	bs  backend.Stream
+	err error
+}
+
+type eventObj struct {
+	dev *sessionDevice
+	be  backend.Event
+	err error
+}
+
+type moduleObj struct {
+	dev     *sessionDevice
+	bm      backend.Module
+	err     error
+	globals map[string]allocation
+}
+
+type functionObj struct {
+	mod    *moduleObj
+	bf     backend.Function
+	err    error
+	params []api.Param
+}
+
+func newSession(srv *Server, id uint64, c transport.Conn) *session {
+	info := c.Info()
+	return &session{
+		srv:       srv,
+		id:        id,
+		conn:      c,
+		log:       srv.log.With("session", id, "remote", info.Remote, "transport", info.Transport),
+		started:   time.Now(),
+		staging:   semaphore.NewWeighted(srv.cfg.MaxStaging),
+		streams:   map[api.Handle]*streamObj{},
+		events:    map[api.Handle]*eventObj{},
+		modules:   map[api.Handle]*moduleObj{},
+		functions: map[api.Handle]*functionObj{},
+	}
+}
+
+// maxComplaints bounds how many client errors one session logs, so a client
+// looping on a bad call cannot flood the server's log.
+const maxComplaints = 20
+
+func (s *session) complain(op api.Op, err error) {
+	s.mu.Lock()
+	s.complaints++
+	n := s.complaints
+	s.mu.Unlock()
+	switch {
+	case n < maxComplaints:
+		s.log.Info("call failed", "op", op.String(), "err", err)
+	case n == maxComplaints:
+		s.log.Info("call failed; further failures of this session are not logged", "op", op.String(), "err", err)
+	}
+}
+
+// serve reads and dispatches requests until the connection ends, then frees
+// everything the session held.
+func (s *session) serve() {
+	s.log.Debug("connection accepted")
+	reason := s.readLoop()
+	s.end(reason)
+}
+
+func (s *session) readLoop() error {
+	for {
+		body, payloadLen, err := s.conn.Recv()
+		if err != nil {
+			return err
+		}
+		h, fields, err := api.ReadHeader(body)
+		if err != nil {
+			return err // a frame too short for a header: framing is broken
+		}
+		m, err := api.DecodeRequest(h, fields)
+		if err != nil {
+			// The frame is intact, only the call is bad: answer it and go on.
+			s.reply(h, api.Errorf(errorResult(err), "%v", err), nil, nil)
+			continue
+		}
+		if !s.hello {
+			hello, ok := m.(*api.Hello)
+			if !ok {
+				return errors.New("first call is not Hello")
+			}
+			if err := s.handleHello(h, hello); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.dispatch(h, m, payloadLen); err != nil {
+			return err
+		}
+	}
+}
+
+func errorResult(err error) api.Result {
+	if errors.Is(err, api.ErrUnknownOp) {
+		return api.ErrNotSupported
+	}
+	return api.ErrInvalidValue
+}
+
+func (s *session) handleHello(h api.Header, m *api.Hello) error {
+	switch {
+	case m.Magic != api.Magic:
+		return errors.New("bad magic in Hello")
+	case m.Version != api.Version:
+		s.reply(h, api.Errorf(api.ErrNotSupported, "protocol version %d; server speaks %d", m.Version, api.Version), nil, nil)
+		return errors.New("protocol version mismatch")
+	case s.srv.cfg.Token != "" && m.Token != s.srv.cfg.Token:
+		s.reply(h, api.Errorf(api.ErrNotPermitted, "bad token"), nil, nil)
+		return errors.New("bad token")
+	}
+	s.hello, s.client = true, m.Client
+	s.log = s.log.With("client", m.Client)
+	s.log.Info("session opened")
+	s.reply(h, nil, &api.HelloReply{
+		Server: s.srv.cfg.Name, Version: api.Version, BootID: s.srv.bootID,
+		Devices: uint32(len(s.srv.shards)), Session: s.id, Offers: s.srv.cfg.Offers,
+	}, nil)
+	return nil
+}
+
+// end closes the connection and frees, on each device, everything the
+// session held once the work it queued there has finished.
+func (s *session) end(reason error) {
+	s.conn.Close()
+	switch {
+	case reason == nil, errors.Is(reason, io.EOF), errors.Is(reason, transport.ErrClosed):
+		s.log.Info("session closed")
+	default:
+		s.log.Warn("session ended", "reason", reason)
+	}
+	s.mu.Lock()
+	devices := slices.Clone(s.devices)
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, d := range devices {
+		wg.Add(1)
+		s.afterStreams(d, func() {
+			s.release(d)
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	s.srv.forget(s)
+}
+
+// release frees one device's share of the session. It runs on the shard.
+func (s *session) release(d *sessionDevice) {
+	s.mu.Lock()
+	var streams []backend.Stream
+	var events []backend.Event
+	var modules []backend.Module
+	for h, st := range s.streams {
+		if st.dev == d {
+			if st.bs != nil {
+				streams = append(streams, st.bs)
+			}
+			delete(s.streams, h)
+		}
+	}
+	for h, ev := range s.events {
+		if ev.dev == d {
+			if ev.be != nil {
+				events = append(events, ev.be)
+			}
+			delete(s.events, h)
+		}
+	}
+	for h, f := range s.functions {
+		if f.mod.dev == d {
+			delete(s.functions, h)
+		}
+	}
+	for h, m := range s.modules {
+		if m.dev == d {
+			if m.bm != nil {
+				modules = append(modules, m.bm)
+			}
+			delete(s.modules, h)
+		}
+	}
+	s.mu.Unlock()
+	for _, bs := range streams {
+		bs.Destroy()
+	}
+	for _, be := range events {
+		be.Destroy()
+	}
+	for _, bm := range modules {
+		bm.Unload()
+	}
+	var freed uint64
+	for _, a := range d.allocs.all() {
+		if a.global {
+			continue // the module's unload freed it
+		}
+		d.allocs.remove(a.base)
+		if err := d.shard.dev.Free(a.base); err != nil {
+			s.log.Error("freeing a session's memory failed", "ptr", a.base, "err", err)
+		}
+		freed += a.size
+	}
+	d.shard.ledger.release(d.quota)
+	s.log.Info("device released", "device", d.shard.index, "freed_bytes", freed)
+}
+
+// afterStreams runs fn on d's shard once all work the session has queued on
+// d's streams has finished, without blocking the shard meanwhile.
+func (s *session) afterStreams(d *sessionDevice, fn func()) {
+	d.shard.submit(s.id, d.quantum, func() {
+		s.mu.Lock()
+		var streams []backend.Stream
+		for _, st := range s.streams {
+			if st.dev == d && st.bs != nil {
+				streams = append(streams, st.bs)
+			}
+		}
+		s.mu.Unlock()
+		if len(streams) == 0 {
+			fn()
+			return
+		}
+		var mu sync.Mutex
+		left := len(streams)
+		for _, bs := range streams {
+			err := bs.Notify(func(err error) {
+				s.latch(err)
+				mu.Lock()
+				left--
+				last := left == 0
+				mu.Unlock()
+				if last {
+					d.shard.submit(s.id, d.quantum, fn)
+				}
+			})
+			if err != nil { // a destroyed stream has nothing left to wait for
+				mu.Lock()
+				left--
+				last := left == 0
+				mu.Unlock()
+				if last {
+					fn()
+				}
+			}
+		}
+	})
+}
+
+// latch keeps the first asynchronous failure for the next synchronising call.
+func (s *session) latch(err error) {
+	if err == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.latched == nil {
+		s.latched = err
+	}
+	s.mu.Unlock()
+}
+
+func (s *session) takeLatched() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.latched
+	s.latched = nil
+	return err
+}
+
+var replyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// reply answers request h. A failed call's payload is not sent.
+func (s *session) reply(h api.Header, err error, m api.Message, payload []byte) {
+	if err != nil {
+		s.complain(h.Op, err)
+		payload = nil
+	}
+	bp := replyBufs.Get().(*[]byte)
+	body := api.AppendReply((*bp)[:0], h.Op, h.Seq, err, m)
+	// A send fails only when the connection is going; the reader sees that.
+	_ = s.conn.Send(body, payload)
+	*bp = body
+	replyBufs.Put(bp)
+}
+
+// fail reports err for request h: in a reply, or latched if h wants none.
+func (s *session) fail(h api.Header, err error) {
+	if h.Flags&api.FlagAsync != 0 {
+		s.complain(h.Op, err)
+		s.latch(err)
+		return
+	}
+	s.reply(h, err, nil, nil)
+}
+
+// done finishes a call whose work was queued on st: a synchronous call is
+// answered once that work has run.
+func (s *session) done(h api.Header, st *streamObj, err error) {
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	if h.Flags&api.FlagAsync != 0 {
+		return
+	}
+	if err := st.bs.Notify(func(err error) { s.reply(h, err, nil, nil) }); err != nil {
+		s.reply(h, err, nil, nil)
+	}
+}
+
+// syncReply answers a synchronising call: its own failure, or else the
+// session's latched one.
+func (s *session) syncReply(h api.Header, err error, m api.Message) {
+	if err == nil {
+		err = s.takeLatched()
+	}
+	s.reply(h, err, m, nil)
+}
+
+func (s *session) device(ordinal uint32) (*sessionDevice, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if int(ordinal) >= len(s.devices) {
+		return nil, api.Errorf(api.ErrInvalidDevice, "device ordinal %d; the session has %d", ordinal, len(s.devices))
+	}
+	return s.devices[ordinal], nil
+}
+
+// deviceOf finds the session device holding ptr.
+func (s *session) deviceOf(ptr uint64) (*sessionDevice, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.devices {
+		if d.allocs.Contains(ptr, 1) {
+			return d, nil
+		}
+	}
+	return nil, api.Errorf(api.ErrInvalidValue, "%#x is not memory this session allocated", ptr)
+}
+
+func (s *session) stream(h api.Handle) (*streamObj, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.streams[h]; st != nil {
+		return st, nil
+	}
+	return nil, api.Errorf(api.ErrInvalidHandle, "stream %#x", h)
+}
+
+func (s *session) event(h api.Handle) (*eventObj, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ev := s.events[h]; ev != nil {
+		return ev, nil
+	}
+	return nil, api.Errorf(api.ErrInvalidHandle, "event %#x", h)
+}
+
+// register adds a client-chosen handle to table, refusing reserved handles
+// and ones in use.
+func register[T any](s *session, table map[api.Handle]*T, h api.Handle, what string, obj *T) error {
+	if h == 0 || h >= api.DefaultStreamBase {
+		return api.Errorf(api.ErrInvalidHandle, "%s handle %#x is reserved", what, h)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if table[h] != nil {
+		return api.Errorf(api.ErrInvalidHandle, "%s handle %#x is in use", what, h)
+	}
+	table[h] = obj
+	return nil
+}
+
+// ready reports a stream that the device failed to create.
+func (st *streamObj) ready() error {
+	if st.err != nil {
+		return st.err
+	}
+	if st.bs == nil {
+		return api.Errorf(api.ErrInvalidHandle, "stream was destroyed")
+	}
+	return nil
+}
+
+func (ev *eventObj) ready() error {
+	if ev.err != nil {
+		return ev.err
+	}
+	if ev.be == nil {
+		return api.Errorf(api.ErrInvalidHandle, "event was destroyed")
+	}
+	return nil
+}
+
+// sameDevice checks that a stream and the memory a call names share a device.
+func sameDevice(st *streamObj, d *sessionDevice) error {
+	if st.dev != d {
+		return api.Errorf(api.ErrInvalidValue, "stream is on session device %d, memory on %d", st.dev.ordinal, d.ordinal)
+	}
+	return nil
+}
+
+// inRange checks [ptr, ptr+n) against the session's allocations on d.
+func inRange(d *sessionDevice, what string, ptr, n uint64) error {
+	if ptr+n < ptr {
+		return api.Errorf(api.ErrInvalidValue, "%s %#x+%d overflows", what, ptr, n)
+	}
+	if !d.allocs.Contains(ptr, n) {
+		return api.Errorf(api.ErrInvalidValue, "%s %#x..+%d is not inside one allocation of this session", what, ptr, n)
+	}
+	return nil
+}
+
+// discard consumes a payload the call does not use.
+func (s *session) discard(n int) error {
+	if n == 0 {
+		return nil
+	}
+	buf := getStaging(n)
+	defer putStaging(buf)
+	return s.conn.ReadPayload(buf)
+}
+
+func (s *session) status() api.SessionStatus {
+	info := s.conn.Info()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := api.SessionStatus{
+		ID: s.id, Client: s.client, Remote: info.Remote, Transport: info.Transport, Started: s.started,
+		Streams: len(s.streams), Events: len(s.events), Modules: len(s.modules),
+	}
+	for _, d := range s.devices {
+		used, n := d.allocs.usage()
+		ss.Devices = append(ss.Devices, api.SessionDeviceStatus{
+			Ordinal: d.ordinal, Device: d.shard.index, QuotaBytes: d.quota, UsedBytes: used, Allocations: n,
+		})
+	}
+	return ss
+}
+
+func sortSessions(ss []api.SessionStatus) {
+	sort.Slice(ss, func(i, j int) bool { return ss[i].ID < ss[j].ID })
+}
+
+func statusJSON(st api.Status) []byte {
+	b, _ := json.Marshal(st)
+	return b
+}

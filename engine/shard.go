@@ -1,0 +1,153 @@
+package engine
+
+import (
+	"runtime"
+	"sync"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/engine/backend"
+)
+
+// shard owns one device: a goroutine locked to its own OS thread runs every
+// call into the device, so a backend that binds a context to a thread (CUDA)
+// sees one thread, and sessions' tasks run in order.
+type shard struct {
+	index int
+	dev   backend.Device
+	info  backend.Info
+
+	queue *fairQueue
+	wake  chan struct{}
+	stop  chan struct{}
+	done  chan struct{}
+
+	// pin, when set, runs first on the shard's thread: NUMA placement.
+	pin func() error
+
+	ledger ledger
+}
+
+// ledger is the memory reserved on a device by sessions' shares.
+type ledger struct {
+	mu       sync.Mutex
+	total    uint64
+	reserved uint64
+	sessions int
+}
+
+func (l *ledger) reserve(n uint64) (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n > l.total-l.reserved {
+		return l.total - l.reserved, false
+	}
+	l.reserved += n
+	l.sessions++
+	return 0, true
+}
+
+func (l *ledger) release(n uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.reserved -= n
+	l.sessions--
+}
+
+func (l *ledger) unreserved() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total - l.reserved
+}
+
+func newShard(index int, dev backend.Device, pin func() error) *shard {
+	info := dev.Info()
+	sh := &shard{
+		index: index,
+		dev:   dev,
+		info:  info,
+		queue: newFairQueue(),
+		wake:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+		pin:   pin,
+	}
+	sh.ledger.total = info.TotalMem
+	return sh
+}
+
+// submit queues t to run on the shard's thread in order with the session's
+// other tasks.
+func (sh *shard) submit(sessionID uint64, quantum int, t func()) {
+	sh.queue.push(sessionID, quantum, t)
+	select {
+	case sh.wake <- struct{}{}:
+	default:
+	}
+}
+
+// call runs fn on the shard's thread and waits for it: for the rare calls
+// that must not overtake queued work and need an answer now.
+func (sh *shard) call(sessionID uint64, quantum int, fn func() error) error {
+	done := make(chan error, 1)
+	sh.submit(sessionID, quantum, func() { done <- fn() })
+	return <-done
+}
+
+func (sh *shard) run(errs chan<- error) {
+	runtime.LockOSThread()
+	// The thread stays locked until the goroutine exits, and then dies with
+	// it, which is what a pinned thread holding a device context should do.
+	defer close(sh.done)
+	if sh.pin != nil {
+		if err := sh.pin(); err != nil {
+			errs <- err
+		}
+	}
+	close(errs)
+	batch := make([]func(), 0, 64)
+	for {
+		batch = sh.queue.pop(batch[:0], cap(batch))
+		if len(batch) == 0 {
+			select {
+			case <-sh.wake:
+				continue
+			case <-sh.stop:
+				return
+			}
+		}
+		for i, t := range batch {
+			t()
+			batch[i] = nil
+		}
+	}
+}
+
+// memInfo is the device's free and total memory as the backend reports it.
+func (sh *shard) memInfo() (free, total uint64) {
+	free, total, err := sh.dev.MemInfo()
+	if err != nil {
+		return 0, sh.info.TotalMem
+	}
+	return free, total
+}
+
+func shareBytes(a *api.Attach, total uint64, minShare float64) (uint64, uint32, error) {
+	switch {
+	case a.ShareBytes > 0 && a.ShareMillionths > 0:
+		return 0, 0, api.Errorf(api.ErrInvalidValue, "a share is a fraction or a size, not both")
+	case a.ShareBytes > 0:
+		if a.ShareBytes > total {
+			return 0, 0, api.Errorf(api.ErrOutOfMemory, "share of %d bytes exceeds the device's %d", a.ShareBytes, total)
+		}
+		if a.ShareBytes < 1<<20 {
+			return 0, 0, api.Errorf(api.ErrInvalidValue, "share of %d bytes is below 1 MiB", a.ShareBytes)
+		}
+		return a.ShareBytes, uint32(a.ShareBytes * 1_000_000 / total), nil
+	case a.ShareMillionths == 0 || a.ShareMillionths > 1_000_000:
+		return 0, 0, api.Errorf(api.ErrInvalidValue, "share fraction %g is outside (0, 1]", float64(a.ShareMillionths)/1e6)
+	case float64(a.ShareMillionths)/1e6 < minShare-1e-9:
+		return 0, 0, api.Errorf(api.ErrInvalidValue, "share fraction %g is below the smallest share, %g", float64(a.ShareMillionths)/1e6, minShare)
+	}
+	// Exact for devices below 18 TB, which is all of them.
+	return total * uint64(a.ShareMillionths) / 1_000_000, a.ShareMillionths, nil
+}

@@ -1,0 +1,314 @@
+package interpose
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/transport"
+	"github.com/gpufabric/gpufabric/transport/tcp"
+)
+
+// Options configure a session.
+type Options struct {
+	// Token is presented to servers that require one.
+	Token string
+	// Client identifies the client in the server's logs and smi; by default
+	// user@host/pid.
+	Client string
+	// ChunkSize is the size copies are split into; DefaultChunkSize when 0.
+	ChunkSize int
+	// Transport tunes the connection.
+	Transport transport.Options
+}
+
+// DefaultChunkSize splits large copies so that several chunks are in flight:
+// the server copies one into the device while the next is on the wire.
+const DefaultChunkSize = 4 << 20
+
+// Session is a connection to a GPU server and everything opened through it.
+// Its methods are safe for concurrent use.
+type Session struct {
+	conn  transport.Conn
+	opts  Options
+	hello api.HelloReply
+
+	seq     atomic.Uint32
+	handles atomic.Uint32
+	bufs    sync.Pool
+
+	mu      sync.Mutex
+	pending map[uint32]*pending
+	err     error // why the connection is gone; sticky
+	latched error // failure of a call nobody waited for
+	devices []*Device
+
+	readerDone chan struct{}
+}
+
+// pending is a request awaiting its reply.
+type pending struct {
+	reply api.Message // decoded into on success, may be nil
+	into  []byte      // the reply's payload goes here (exact length)
+	grow  bool        // or into a new slice of the payload's length
+	async bool        // nobody waits: a failure is latched
+	err   error
+	done  chan struct{}
+}
+
+// Dial connects to the server at addr over TCP and opens a session.
+func Dial(ctx context.Context, addr string, opts Options) (*Session, error) {
+	conn, err := tcp.Dial(ctx, addr, opts.Transport)
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, conn, opts)
+}
+
+// Open opens a session on an established connection, which it then owns.
+func Open(ctx context.Context, conn transport.Conn, opts Options) (*Session, error) {
+	if opts.ChunkSize <= 0 {
+		opts.ChunkSize = DefaultChunkSize
+	}
+	if opts.Client == "" {
+		opts.Client = defaultIdentity()
+	}
+	s := &Session{
+		conn:       conn,
+		opts:       opts,
+		pending:    map[uint32]*pending{},
+		readerDone: make(chan struct{}),
+	}
+	s.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
+	go s.readLoop()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	hello := &api.Hello{Magic: api.Magic, Version: api.Version, Client: opts.Client, Token: opts.Token, BootID: bootID()}
+	if err := s.call(hello, &s.hello, nil, nil); err != nil {
+		s.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("interpose: hello: %w", err)
+	}
+	return s, nil
+}
+
+func defaultIdentity() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s@%s/%d", name, host, os.Getpid())
+}
+
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// ID is the session's id on the server.
+func (s *Session) ID() uint64 { return s.hello.Session }
+
+// Server describes the server: its name, device count, boot id and offers.
+func (s *Session) Server() api.HelloReply { return s.hello }
+
+// Transport describes the connection.
+func (s *Session) Transport() transport.Info { return s.conn.Info() }
+
+// Close ends the session; the server frees everything it held.
+func (s *Session) Close() error {
+	err := s.conn.Close()
+	<-s.readerDone
+	return err
+}
+
+// readLoop matches replies to pending requests.
+func (s *Session) readLoop() {
+	defer close(s.readerDone)
+	for {
+		body, payloadLen, err := s.conn.Recv()
+		if err != nil {
+			s.broken(err)
+			return
+		}
+		h, fields, err := api.ReadHeader(body)
+		if err != nil || h.Flags&api.FlagReply == 0 {
+			s.broken(fmt.Errorf("bad reply from server: %v", err))
+			return
+		}
+		s.mu.Lock()
+		p := s.pending[h.Seq]
+		delete(s.pending, h.Seq)
+		s.mu.Unlock()
+		if p == nil {
+			s.broken(fmt.Errorf("reply to unknown call %d (%v)", h.Seq, h.Op))
+			return
+		}
+		callErr, err := api.DecodeReply(fields, p.reply)
+		if err != nil {
+			s.broken(fmt.Errorf("bad %v reply: %w", h.Op, err))
+			return
+		}
+		if payloadLen > 0 {
+			if p.grow {
+				p.into = make([]byte, payloadLen)
+			}
+			if len(p.into) != payloadLen {
+				s.broken(fmt.Errorf("%v reply carries %d bytes, %d expected", h.Op, payloadLen, len(p.into)))
+				return
+			}
+			if err := s.conn.ReadPayload(p.into); err != nil {
+				s.broken(err)
+				return
+			}
+		}
+		p.err = callErr
+		if p.async {
+			s.latch(callErr)
+		}
+		close(p.done)
+	}
+}
+
+// broken fails every pending call: the connection is gone.
+func (s *Session) broken(cause error) {
+	err := api.Errorf(api.ErrDeinitialized, "connection to the GPU server lost: %v", cause)
+	if errors.Is(cause, transport.ErrClosed) {
+		err = api.Errorf(api.ErrDeinitialized, "session closed")
+	}
+	s.conn.Close()
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	waiting := s.pending
+	s.pending = map[uint32]*pending{}
+	s.mu.Unlock()
+	for _, p := range waiting {
+		p.err = err
+		close(p.done)
+	}
+}
+
+func (s *Session) latch(err error) {
+	if err == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.latched == nil {
+		s.latched = err
+	}
+	s.mu.Unlock()
+}
+
+func (s *Session) takeLatched() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.latched
+	s.latched = nil
+	return err
+}
+
+// start sends a request that wants a reply and returns without waiting.
+func (s *Session) start(req api.Message, p *pending, payload []byte) (*pending, error) {
+	p.done = make(chan struct{})
+	seq := s.seq.Add(1)
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.pending[seq] = p
+	s.mu.Unlock()
+	if err := s.write(seq, 0, req, payload); err != nil {
+		s.mu.Lock()
+		delete(s.pending, seq)
+		s.mu.Unlock()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *pending) wait() error {
+	<-p.done
+	return p.err
+}
+
+// call sends a request and waits for its reply.
+func (s *Session) call(req api.Message, reply api.Message, payload, into []byte) error {
+	p, err := s.start(req, &pending{reply: reply, into: into}, payload)
+	if err != nil {
+		return err
+	}
+	return p.wait()
+}
+
+// syncCall is call for synchronising calls: they also report the failure
+// of an earlier call nobody waited for.
+func (s *Session) syncCall(req api.Message, reply api.Message) error {
+	err := s.call(req, reply, nil, nil)
+	if err == nil {
+		err = s.takeLatched()
+	}
+	return err
+}
+
+// send sends a request without waiting; the server latches its failure.
+func (s *Session) send(req api.Message, payload []byte) error {
+	return s.write(s.seq.Add(1), api.FlagAsync, req, payload)
+}
+
+func (s *Session) write(seq uint32, flags api.Flags, req api.Message, payload []byte) error {
+	bp := s.bufs.Get().(*[]byte)
+	body := api.AppendRequest((*bp)[:0], seq, flags, req)
+	err := s.conn.Send(body, payload)
+	*bp = body
+	s.bufs.Put(bp)
+	if err != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.err != nil {
+			return s.err
+		}
+		return api.Errorf(api.ErrDeinitialized, "send: %v", err)
+	}
+	return nil
+}
+
+func (s *Session) newHandle() api.Handle {
+	// Handles wrap long before 2^31 only in sessions that create two
+	// billion objects; the server refuses a handle still in use.
+	return s.handles.Add(1) &^ api.DefaultStreamBase
+}
+
+// Ping makes a round trip that does nothing: the floor of a call.
+func (s *Session) Ping() error { return s.call(&api.Ping{}, nil, nil, nil) }
+
+// Status asks the server for its devices and sessions.
+func (s *Session) Status() (*api.Status, error) {
+	p, err := s.start(&api.ServerStatus{}, &pending{grow: true}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.wait(); err != nil {
+		return nil, err
+	}
+	var st api.Status
+	if err := json.Unmarshal(p.into, &st); err != nil {
+		return nil, fmt.Errorf("interpose: status: %w", err)
+	}
+	return &st, nil
+}
