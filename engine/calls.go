@@ -220,7 +220,11 @@ func (s *session) attach(h api.Header, m *api.Attach) {
 	s.streams[api.DefaultStream(d.ordinal)] = def
 	s.mu.Unlock()
 	sh.submit(s.id, d.quantum, func() {
-		def.bs, def.err = sh.dev.NewStream(0, 0)
+		if bs, err := sh.dev.NewStream(0, 0); err != nil {
+			def.err = err
+		} else {
+			def.bs = bs
+		}
 	})
 	s.log.Info("device attached", "device", sh.index, "ordinal", d.ordinal, "quota_bytes", quota)
 	s.reply(h, nil, &api.AttachReply{Ordinal: d.ordinal, Device: uint32(sh.index), QuotaBytes: quota}, nil)
@@ -422,7 +426,11 @@ func (s *session) moduleLoad(h api.Header, m *api.ModuleLoad, n int) error {
 		return nil
 	}
 	d.shard.submit(s.id, d.quantum, func() {
-		mod.bm, mod.err = d.shard.dev.LoadModule(image)
+		if bm, err := d.shard.dev.LoadModule(image); err != nil {
+			mod.err = err
+		} else {
+			mod.bm = bm
+		}
 		if mod.err != nil {
 			s.fail(h, mod.err)
 			return
@@ -482,8 +490,10 @@ func (s *session) moduleGetFunction(h api.Header, m *api.ModuleGetFunction) {
 			f.err = mod.err
 		} else if mod.bm == nil {
 			f.err = api.Errorf(api.ErrInvalidHandle, "module was unloaded")
-		} else if f.bf, f.err = mod.bm.Function(m.Name); f.err == nil {
-			f.params = f.bf.Params()
+		} else if bf, err := mod.bm.Function(m.Name); err != nil {
+			f.err = err
+		} else {
+			f.bf, f.params = bf, bf.Params()
 		}
 		if f.err != nil {
 			s.fail(h, f.err)
@@ -567,7 +577,11 @@ func (s *session) streamCreate(h api.Header, m *api.StreamCreate) {
 		return
 	}
 	d.shard.submit(s.id, d.quantum, func() {
-		st.bs, st.err = d.shard.dev.NewStream(m.Flags, m.Priority)
+		if bs, err := d.shard.dev.NewStream(m.Flags, m.Priority); err != nil {
+			st.err = err
+		} else {
+			st.bs = bs
+		}
 		if st.err != nil {
 			s.fail(h, st.err)
 			return
@@ -636,7 +650,11 @@ func (s *session) eventCreate(h api.Header, m *api.EventCreate) {
 		return
 	}
 	d.shard.submit(s.id, d.quantum, func() {
-		ev.be, ev.err = d.shard.dev.NewEvent(m.Flags)
+		if be, err := d.shard.dev.NewEvent(m.Flags); err != nil {
+			ev.err = err
+		} else {
+			ev.be = be
+		}
 		if ev.err != nil {
 			s.fail(h, ev.err)
 			return

@@ -77,7 +77,9 @@ func floats(n int, f func(i int) float32) []byte {
 	return b
 }
 
-func floatAt(b []byte, i int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])) }
+func floatAt(b []byte, i int) float32 {
+	return math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+}
 
 func TestSaxpy(t *testing.T) {
 	f := newFixture(t, 1, 256<<20)

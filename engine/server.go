@@ -92,7 +92,7 @@ func NewServer(cfg Config, devices []backend.Device) (*Server, error) {
 			info := dev.Info()
 			pin = func() error { return cfg.Pin(info) }
 		}
-		sh := newShard(i, dev, pin)
+		sh := newShard(i, dev, pin, s.log)
 		errs := make(chan error, 1)
 		go sh.run(errs)
 		for err := range errs {

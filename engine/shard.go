@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"sync"
 
 	"github.com/gpufabric/gpufabric/engine/api"
@@ -23,6 +25,7 @@ type shard struct {
 
 	// pin, when set, runs first on the shard's thread: NUMA placement.
 	pin func() error
+	log *slog.Logger
 
 	ledger ledger
 }
@@ -59,7 +62,7 @@ func (l *ledger) unreserved() uint64 {
 	return l.total - l.reserved
 }
 
-func newShard(index int, dev backend.Device, pin func() error) *shard {
+func newShard(index int, dev backend.Device, pin func() error, log *slog.Logger) *shard {
 	info := dev.Info()
 	sh := &shard{
 		index: index,
@@ -70,6 +73,7 @@ func newShard(index int, dev backend.Device, pin func() error) *shard {
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 		pin:   pin,
+		log:   log,
 	}
 	sh.ledger.total = info.TotalMem
 	return sh
@@ -116,10 +120,21 @@ func (sh *shard) run(errs chan<- error) {
 			}
 		}
 		for i, t := range batch {
-			t()
+			sh.runTask(t)
 			batch[i] = nil
 		}
 	}
+}
+
+// runTask runs one task. A panic is a bug of ours, but it is one client's
+// call that hit it: log it with its stack and keep serving the others.
+func (sh *shard) runTask(t func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			sh.log.Error("task panicked; the shard goes on", "device", sh.index, "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	t()
 }
 
 // memInfo is the device's free and total memory as the backend reports it.

@@ -202,7 +202,11 @@ func (d *Device) ElapsedTime(start, end backend.Event) (time.Duration, error) {
 
 // LoadModule parses a PTX image and binds its entries to built-in kernels.
 func (d *Device) LoadModule(image []byte) (backend.Module, error) {
-	return loadModule(d, image)
+	m, err := loadModule(d, image)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return m, nil
 }
 
 // Close releases the arena. Nothing may use the device after.

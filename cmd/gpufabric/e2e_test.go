@@ -1,0 +1,158 @@
+package main_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+)
+
+// The end-to-end tests of the spine: the server, the demo client and smi as
+// separate processes over loopback, built from this tree.
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gpufabric-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for pkg, name := range map[string]string{".": "gpufabric", "../../examples/saxpy": "saxpy-demo"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			panic("building " + pkg + ": " + err.Error())
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a `gpufabric server` process.
+type server struct {
+	cmd  *exec.Cmd
+	addr string
+	log  *strings.Builder
+	done chan error
+}
+
+var servingLine = regexp.MustCompile(`msg=serving listen=(\S+)`)
+
+func startServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "gpufabric"), append([]string{"server", "--listen", "127.0.0.1:0", "--backend", "host"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, log: new(strings.Builder), done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			s.log.WriteString(line + "\n")
+			if m := servingLine.FindStringSubmatch(line); m != nil {
+				addr <- m[1]
+			}
+		}
+		io.Copy(io.Discard, stderr)
+	}()
+	go func() { s.done <- cmd.Wait() }()
+	select {
+	case s.addr = <-addr:
+	case err := <-s.done:
+		t.Fatalf("server exited: %v\n%s", err, s.log)
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("server did not start\n%s", s.log)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("server log:\n%s", s.log)
+		}
+	})
+	return s
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(filepath.Join(binDir, name), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+	}
+	return string(out)
+}
+
+func TestDemoClientAgainstServerProcess(t *testing.T) {
+	srv := startServer(t, "--devices", "2", "--device-memory", "256MiB")
+	out := run(t, "saxpy-demo", "-server", srv.addr, "-p", "0.25", "-n", "4194304")
+	for _, want := range []string{"all 4194304 elements correct", "past the share is refused: CUDA_ERROR_OUT_OF_MEMORY", "share 0.25 = 64 MiB"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	var st api.Status
+	if err := json.Unmarshal([]byte(run(t, "gpufabric", "smi", "--server", srv.addr, "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Devices) != 2 || !st.Devices[0].Emulated || st.Devices[0].TotalBytes != 256<<20 {
+		t.Fatalf("smi devices: %+v", st.Devices)
+	}
+	for _, d := range st.Devices {
+		if d.ReservedBytes != 0 || d.SessionBytes != 0 {
+			t.Fatalf("the demo's session left memory behind: %+v", d)
+		}
+	}
+	table := run(t, "gpufabric", "smi", "--server", srv.addr)
+	if !strings.Contains(table, "host (emulated)") {
+		t.Fatalf("smi table:\n%s", table)
+	}
+}
+
+func TestServerStopsCleanlyOnSignal(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		srv := startServer(t)
+		srv.cmd.Process.Signal(sig)
+		select {
+		case err := <-srv.done:
+			if err != nil {
+				t.Fatalf("%v: server exited with %v\n%s", sig, err, srv.log)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%v: server did not stop", sig)
+		}
+		if !strings.Contains(srv.log.String(), "msg=stopped") {
+			t.Fatalf("%v: no clean stop in the log:\n%s", sig, srv.log)
+		}
+	}
+}
+
+func TestServerFlagErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"server", "--backend", "tpu"},
+		{"server", "--device-memory", "lots"},
+		{"server", "--devices", "0"},
+		{"nonsense"},
+	} {
+		out, err := exec.Command(filepath.Join(binDir, "gpufabric"), args...).CombinedOutput()
+		if err == nil {
+			t.Errorf("%v succeeded:\n%s", args, out)
+		}
+	}
+}

@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"testing"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+)
+
+func TestFairQueueServesInProportionToShare(t *testing.T) {
+	tests := []struct {
+		name    string
+		shares  []uint32 // millionths
+		perFlow int
+	}{
+		{"equal", []uint32{250_000, 250_000}, 1000},
+		{"one to three", []uint32{250_000, 750_000}, 3000},
+		{"smallest and whole", []uint32{50_000, 1_000_000}, 3000},
+		{"five tenants", []uint32{200_000, 200_000, 200_000, 200_000, 200_000}, 500},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := newFairQueue()
+			ran := make([]int, len(tt.shares))
+			for id, share := range tt.shares {
+				for range tt.perFlow {
+					q.push(uint64(id), quantumOf(share), func() { ran[id]++ })
+				}
+			}
+			// Serve a while, while every flow still has work: counts must
+			// follow the quanta.
+			var batch []func()
+			total := 0
+			for total < tt.perFlow/2 {
+				batch = q.pop(batch[:0], 16)
+				for _, task := range batch {
+					task()
+				}
+				total += len(batch)
+			}
+			for i := range ran {
+				for j := range ran {
+					want := float64(quantumOf(tt.shares[i])) / float64(quantumOf(tt.shares[j]))
+					got := float64(ran[i]) / float64(ran[j])
+					if got < want*0.8 || got > want*1.25 {
+						t.Errorf("flows %d:%d served %d:%d, want ratio %.2f", i, j, ran[i], ran[j], want)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestFairQueueKeepsOrderWithinAFlow(t *testing.T) {
+	q := newFairQueue()
+	var got []int
+	for i := range 100 {
+		q.push(uint64(i%3), 1+i%3, func() { got = append(got, i) })
+	}
+	for {
+		batch := q.pop(nil, 7)
+		if len(batch) == 0 {
+			break
+		}
+		for _, task := range batch {
+			task()
+		}
+	}
+	last := map[int]int{0: -1, 1: -1, 2: -1}
+	for _, v := range got {
+		if v <= last[v%3] {
+			t.Fatalf("flow %d ran %d after %d", v%3, v, last[v%3])
+		}
+		last[v%3] = v
+	}
+	if len(got) != 100 {
+		t.Fatalf("ran %d of 100 tasks", len(got))
+	}
+}
+
+func TestShareBytes(t *testing.T) {
+	const total = 16 << 30
+	tests := []struct {
+		millionths uint32
+		bytes      uint64
+		want       uint64
+		ok         bool
+	}{
+		{250_000, 0, 4 << 30, true},
+		{1_000_000, 0, total, true},
+		{50_000, 0, total / 20, true},
+		{49_000, 0, 0, false},
+		{0, 0, 0, false},
+		{1_000_001, 0, 0, false},
+		{0, 8 << 30, 8 << 30, true},
+		{0, 17 << 30, 0, false},
+		{0, 1024, 0, false},
+		{1, 1 << 30, 0, false},
+	}
+	for _, tt := range tests {
+		a := &api.Attach{ShareMillionths: tt.millionths, ShareBytes: tt.bytes}
+		got, _, err := shareBytes(a, total, 1.0/20)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("share %d millionths / %d bytes: %d, %v; want %d, ok=%v", tt.millionths, tt.bytes, got, err, tt.want, tt.ok)
+		}
+	}
+}
