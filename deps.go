@@ -9,6 +9,7 @@ import (
 	_ "github.com/cilium/ebpf"
 	_ "github.com/vishvananda/netlink"
 	_ "golang.org/x/sys/unix"
-	_ "gonum.org/v1/plot"
 	_ "golang.org/x/term"
+	_ "golang.org/x/tools/txtar"
+	_ "gonum.org/v1/plot"
 )

@@ -133,7 +133,7 @@ func (s *session) onDevice(h api.Header, ordinal uint32, fn func(*sessionDevice)
 		s.fail(h, err)
 		return
 	}
-	d.shard.submit(s.id, d.quantum, func() { fn(d) })
+	d.submit(func() { fn(d) })
 }
 
 // withStream runs fn on the stream's shard, once the stream exists there.
@@ -144,7 +144,7 @@ func (s *session) withStream(h api.Header, handle api.Handle, fn func(*streamObj
 		s.fail(h, err)
 		return
 	}
-	st.dev.shard.submit(s.id, st.dev.quantum, func() {
+	st.dev.submit(func() {
 		err := st.ready()
 		if err == nil {
 			err = fn(st)
@@ -163,7 +163,7 @@ func (s *session) onStream(h api.Header, handle api.Handle, ptr uint64, fn func(
 		s.fail(h, err)
 		return
 	}
-	st.dev.shard.submit(s.id, st.dev.quantum, func() {
+	st.dev.submit(func() {
 		err := st.ready()
 		if err == nil {
 			err = fn(st)
@@ -214,12 +214,12 @@ func (s *session) attach(h api.Header, m *api.Attach) {
 		return
 	}
 	s.mu.Lock()
-	d := &sessionDevice{ordinal: uint32(len(s.devices)), shard: sh, quota: quota, quantum: quantumOf(millionths)}
+	d := &sessionDevice{session: s.id, ordinal: uint32(len(s.devices)), shard: sh, quota: quota, quantum: quantumOf(millionths)}
 	s.devices = append(s.devices, d)
 	def := &streamObj{dev: d}
 	s.streams[api.DefaultStream(d.ordinal)] = def
 	s.mu.Unlock()
-	sh.submit(s.id, d.quantum, func() {
+	d.submit(func() {
 		if bs, err := sh.dev.NewStream(0, 0); err != nil {
 			def.err = err
 		} else {
@@ -285,7 +285,7 @@ func (s *session) memFree(h api.Header, ptr uint64) {
 		s.fail(h, err)
 		return
 	}
-	d.shard.submit(s.id, d.quantum, func() {
+	d.submit(func() {
 		a, ok := d.allocs.remove(ptr)
 		if !ok || a.global {
 			if ok { // a module global belongs to its module: put it back
@@ -312,6 +312,13 @@ func (s *session) memFree(h api.Header, ptr uint64) {
 // so a client cannot make the server buffer without limit) and queues the
 // copy.
 func (s *session) memcpyHtoD(h api.Header, m *api.MemcpyHtoD, n int) error {
+	if dst := s.directTarget(m, n); dst != nil {
+		if err := s.conn.ReadPayload(dst); err != nil {
+			return err
+		}
+		s.reply0(h)
+		return nil
+	}
 	weight := min(int64(n), s.srv.cfg.MaxStaging)
 	if err := s.staging.Acquire(context.Background(), weight); err != nil {
 		return err
@@ -351,6 +358,36 @@ func (s *session) memcpyHtoD(h api.Header, m *api.MemcpyHtoD, n int) error {
 		return err
 	})
 	return nil
+}
+
+// directTarget returns the device memory a host-to-device payload may be
+// read into directly, or nil. That is safe when the device's memory is host
+// memory, the stream has nothing queued or running, and the session has no
+// task waiting on the shard: then the copy, done now, lands exactly where
+// in the stream's order it would have.
+func (s *session) directTarget(m *api.MemcpyHtoD, n int) []byte {
+	if n == 0 {
+		return nil
+	}
+	st, err := s.stream(m.Stream)
+	if err != nil {
+		return nil
+	}
+	d := st.dev
+	hm, ok := d.shard.dev.(backend.HostMemory)
+	if !ok || d.outstanding.Load() != 0 {
+		return nil
+	}
+	// With no task outstanding, the task that created the stream has run.
+	idler, ok := st.bs.(backend.Idler)
+	if !ok || !idler.Idle() || inRange(d, "destination", m.Dst, uint64(n)) != nil {
+		return nil
+	}
+	b, err := hm.HostBytes(m.Dst, uint64(n))
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // reply0 answers a call that had nothing to do.
@@ -425,7 +462,7 @@ func (s *session) moduleLoad(h api.Header, m *api.ModuleLoad, n int) error {
 		s.fail(h, err)
 		return nil
 	}
-	d.shard.submit(s.id, d.quantum, func() {
+	d.submit(func() {
 		if bm, err := d.shard.dev.LoadModule(image); err != nil {
 			mod.err = err
 		} else {
@@ -485,7 +522,7 @@ func (s *session) moduleGetFunction(h api.Header, m *api.ModuleGetFunction) {
 		s.fail(h, err)
 		return
 	}
-	mod.dev.shard.submit(s.id, mod.dev.quantum, func() {
+	mod.dev.submit(func() {
 		if mod.err != nil {
 			f.err = mod.err
 		} else if mod.bm == nil {
@@ -514,7 +551,7 @@ func (s *session) moduleGetGlobal(h api.Header, m *api.ModuleGetGlobal) {
 		return
 	}
 	d := mod.dev
-	d.shard.submit(s.id, d.quantum, func() {
+	d.submit(func() {
 		if mod.err != nil {
 			s.fail(h, mod.err)
 			return
@@ -553,7 +590,7 @@ func (s *session) launch(h api.Header, m *api.LaunchKernel) {
 	}
 	params := slices.Clone(m.Params) // m.Params aliases the connection's buffer
 	cfg := backend.LaunchConfig{Grid: m.Grid, Block: m.Block, SharedMem: m.SharedMem}
-	st.dev.shard.submit(s.id, st.dev.quantum, func() {
+	st.dev.submit(func() {
 		err := st.ready()
 		if err == nil && f.err != nil {
 			err = f.err
@@ -576,7 +613,7 @@ func (s *session) streamCreate(h api.Header, m *api.StreamCreate) {
 		s.fail(h, err)
 		return
 	}
-	d.shard.submit(s.id, d.quantum, func() {
+	d.submit(func() {
 		if bs, err := d.shard.dev.NewStream(m.Flags, m.Priority); err != nil {
 			st.err = err
 		} else {
@@ -603,7 +640,7 @@ func (s *session) streamDestroy(h api.Header, m *api.StreamDestroy) {
 		s.fail(h, api.Errorf(api.ErrInvalidHandle, "stream %#x", m.Stream))
 		return
 	}
-	st.dev.shard.submit(s.id, st.dev.quantum, func() {
+	st.dev.submit(func() {
 		if st.bs == nil {
 			s.reply0(h)
 			return
@@ -649,7 +686,7 @@ func (s *session) eventCreate(h api.Header, m *api.EventCreate) {
 		s.fail(h, err)
 		return
 	}
-	d.shard.submit(s.id, d.quantum, func() {
+	d.submit(func() {
 		if be, err := d.shard.dev.NewEvent(m.Flags); err != nil {
 			ev.err = err
 		} else {
@@ -686,7 +723,7 @@ func (s *session) withEvent(h api.Header, handle api.Handle, fn func(*eventObj) 
 		s.fail(h, err)
 		return
 	}
-	ev.dev.shard.submit(s.id, ev.dev.quantum, func() {
+	ev.dev.submit(func() {
 		err := ev.ready()
 		if err == nil {
 			err = fn(ev)
@@ -734,7 +771,7 @@ func (s *session) eventDestroy(h api.Header, m *api.EventDestroy) {
 		s.fail(h, api.Errorf(api.ErrInvalidHandle, "event %#x", m.Event))
 		return
 	}
-	ev.dev.shard.submit(s.id, ev.dev.quantum, func() {
+	ev.dev.submit(func() {
 		if ev.be != nil {
 			ev.be.Destroy()
 			ev.be = nil

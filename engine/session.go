@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -42,11 +43,24 @@ type session struct {
 
 // sessionDevice is a session's hold on one device.
 type sessionDevice struct {
+	session uint64
 	ordinal uint32
 	shard   *shard
 	quota   uint64
 	quantum int
 	allocs  allocTable
+	// outstanding counts the session's tasks on the shard not yet run.
+	outstanding atomic.Int64
+}
+
+// submit queues fn on the device's shard, in order with the session's
+// other tasks there.
+func (d *sessionDevice) submit(fn func()) {
+	d.outstanding.Add(1)
+	d.shard.submit(d.session, d.quantum, func() {
+		defer d.outstanding.Add(-1)
+		fn()
+	})
 }
 
 // Objects are registered by the reader when the client names them, and
@@ -267,7 +281,7 @@ func (s *session) release(d *sessionDevice) {
 // afterStreams runs fn on d's shard once all work the session has queued on
 // d's streams has finished, without blocking the shard meanwhile.
 func (s *session) afterStreams(d *sessionDevice, fn func()) {
-	d.shard.submit(s.id, d.quantum, func() {
+	d.submit(func() {
 		s.mu.Lock()
 		var streams []backend.Stream
 		for _, st := range s.streams {
@@ -290,7 +304,7 @@ func (s *session) afterStreams(d *sessionDevice, fn func()) {
 				last := left == 0
 				mu.Unlock()
 				if last {
-					d.shard.submit(s.id, d.quantum, fn)
+					d.submit(fn)
 				}
 			})
 			if err != nil { // a destroyed stream has nothing left to wait for

@@ -158,3 +158,18 @@ type Telemetry struct {
 	Healthy bool
 	Health  string
 }
+
+// HostMemory is implemented by devices whose memory is host memory (the
+// host emulation). The engine then reads a copy's payload from the network
+// straight into device memory, when no queued work could tell the
+// difference, saving a copy through a staging buffer.
+type HostMemory interface {
+	// HostBytes returns the host view of a device range.
+	HostBytes(ptr DevicePtr, n uint64) ([]byte, error)
+}
+
+// Idler is implemented by streams that can tell, without consuming their
+// error, that nothing is queued or running on them.
+type Idler interface {
+	Idle() bool
+}

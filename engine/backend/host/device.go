@@ -165,6 +165,12 @@ func (d *Device) bytes(ptr backend.DevicePtr, n uint64) ([]byte, error) {
 	return d.arena[off : off+n : off+n], nil
 }
 
+// HostBytes is the arena behind a device range: this device's memory is
+// host memory.
+func (d *Device) HostBytes(ptr backend.DevicePtr, n uint64) ([]byte, error) { return d.bytes(ptr, n) }
+
+var _ backend.HostMemory = (*Device)(nil)
+
 // NewStream creates a stream with its own worker.
 func (d *Device) NewStream(flags uint32, priority int32) (backend.Stream, error) {
 	return newStream(d), nil

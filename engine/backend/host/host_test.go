@@ -10,6 +10,8 @@ import (
 	"github.com/gpufabric/gpufabric/engine/api"
 )
 
+func pa(off, size uint32) api.Param { return api.Param{Offset: off, Size: size} }
+
 func TestAllocatorCoalesces(t *testing.T) {
 	a := newAllocator(1 << 20)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -68,12 +70,12 @@ func TestParsePTX(t *testing.T) {
 		got[e.name] = e.params
 	}
 	want := map[string][]api.Param{
-		"vector_add":     {{0, 8}, {8, 8}, {16, 8}, {24, 4}},
-		"saxpy":          {{0, 4}, {4, 4}, {8, 8}, {16, 8}},
-		"fill_u32":       {{0, 8}, {8, 4}, {16, 8}},
-		"scale_f32":      {{0, 8}, {8, 4}, {16, 8}},
-		"reduce_sum_f32": {{0, 8}, {8, 8}, {16, 4}},
-		"spin":           {{0, 8}},
+		"vector_add":     {pa(0, 8), pa(8, 8), pa(16, 8), pa(24, 4)},
+		"saxpy":          {pa(0, 4), pa(4, 4), pa(8, 8), pa(16, 8)},
+		"fill_u32":       {pa(0, 8), pa(8, 4), pa(16, 8)},
+		"scale_f32":      {pa(0, 8), pa(8, 4), pa(16, 8)},
+		"reduce_sum_f32": {pa(0, 8), pa(8, 8), pa(16, 4)},
+		"spin":           {pa(0, 8)},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("entries:\n got %v\nwant %v", got, want)
@@ -96,12 +98,12 @@ func TestParsePTXDeclarations(t *testing.T) {
 		err    api.Result
 	}{
 		{"aligned array param", ".version 7.0\n.target sm_80\n.entry k(.param .u32 a, .param .align 8 .b8 s[24], .param .f64 d) { ret; }",
-			[]api.Param{{0, 4}, {8, 24}, {32, 8}}, nil, 0},
+			[]api.Param{pa(0, 4), pa(8, 24), pa(32, 8)}, nil, 0},
 		{"ptr qualifiers", ".version 7.0\n.target sm_80\n.entry k(.param .u64 .ptr .global .align 16 p, .param .s8 c) { ret; }",
-			[]api.Param{{0, 8}, {8, 1}}, nil, 0},
+			[]api.Param{pa(0, 8), pa(8, 1)}, nil, 0},
 		{"no params", ".version 7.0\n.target sm_80\n.entry k() { ret; }", nil, nil, 0},
 		{"comments hide entries", ".version 7.0\n.target sm_80\n// .entry fake(.param .u32 x)\n/* .entry fake2() */\n.entry k(.param .b16 h) { ret; }",
-			[]api.Param{{0, 2}}, nil, 0},
+			[]api.Param{pa(0, 2)}, nil, 0},
 		{"global array", ".version 7.0\n.target sm_80\n.visible .global .align 8 .b8 table[40];\n.entry k() { ret; }",
 			nil, &ptxGlobal{"table", 40, 8}, 0},
 		{"extern global has no storage", ".version 7.0\n.target sm_80\n.extern .global .u32 x;\n.entry k() { ret; }", nil, nil, 0},

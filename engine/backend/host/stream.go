@@ -244,6 +244,15 @@ func (s *stream) Query() error {
 	return err
 }
 
+// Idle reports whether nothing is queued or running.
+func (s *stream) Idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending == 0
+}
+
+var _ backend.Idler = (*stream)(nil)
+
 func (s *stream) Destroy() error {
 	s.mu.Lock()
 	s.destroyed = true
