@@ -13,7 +13,7 @@ import (
 func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
 	if payloadLen > 0 {
 		switch m.(type) {
-		case *api.MemcpyHtoD, *api.ModuleLoad:
+		case *api.MemcpyHtoD, *api.ModuleLoad, *api.Echo:
 		default:
 			s.fail(h, api.Errorf(api.ErrInvalidValue, "%v carries no payload", h.Op))
 			return s.discard(payloadLen)
@@ -24,6 +24,14 @@ func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
 		s.fail(h, api.Errorf(api.ErrIllegalState, "second Hello"))
 	case *api.Ping:
 		s.reply(h, nil, nil, nil)
+	case *api.Echo:
+		return s.echo(h, payloadLen)
+	case *api.Describe:
+		s.mu.Lock()
+		s.selection = m.Selection
+		s.mu.Unlock()
+		s.log.Info("transport selected", "selection", m.Selection)
+		s.reply0(h)
 	case *api.ServerStatus:
 		s.reply(h, nil, nil, statusJSON(s.srv.Status()))
 	case *api.Attach:
@@ -123,6 +131,20 @@ func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
 	default:
 		s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
 	}
+	return nil
+}
+
+func (s *session) echo(h api.Header, n int) error {
+	if n > api.MaxEcho {
+		s.fail(h, api.Errorf(api.ErrInvalidValue, "echo of %d bytes; the limit is %d", n, api.MaxEcho))
+		return s.discard(n)
+	}
+	buf := getStaging(n)
+	defer putStaging(buf)
+	if err := s.conn.ReadPayload(buf); err != nil {
+		return err
+	}
+	s.reply(h, nil, nil, buf)
 	return nil
 }
 

@@ -38,6 +38,7 @@ type session struct {
 	modules    map[api.Handle]*moduleObj
 	functions  map[api.Handle]*functionObj
 	latched    error // first asynchronous failure not yet reported
+	selection  string
 	complaints int
 }
 
@@ -350,8 +351,9 @@ func (s *session) reply(h api.Header, err error, m api.Message, payload []byte) 
 	}
 	bp := replyBufs.Get().(*[]byte)
 	body := api.AppendReply((*bp)[:0], h.Op, h.Seq, err, m)
+	// The client waits for this: write it now rather than wake the writer.
 	// A send fails only when the connection is going; the reader sees that.
-	_ = s.conn.Send(body, payload)
+	_ = transport.SendNow(s.conn, body, payload)
 	*bp = body
 	replyBufs.Put(bp)
 }
@@ -499,7 +501,7 @@ func (s *session) status() api.SessionStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ss := api.SessionStatus{
-		ID: s.id, Client: s.client, Remote: info.Remote, Transport: info.Transport, Started: s.started,
+		ID: s.id, Client: s.client, Remote: info.Remote, Transport: info.Transport, Selection: s.selection, Started: s.started,
 		Streams: len(s.streams), Events: len(s.events), Modules: len(s.modules),
 	}
 	for _, d := range s.devices {

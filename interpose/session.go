@@ -25,8 +25,11 @@ type Options struct {
 	Client string
 	// ChunkSize is the size copies are split into; DefaultChunkSize when 0.
 	ChunkSize int
-	// Transport tunes the connection.
-	Transport transport.Options
+	// Transport forces a transport ("tcp", "shm") for Connect; empty or
+	// "auto" lets Connect measure the candidates and choose.
+	Transport string
+	// Conn tunes the connection.
+	Conn transport.Options
 }
 
 // DefaultChunkSize splits large copies so that several chunks are in flight:
@@ -50,6 +53,8 @@ type Session struct {
 	latched error // failure of a call nobody waited for
 	devices []*Device
 
+	// selection Selection (restored with select.go)
+
 	readerDone chan struct{}
 }
 
@@ -63,9 +68,10 @@ type pending struct {
 	done  chan struct{}
 }
 
-// Dial connects to the server at addr over TCP and opens a session.
+// Dial connects to the server at addr over TCP and opens a session. Connect
+// does the same but moves to a faster transport where one reaches the server.
 func Dial(ctx context.Context, addr string, opts Options) (*Session, error) {
-	conn, err := tcp.Dial(ctx, addr, opts.Transport)
+	conn, err := tcp.Dial(ctx, addr, opts.Conn)
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +280,12 @@ func (s *Session) send(req api.Message, payload []byte) error {
 func (s *Session) write(seq uint32, flags api.Flags, req api.Message, payload []byte) error {
 	bp := s.bufs.Get().(*[]byte)
 	body := api.AppendRequest((*bp)[:0], seq, flags, req)
-	err := s.conn.Send(body, payload)
+	var err error
+	if flags&api.FlagAsync != 0 {
+		err = s.conn.Send(body, payload) // batched with whatever follows
+	} else {
+		err = transport.SendNow(s.conn, body, payload) // we wait for the answer
+	}
 	*bp = body
 	s.bufs.Put(bp)
 	if err != nil {

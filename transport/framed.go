@@ -36,7 +36,13 @@ type FramedConn struct {
 	filling uint64    // id of the batch being queued
 	written uint64    // batches written: every batch with id < written is out
 	err     error     // first write error or ErrClosed; sticky
+	writing bool      // a goroutine holds the writer role
 	kick    chan struct{}
+
+	// Owned by whoever holds the writer role.
+	spareQueue []byte
+	spareSegs  []segment
+	bufs       net.Buffers
 
 	br     *bufio.Reader
 	hdr    [frameHeaderSize]byte
@@ -69,26 +75,57 @@ func NewFramedConn(c net.Conn, info Info, opts Options) *FramedConn {
 // Info describes the connection.
 func (c *FramedConn) Info() Info { return c.info }
 
-// Send queues a frame; see Conn.
+// Send queues a frame; see Conn. The writer goroutine writes it.
 func (c *FramedConn) Send(body, payload []byte) error {
-	if len(body) > c.opts.MaxBody {
-		return &FrameError{What: "body", Size: len(body), Limit: c.opts.MaxBody}
+	batch, large, err := c.enqueue(body, payload)
+	if err != nil {
+		return err
 	}
-	// The header carries the payload's length as a u32: a longer payload
-	// would announce a wrong length and desynchronise the stream.
-	if uint64(len(payload)) > maxFrameLen {
-		limit := uint64(maxFrameLen) // not a constant: int cannot hold it on 32-bit hosts
-		return &FrameError{What: "payload", Size: len(payload), Limit: int(limit)}
+	select {
+	case c.kick <- struct{}{}:
+	default:
 	}
-	large := len(payload) > c.opts.EagerLimit
+	if large {
+		return c.waitWritten(batch)
+	}
+	return nil
+}
+
+// SendNow queues a frame that someone will wait on and writes it before
+// returning: from the caller's goroutine when no write is in flight (no
+// hand-off to the writer, which costs a wake-up on another CPU), else by the
+// write in flight, which drains the queue before it finishes.
+func (c *FramedConn) SendNow(body, payload []byte) error {
+	batch, _, err := c.enqueue(body, payload)
+	if err != nil {
+		return err
+	}
 	c.mu.Lock()
+	if c.writing {
+		c.mu.Unlock()
+		return c.waitWritten(batch)
+	}
+	c.writing = true
+	c.mu.Unlock()
+	c.drain()
+	return c.waitWritten(batch)
+}
+
+var _ Urgent = (*FramedConn)(nil)
+
+// enqueue adds a frame to the queue and returns the id of the batch it is in.
+func (c *FramedConn) enqueue(body, payload []byte) (batch uint64, large bool, err error) {
+	if len(body) > c.opts.MaxBody {
+		return 0, false, &FrameError{What: "body", Size: len(body), Limit: c.opts.MaxBody}
+	}
+	large = len(payload) > c.opts.EagerLimit
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for c.err == nil && c.queued >= c.opts.MaxQueued {
 		c.cond.Wait()
 	}
 	if c.err != nil {
-		err := c.err
-		c.mu.Unlock()
-		return err
+		return 0, false, c.err
 	}
 	start := len(c.queue)
 	c.queue = binary.LittleEndian.AppendUint32(c.queue, uint32(len(body)))
@@ -106,24 +143,14 @@ func (c *FramedConn) Send(body, payload []byte) error {
 		c.segs = append(c.segs, segment{ext: payload})
 	}
 	c.queued += frameHeaderSize + len(body) + len(payload)
-	batch := c.filling
-	c.mu.Unlock()
+	return c.filling, large, nil
+}
 
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-	if !large {
-		return nil
-	}
-	// The payload is the caller's memory: wait until the writer is done with it.
-	// An error alone is not enough to return: once the writer has taken our
-	// batch (filling > batch) it may still be reading the payload in a write
-	// that Close has not yet aborted, so wait for that write to end too
-	// (written > batch). A batch not yet taken never will be after an error.
+// waitWritten waits until batch has been written, or the connection failed.
+func (c *FramedConn) waitWritten(batch uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.written <= batch && (c.err == nil || c.filling > batch) {
+	for c.written <= batch && c.err == nil {
 		c.cond.Wait()
 	}
 	if c.written > batch {
@@ -132,31 +159,44 @@ func (c *FramedConn) Send(body, payload []byte) error {
 	return c.err
 }
 
+// writeLoop drains the queue whenever a Send kicks it and no other write is
+// in flight.
 func (c *FramedConn) writeLoop() {
-	var (
-		spareQueue []byte
-		spareSegs  []segment
-		bufs       net.Buffers
-	)
-	for {
+	for range c.kick {
 		c.mu.Lock()
-		for len(c.segs) == 0 && c.err == nil {
-			c.mu.Unlock()
-			<-c.kick
-			c.mu.Lock()
-		}
 		if c.err != nil {
 			c.mu.Unlock()
 			return
 		}
+		if c.writing || len(c.segs) == 0 {
+			c.mu.Unlock()
+			continue
+		}
+		c.writing = true
+		c.mu.Unlock()
+		c.drain()
+	}
+}
+
+// drain writes batches until the queue is empty, then gives up the writer
+// role. The caller has taken it (set c.writing).
+func (c *FramedConn) drain() {
+	for {
+		c.mu.Lock()
+		if len(c.segs) == 0 || c.err != nil {
+			c.writing = false
+			c.cond.Broadcast()
+			c.mu.Unlock()
+			return
+		}
 		queue, segs := c.queue, c.segs
-		c.queue, c.segs = spareQueue[:0], spareSegs[:0]
+		c.queue, c.segs = c.spareQueue[:0], c.spareSegs[:0]
 		c.queued = 0
 		c.filling++
 		c.cond.Broadcast() // senders blocked on MaxQueued may go on
 		c.mu.Unlock()
 
-		bufs = bufs[:0]
+		bufs := c.bufs[:0]
 		for _, s := range segs {
 			if s.ext != nil {
 				bufs = append(bufs, s.ext)
@@ -164,22 +204,22 @@ func (c *FramedConn) writeLoop() {
 				bufs = append(bufs, queue[s.off:s.end])
 			}
 		}
+		c.bufs = bufs[:0]
 		_, err := bufs.WriteTo(c.rw)
 		clear(segs) // drop references to callers' payloads
-		clear(bufs[:cap(bufs)])
+		clear(c.bufs[:cap(c.bufs)])
 
 		c.mu.Lock()
 		c.written++
 		if err != nil && c.err == nil {
 			c.err = err
 		}
+		c.spareQueue, c.spareSegs = queue, segs
 		failed := c.err != nil
 		c.cond.Broadcast()
 		c.mu.Unlock()
-		spareQueue, spareSegs = queue, segs
 		if failed {
 			c.rw.Close()
-			return
 		}
 	}
 }

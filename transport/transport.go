@@ -30,6 +30,22 @@ type Conn interface {
 	Info() Info
 }
 
+// Urgent is implemented by connections that can write a frame at once,
+// from the caller, rather than hand it to a writer: for calls whose sender
+// waits for the answer, and for answers someone waits for. It has Send's
+// contract, and the frame has been written when it returns.
+type Urgent interface {
+	SendNow(body, payload []byte) error
+}
+
+// SendNow sends a frame with c's SendNow when it has one, else with Send.
+func SendNow(c Conn, body, payload []byte) error {
+	if u, ok := c.(Urgent); ok {
+		return u.SendNow(body, payload)
+	}
+	return c.Send(body, payload)
+}
+
 // Listener accepts connections of one transport.
 type Listener interface {
 	Accept() (Conn, error)

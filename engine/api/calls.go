@@ -33,6 +33,8 @@ const (
 	OpEventQuery
 	OpEventElapsedTime
 	OpEventDestroy
+	OpEcho
+	OpDescribe
 	opEnd
 )
 
@@ -49,6 +51,7 @@ var opNames = [...]string{
 	OpEventCreate: "EventCreate", OpEventRecord: "EventRecord",
 	OpEventSynchronize: "EventSynchronize", OpEventQuery: "EventQuery",
 	OpEventElapsedTime: "EventElapsedTime", OpEventDestroy: "EventDestroy",
+	OpEcho: "Echo", OpDescribe: "Describe",
 }
 
 func (op Op) String() string {
@@ -130,6 +133,10 @@ func NewRequest(op Op) Message {
 		return new(EventElapsedTime)
 	case OpEventDestroy:
 		return new(EventDestroy)
+	case OpEcho:
+		return new(Echo)
+	case OpDescribe:
+		return new(Describe)
 	}
 	return nil
 }

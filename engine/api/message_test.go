@@ -12,6 +12,8 @@ var samples = []Message{
 	&Hello{Magic: Magic, Version: Version, Client: "alice@host/42", Token: "t0k", BootID: "b-1"},
 	&HelloReply{Server: "gpu-7", Version: Version, BootID: "b-2", Devices: 8, Session: 99, Offers: []string{"tcp:10.0.0.1:7000", "shm:@gpufabric-7000"}},
 	&Ping{},
+	&Echo{},
+	&Describe{Selection: "shm: p50 3µs (chosen); tcp: p50 18µs"},
 	&ServerStatus{},
 	&Attach{Device: -1, ShareMillionths: 250_000},
 	&AttachReply{Ordinal: 1, Device: 3, QuotaBytes: 4 << 30},

@@ -38,6 +38,17 @@ type HelloReply struct {
 // Ping does nothing and answers at once: the floor of a synchronous call.
 type Ping struct{}
 
+// Echo sends its frame payload back in the reply's: the bandwidth probe of
+// transport selection.
+type Echo struct{}
+
+// MaxEcho bounds an Echo's payload.
+const MaxEcho = 16 << 20
+
+// Describe tells the server how the client chose this connection's
+// transport and what it measured, for the server's logs and smi.
+type Describe struct{ Selection string }
+
 // ServerStatus asks for the server's state (devices, sessions, what each
 // holds). The reply's frame payload is a JSON document.
 type ServerStatus struct{}
@@ -252,9 +263,17 @@ func (m *HelloReply) Decode(d *Decoder) {
 	}
 }
 
-func (*Ping) Op() Op                  { return OpPing }
-func (*Ping) Encode(*Encoder)         {}
-func (*Ping) Decode(*Decoder)         {}
+func (*Ping) Op() Op          { return OpPing }
+func (*Ping) Encode(*Encoder) {}
+func (*Ping) Decode(*Decoder) {}
+func (*Echo) Op() Op          { return OpEcho }
+func (*Echo) Encode(*Encoder) {}
+func (*Echo) Decode(*Decoder) {}
+
+func (*Describe) Op() Op              { return OpDescribe }
+func (m *Describe) Encode(e *Encoder) { e.String(m.Selection) }
+func (m *Describe) Decode(d *Decoder) { m.Selection = d.String() }
+
 func (*ServerStatus) Op() Op          { return OpServerStatus }
 func (*ServerStatus) Encode(*Encoder) {}
 func (*ServerStatus) Decode(*Decoder) {}

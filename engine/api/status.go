@@ -40,6 +40,7 @@ type SessionStatus struct {
 	Client    string                `json:"client"`
 	Remote    string                `json:"remote"`
 	Transport string                `json:"transport"`
+	Selection string                `json:"selection,omitempty"`
 	Started   time.Time             `json:"started"`
 	Devices   []SessionDeviceStatus `json:"devices"`
 	Streams   int                   `json:"streams"`
