@@ -53,7 +53,7 @@ type Session struct {
 	latched error // failure of a call nobody waited for
 	devices []*Device
 
-	// selection Selection (restored with select.go)
+	selection Selection
 
 	readerDone chan struct{}
 }

@@ -25,8 +25,9 @@ func main() {
 	server := flag.String("server", "127.0.0.1:7070", "GPU server address")
 	share := flag.Float64("p", 0.25, "fraction of the device to hold")
 	n := flag.Int("n", 64<<20, "elements")
+	transport := flag.String("transport", "", "force a transport (tcp, shm); default: measure and choose")
 	flag.Parse()
-	if err := run(*server, *share, *n); err != nil {
+	if err := run(*server, *transport, *share, *n); err != nil {
 		fmt.Fprintln(os.Stderr, "saxpy-demo:", err)
 		os.Exit(1)
 	}
@@ -36,11 +37,11 @@ func step(what string, start time.Time) {
 	fmt.Printf("  %-44s %10.2f ms\n", what, float64(time.Since(start).Microseconds())/1000)
 }
 
-func run(server string, share float64, n int) error {
+func run(server, transport string, share float64, n int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	t := time.Now()
-	s, err := interpose.Dial(ctx, server, interpose.Options{Client: "saxpy-demo"})
+	s, err := interpose.Connect(ctx, server, interpose.Options{Client: "saxpy-demo", Transport: transport})
 	if err != nil {
 		return err
 	}
@@ -52,7 +53,8 @@ func run(server string, share float64, n int) error {
 	info := dev.Info()
 	fmt.Printf("session %d on %s over %s: device %d (%s), share %g = %s\n",
 		s.ID(), s.Server().Server, s.Transport().Transport, dev.ServerIndex(), info.Name, share, humanize.IBytes(dev.Quota()))
-	step("dial, attach, describe the device", t)
+	fmt.Printf("  transport: %s\n", s.Selection())
+	step("connect (choosing the transport), attach", t)
 
 	t = time.Now()
 	mod, err := dev.LoadModule(examples.KernelsPTX)
@@ -91,6 +93,9 @@ func run(server string, share float64, n int) error {
 	}
 	el := time.Since(t)
 	step(fmt.Sprintf("copy x, y to the device (%s/s)", humanize.IBytes(uint64(float64(2*size)/el.Seconds()))), t)
+	if info.Name == "gpufabric host emulation (CPU)" {
+		fmt.Println("    (this first copy also faults in the emulated device's memory, which the host backs lazily)")
+	}
 
 	const a = 2.5
 	t = time.Now()

@@ -1,0 +1,241 @@
+package interpose
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/transport"
+	"github.com/gpufabric/gpufabric/transport/shm"
+	"github.com/gpufabric/gpufabric/transport/tcp"
+)
+
+// Candidate is a transport that may reach the server, with what probing it
+// measured: round-trip latency of a null call and bandwidth of echoed
+// payloads, or why it failed.
+type Candidate struct {
+	Transport string
+	Endpoint  string
+	Latency   transport.Stats
+	Bandwidth float64 // bytes per second, both ways averaged
+	Err       error
+}
+
+// Selection is the outcome of choosing a transport.
+type Selection struct {
+	Candidates []Candidate
+	// CallLane is the transport with the lowest measured latency, BulkLane
+	// the one with the highest bandwidth. A session runs on one connection,
+	// the call lane's: on every host measured so far both lanes pick the
+	// same transport (shared memory on one host, TCP across hosts).
+	CallLane, BulkLane string
+	Reason             string
+}
+
+// String is the one-line summary the server logs and smi shows.
+func (s Selection) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "call lane %s, bulk lane %s (%s)", s.CallLane, s.BulkLane, s.Reason)
+	for _, c := range s.Candidates {
+		if c.Err != nil {
+			fmt.Fprintf(&b, "; %s failed: %v", c.Transport, c.Err)
+		} else if c.Latency.Samples > 0 {
+			fmt.Fprintf(&b, "; %s p50 %v p99 %v %.0f MB/s", c.Transport, c.Latency.P50, c.Latency.P99, c.Bandwidth/1e6)
+		}
+	}
+	return b.String()
+}
+
+// Probing sizes: enough round trips for a stable median and tail on a
+// loaded host, and echoes large enough to reach a transport's bulk path,
+// while the whole probe stays in the tens of milliseconds.
+const (
+	probePings     = 200
+	probeEchoSize  = 4 << 20
+	probeEchoCount = 4
+)
+
+// ErrUnknownTransport is returned for a transport name Connect does not know.
+var ErrUnknownTransport = errors.New("interpose: unknown transport")
+
+// Connect opens a session on the best transport that reaches the server at
+// addr: it says Hello over TCP, learns what the server offers, and when the
+// server shares this host (their boot ids match) measures shared memory
+// against TCP and keeps the faster. opts.Transport, or $GPUFABRIC_TRANSPORT,
+// forces one. The choice and its measurements are in Session.Selection and
+// are told to the server.
+func Connect(ctx context.Context, addr string, opts Options) (*Session, error) {
+	forced := opts.Transport
+	if forced == "" {
+		forced = os.Getenv("GPUFABRIC_TRANSPORT")
+	}
+	switch forced {
+	case "", "auto":
+		forced = ""
+	case tcp.Name, shm.Name:
+	default:
+		return nil, fmt.Errorf("%w %q: want tcp, shm or auto", ErrUnknownTransport, forced)
+	}
+	boot, err := Dial(ctx, addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	if forced == tcp.Name {
+		boot.settle(Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: "forced"})
+		return boot, nil
+	}
+	endpoint, reason := shmEndpoint(boot.hello)
+	if endpoint == "" {
+		if forced == shm.Name {
+			boot.Close()
+			return nil, fmt.Errorf("interpose: shared memory forced, but %s", reason)
+		}
+		boot.settle(Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: reason,
+			Candidates: []Candidate{{Transport: shm.Name, Err: errors.New(reason)}}})
+		return boot, nil
+	}
+	fast, err := dialShm(ctx, endpoint, opts)
+	if forced == shm.Name {
+		boot.Close()
+		if err != nil {
+			return nil, err
+		}
+		fast.settle(Selection{CallLane: shm.Name, BulkLane: shm.Name, Reason: "forced"})
+		return fast, nil
+	}
+	if err != nil {
+		boot.settle(Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: "shared memory failed; TCP always works",
+			Candidates: []Candidate{{Transport: shm.Name, Endpoint: endpoint, Err: err}}})
+		return boot, nil
+	}
+	sel := measure(map[string]*Session{tcp.Name: boot, shm.Name: fast}, map[string]string{tcp.Name: addr, shm.Name: endpoint})
+	keep, drop := boot, fast
+	if sel.CallLane == shm.Name {
+		keep, drop = fast, boot
+	}
+	drop.Close()
+	keep.settle(sel)
+	return keep, nil
+}
+
+// Probe measures every transport that reaches the server at addr, as
+// Connect would, and keeps no session: `gpufabric diag` shows the result.
+func Probe(ctx context.Context, addr string, opts Options) (Selection, error) {
+	boot, err := Dial(ctx, addr, opts)
+	if err != nil {
+		return Selection{}, err
+	}
+	defer boot.Close()
+	sessions := map[string]*Session{tcp.Name: boot}
+	endpoints := map[string]string{tcp.Name: addr}
+	var failed []Candidate
+	if endpoint, reason := shmEndpoint(boot.hello); endpoint == "" {
+		failed = append(failed, Candidate{Transport: shm.Name, Err: errors.New(reason)})
+	} else if fast, err := dialShm(ctx, endpoint, opts); err != nil {
+		failed = append(failed, Candidate{Transport: shm.Name, Endpoint: endpoint, Err: err})
+	} else {
+		defer fast.Close()
+		sessions[shm.Name], endpoints[shm.Name] = fast, endpoint
+	}
+	sel := measure(sessions, endpoints)
+	sel.Candidates = append(sel.Candidates, failed...)
+	return sel, nil
+}
+
+// shmEndpoint returns the server's shared-memory endpoint when this client
+// can use it, or why not.
+func shmEndpoint(h api.HelloReply) (endpoint, whyNot string) {
+	var offered string
+	for _, o := range h.Offers {
+		if name, ep, ok := strings.Cut(o, ":"); ok && name == shm.Name {
+			offered = ep
+		}
+	}
+	switch mine := bootID(); {
+	case offered == "":
+		return "", "the server offers no shared memory"
+	case mine == "" || h.BootID != mine:
+		return "", "the server is on another host (boot ids differ)"
+	}
+	return offered, ""
+}
+
+func dialShm(ctx context.Context, endpoint string, opts Options) (*Session, error) {
+	conn, err := shm.Dial(ctx, endpoint, shm.Options{Options: opts.Conn})
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, conn, opts)
+}
+
+// measure probes each session's connection and picks the lanes.
+func measure(sessions map[string]*Session, endpoints map[string]string) Selection {
+	var sel Selection
+	for _, name := range sortedKeys(sessions) {
+		c := Candidate{Transport: name, Endpoint: endpoints[name]}
+		c.Latency, c.Bandwidth, c.Err = probe(sessions[name])
+		sel.Candidates = append(sel.Candidates, c)
+	}
+	var bestLat time.Duration
+	var bestBW float64
+	for _, c := range sel.Candidates {
+		if c.Err != nil {
+			continue
+		}
+		if sel.CallLane == "" || c.Latency.P50 < bestLat {
+			sel.CallLane, bestLat = c.Transport, c.Latency.P50
+		}
+		if sel.BulkLane == "" || c.Bandwidth > bestBW {
+			sel.BulkLane, bestBW = c.Transport, c.Bandwidth
+		}
+	}
+	sel.Reason = "measured: lowest p50 latency wins the call lane, highest bandwidth the bulk lane"
+	if sel.CallLane == "" {
+		sel.CallLane, sel.BulkLane, sel.Reason = tcp.Name, tcp.Name, "every probe failed; TCP always works"
+	}
+	return sel
+}
+
+func probe(s *Session) (transport.Stats, float64, error) {
+	samples := make([]time.Duration, 0, probePings)
+	for range probePings {
+		t := time.Now()
+		if err := s.Ping(); err != nil {
+			return transport.Stats{}, 0, err
+		}
+		samples = append(samples, time.Since(t))
+	}
+	payload := make([]byte, probeEchoSize)
+	back := make([]byte, probeEchoSize)
+	start := time.Now()
+	for range probeEchoCount {
+		if err := s.call(&api.Echo{}, nil, payload, back); err != nil {
+			return transport.Stats{}, 0, err
+		}
+	}
+	bw := float64(2*probeEchoSize*probeEchoCount) / time.Since(start).Seconds()
+	return transport.Percentiles(samples), bw, nil
+}
+
+func sortedKeys(m map[string]*Session) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// settle records the selection and tells the server.
+func (s *Session) settle(sel Selection) {
+	s.selection = sel
+	s.send(&api.Describe{Selection: sel.String()}, nil)
+}
+
+// Selection is how the session's transport was chosen.
+func (s *Session) Selection() Selection { return s.selection }
