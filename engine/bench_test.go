@@ -97,7 +97,14 @@ func rawStream(tb testing.TB, chunk, total int) float64 {
 }
 
 func BenchmarkSyncCall(b *testing.B) {
+	for _, tr := range transports {
+		b.Run(tr, func(b *testing.B) { benchSyncCall(b, tr) })
+	}
+}
+
+func benchSyncCall(b *testing.B, tr string) {
 	f := newFixture(b, 1, 64<<20)
+	f.transport = tr
 	s := f.dial(b)
 	floor := rawPingPong(b, 2000)
 	b.ResetTimer()
@@ -113,7 +120,14 @@ func BenchmarkSyncCall(b *testing.B) {
 }
 
 func BenchmarkAsyncLaunch(b *testing.B) {
+	for _, tr := range transports {
+		b.Run(tr, func(b *testing.B) { benchAsyncLaunch(b, tr) })
+	}
+}
+
+func benchAsyncLaunch(b *testing.B, tr string) {
 	f := newFixture(b, 1, 64<<20)
+	f.transport = tr
 	s := f.dial(b)
 	dev, err := s.Attach(0, interpose.Share{Fraction: 1})
 	if err != nil {
@@ -154,7 +168,14 @@ func BenchmarkAsyncLaunch(b *testing.B) {
 var copySizes = []int{4 << 10, 1 << 20, 64 << 20}
 
 func BenchmarkCopy(b *testing.B) {
+	for _, tr := range transports {
+		b.Run(tr, func(b *testing.B) { benchCopy(b, tr) })
+	}
+}
+
+func benchCopy(b *testing.B, tr string) {
 	f := newFixture(b, 1, 512<<20)
+	f.transport = tr
 	s := f.dial(b)
 	dev, err := s.Attach(0, interpose.Share{Fraction: 1})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"testing"
 	"time"
 
@@ -17,13 +18,30 @@ import (
 	"github.com/gpufabric/gpufabric/examples"
 	"github.com/gpufabric/gpufabric/interpose"
 	"github.com/gpufabric/gpufabric/transport"
+	"github.com/gpufabric/gpufabric/transport/shm"
 	"github.com/gpufabric/gpufabric/transport/tcp"
 )
 
-// fixture is an in-process server on loopback with emulated devices.
+// fixture is an in-process server on loopback with emulated devices,
+// listening on TCP and on shared memory; dial uses f.transport.
 type fixture struct {
-	srv  *engine.Server
-	addr string
+	srv       *engine.Server
+	addr      string
+	transport string // "" or "tcp": TCP; "shm": shared memory
+}
+
+// transports are what the end-to-end tests of the spine run over.
+var transports = []string{"tcp", "shm"}
+
+// overTransports runs test once per transport, each with a fresh fixture.
+func overTransports(t *testing.T, devices int, memory uint64, test func(t *testing.T, f *fixture)) {
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			f := newFixture(t, devices, memory)
+			f.transport = tr
+			test(t, f)
+		})
+	}
 }
 
 func newFixture(t testing.TB, devices int, memory uint64) *fixture {
@@ -49,8 +67,18 @@ func newFixture(t testing.TB, devices int, memory uint64) *fixture {
 		t.Fatal(err)
 	}
 	go srv.Serve(l)
+	sl, err := shm.Listen(shmPath(l.Addr()), shm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(sl)
 	t.Cleanup(func() { srv.Close() })
 	return &fixture{srv: srv, addr: l.Addr()}
+}
+
+func shmPath(tcpAddr string) string {
+	_, port, _ := net.SplitHostPort(tcpAddr)
+	return "@gpufabric-test-" + port
 }
 
 type testWriter struct{ t testing.TB }
@@ -61,7 +89,17 @@ func (f *fixture) dial(t testing.TB) *interpose.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := interpose.Dial(ctx, f.addr, interpose.Options{Client: t.Name()})
+	var conn transport.Conn
+	var err error
+	if f.transport == "shm" {
+		conn, err = shm.Dial(ctx, shmPath(f.addr), shm.Options{})
+	} else {
+		conn, err = tcp.Dial(ctx, f.addr, transport.Options{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := interpose.Open(ctx, conn, interpose.Options{Client: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,9 +119,13 @@ func floatAt(b []byte, i int) float32 {
 	return math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 }
 
-func TestSaxpy(t *testing.T) {
-	f := newFixture(t, 1, 256<<20)
+func TestSaxpy(t *testing.T) { overTransports(t, 1, 256<<20, testSaxpy) }
+
+func testSaxpy(t *testing.T, f *fixture) {
 	s := f.dial(t)
+	if got := s.Transport().Transport; got != f.transport {
+		t.Fatalf("session over %s, want %s", got, f.transport)
+	}
 	dev, err := s.Attach(0, interpose.Share{Fraction: 0.25})
 	if err != nil {
 		t.Fatal(err)

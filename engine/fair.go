@@ -1,6 +1,9 @@
 package engine
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // fairQueue holds a shard's tasks: one FIFO per session, served by deficit
 // round robin so that each session gets tasks run in proportion to its
@@ -11,6 +14,7 @@ type fairQueue struct {
 	flows  map[uint64]*flow
 	active []*flow // flows with tasks, in service order
 	next   int
+	queued atomic.Int64 // tasks in all flows
 }
 
 type flow struct {
@@ -42,6 +46,7 @@ func (q *fairQueue) push(id uint64, quantum int, t func()) (wasEmpty bool) {
 	}
 	f.quantum = quantum
 	f.tasks = append(f.tasks, t)
+	q.queued.Add(1)
 	if !f.active {
 		f.active = true
 		q.active = append(q.active, f)
@@ -64,6 +69,7 @@ func (q *fairQueue) pop(dst []func(), limit int) []func() {
 		}
 		n := min(f.deficit, len(f.tasks), limit-len(dst))
 		dst = append(dst, f.tasks[:n]...)
+		q.queued.Add(int64(-n))
 		clear(f.tasks[:n])
 		f.tasks = f.tasks[n:]
 		f.deficit -= n
@@ -80,6 +86,10 @@ func (q *fairQueue) pop(dst []func(), limit int) []func() {
 	}
 	return dst
 }
+
+// pending reports whether any task is queued, with one atomic load: the
+// shard polls it in a tight loop.
+func (q *fairQueue) pending() bool { return q.queued.Load() > 0 }
 
 // forget drops a flow's bookkeeping once its session has ended.
 func (q *fairQueue) forget(id uint64) {

@@ -63,7 +63,10 @@ func TestSharesNeverExceedTheDevice(t *testing.T) {
 }
 
 func TestSessionEndFreesEverything(t *testing.T) {
-	f := newFixture(t, 1, 64<<20)
+	overTransports(t, 1, 64<<20, testSessionEndFreesEverything)
+}
+
+func testSessionEndFreesEverything(t *testing.T, f *fixture) {
 	s := f.dial(t)
 	dev, mod := attach(t, s, 0.5)
 	spin := function(t, mod, "spin")
@@ -92,7 +95,10 @@ func TestSessionEndFreesEverything(t *testing.T) {
 }
 
 func TestStreamsRunInOrderAndConcurrently(t *testing.T) {
-	f := newFixture(t, 1, 64<<20)
+	overTransports(t, 1, 64<<20, testStreamsRunInOrderAndConcurrently)
+}
+
+func testStreamsRunInOrderAndConcurrently(t *testing.T, f *fixture) {
 	s := f.dial(t)
 	dev, mod := attach(t, s, 1)
 	spin, fill, scale := function(t, mod, "spin"), function(t, mod, "fill_u32"), function(t, mod, "scale_f32")
@@ -131,8 +137,9 @@ func TestStreamsRunInOrderAndConcurrently(t *testing.T) {
 	}
 }
 
-func TestEvents(t *testing.T) {
-	f := newFixture(t, 1, 64<<20)
+func TestEvents(t *testing.T) { overTransports(t, 1, 64<<20, testEvents) }
+
+func testEvents(t *testing.T, f *fixture) {
 	s := f.dial(t)
 	dev, mod := attach(t, s, 1)
 	spin := function(t, mod, "spin")
@@ -171,7 +178,10 @@ func TestEvents(t *testing.T) {
 }
 
 func TestKernelsAreCheckedAgainstTheSessionsMemory(t *testing.T) {
-	f := newFixture(t, 1, 64<<20)
+	overTransports(t, 1, 64<<20, testKernelsAreCheckedAgainstTheSessionsMemory)
+}
+
+func testKernelsAreCheckedAgainstTheSessionsMemory(t *testing.T, f *fixture) {
 	by := newBystander(t, f)
 	s := f.dial(t)
 	dev, mod := attach(t, s, 0.25)
@@ -226,7 +236,10 @@ func TestModuleErrors(t *testing.T) {
 }
 
 func TestManyThreadsOneSession(t *testing.T) {
-	f := newFixture(t, 1, 256<<20)
+	overTransports(t, 1, 256<<20, testManyThreadsOneSession)
+}
+
+func testManyThreadsOneSession(t *testing.T, f *fixture) {
 	s := f.dial(t)
 	dev, mod := attach(t, s, 1)
 	vadd := function(t, mod, "vector_add")

@@ -118,6 +118,12 @@ func (c *FramedConn) enqueue(body, payload []byte) (batch uint64, large bool, er
 	if len(body) > c.opts.MaxBody {
 		return 0, false, &FrameError{What: "body", Size: len(body), Limit: c.opts.MaxBody}
 	}
+	// The header carries the payload's length as a u32: a longer payload
+	// would announce a wrong length and desynchronise the stream.
+	if uint64(len(payload)) > maxFrameLen {
+		limit := uint64(maxFrameLen) // not a constant: int cannot hold it on 32-bit hosts
+		return 0, false, &FrameError{What: "payload", Size: len(payload), Limit: int(limit)}
+	}
 	large = len(payload) > c.opts.EagerLimit
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -147,10 +153,14 @@ func (c *FramedConn) enqueue(body, payload []byte) (batch uint64, large bool, er
 }
 
 // waitWritten waits until batch has been written, or the connection failed.
+// An error alone is not enough to return: once a writer has taken the batch
+// (filling > batch) it may still be reading a caller's payload in a write
+// that Close has not yet aborted, so wait for that write to end too
+// (written > batch). A batch not yet taken never will be after an error.
 func (c *FramedConn) waitWritten(batch uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.written <= batch && c.err == nil {
+	for c.written <= batch && (c.err == nil || c.filling > batch) {
 		c.cond.Wait()
 	}
 	if c.written > batch {

@@ -54,6 +54,10 @@ type Info struct {
 	// when no real GPU stands behind the device.
 	Backend  string
 	Emulated bool
+	// ThreadAffine asks that every call come from one OS thread, as a CUDA
+	// context current on a thread wants. The engine then locks the device's
+	// shard to its own thread, which it can also pin near the device.
+	ThreadAffine bool
 }
 
 // Stream runs work in the order it was queued, concurrently with other

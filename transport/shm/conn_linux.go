@@ -1,0 +1,622 @@
+//go:build linux
+
+package shm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gpufabric/gpufabric/transport"
+)
+
+// Conn is one shared-memory connection. See package transport for the
+// contract: Send may be called from many goroutines at once, Recv and
+// ReadPayload from one.
+type Conn struct {
+	info      transport.Info
+	opts      Options
+	geo       geometry
+	eager     uint64 // largest payload sent inline in its frame record
+	maxRecord uint64 // largest record; a quarter of the ring, so one always fits
+	chunkMax  uint64 // largest slab chunk: a quarter of the slab, so the consumer copies out while the producer copies in
+
+	sock      *net.UnixConn // liveness only
+	reg       *region
+	watchDone chan struct{}
+
+	closed    atomic.Bool // Close was called or the connection failed
+	peerGone  atomic.Bool // the peer's end of the socket closed
+	closeOnce sync.Once
+
+	// Producer state: the direction we write.
+	sendMu   sync.Mutex
+	tx       channel
+	head     uint64 // ring bytes written, published or not
+	slabHead uint64 // slab bytes allocated
+	// The consumer's counters as last read: free space is computed from
+	// these and they are reloaded only when it seems short, so a producer
+	// ahead of its consumer does not pull the consumer's cache line over
+	// on every frame.
+	tailSeen, slabTailSeen uint64
+	seq                    uint32 // next record's sequence number
+
+	// Consumer state: the direction we read.
+	recvMu     sync.Mutex
+	rx         channel
+	tail       uint64 // ring bytes consumed (and published)
+	slabTail   uint64 // slab bytes freed (and published)
+	rseq       uint32 // sequence number the next record must carry
+	body       []byte
+	inFrame    bool   // a frame's stream is not fully consumed
+	streamLeft uint64 // unconsumed bytes of the frame's body+payload stream
+	inPos      uint64 // ring offset of the next inline byte
+	inLeft     uint64 // inline bytes not yet consumed
+	recEnd     uint64 // tail after the frame record
+	chunkOwed  uint64 // stream bytes not yet announced by a chunk record
+	chunkPos   uint64 // slab offset of the current chunk's next byte
+	chunkLeft  uint64 // bytes of the current chunk not yet consumed
+	chunkSize  uint64 // the current chunk's length, freed when it is done
+	chunkEnd   uint64 // tail after the current chunk's record
+
+	// Times a side went to sleep on the futex; for tests and diagnostics.
+	sendSleeps, recvSleeps atomic.Uint64
+}
+
+var _ transport.Conn = (*Conn)(nil)
+
+// channel is one direction of the region, as seen by either side.
+type channel struct {
+	data                   []byte // the ring
+	slab                   []byte
+	head, tail, slabTail   *atomic.Uint64
+	dataSeq, dataWaiters   *atomic.Uint32
+	spaceSeq, spaceWaiters *atomic.Uint32
+	_                      struct{}
+}
+
+func newChannel(r *region, g geometry, dir int) channel {
+	ctl := offControl + dir*controlSize
+	ro, so := g.ringOff(dir), g.slabOff(dir)
+	return channel{
+		data:         r.mem[ro : ro+g.ring : ro+g.ring],
+		slab:         r.mem[so : so+g.slab : so+g.slab],
+		head:         r.u64(ctl + ctlHead),
+		tail:         r.u64(ctl + ctlTail),
+		slabTail:     r.u64(ctl + ctlSlabTail),
+		dataSeq:      r.u32(ctl + ctlDataSeq),
+		dataWaiters:  r.u32(ctl + ctlDataWaiters),
+		spaceSeq:     r.u32(ctl + ctlSpaceSeq),
+		spaceWaiters: r.u32(ctl + ctlSpaceWaiters),
+	}
+}
+
+// newConn starts a connection over a mapped region. The Conn owns sock and reg.
+func newConn(sock *net.UnixConn, reg *region, g geometry, server bool, opts Options, info transport.Info) *Conn {
+	opts = opts.withDefaults()
+	c := &Conn{
+		info:      info,
+		opts:      opts,
+		geo:       g,
+		maxRecord: g.ring / 4,
+		chunkMax:  min(g.slab/4, maxChunkLen),
+		sock:      sock,
+		reg:       reg,
+		watchDone: make(chan struct{}),
+	}
+	c.eager = min(uint64(opts.EagerLimit), c.maxRecord/2)
+	txDir, rxDir := dirCall, dirReply
+	if server {
+		txDir, rxDir = dirReply, dirCall
+	}
+	c.tx = newChannel(reg, g, txDir)
+	c.rx = newChannel(reg, g, rxDir)
+	// A backstop for a Conn dropped without Close after its peer went away
+	// (while the peer lives, the watcher keeps the Conn reachable).
+	runtime.AddCleanup(c, func(r *region) { r.unmap() }, reg)
+	go c.watch()
+	return c
+}
+
+// Info describes the connection.
+func (c *Conn) Info() transport.Info { return c.info }
+
+// errPeerGone is returned by Send once the peer has closed or died.
+var errPeerGone = fmt.Errorf("shm: peer closed the connection: %w", transport.ErrClosed)
+
+// watch waits on the socket, which carries nothing after the handshake: it
+// returns when the peer closes or dies (or we close), and wakes our waiters.
+func (c *Conn) watch() {
+	defer close(c.watchDone)
+	var b [64]byte
+	for {
+		if _, err := c.sock.Read(b[:]); err != nil {
+			break
+		}
+	}
+	c.peerGone.Store(true)
+	c.wakeLocal()
+}
+
+// wakeLocal wakes whatever of ours sleeps on the region: the receiver on
+// the incoming data word, a sender on the outgoing space word. Both check
+// closed and peerGone when they wake.
+func (c *Conn) wakeLocal() {
+	c.rx.dataSeq.Add(1)
+	futexWake(c.rx.dataSeq)
+	c.tx.spaceSeq.Add(1)
+	futexWake(c.tx.spaceSeq)
+}
+
+// shutdown marks the connection closed, tells the peer (its watcher sees the
+// socket close) and wakes our own waiters. It takes no lock, so a failing
+// Send or Recv may call it.
+func (c *Conn) shutdown() {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		c.sock.Close()
+		c.wakeLocal()
+	})
+}
+
+// corrupt fails the connection with an error matching ErrCorrupt.
+func (c *Conn) corrupt(format string, args ...any) error {
+	c.shutdown()
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+}
+
+// Close closes the connection: blocked calls return transport.ErrClosed,
+// the peer's return io.EOF or an error matching transport.ErrClosed. Close
+// unmaps the region once no call is using it; call it after a failure too.
+func (c *Conn) Close() error {
+	c.shutdown()
+	<-c.watchDone
+	c.sendMu.Lock()
+	c.recvMu.Lock()
+	c.reg.unmap()
+	c.tx, c.rx = channel{}, channel{}
+	c.recvMu.Unlock()
+	c.sendMu.Unlock()
+	return nil
+}
+
+// wake wakes the side sleeping on seq if it said it sleeps; the common
+// case, nobody sleeping, costs one load and no system call.
+func wake(waiters, seq *atomic.Uint32) {
+	if waiters.Load() != 0 && waiters.Swap(0) != 0 {
+		seq.Add(1)
+		futexWake(seq)
+	}
+}
+
+// await returns when ready reports true or fails, or when the connection
+// is closed (transport.ErrClosed) or the peer gone (gone). It polls first,
+// then sleeps on seq, having set waiters so that the other side wakes it.
+// The flag is set before the last look at ready, and the other side
+// publishes before it looks at the flag (both sequentially consistent):
+// either we see its update or it sees the flag.
+func (c *Conn) await(seq, waiters *atomic.Uint32, sleeps *atomic.Uint64, gone error, ready func() (bool, error)) error {
+	for i := range c.opts.Spin {
+		if ok, err := ready(); ok || err != nil {
+			return err
+		}
+		if c.closed.Load() {
+			return transport.ErrClosed
+		}
+		if i >= 16 {
+			runtime.Gosched()
+		}
+	}
+	for {
+		waiters.Store(1)
+		s := seq.Load()
+		if ok, err := ready(); ok || err != nil {
+			waiters.Store(0)
+			return err
+		}
+		if c.closed.Load() {
+			return transport.ErrClosed
+		}
+		if c.peerGone.Load() {
+			// The peer's last stores preceded its socket's closing: one more look.
+			if ok, err := ready(); ok || err != nil {
+				return err
+			}
+			return gone
+		}
+		sleeps.Add(1)
+		futexWait(seq, s)
+	}
+}
+
+// putHeader writes a record header.
+func putHeader(rec []byte, length uint64, kind uint16, seq uint32, bodyLen, n uint64) {
+	le := binary.LittleEndian
+	le.PutUint32(rec[recOffLen:], uint32(length))
+	le.PutUint16(rec[recOffKind:], kind)
+	le.PutUint16(rec[recOffKind+2:], 0)
+	le.PutUint32(rec[recOffSeq:], seq)
+	le.PutUint32(rec[recOffBody:], uint32(bodyLen))
+	le.PutUint64(rec[recOffN:], n)
+}
+
+// Send queues one frame; see transport.Conn. Every payload is copied
+// before Send returns: a small one into the ring with the body, a large one
+// into the slab, chunk by chunk as the consumer frees room.
+func (c *Conn) Send(body, payload []byte) error {
+	if len(body) > c.opts.MaxBody {
+		return &transport.FrameError{What: "body", Size: len(body), Limit: c.opts.MaxBody}
+	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.closed.Load() {
+		return transport.ErrClosed
+	}
+	if c.peerGone.Load() {
+		return errPeerGone
+	}
+	nb, np := uint64(len(body)), uint64(len(payload))
+	var inline uint64 // how much of the body+payload stream rides in the record
+	switch {
+	case np <= c.eager && recHeader+nb+np <= c.maxRecord:
+		inline = nb + np
+	case recHeader+nb <= c.maxRecord:
+		inline = nb
+	}
+	length := recHeader + inline
+	pos, err := c.reserve(length)
+	if err != nil {
+		return err
+	}
+	rec := c.tx.data[pos : pos+length]
+	putHeader(rec, length, kindFrame, c.seq, nb, np)
+	c.seq++
+	n := copy(rec[recHeader:], body[:min(nb, inline)])
+	copy(rec[recHeader+n:], payload[:inline-uint64(n)])
+	c.head += align8(length)
+	if inline == nb+np {
+		c.publish()
+		return nil
+	}
+	// The frame record is published with the first chunk.
+	if inline < nb {
+		if err := c.stream(body[inline:]); err != nil {
+			return err
+		}
+	}
+	return c.stream(payload)
+}
+
+// SendNow is Send: a shared-memory Send has published its frame when it
+// returns, with no writer to hand it to.
+func (c *Conn) SendNow(body, payload []byte) error { return c.Send(body, payload) }
+
+var _ transport.Urgent = (*Conn)(nil)
+
+// publish makes everything written so far visible and wakes the consumer
+// if it sleeps.
+func (c *Conn) publish() {
+	c.tx.head.Store(c.head)
+	wake(c.tx.dataWaiters, c.tx.dataSeq)
+}
+
+// stream copies p into the slab in chunks, each announced by a chunk record.
+func (c *Conn) stream(p []byte) error {
+	for len(p) > 0 {
+		if c.closed.Load() {
+			return transport.ErrClosed
+		}
+		off, n, err := c.allocSlab(uint64(len(p)))
+		if err != nil {
+			return err
+		}
+		copy(c.tx.slab[off:off+n], p[:n])
+		pos, err := c.reserve(recChunk)
+		if err != nil {
+			return err
+		}
+		rec := c.tx.data[pos : pos+recChunk]
+		putHeader(rec, recChunk, kindChunk, c.seq, 0, n)
+		binary.LittleEndian.PutUint64(rec[recOffSlab:], off)
+		c.seq++
+		c.head += recChunk
+		c.slabHead += n
+		c.publish()
+		p = p[n:]
+	}
+	return nil
+}
+
+// reserve waits for room for a record of n bytes (n <= maxRecord) and
+// returns its ring offset, padding to the ring's end first when the record
+// would not fit before it.
+func (c *Conn) reserve(n uint64) (uint64, error) {
+	size := c.geo.ring
+	need := align8(n)
+	pos := c.head & (size - 1)
+	var pad uint64
+	if size-pos < need {
+		pad = size - pos
+	}
+	if size-(c.head-c.tailSeen) < need+pad {
+		err := c.await(c.tx.spaceSeq, c.tx.spaceWaiters, &c.sendSleeps, errPeerGone, func() (bool, error) {
+			tail := c.tx.tail.Load()
+			used := c.head - tail
+			if used > size {
+				return false, c.corrupt("ring tail %d is not within %d bytes behind head %d", tail, size, c.head)
+			}
+			c.tailSeen = tail
+			return size-used >= need+pad, nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	if pad > 0 {
+		if pad >= recHeader {
+			putHeader(c.tx.data[pos:pos+pad], pad, kindPad, c.seq, 0, 0)
+			c.seq++
+		}
+		c.head += pad
+		pos = 0
+	}
+	return pos, nil
+}
+
+// allocSlab waits for a contiguous slab range for up to want bytes and
+// returns its offset and length.
+func (c *Conn) allocSlab(want uint64) (off, n uint64, err error) {
+	size := c.geo.slab
+	off = c.slabHead % size
+	n = min(want, c.chunkMax, size-off)
+	if size-(c.slabHead-c.slabTailSeen) >= n {
+		return off, n, nil
+	}
+	err = c.await(c.tx.spaceSeq, c.tx.spaceWaiters, &c.sendSleeps, errPeerGone, func() (bool, error) {
+		tail := c.tx.slabTail.Load()
+		used := c.slabHead - tail
+		if used > size {
+			return false, c.corrupt("slab tail %d is not within %d bytes behind slab head %d", tail, size, c.slabHead)
+		}
+		c.slabTailSeen = tail
+		return size-used >= n, nil
+	})
+	return off, n, err
+}
+
+// record is a parsed record header.
+type record struct {
+	length  uint64
+	kind    uint16
+	seq     uint32
+	bodyLen uint64
+	n       uint64
+}
+
+// release consumes the ring up to end and frees slabFree bytes of the slab,
+// waking the producer if it waits for room.
+func (c *Conn) release(end, slabFree uint64) {
+	c.tail = end
+	c.rx.tail.Store(end)
+	if slabFree > 0 {
+		c.slabTail += slabFree
+		c.rx.slabTail.Store(c.slabTail)
+	}
+	wake(c.rx.spaceWaiters, c.rx.spaceSeq)
+}
+
+// nextRecord waits for the next frame or chunk record, skipping padding,
+// and returns its header (copied out of the ring, checked) and ring offset.
+// It returns io.EOF when the peer has gone and left nothing more.
+func (c *Conn) nextRecord() (record, uint64, error) {
+	size := c.geo.ring
+	for {
+		var avail uint64
+		err := c.await(c.rx.dataSeq, c.rx.dataWaiters, &c.recvSleeps, io.EOF, func() (bool, error) {
+			head := c.rx.head.Load()
+			avail = head - c.tail
+			if avail > size {
+				return false, c.corrupt("ring head %d is not within %d bytes ahead of tail %d", head, size, c.tail)
+			}
+			return avail > 0, nil
+		})
+		if err != nil {
+			return record{}, 0, err
+		}
+		pos := c.tail & (size - 1)
+		contig := size - pos
+		if contig < recHeader {
+			// Too short for a record: skipped by both sides, no pad record.
+			if avail <= contig {
+				return record{}, 0, c.corrupt("ring head ends inside the %d bytes skipped at the ring's end", contig)
+			}
+			c.release(c.tail+contig, 0)
+			continue
+		}
+		if avail < recHeader {
+			return record{}, 0, c.corrupt("%d bytes published, less than a record header", avail)
+		}
+		var b [recHeader]byte
+		copy(b[:], c.rx.data[pos:pos+recHeader])
+		le := binary.LittleEndian
+		r := record{
+			length:  uint64(le.Uint32(b[recOffLen:])),
+			kind:    le.Uint16(b[recOffKind:]),
+			seq:     le.Uint32(b[recOffSeq:]),
+			bodyLen: uint64(le.Uint32(b[recOffBody:])),
+			n:       le.Uint64(b[recOffN:]),
+		}
+		switch {
+		case r.seq != c.rseq:
+			return record{}, 0, c.corrupt("record sequence number %d, want %d", r.seq, c.rseq)
+		case r.length < recHeader || r.length > contig:
+			return record{}, 0, c.corrupt("record length %d at ring offset %d is outside [%d, %d]", r.length, pos, recHeader, contig)
+		case align8(r.length) > avail:
+			return record{}, 0, c.corrupt("record of %d bytes, only %d published", r.length, avail)
+		}
+		c.rseq++
+		if r.kind == kindPad {
+			if r.length != contig {
+				return record{}, 0, c.corrupt("pad record of %d bytes, the ring's end is %d bytes away", r.length, contig)
+			}
+			c.release(c.tail+contig, 0)
+			continue
+		}
+		return r, pos, nil
+	}
+}
+
+// Recv returns the next frame's body and payload length; see
+// transport.Conn. The body is a copy, valid until the next Recv.
+func (c *Conn) Recv() ([]byte, int, error) {
+	c.recvMu.Lock()
+	defer c.recvMu.Unlock()
+	if c.closed.Load() {
+		return nil, 0, transport.ErrClosed
+	}
+	if c.inFrame {
+		// The previous frame's payload was not read: discard it.
+		if err := c.take(nil, c.streamLeft); err != nil {
+			return nil, 0, err
+		}
+		c.inFrame = false
+	}
+	r, pos, err := c.nextRecord()
+	if err != nil {
+		return nil, 0, err
+	}
+	if r.kind != kindFrame {
+		return nil, 0, c.corrupt("record of kind %d where a frame should start", r.kind)
+	}
+	if r.bodyLen > uint64(c.opts.MaxBody) {
+		c.shutdown()
+		return nil, 0, &transport.FrameError{What: "body", Size: int(r.bodyLen), Limit: c.opts.MaxBody}
+	}
+	if r.n > uint64(c.opts.MaxPayload) {
+		c.shutdown()
+		return nil, 0, &transport.FrameError{What: "payload", Size: int(min(r.n, 1<<62)), Limit: c.opts.MaxPayload}
+	}
+	inline := r.length - recHeader
+	total := r.bodyLen + r.n
+	if inline > total {
+		return nil, 0, c.corrupt("frame record carries %d inline bytes, more than its %d-byte body and payload", inline, total)
+	}
+	c.inFrame = true
+	c.streamLeft = total
+	c.inPos, c.inLeft = pos+recHeader, inline
+	c.recEnd = c.tail + align8(r.length)
+	c.chunkOwed = total - inline
+	c.chunkLeft = 0
+	if inline == 0 {
+		c.release(c.recEnd, 0)
+	}
+	if uint64(cap(c.body)) < r.bodyLen {
+		c.body = make([]byte, r.bodyLen, max(r.bodyLen, 4096))
+	}
+	c.body = c.body[:r.bodyLen]
+	if err := c.take(c.body, r.bodyLen); err != nil {
+		return nil, 0, err
+	}
+	if c.streamLeft == 0 {
+		c.inFrame = false
+	}
+	return c.body, int(r.n), nil
+}
+
+// ReadPayload copies the current frame's payload into dst; see transport.Conn.
+func (c *Conn) ReadPayload(dst []byte) error {
+	c.recvMu.Lock()
+	defer c.recvMu.Unlock()
+	if c.closed.Load() {
+		return transport.ErrClosed
+	}
+	var left uint64
+	if c.inFrame {
+		left = c.streamLeft
+	}
+	if uint64(len(dst)) != left {
+		return fmt.Errorf("shm: ReadPayload of %d bytes, the frame's payload has %d", len(dst), left)
+	}
+	if left == 0 {
+		return nil
+	}
+	if err := c.take(dst, left); err != nil {
+		return err
+	}
+	c.inFrame = false
+	return nil
+}
+
+// take consumes n bytes of the current frame's stream, copying them into
+// dst unless dst is nil: inline bytes first, then chunks, releasing each
+// record and chunk as soon as it is consumed.
+func (c *Conn) take(dst []byte, n uint64) error {
+	for n > 0 {
+		if c.inLeft > 0 {
+			k := min(n, c.inLeft)
+			if dst != nil {
+				dst = dst[copy(dst[:k], c.rx.data[c.inPos:c.inPos+k]):]
+			}
+			c.inPos += k
+			c.inLeft -= k
+			c.streamLeft -= k
+			n -= k
+			if c.inLeft == 0 {
+				c.release(c.recEnd, 0)
+			}
+			continue
+		}
+		if c.chunkLeft == 0 {
+			if err := c.nextChunk(); err != nil {
+				return err
+			}
+		}
+		k := min(n, c.chunkLeft)
+		if dst != nil {
+			dst = dst[copy(dst[:k], c.rx.slab[c.chunkPos:c.chunkPos+k]):]
+		}
+		c.chunkPos += k
+		c.chunkLeft -= k
+		c.streamLeft -= k
+		n -= k
+		if c.chunkLeft == 0 {
+			c.release(c.chunkEnd, c.chunkSize)
+		}
+	}
+	return nil
+}
+
+// nextChunk waits for the current frame's next chunk record and checks it
+// against the slab: chunks are allocated in order, so its offset must be
+// where the last one ended.
+func (c *Conn) nextChunk() error {
+	r, pos, err := c.nextRecord()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	if r.kind != kindChunk || r.length != recChunk {
+		return c.corrupt("record of kind %d and %d bytes where a chunk should be", r.kind, r.length)
+	}
+	off := binary.LittleEndian.Uint64(c.rx.data[pos+recOffSlab:])
+	want := c.slabTail % c.geo.slab
+	switch {
+	case r.n == 0 || r.n > c.chunkOwed:
+		return c.corrupt("chunk of %d bytes, the frame has %d bytes to come in chunks", r.n, c.chunkOwed)
+	case off != want:
+		return c.corrupt("chunk at slab offset %d, want %d", off, want)
+	case r.n > c.geo.slab-off:
+		return c.corrupt("chunk of %d bytes at slab offset %d runs past the %d-byte slab", r.n, off, c.geo.slab)
+	}
+	c.chunkOwed -= r.n
+	c.chunkPos, c.chunkLeft, c.chunkSize = off, r.n, r.n
+	c.chunkEnd = c.tail + recChunk
+	return nil
+}

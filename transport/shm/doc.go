@@ -1,0 +1,60 @@
+// Package shm is the shared-memory transport, for a client and a GPU server
+// on the same host.
+//
+// # Connecting
+//
+// The server listens on a Unix socket ([Listen]; a path starting with "@"
+// is in Linux's abstract namespace). For each connection it accepts, it
+// creates a memfd-backed region, seals its size, maps it and passes the file
+// descriptor to the client over the socket (SCM_RIGHTS); the client checks
+// the seals and the header and maps it too ([Dial]). The region's sizes are
+// the server's: a client's [Options.RingSize] and [Options.SlabSize] are
+// ignored.
+//
+// The socket stays open for the life of the connection as its liveness
+// channel: nothing more is written on it, and when either process closes the
+// connection or dies, the kernel closes its end and the other side's blocked
+// Recv and Send return at once (io.EOF, or an error matching
+// transport.ErrClosed).
+//
+// # The region
+//
+//	page 0        header: magic, version, sizes; then per direction the
+//	              control words, each group on its own cache lines:
+//	              head (producer), tail and slab tail (consumer), and two
+//	              futex words with their waiter flags (data, space)
+//	ring 0, 1     client→server calls, server→client replies: single-producer
+//	              single-consumer byte rings of 8-byte aligned records
+//	slab 0, 1     one per direction, for large payloads
+//
+// A record is a frame (its body, and its payload when that is small: one
+// copy in, one copy out), a chunk (the offset and length of payload bytes
+// the producer wrote straight into its slab: no copy beyond that one and the
+// consumer's ReadPayload) or padding at the ring's end. The slab is a ring
+// allocator freed in order by the consumer; a payload larger than the slab
+// goes as several chunks, which the consumer gathers while the producer is
+// still writing, so a 256 MiB copy flows through a 16 MiB slab.
+//
+// # Waiting
+//
+// A consumer with nothing to read spins for a bounded number of iterations
+// ([Options.Spin]), then announces that it sleeps in a waiter flag and sleeps
+// on a futex word in the region (the shared, not the private, futex: the
+// waker is another process). A producer wakes it only when the flag is set,
+// so a busy connection makes no system calls. A producer that finds the ring
+// or slab full waits the same way: back-pressure, never loss.
+//
+// # Trust
+//
+// Everything the peer can write is checked before it is used: head and tail
+// counters against the ring and slab sizes, each record's sequence number,
+// kind and length, each chunk's offset and length. A violation fails the
+// call with an error matching [ErrCorrupt] and closes the connection; it
+// never panics or reads outside the region. Bodies are copied out of the
+// ring before Recv returns them, so the peer cannot change a body while it
+// is being decoded.
+//
+// The package's unsafe code and its futex and mmap system calls sit in
+// region_linux.go. On other systems Listen and Dial return an error matching
+// transport.ErrNotSupported.
+package shm

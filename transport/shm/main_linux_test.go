@@ -1,0 +1,93 @@
+//go:build linux
+
+package shm
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// childEnv names the socket a re-executed test binary dials as the child
+// in TestPeerProcessDeath.
+const childEnv = "GPUFABRIC_SHM_TEST_CHILD"
+
+// TestMain runs the child of TestPeerProcessDeath when asked to, and fails
+// the run when tests leak goroutines or file descriptors (a Conn owns a
+// socket, a mapping and a watcher goroutine; all must go at Close).
+func TestMain(m *testing.M) {
+	if path := os.Getenv(childEnv); path != "" {
+		os.Exit(runChild(path))
+	}
+	// Start the network poller (an epoll and an event descriptor, kept for
+	// the life of the process) before counting.
+	if l, err := net.Listen("unix", fmt.Sprintf("@gpufabric-shm-test-%d-poller", os.Getpid())); err == nil {
+		l.Close()
+	}
+	fds0, g0 := openFDs(), runtime.NumGoroutine()
+	code := m.Run()
+	// The fuzzing engine keeps goroutines of its own; check plain runs only.
+	fuzzing := flag.Lookup("test.fuzz").Value.String() != "" || flag.Lookup("test.fuzzworker").Value.String() == "true"
+	if code == 0 && !fuzzing {
+		var fds, g int
+		for range 100 {
+			runtime.GC()
+			fds, g = openFDs(), runtime.NumGoroutine()
+			if fds <= fds0 && g <= g0 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if fds > fds0 || g > g0 {
+			ents, _ := os.ReadDir("/proc/self/fd")
+			for _, e := range ents {
+				target, _ := os.Readlink("/proc/self/fd/" + e.Name())
+				fmt.Fprintf(os.Stderr, "fd %s -> %s\n", e.Name(), target)
+			}
+			fmt.Fprintf(os.Stderr, "leak: %d file descriptors open (%d before), %d goroutines (%d before)\n", fds, fds0, g, g0)
+			buf := make([]byte, 1<<20)
+			fmt.Fprintf(os.Stderr, "%s\n", buf[:runtime.Stack(buf, true)])
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func openFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	return len(ents)
+}
+
+// runChild dials path, says it is ready and holds the connection until it
+// is killed.
+func runChild(path string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, path, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 2
+	}
+	if err := c.Send([]byte("ready"), nil); err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 2
+	}
+	// Hold the connection without reading: the parent fills our ring.
+	time.Sleep(time.Minute)
+	return 0
+}
+
+// testPath returns a fresh abstract socket name.
+func testPath(t testing.TB) string {
+	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	return fmt.Sprintf("@gpufabric-shm-test-%d-%s-%d", os.Getpid(), name, time.Now().UnixNano())
+}

@@ -1,0 +1,87 @@
+package shm
+
+import (
+	"errors"
+
+	"github.com/gpufabric/gpufabric/transport"
+)
+
+// Name is the transport's name in Info and in selection.
+const Name = "shm"
+
+// Defaults for [Options].
+const (
+	// DefaultRingSize is the size of each direction's ring: room for some
+	// thousands of small frames queued.
+	DefaultRingSize = 1 << 20
+	// DefaultSlabSize is the size of each direction's slab for large payloads.
+	DefaultSlabSize = 16 << 20
+	// DefaultSpin is how many times a waiter polls before it sleeps on the
+	// futex: enough to bridge the gap between a call and its reply without a
+	// system call, little enough that an idle connection burns no CPU.
+	DefaultSpin = 200
+)
+
+// Size limits, checked by both sides.
+const (
+	minRingSize = 4 << 10
+	maxRingSize = 1 << 30
+	minSlabSize = 4 << 10
+	maxSlabSize = 1 << 40
+)
+
+// Options tune a shared-memory connection. The zero value means the defaults.
+type Options struct {
+	// Options holds the limits common to all transports. MaxQueued does not
+	// apply: the ring is the queue.
+	transport.Options
+
+	// RingSize is the size in bytes of each direction's ring, rounded up to
+	// a power of two between 4 KiB and 1 GiB. Server side only.
+	RingSize int
+	// SlabSize is the size in bytes of each direction's slab, rounded up to
+	// a multiple of 4 KiB. Server side only.
+	SlabSize int
+	// Spin is how many times a waiter polls before sleeping; negative means
+	// sleep at once.
+	Spin int
+}
+
+func (o Options) withDefaults() Options {
+	if o.RingSize <= 0 {
+		o.RingSize = DefaultRingSize
+	}
+	o.RingSize = min(max(o.RingSize, minRingSize), maxRingSize)
+	r := minRingSize
+	for r < o.RingSize {
+		r <<= 1
+	}
+	o.RingSize = r
+	if o.SlabSize <= 0 {
+		o.SlabSize = DefaultSlabSize
+	}
+	o.SlabSize = min(max(o.SlabSize, minSlabSize), maxSlabSize)
+	o.SlabSize = (o.SlabSize + minSlabSize - 1) &^ (minSlabSize - 1)
+	if o.EagerLimit <= 0 {
+		o.EagerLimit = transport.DefaultEagerLimit
+	}
+	if o.MaxBody <= 0 {
+		o.MaxBody = transport.DefaultMaxBody
+	}
+	if o.MaxPayload <= 0 {
+		o.MaxPayload = transport.DefaultMaxPayload
+	}
+	if o.Spin == 0 {
+		o.Spin = DefaultSpin
+	}
+	if o.Spin < 0 {
+		o.Spin = 0
+	}
+	return o
+}
+
+// ErrCorrupt is returned when the peer wrote something into the shared
+// region that breaks the protocol: a counter out of range, a record of the
+// wrong sequence, kind or length, a chunk outside the slab. The connection
+// is closed.
+var ErrCorrupt = errors.New("shm: peer corrupted the shared region")

@@ -1,0 +1,34 @@
+//go:build !linux
+
+package shm
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/gpufabric/gpufabric/transport"
+)
+
+var errNotSupported = fmt.Errorf("shm: needs Linux (memfd, futex): %w", transport.ErrNotSupported)
+
+// Listener accepts shared-memory connections; on this system it cannot.
+type Listener struct{}
+
+var _ transport.Listener = (*Listener)(nil)
+
+// Listen returns an error matching transport.ErrNotSupported.
+func Listen(path string, opts Options) (*Listener, error) { return nil, errNotSupported }
+
+// Dial returns an error matching transport.ErrNotSupported.
+func Dial(ctx context.Context, path string, opts Options) (transport.Conn, error) {
+	return nil, errNotSupported
+}
+
+// Accept returns an error matching transport.ErrNotSupported.
+func (l *Listener) Accept() (transport.Conn, error) { return nil, errNotSupported }
+
+// Close does nothing.
+func (l *Listener) Close() error { return nil }
+
+// Addr returns "".
+func (l *Listener) Addr() string { return "" }
