@@ -21,8 +21,15 @@ type flow struct {
 	id      uint64
 	quantum int // tasks per round
 	deficit int
-	tasks   []func()
+	tasks   []task
 	active  bool
+}
+
+// task is a function to run on the shard and, when done is not nil, a
+// counter to decrement once it has run.
+type task struct {
+	fn   func()
+	done *atomic.Int64
 }
 
 func newFairQueue() *fairQueue { return &fairQueue{flows: map[uint64]*flow{}} }
@@ -35,7 +42,7 @@ func quantumOf(shareMillionths uint32) int {
 
 // push queues t for flow id with the given quantum, and reports whether the
 // queue was empty before.
-func (q *fairQueue) push(id uint64, quantum int, t func()) (wasEmpty bool) {
+func (q *fairQueue) push(id uint64, quantum int, t task) (wasEmpty bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	wasEmpty = len(q.active) == 0
@@ -56,7 +63,7 @@ func (q *fairQueue) push(id uint64, quantum int, t func()) (wasEmpty bool) {
 
 // pop appends to dst the tasks of one round of service, at most limit, and
 // returns it; empty when nothing is queued.
-func (q *fairQueue) pop(dst []func(), limit int) []func() {
+func (q *fairQueue) pop(dst []task, limit int) []task {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for len(dst) < limit && len(q.active) > 0 {

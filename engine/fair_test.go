@@ -23,17 +23,17 @@ func TestFairQueueServesInProportionToShare(t *testing.T) {
 			ran := make([]int, len(tt.shares))
 			for id, share := range tt.shares {
 				for range tt.perFlow {
-					q.push(uint64(id), quantumOf(share), func() { ran[id]++ })
+					q.push(uint64(id), quantumOf(share), task{fn: func() { ran[id]++ }})
 				}
 			}
 			// Serve a while, while every flow still has work: counts must
 			// follow the quanta.
-			var batch []func()
+			var batch []task
 			total := 0
 			for total < tt.perFlow/2 {
 				batch = q.pop(batch[:0], 16)
-				for _, task := range batch {
-					task()
+				for _, t := range batch {
+					t.fn()
 				}
 				total += len(batch)
 			}
@@ -54,15 +54,15 @@ func TestFairQueueKeepsOrderWithinAFlow(t *testing.T) {
 	q := newFairQueue()
 	var got []int
 	for i := range 100 {
-		q.push(uint64(i%3), 1+i%3, func() { got = append(got, i) })
+		q.push(uint64(i%3), 1+i%3, task{fn: func() { got = append(got, i) }})
 	}
 	for {
 		batch := q.pop(nil, 7)
 		if len(batch) == 0 {
 			break
 		}
-		for _, task := range batch {
-			task()
+		for _, t := range batch {
+			t.fn()
 		}
 	}
 	last := map[int]int{0: -1, 1: -1, 2: -1}

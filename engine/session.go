@@ -58,10 +58,7 @@ type sessionDevice struct {
 // other tasks there.
 func (d *sessionDevice) submit(fn func()) {
 	d.outstanding.Add(1)
-	d.shard.submit(d.session, d.quantum, func() {
-		defer d.outstanding.Add(-1)
-		fn()
-	})
+	d.shard.submit(d.session, d.quantum, task{fn: fn, done: &d.outstanding})
 }
 
 // Objects are registered by the reader when the client names them, and

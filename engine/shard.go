@@ -83,7 +83,7 @@ func newShard(index int, dev backend.Device, pin func() error, log *slog.Logger)
 
 // submit queues t to run on the shard's thread in order with the session's
 // other tasks.
-func (sh *shard) submit(sessionID uint64, quantum int, t func()) {
+func (sh *shard) submit(sessionID uint64, quantum int, t task) {
 	sh.queue.push(sessionID, quantum, t)
 	select {
 	case sh.wake <- struct{}{}:
@@ -95,7 +95,7 @@ func (sh *shard) submit(sessionID uint64, quantum int, t func()) {
 // that must not overtake queued work and need an answer now.
 func (sh *shard) call(sessionID uint64, quantum int, fn func() error) error {
 	done := make(chan error, 1)
-	sh.submit(sessionID, quantum, func() { done <- fn() })
+	sh.submit(sessionID, quantum, task{fn: func() { done <- fn() }})
 	return <-done
 }
 
@@ -112,7 +112,7 @@ func (sh *shard) run(errs chan<- error) {
 		}
 	}
 	close(errs)
-	batch := make([]func(), 0, 64)
+	batch := make([]task, 0, 64)
 	for {
 		batch = sh.queue.pop(batch[:0], cap(batch))
 		if len(batch) == 0 && sh.info.ThreadAffine {
@@ -127,8 +127,11 @@ func (sh *shard) run(errs chan<- error) {
 			}
 		}
 		for i, t := range batch {
-			sh.runTask(t)
-			batch[i] = nil
+			sh.runTask(t.fn)
+			if t.done != nil {
+				t.done.Add(-1)
+			}
+			batch[i] = task{}
 		}
 	}
 }
@@ -143,7 +146,7 @@ const lockedSpin = 50 * time.Microsecond
 // poll looks for tasks for up to lockedSpin. It does not yield: a locked
 // goroutine that yields hands its P to another thread and sleeps, which is
 // the very wake-up cost the poll is there to avoid.
-func (sh *shard) poll(batch []func()) []func() {
+func (sh *shard) poll(batch []task) []task {
 	deadline := time.Now().Add(lockedSpin)
 	for time.Now().Before(deadline) {
 		if sh.queue.pending() {

@@ -1,6 +1,7 @@
 package interpose
 
 import (
+	"encoding/binary"
 	"math"
 
 	"github.com/gpufabric/gpufabric/engine/api"
@@ -370,39 +371,42 @@ func packParams(name string, layout []api.Param, args []any) ([]byte, error) {
 		size = layout[n-1].Offset + layout[n-1].Size
 	}
 	buf := make([]byte, size)
+	le := binary.LittleEndian
 	for i, a := range args {
 		p := layout[i]
-		var b []byte
+		var n uint32
 		switch v := a.(type) {
-		case DevicePtr:
-			b = le64(uint64(v))
-		case uint64:
-			b = le64(v)
-		case int64:
-			b = le64(uint64(v))
-		case float64:
-			b = le64(math.Float64bits(v))
-		case uint32:
-			b = le32(v)
-		case int32:
-			b = le32(uint32(v))
-		case float32:
-			b = le32(math.Float32bits(v))
+		case DevicePtr, uint64, int64, float64:
+			n = 8
+		case uint32, int32, float32:
+			n = 4
 		case []byte:
-			b = v
+			n = uint32(len(v))
 		default:
 			return nil, api.Errorf(api.ErrInvalidValue, "%s argument %d: unsupported type %T", name, i, a)
 		}
-		if uint32(len(b)) != p.Size {
-			return nil, api.Errorf(api.ErrInvalidValue, "%s argument %d is %d bytes (%T); the parameter is %d", name, i, len(b), a, p.Size)
+		if n != p.Size {
+			return nil, api.Errorf(api.ErrInvalidValue, "%s argument %d is %d bytes (%T); the parameter is %d", name, i, n, a, p.Size)
 		}
-		copy(buf[p.Offset:], b)
+		b := buf[p.Offset : p.Offset+n]
+		switch v := a.(type) {
+		case DevicePtr:
+			le.PutUint64(b, uint64(v))
+		case uint64:
+			le.PutUint64(b, v)
+		case int64:
+			le.PutUint64(b, uint64(v))
+		case float64:
+			le.PutUint64(b, math.Float64bits(v))
+		case uint32:
+			le.PutUint32(b, v)
+		case int32:
+			le.PutUint32(b, uint32(v))
+		case float32:
+			le.PutUint32(b, math.Float32bits(v))
+		case []byte:
+			copy(b, v)
+		}
 	}
 	return buf, nil
 }
-
-func le64(v uint64) []byte {
-	return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24), byte(v >> 32), byte(v >> 40), byte(v >> 48), byte(v >> 56)}
-}
-
-func le32(v uint32) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)} }
