@@ -1,0 +1,78 @@
+//go:build cgo
+
+package cuda
+
+// This file is the package's only use of unsafe. Two kinds of memory cross
+// to the driver here:
+//
+//   - Go byte slices (a module image, a launch's parameter buffer), passed
+//     by address for the length of one cgo call. cgo allows it: the bytes
+//     hold no Go pointers, and the shim copies them into C memory before the
+//     driver sees them, so nothing keeps the Go address after the call.
+//   - Pinned staging buffers that the driver allocated (cuMemHostAlloc).
+//     They are viewed as []byte so Go can copy in and out of them. The view
+//     is exactly the allocation's length, and it is dropped (pinned.b = nil)
+//     before the memory is freed, which happens only once the buffer's last
+//     DMA has completed (see staging_linux.go).
+
+/*
+#include "cuda_shim.h"
+*/
+import "C"
+
+import (
+	"unsafe"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/engine/backend"
+)
+
+// goBytes is b's address for one cgo call, or nil for an empty slice.
+func goBytes(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(unsafe.SliceData(b))
+}
+
+func moduleLoad(ctx handle, image []byte) (handle, api.Result) {
+	var h C.gf_handle
+	r := C.gf_module_load(C.gf_handle(ctx), goBytes(image), C.size_t(len(image)), &h)
+	return handle(h), res(r)
+}
+
+func launch(ctx, fn handle, cfg backend.LaunchConfig, s handle, params []byte) api.Result {
+	return res(C.gf_launch(C.gf_handle(ctx), C.gf_handle(fn),
+		C.uint(cfg.Grid[0]), C.uint(cfg.Grid[1]), C.uint(cfg.Grid[2]),
+		C.uint(cfg.Block[0]), C.uint(cfg.Block[1]), C.uint(cfg.Block[2]),
+		C.uint(cfg.SharedMem), C.gf_handle(s), goBytes(params), C.size_t(len(params))))
+}
+
+// pinned is page-locked host memory from cuMemHostAlloc.
+type pinned struct {
+	p unsafe.Pointer
+	b []byte
+}
+
+func allocPinned(ctx handle, n int) (*pinned, api.Result) {
+	var p unsafe.Pointer
+	if r := res(C.gf_host_alloc(C.gf_handle(ctx), C.size_t(n), &p)); r != api.Success {
+		return nil, r
+	}
+	return &pinned{p: p, b: unsafe.Slice((*byte)(p), n)}, api.Success
+}
+
+func (m *pinned) free(ctx handle) api.Result {
+	m.b = nil
+	return res(C.gf_host_free(C.gf_handle(ctx), m.p))
+}
+
+// htod queues a copy of the first n bytes of m to dst on stream s.
+func (m *pinned) htod(ctx handle, dst uint64, n int, s handle) api.Result {
+	return res(C.gf_memcpy_htod(C.gf_handle(ctx), C.uint64_t(dst), m.p, C.size_t(n), C.gf_handle(s)))
+}
+
+// dtoh queues a copy of n bytes at src into the start of m on stream s.
+func (m *pinned) dtoh(ctx handle, src uint64, n int, s handle) api.Result {
+	return res(C.gf_memcpy_dtoh(C.gf_handle(ctx), m.p, C.uint64_t(src), C.size_t(n), C.gf_handle(s)))
+}

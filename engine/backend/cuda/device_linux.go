@@ -1,0 +1,148 @@
+//go:build cgo
+
+package cuda
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/engine/backend"
+)
+
+// Device is one GPU driven through its primary context.
+type Device struct {
+	info    backend.Info
+	ordinal int   // CUDA ordinal
+	dev     int32 // CUdevice
+	ctx     handle
+	log     *slog.Logger
+
+	staging *stagingPool
+	events  *eventPool
+
+	// mon is the device's NVML view; nil without NVML, with monNote
+	// saying why.
+	mon     *monitor
+	fleet   *fleet
+	monNote string
+
+	mu     sync.Mutex
+	closed bool
+}
+
+var (
+	_ backend.Device  = (*Device)(nil)
+	_ backend.Monitor = (*Device)(nil)
+)
+
+// Ordinal is the device's CUDA ordinal (Info.Index is its place among the
+// devices Open returned).
+func (d *Device) Ordinal() int { return d.ordinal }
+
+func (d *Device) Info() backend.Info { return d.info }
+
+func (d *Device) MemInfo() (free, total uint64, err error) {
+	free, total, r := memInfo(d.ctx)
+	return free, total, check(r, "cuMemGetInfo")
+}
+
+func (d *Device) Alloc(size uint64) (backend.DevicePtr, error) {
+	p, r := memAlloc(d.ctx, size)
+	return p, check(r, "cuMemAlloc(%d bytes)", size)
+}
+
+func (d *Device) Free(ptr backend.DevicePtr) error {
+	return check(memFree(d.ctx, ptr), "cuMemFree(%#x)", ptr)
+}
+
+func (d *Device) NewStream(flags uint32, priority int32) (backend.Stream, error) {
+	h, r := streamCreate(d.ctx, flags, priority)
+	if err := check(r, "cuStreamCreateWithPriority(flags %#x, priority %d)", flags, priority); err != nil {
+		return nil, err
+	}
+	return &stream{d: d, h: h}, nil
+}
+
+// NewEvent adds CU_EVENT_BLOCKING_SYNC to the client's flags. It changes
+// only how a host thread waits for the event, and the only host threads
+// that wait for it are this backend's: the client's own waits are served by
+// Notify. A spinning wait would hold a CPU the shards need.
+func (d *Device) NewEvent(flags uint32) (backend.Event, error) {
+	h, r := eventCreate(d.ctx, flags|eventBlockingSync)
+	if err := check(r, "cuEventCreate(flags %#x)", flags); err != nil {
+		return nil, err
+	}
+	return newEvent(d, h, flags), nil
+}
+
+func (d *Device) LoadModule(image []byte) (backend.Module, error) {
+	if len(image) == 0 {
+		return nil, api.Errorf(api.ErrInvalidImage, "empty module image")
+	}
+	h, r := moduleLoad(d.ctx, image)
+	if err := check(r, "cuModuleLoadData (%d-byte %s image)", len(image), imageKind(image)); err != nil {
+		return nil, err
+	}
+	return &module{d: d, h: h}, nil
+}
+
+func (d *Device) ElapsedTime(start, end backend.Event) (time.Duration, error) {
+	a, ok1 := start.(*event)
+	b, ok2 := end.(*event)
+	if !ok1 || !ok2 {
+		return 0, api.Errorf(api.ErrInvalidHandle, "event of another backend")
+	}
+	if a.pending() || b.pending() {
+		return 0, api.ErrNotReady
+	}
+	ms, r := eventElapsed(d.ctx, a.h, b.h)
+	if err := check(r, "cuEventElapsedTime"); err != nil {
+		return 0, err
+	}
+	return time.Duration(float64(ms) * float64(time.Millisecond)), nil
+}
+
+// Telemetry reads NVML where it matched this device, else reports only
+// what the driver knows: memory in use.
+func (d *Device) Telemetry() (backend.Telemetry, error) {
+	if d.mon != nil {
+		return d.mon.telemetry(), nil
+	}
+	free, total, r := memInfo(d.ctx)
+	if err := check(r, "cuMemGetInfo"); err != nil {
+		return backend.Telemetry{}, err
+	}
+	return backend.Telemetry{
+		Utilization:  -1,
+		MemoryUsed:   total - free,
+		TemperatureC: -1,
+		PowerWatts:   -1,
+		Healthy:      true,
+		Health:       d.monNote,
+	}, nil
+}
+
+// Close releases the staging buffers, the internal events and the primary
+// context. Releasing the last reference to a primary context destroys it
+// and everything in it, so objects the engine did not destroy go with it;
+// the engine destroys its streams first, or their workers find a dead
+// context.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return api.Errorf(api.ErrInvalidDevice, "device %d is closed", d.info.Index)
+	}
+	d.closed = true
+	d.mu.Unlock()
+	if d.fleet != nil {
+		d.fleet.release()
+	}
+	if out := d.staging.close(); out > 0 {
+		d.log.Warn("cuda: staging buffers still in use at close", "device", d.info.Index, "buffers", out)
+	}
+	d.events.close()
+	return check(ctxRelease(d.dev), "cuDevicePrimaryCtxRelease")
+}

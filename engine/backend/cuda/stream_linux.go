@@ -1,0 +1,383 @@
+//go:build cgo
+
+package cuda
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/engine/backend"
+)
+
+// directCopyMax is the largest host-to-device copy staged on the caller's
+// (the shard's) thread: a memcpy of this size takes some tens of
+// microseconds, about what handing it to a goroutine would cost. Larger
+// copies go to the stream's worker so the shard keeps serving other streams.
+const directCopyMax = 256 << 10
+
+// stream is a CUstream plus the host-side work that must happen in its
+// order: staged copies need the CPU (memcpy into pinned memory, waiting for
+// a chunk's DMA, calling a sink), which must not block the shard.
+//
+// While no host-side work is pending, calls go straight to the driver on
+// the caller's thread, which is the fast path for launches, memsets and
+// small copies. Once some is pending, every later call queues behind it on
+// the stream's worker goroutine, so the driver sees the stream's work in
+// the order it was given. The worker exits when its queue drains.
+type stream struct {
+	d *Device
+	h handle
+
+	mu        sync.Mutex
+	queue     []func() error
+	working   bool  // the worker is running; new work must queue
+	err       error // first error of queued work since the last report
+	destroyed bool
+	gone      bool // cuStreamDestroy was called
+
+	wmu     sync.Mutex
+	waits   []waitItem
+	waiting bool // the waiter goroutine is running
+}
+
+var _ backend.Stream = (*stream)(nil)
+
+// waitItem is a pending Notify: an internal event recorded at the point of
+// the Notify, the host-side error seen before that point, and the callback.
+type waitItem struct {
+	ev      handle
+	hostErr error
+	fn      func(error)
+}
+
+// idle reports whether nothing host-side is pending, so that a call may go
+// straight to the driver. The engine calls a stream from its shard thread
+// only, so the answer holds until the caller acts on it.
+func (s *stream) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.working && !s.destroyed
+}
+
+// enqueue queues host-side work. Its error, if any, becomes the stream's.
+func (s *stream) enqueue(op func() error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.destroyed {
+		return api.Errorf(api.ErrInvalidHandle, "stream is destroyed")
+	}
+	s.queue = append(s.queue, op)
+	if !s.working {
+		s.working = true
+		go s.work()
+	}
+	return nil
+}
+
+// run does op now if the stream is idle (its error is the caller's: the
+// work was not queued), else queues it.
+func (s *stream) run(op func() error) error {
+	if s.idle() {
+		return op()
+	}
+	return s.enqueue(op)
+}
+
+func (s *stream) work() {
+	var batch []func() error
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.working = false
+			destroy := s.destroyed && !s.gone
+			s.gone = s.gone || destroy
+			s.mu.Unlock()
+			if destroy {
+				s.destroy()
+			}
+			return
+		}
+		batch, s.queue = s.queue, batch[:0]
+		s.mu.Unlock()
+		for i, op := range batch {
+			if err := op(); err != nil {
+				s.fail(err)
+			}
+			batch[i] = nil
+		}
+	}
+}
+
+func (s *stream) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+}
+
+func (s *stream) takeErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.err
+	s.err = nil
+	return err
+}
+
+func (s *stream) destroy() error {
+	// The driver defers the release until the stream's work is done.
+	return check(streamDestroy(s.d.ctx, s.h), "cuStreamDestroy")
+}
+
+// stager takes staging buffers for a copy of n bytes: one, waiting if all
+// are busy, and a second only if the copy spans chunks and one is free now
+// (see stagingPool.get for why never wait for the second).
+func (s *stream) stager(n uint64) (*copyStager, error) {
+	first, err := s.d.staging.get(true)
+	if err != nil {
+		return nil, err
+	}
+	c := &copyStager{ctx: s.d.ctx, s: s.h, bufs: []*stagingBuf{first}}
+	if n > uint64(s.d.staging.size) {
+		if second, err := s.d.staging.get(false); err == nil && second != nil {
+			c.bufs = append(c.bufs, second)
+		}
+	}
+	return c, nil
+}
+
+func (s *stream) release(c *copyStager) {
+	for _, b := range c.bufs {
+		s.d.staging.put(b)
+	}
+}
+
+func (s *stream) CopyHtoD(dst backend.DevicePtr, src []byte, done func()) error {
+	// Direct only within one chunk: a second chunk through the same single
+	// buffer would wait for the first one's DMA on the shard's thread.
+	if len(src) <= min(directCopyMax, s.d.staging.size) && s.idle() {
+		b, err := s.d.staging.get(false)
+		if err != nil {
+			return err
+		}
+		if b != nil {
+			c := &copyStager{ctx: s.d.ctx, s: s.h, bufs: []*stagingBuf{b}}
+			err := stageHtoD(c, dst, src)
+			s.d.staging.put(b)
+			if err != nil {
+				return err
+			}
+			done()
+			return nil
+		}
+	}
+	return s.enqueue(func() error {
+		defer done()
+		c, err := s.stager(uint64(len(src)))
+		if err != nil {
+			return err
+		}
+		defer s.release(c)
+		return stageHtoD(c, dst, src)
+	})
+}
+
+func (s *stream) CopyDtoH(src backend.DevicePtr, n uint64, sink func(off uint64, b []byte) error) error {
+	return s.enqueue(func() error {
+		c, err := s.stager(n)
+		if err != nil {
+			return err
+		}
+		defer s.release(c)
+		return stageDtoH(c, src, n, sink)
+	})
+}
+
+func (s *stream) CopyDtoD(dst, src backend.DevicePtr, n uint64) error {
+	return s.run(func() error {
+		return check(memcpyDtoD(s.d.ctx, dst, src, n, s.h), "cuMemcpyDtoDAsync(%#x, %#x, %d bytes)", dst, src, n)
+	})
+}
+
+func (s *stream) Memset(dst backend.DevicePtr, value uint32, elemSize int, count uint64) error {
+	switch elemSize {
+	case 1, 2, 4:
+	default:
+		return api.Errorf(api.ErrInvalidValue, "memset element size %d", elemSize)
+	}
+	if dst%uint64(elemSize) != 0 {
+		return api.Errorf(api.ErrInvalidValue, "memset of %d-byte elements at unaligned %#x", elemSize, dst)
+	}
+	return s.run(func() error {
+		return check(memset(s.d.ctx, dst, value, elemSize, count, s.h), "cuMemsetD%dAsync(%#x, %d elements)", 8*elemSize, dst, count)
+	})
+}
+
+func (s *stream) Launch(fn backend.Function, cfg backend.LaunchConfig, params []byte, _ backend.Memory) error {
+	// memory goes unused: a compiled kernel's accesses cannot be known
+	// before it runs. The engine's checks on copies and memsets still
+	// hold; see the package doc for what that leaves open.
+	f, ok := fn.(*function)
+	if !ok {
+		return api.Errorf(api.ErrInvalidHandle, "function of another backend")
+	}
+	if f.mod.isUnloaded() {
+		return api.Errorf(api.ErrInvalidHandle, "function %s of an unloaded module", f.name)
+	}
+	if err := checkGeometry(f.name, cfg.Grid, cfg.Block); err != nil {
+		return err
+	}
+	if err := checkParamBuffer(f.name, f.params, params); err != nil {
+		return err
+	}
+	if s.idle() {
+		return check(launch(s.d.ctx, f.h, cfg, s.h, params), "cuLaunchKernel(%s, grid %v, block %v)", f.name, cfg.Grid, cfg.Block)
+	}
+	kept := bytes.Clone(params) // the caller's buffer is lent for this call only
+	return s.enqueue(func() error {
+		return check(launch(s.d.ctx, f.h, cfg, s.h, kept), "cuLaunchKernel(%s, grid %v, block %v)", f.name, cfg.Grid, cfg.Block)
+	})
+}
+
+func (s *stream) Record(ev backend.Event) error {
+	e, ok := ev.(*event)
+	if !ok {
+		return api.Errorf(api.ErrInvalidHandle, "event of another backend")
+	}
+	gen, err := e.reserve()
+	if err != nil {
+		return err
+	}
+	return s.run(func() error {
+		r := eventRecord(s.d.ctx, e.h, s.h)
+		e.issued(gen)
+		return check(r, "cuEventRecord")
+	})
+}
+
+func (s *stream) Wait(ev backend.Event) error {
+	e, ok := ev.(*event)
+	if !ok {
+		return api.Errorf(api.ErrInvalidHandle, "event of another backend")
+	}
+	target, err := e.hold()
+	if err != nil {
+		return err
+	}
+	op := func() error {
+		// A record that is still queued on another stream's worker has
+		// not reached the driver: waiting on the event now would wait on
+		// the record before it.
+		e.waitIssued(target)
+		defer e.release()
+		return check(streamWaitEvent(s.d.ctx, s.h, e.h), "cuStreamWaitEvent")
+	}
+	if e.isIssued(target) && s.idle() {
+		return op()
+	}
+	if err := s.enqueue(op); err != nil {
+		e.release()
+		return err
+	}
+	return nil
+}
+
+// Notify records an internal event at this point of the stream and hands
+// it to the stream's waiter, which sleeps on it and then calls fn. The
+// shard never blocks; one waiter per stream keeps a stream's notifications
+// in order without a slow stream delaying another's.
+func (s *stream) Notify(fn func(error)) error {
+	if s.idle() {
+		return s.notify(fn)
+	}
+	return s.enqueue(func() error {
+		// Queued, the error has no caller to go to but fn.
+		if err := s.notify(fn); err != nil {
+			fn(err)
+		}
+		return nil
+	})
+}
+
+func (s *stream) notify(fn func(error)) error {
+	ev, err := s.d.events.get()
+	if err != nil {
+		return err
+	}
+	if err := check(eventRecord(s.d.ctx, ev, s.h), "cuEventRecord"); err != nil {
+		s.d.events.put(ev)
+		return err
+	}
+	s.wmu.Lock()
+	s.waits = append(s.waits, waitItem{ev: ev, hostErr: s.takeErr(), fn: fn})
+	if !s.waiting {
+		s.waiting = true
+		go s.waiter()
+	}
+	s.wmu.Unlock()
+	return nil
+}
+
+func (s *stream) waiter() {
+	for {
+		s.wmu.Lock()
+		if len(s.waits) == 0 {
+			s.waiting = false
+			s.wmu.Unlock()
+			return
+		}
+		it := s.waits[0]
+		s.waits[0] = waitItem{}
+		s.waits = s.waits[1:]
+		s.wmu.Unlock()
+
+		r := eventSync(s.d.ctx, it.ev)
+		err := it.hostErr
+		if err == nil {
+			err = check(r, "stream work")
+		}
+		if r == api.Success {
+			s.d.events.put(it.ev)
+		} else {
+			eventDestroy(s.d.ctx, it.ev) // not trusted for reuse
+		}
+		it.fn(err)
+	}
+}
+
+func (s *stream) Query() error {
+	s.mu.Lock()
+	working := s.working
+	s.mu.Unlock()
+	if working {
+		return api.ErrNotReady
+	}
+	switch r := streamQuery(s.d.ctx, s.h); r {
+	case api.Success:
+		return s.takeErr()
+	case api.ErrNotReady:
+		return api.ErrNotReady
+	default:
+		if err := s.takeErr(); err != nil {
+			return err
+		}
+		return check(r, "stream work")
+	}
+}
+
+func (s *stream) Destroy() error {
+	s.mu.Lock()
+	if s.destroyed {
+		s.mu.Unlock()
+		return api.Errorf(api.ErrInvalidHandle, "stream is destroyed")
+	}
+	s.destroyed = true
+	now := !s.working
+	s.gone = now
+	s.mu.Unlock()
+	if now {
+		return s.destroy()
+	}
+	return nil // the worker destroys it when its queue drains
+}
