@@ -60,7 +60,7 @@ func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
 	case *api.MemcpyDtoH:
 		s.memcpyDtoH(h, m)
 	case *api.MemcpyDtoD:
-		s.onStream(h, m.Stream, m.Dst, func(st *streamObj) error {
+		s.onStream(h, m.Stream, func(st *streamObj) error {
 			d := st.dev
 			if err := inRange(d, "destination", m.Dst, m.Size); err != nil {
 				return err
@@ -71,7 +71,7 @@ func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
 			return st.bs.CopyDtoD(m.Dst, m.Src, m.Size)
 		})
 	case *api.Memset:
-		s.onStream(h, m.Stream, m.Dst, func(st *streamObj) error {
+		s.onStream(h, m.Stream, func(st *streamObj) error {
 			switch m.ElemSize {
 			case 1, 2, 4:
 			default:
@@ -110,11 +110,11 @@ func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
 			return nil
 		})
 	case *api.StreamWaitEvent:
-		s.streamWaitEvent(h, m)
+		s.eventOnStream(h, m.Stream, m.Event, backend.Stream.Wait)
 	case *api.EventCreate:
 		s.eventCreate(h, m)
 	case *api.EventRecord:
-		s.eventRecord(h, m)
+		s.eventOnStream(h, m.Stream, m.Event, backend.Stream.Record)
 	case *api.EventSynchronize:
 		s.withEvent(h, m.Event, func(ev *eventObj) error {
 			return ev.be.Notify(func(err error) { s.syncReply(h, err, nil) })
@@ -177,9 +177,9 @@ func (s *session) withStream(h api.Header, handle api.Handle, fn func(*streamObj
 	})
 }
 
-// onStream queues work on a stream for memory at ptr: fn checks and queues
-// it on the shard; a synchronous call is answered when the work has run.
-func (s *session) onStream(h api.Header, handle api.Handle, ptr uint64, fn func(*streamObj) error) {
+// onStream queues work on a stream: fn checks and queues it on the shard;
+// a synchronous call is answered when the work has run.
+func (s *session) onStream(h api.Header, handle api.Handle, fn func(*streamObj) error) {
 	st, err := s.stream(handle)
 	if err != nil {
 		s.fail(h, err)
@@ -366,7 +366,7 @@ func (s *session) memcpyHtoD(h api.Header, m *api.MemcpyHtoD, n int) error {
 		s.fail(h, err)
 		return nil
 	}
-	s.onStream(h, m.Stream, m.Dst, func(st *streamObj) error {
+	s.onStream(h, m.Stream, func(st *streamObj) error {
 		err := sameDevice(st, d)
 		if err == nil {
 			err = inRange(d, "destination", m.Dst, uint64(n))
@@ -671,7 +671,7 @@ func (s *session) streamDestroy(h api.Header, m *api.StreamDestroy) {
 		// errors are the session's.
 		bs := st.bs
 		st.bs = nil
-		bs.Notify(func(err error) { s.latch(err) })
+		bs.Notify(func(err error) { s.latched.Set(err) })
 		if err := bs.Destroy(); err != nil {
 			s.fail(h, err)
 			return
@@ -680,20 +680,22 @@ func (s *session) streamDestroy(h api.Header, m *api.StreamDestroy) {
 	})
 }
 
-func (s *session) streamWaitEvent(h api.Header, m *api.StreamWaitEvent) {
-	ev, err := s.event(m.Event)
+// eventOnStream queues fn on a stream with an event of the same device:
+// a stream's wait on an event, or an event's record on a stream.
+func (s *session) eventOnStream(h api.Header, stream, event api.Handle, fn func(backend.Stream, backend.Event) error) {
+	ev, err := s.event(event)
 	if err != nil {
 		s.fail(h, err)
 		return
 	}
-	s.onStream(h, m.Stream, 0, func(st *streamObj) error {
+	s.onStream(h, stream, func(st *streamObj) error {
 		if ev.dev != st.dev {
-			return api.Errorf(api.ErrNotSupported, "waiting on an event of another device")
+			return api.Errorf(api.ErrNotSupported, "an event and a stream of different devices")
 		}
 		if err := ev.ready(); err != nil {
 			return err
 		}
-		return st.bs.Wait(ev.be)
+		return fn(st.bs, ev.be)
 	})
 }
 
@@ -719,23 +721,6 @@ func (s *session) eventCreate(h api.Header, m *api.EventCreate) {
 			return
 		}
 		s.reply0(h)
-	})
-}
-
-func (s *session) eventRecord(h api.Header, m *api.EventRecord) {
-	ev, err := s.event(m.Event)
-	if err != nil {
-		s.fail(h, err)
-		return
-	}
-	s.onStream(h, m.Stream, 0, func(st *streamObj) error {
-		if ev.dev != st.dev {
-			return api.Errorf(api.ErrInvalidValue, "event and stream are on different devices")
-		}
-		if err := ev.ready(); err != nil {
-			return err
-		}
-		return st.bs.Record(ev.be)
 	})
 }
 

@@ -37,7 +37,7 @@ type session struct {
 	events     map[api.Handle]*eventObj
 	modules    map[api.Handle]*moduleObj
 	functions  map[api.Handle]*functionObj
-	latched    error // first asynchronous failure not yet reported
+	latched    api.Latch // first asynchronous failure not yet reported
 	selection  string
 	complaints int
 }
@@ -296,7 +296,7 @@ func (s *session) afterStreams(d *sessionDevice, fn func()) {
 		left := len(streams)
 		for _, bs := range streams {
 			err := bs.Notify(func(err error) {
-				s.latch(err)
+				s.latched.Set(err)
 				mu.Lock()
 				left--
 				last := left == 0
@@ -316,26 +316,6 @@ func (s *session) afterStreams(d *sessionDevice, fn func()) {
 			}
 		}
 	})
-}
-
-// latch keeps the first asynchronous failure for the next synchronising call.
-func (s *session) latch(err error) {
-	if err == nil {
-		return
-	}
-	s.mu.Lock()
-	if s.latched == nil {
-		s.latched = err
-	}
-	s.mu.Unlock()
-}
-
-func (s *session) takeLatched() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.latched
-	s.latched = nil
-	return err
 }
 
 var replyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
@@ -359,7 +339,7 @@ func (s *session) reply(h api.Header, err error, m api.Message, payload []byte) 
 func (s *session) fail(h api.Header, err error) {
 	if h.Flags&api.FlagAsync != 0 {
 		s.complain(h.Op, err)
-		s.latch(err)
+		s.latched.Set(err)
 		return
 	}
 	s.reply(h, err, nil, nil)
@@ -384,7 +364,7 @@ func (s *session) done(h api.Header, st *streamObj, err error) {
 // session's latched one.
 func (s *session) syncReply(h api.Header, err error, m api.Message) {
 	if err == nil {
-		err = s.takeLatched()
+		err = s.latched.Take()
 	}
 	s.reply(h, err, m, nil)
 }

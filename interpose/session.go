@@ -49,8 +49,8 @@ type Session struct {
 
 	mu      sync.Mutex
 	pending map[uint32]*pending
-	err     error // why the connection is gone; sticky
-	latched error // failure of a call nobody waited for
+	err     error     // why the connection is gone; sticky
+	latched api.Latch // failure of a call nobody waited for
 	devices []*Device
 
 	selection Selection
@@ -182,7 +182,7 @@ func (s *Session) readLoop() {
 		}
 		p.err = callErr
 		if p.async {
-			s.latch(callErr)
+			s.latched.Set(callErr)
 		}
 		close(p.done)
 	}
@@ -206,25 +206,6 @@ func (s *Session) broken(cause error) {
 		p.err = err
 		close(p.done)
 	}
-}
-
-func (s *Session) latch(err error) {
-	if err == nil {
-		return
-	}
-	s.mu.Lock()
-	if s.latched == nil {
-		s.latched = err
-	}
-	s.mu.Unlock()
-}
-
-func (s *Session) takeLatched() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	err := s.latched
-	s.latched = nil
-	return err
 }
 
 // start sends a request that wants a reply and returns without waiting.
@@ -267,7 +248,7 @@ func (s *Session) call(req api.Message, reply api.Message, payload, into []byte)
 func (s *Session) syncCall(req api.Message, reply api.Message) error {
 	err := s.call(req, reply, nil, nil)
 	if err == nil {
-		err = s.takeLatched()
+		err = s.latched.Take()
 	}
 	return err
 }
