@@ -317,15 +317,15 @@ func (s *session) memFree(h api.Header, ptr uint64) {
 			return
 		}
 		s.afterStreams(d, func() {
-			err := d.shard.dev.Free(ptr)
-			d.allocs.uncharge(a.size)
-			if err != nil {
-				s.fail(h, err)
-				return
-			}
-			if h.Flags&api.FlagAsync == 0 {
-				s.reply(h, nil, nil, nil)
-			}
+			d.submit(func() {
+				err := d.shard.dev.Free(ptr)
+				d.allocs.uncharge(a.size)
+				if err != nil {
+					s.fail(h, err)
+					return
+				}
+				s.reply0(h)
+			})
 		})
 	})
 }
@@ -518,16 +518,18 @@ func (s *session) moduleUnload(h api.Header, m *api.ModuleUnload) {
 	d := mod.dev
 	// Launches already queued may still run this module's code.
 	s.afterStreams(d, func() {
-		for _, g := range mod.globals {
-			d.allocs.remove(g.base)
-		}
-		if mod.bm != nil {
-			if err := mod.bm.Unload(); err != nil {
-				s.fail(h, err)
-				return
+		d.submit(func() {
+			for _, g := range mod.globals {
+				d.allocs.remove(g.base)
 			}
-		}
-		s.reply0(h)
+			if mod.bm != nil {
+				if err := mod.bm.Unload(); err != nil {
+					s.fail(h, err)
+					return
+				}
+			}
+			s.reply0(h)
+		})
 	})
 }
 

@@ -208,8 +208,10 @@ func (s *session) end(reason error) {
 	for _, d := range devices {
 		wg.Add(1)
 		s.afterStreams(d, func() {
-			s.release(d)
-			wg.Done()
+			d.submit(func() {
+				s.release(d)
+				wg.Done()
+			})
 		})
 	}
 	wg.Wait()
@@ -276,8 +278,10 @@ func (s *session) release(d *sessionDevice) {
 	s.log.Info("device released", "device", d.shard.index, "freed_bytes", freed)
 }
 
-// afterStreams runs fn on d's shard once all work the session has queued on
-// d's streams has finished, without blocking the shard meanwhile.
+// afterStreams calls fn once all work the session has queued on d's
+// streams has finished: at once when there is none, else from the
+// goroutine of the stream that finishes last. It never blocks the shard;
+// an fn that must call the device submits to the shard itself.
 func (s *session) afterStreams(d *sessionDevice, fn func()) {
 	d.submit(func() {
 		s.mu.Lock()
@@ -288,33 +292,23 @@ func (s *session) afterStreams(d *sessionDevice, fn func()) {
 			}
 		}
 		s.mu.Unlock()
-		if len(streams) == 0 {
-			fn()
-			return
+		left := atomic.Int64{}
+		left.Store(int64(len(streams)) + 1) // +1 until every Notify is queued
+		done := func() {
+			if left.Add(-1) == 0 {
+				fn()
+			}
 		}
-		var mu sync.Mutex
-		left := len(streams)
 		for _, bs := range streams {
 			err := bs.Notify(func(err error) {
 				s.latched.Set(err)
-				mu.Lock()
-				left--
-				last := left == 0
-				mu.Unlock()
-				if last {
-					d.submit(fn)
-				}
+				done()
 			})
 			if err != nil { // a destroyed stream has nothing left to wait for
-				mu.Lock()
-				left--
-				last := left == 0
-				mu.Unlock()
-				if last {
-					fn()
-				}
+				done()
 			}
 		}
+		done()
 	})
 }
 

@@ -51,13 +51,14 @@ func (s Selection) String() string {
 	return b.String()
 }
 
-// Probing sizes: enough round trips for a stable median and tail on a
-// loaded host, and echoes large enough to reach a transport's bulk path,
-// while the whole probe stays in the tens of milliseconds.
+// Probing sizes: enough round trips for a stable median, and echoes large
+// enough to reach each transport's bulk path (its eager limit is 64 KiB),
+// while the whole probe stays around ten milliseconds: every process that
+// initialises CUDA pays it.
 const (
-	probePings     = 200
-	probeEchoSize  = 4 << 20
-	probeEchoCount = 4
+	probePings     = 64
+	probeEchoSize  = 1 << 20
+	probeEchoCount = 2
 )
 
 // ErrUnknownTransport is returned for a transport name Connect does not know.

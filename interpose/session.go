@@ -133,6 +133,17 @@ func (s *Session) Server() api.HelloReply { return s.hello }
 // Transport describes the connection.
 func (s *Session) Transport() transport.Info { return s.conn.Info() }
 
+// Done is closed when the connection is gone, however it went; Err then
+// says why (CUDA_ERROR_DEINITIALIZED with the cause).
+func (s *Session) Done() <-chan struct{} { return s.readerDone }
+
+// Err is nil while the session is up, and why it ended after.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
 // Close ends the session; the server frees everything it held.
 func (s *Session) Close() error {
 	err := s.conn.Close()

@@ -26,6 +26,8 @@ echo
 if [ -x build/examples/saxpy ] && [ -e build/lib/libcuda.so.1 ]; then
 	echo "== the C examples, unmodified CUDA driver-API programs, under gpufabric run"
 	for ex in build/examples/*; do
+		# session_end is a test harness: it waits to be told the server died.
+		[ "$(basename "$ex")" = session_end ] && continue
 		echo "-- $(basename "$ex")"
 		"$BIN/gpufabric" run --server "$ADDR" -p 0.25 -- "$ex" examples/kernels.ptx
 	done

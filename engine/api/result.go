@@ -11,65 +11,71 @@ type Result uint32
 
 // The result codes the fabric produces. Values match cuda.h.
 const (
-	Success                 Result = 0
-	ErrInvalidValue         Result = 1
-	ErrOutOfMemory          Result = 2
-	ErrNotInitialized       Result = 3
-	ErrDeinitialized        Result = 4
-	ErrNoDevice             Result = 100
-	ErrInvalidDevice        Result = 101
-	ErrInvalidImage         Result = 200
-	ErrInvalidContext       Result = 201
-	ErrNoBinaryForGPU       Result = 209
-	ErrInvalidPTX           Result = 218
-	ErrInvalidSource        Result = 300
-	ErrFileNotFound         Result = 301
-	ErrInvalidHandle        Result = 400
-	ErrIllegalState         Result = 401
-	ErrNotFound             Result = 500
-	ErrNotReady             Result = 600
-	ErrIllegalAddress       Result = 700
-	ErrMisalignedAddress    Result = 716
-	ErrLaunchOutOfResources Result = 701
-	ErrLaunchTimeout        Result = 702
-	ErrLaunchFailed         Result = 719
-	ErrNotPermitted         Result = 800
-	ErrNotSupported         Result = 801
-	ErrSystemNotReady       Result = 802
-	ErrStreamCaptureUnsupp  Result = 900
-	ErrTimeout              Result = 909
-	ErrUnknown              Result = 999
+	Success                        Result = 0
+	ErrInvalidValue                Result = 1
+	ErrOutOfMemory                 Result = 2
+	ErrNotInitialized              Result = 3
+	ErrDeinitialized               Result = 4
+	ErrNoDevice                    Result = 100
+	ErrInvalidDevice               Result = 101
+	ErrInvalidImage                Result = 200
+	ErrInvalidContext              Result = 201
+	ErrNoBinaryForGPU              Result = 209
+	ErrUnsupportedLimit            Result = 215
+	ErrInvalidPTX                  Result = 218
+	ErrInvalidSource               Result = 300
+	ErrFileNotFound                Result = 301
+	ErrInvalidHandle               Result = 400
+	ErrIllegalState                Result = 401
+	ErrNotFound                    Result = 500
+	ErrNotReady                    Result = 600
+	ErrIllegalAddress              Result = 700
+	ErrMisalignedAddress           Result = 716
+	ErrLaunchOutOfResources        Result = 701
+	ErrLaunchTimeout               Result = 702
+	ErrHostMemoryAlreadyRegistered Result = 712
+	ErrHostMemoryNotRegistered     Result = 713
+	ErrLaunchFailed                Result = 719
+	ErrNotPermitted                Result = 800
+	ErrNotSupported                Result = 801
+	ErrSystemNotReady              Result = 802
+	ErrStreamCaptureUnsupp         Result = 900
+	ErrTimeout                     Result = 909
+	ErrUnknown                     Result = 999
 )
 
 var resultNames = map[Result]string{
-	Success:                 "CUDA_SUCCESS",
-	ErrInvalidValue:         "CUDA_ERROR_INVALID_VALUE",
-	ErrOutOfMemory:          "CUDA_ERROR_OUT_OF_MEMORY",
-	ErrNotInitialized:       "CUDA_ERROR_NOT_INITIALIZED",
-	ErrDeinitialized:        "CUDA_ERROR_DEINITIALIZED",
-	ErrNoDevice:             "CUDA_ERROR_NO_DEVICE",
-	ErrInvalidDevice:        "CUDA_ERROR_INVALID_DEVICE",
-	ErrInvalidImage:         "CUDA_ERROR_INVALID_IMAGE",
-	ErrInvalidContext:       "CUDA_ERROR_INVALID_CONTEXT",
-	ErrNoBinaryForGPU:       "CUDA_ERROR_NO_BINARY_FOR_GPU",
-	ErrInvalidPTX:           "CUDA_ERROR_INVALID_PTX",
-	ErrInvalidSource:        "CUDA_ERROR_INVALID_SOURCE",
-	ErrFileNotFound:         "CUDA_ERROR_FILE_NOT_FOUND",
-	ErrInvalidHandle:        "CUDA_ERROR_INVALID_HANDLE",
-	ErrIllegalState:         "CUDA_ERROR_ILLEGAL_STATE",
-	ErrNotFound:             "CUDA_ERROR_NOT_FOUND",
-	ErrNotReady:             "CUDA_ERROR_NOT_READY",
-	ErrIllegalAddress:       "CUDA_ERROR_ILLEGAL_ADDRESS",
-	ErrMisalignedAddress:    "CUDA_ERROR_MISALIGNED_ADDRESS",
-	ErrLaunchOutOfResources: "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES",
-	ErrLaunchTimeout:        "CUDA_ERROR_LAUNCH_TIMEOUT",
-	ErrLaunchFailed:         "CUDA_ERROR_LAUNCH_FAILED",
-	ErrNotPermitted:         "CUDA_ERROR_NOT_PERMITTED",
-	ErrNotSupported:         "CUDA_ERROR_NOT_SUPPORTED",
-	ErrSystemNotReady:       "CUDA_ERROR_SYSTEM_NOT_READY",
-	ErrStreamCaptureUnsupp:  "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED",
-	ErrTimeout:              "CUDA_ERROR_TIMEOUT",
-	ErrUnknown:              "CUDA_ERROR_UNKNOWN",
+	Success:                        "CUDA_SUCCESS",
+	ErrInvalidValue:                "CUDA_ERROR_INVALID_VALUE",
+	ErrOutOfMemory:                 "CUDA_ERROR_OUT_OF_MEMORY",
+	ErrNotInitialized:              "CUDA_ERROR_NOT_INITIALIZED",
+	ErrDeinitialized:               "CUDA_ERROR_DEINITIALIZED",
+	ErrNoDevice:                    "CUDA_ERROR_NO_DEVICE",
+	ErrInvalidDevice:               "CUDA_ERROR_INVALID_DEVICE",
+	ErrInvalidImage:                "CUDA_ERROR_INVALID_IMAGE",
+	ErrInvalidContext:              "CUDA_ERROR_INVALID_CONTEXT",
+	ErrNoBinaryForGPU:              "CUDA_ERROR_NO_BINARY_FOR_GPU",
+	ErrInvalidPTX:                  "CUDA_ERROR_INVALID_PTX",
+	ErrUnsupportedLimit:            "CUDA_ERROR_UNSUPPORTED_LIMIT",
+	ErrHostMemoryAlreadyRegistered: "CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED",
+	ErrHostMemoryNotRegistered:     "CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED",
+	ErrInvalidSource:               "CUDA_ERROR_INVALID_SOURCE",
+	ErrFileNotFound:                "CUDA_ERROR_FILE_NOT_FOUND",
+	ErrInvalidHandle:               "CUDA_ERROR_INVALID_HANDLE",
+	ErrIllegalState:                "CUDA_ERROR_ILLEGAL_STATE",
+	ErrNotFound:                    "CUDA_ERROR_NOT_FOUND",
+	ErrNotReady:                    "CUDA_ERROR_NOT_READY",
+	ErrIllegalAddress:              "CUDA_ERROR_ILLEGAL_ADDRESS",
+	ErrMisalignedAddress:           "CUDA_ERROR_MISALIGNED_ADDRESS",
+	ErrLaunchOutOfResources:        "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES",
+	ErrLaunchTimeout:               "CUDA_ERROR_LAUNCH_TIMEOUT",
+	ErrLaunchFailed:                "CUDA_ERROR_LAUNCH_FAILED",
+	ErrNotPermitted:                "CUDA_ERROR_NOT_PERMITTED",
+	ErrNotSupported:                "CUDA_ERROR_NOT_SUPPORTED",
+	ErrSystemNotReady:              "CUDA_ERROR_SYSTEM_NOT_READY",
+	ErrStreamCaptureUnsupp:         "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED",
+	ErrTimeout:                     "CUDA_ERROR_TIMEOUT",
+	ErrUnknown:                     "CUDA_ERROR_UNKNOWN",
 }
 
 // Name is the CUresult's symbolic name, as cuGetErrorName gives it.

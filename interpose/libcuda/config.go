@@ -1,0 +1,85 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/gpufabric/gpufabric/interpose"
+)
+
+// config is what the library reads from the environment that
+// `gpufabric run` prepares.
+type config struct {
+	server    string          // GPUFABRIC_SERVER: host:port
+	devices   int             // GPUFABRIC_DEVICES: how many; 0 means all the server has
+	share     interpose.Share // GPUFABRIC_SHARE: "0.25", "25%" or "512MiB"
+	token     string          // GPUFABRIC_TOKEN
+	transport string          // GPUFABRIC_TRANSPORT: "", "auto", "tcp" or "shm"
+}
+
+// parseConfig reads the configuration through getenv.
+func parseConfig(getenv func(string) string) (config, error) {
+	c := config{
+		server:    strings.TrimSpace(getenv("GPUFABRIC_SERVER")),
+		token:     getenv("GPUFABRIC_TOKEN"),
+		transport: strings.TrimSpace(getenv("GPUFABRIC_TRANSPORT")),
+		devices:   1,
+	}
+	if c.server == "" {
+		return c, fmt.Errorf("GPUFABRIC_SERVER is not set: start the program with `gpufabric run --server HOST:PORT -- PROGRAM`")
+	}
+	if v := strings.TrimSpace(getenv("GPUFABRIC_DEVICES")); v != "" {
+		if v == "all" {
+			c.devices = 0
+		} else {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 64 {
+				return c, fmt.Errorf("GPUFABRIC_DEVICES=%q: want 1 to 64 or \"all\"", v)
+			}
+			c.devices = n
+		}
+	}
+	share, err := parseShare(getenv("GPUFABRIC_SHARE"))
+	if err != nil {
+		return c, fmt.Errorf("GPUFABRIC_SHARE: %w", err)
+	}
+	c.share = share
+	switch c.transport {
+	case "", "auto", "tcp", "shm":
+	default:
+		return c, fmt.Errorf("GPUFABRIC_TRANSPORT=%q: want auto, tcp or shm", c.transport)
+	}
+	return c, nil
+}
+
+// parseShare reads a share of a device: a fraction in (0, 1] ("0.25"), a
+// percentage ("25%"), or a size with a unit ("512MiB", "2GB"). Empty means
+// the whole device.
+func parseShare(s string) (interpose.Share, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return interpose.Share{Fraction: 1}, nil
+	}
+	if pct, ok := strings.CutSuffix(s, "%"); ok {
+		f, err := strconv.ParseFloat(strings.TrimSpace(pct), 64)
+		if err != nil || !(f > 0 && f <= 100) {
+			return interpose.Share{}, fmt.Errorf("%q: a percentage must be in (0, 100]", s)
+		}
+		return interpose.Share{Fraction: f / 100}, nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		if math.IsNaN(f) || f <= 0 || f > 1 {
+			return interpose.Share{}, fmt.Errorf("%q: a fraction must be in (0, 1]; give a size with a unit (512MiB) for bytes", s)
+		}
+		return interpose.Share{Fraction: f}, nil
+	}
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n == 0 {
+		return interpose.Share{}, fmt.Errorf("%q: want a fraction (0.25), a percentage (25%%) or a size (512MiB)", s)
+	}
+	return interpose.Share{Bytes: n}, nil
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/gpufabric/gpufabric/interpose"
+)
+
+func TestParseShare(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want interpose.Share
+		err  bool
+	}{
+		{"", interpose.Share{Fraction: 1}, false},
+		{"0.25", interpose.Share{Fraction: 0.25}, false},
+		{"1", interpose.Share{Fraction: 1}, false},
+		{" 0.5 ", interpose.Share{Fraction: 0.5}, false},
+		{"25%", interpose.Share{Fraction: 0.25}, false},
+		{"100%", interpose.Share{Fraction: 1}, false},
+		{"512MiB", interpose.Share{Bytes: 512 << 20}, false},
+		{"2GiB", interpose.Share{Bytes: 2 << 30}, false},
+		{"1GB", interpose.Share{Bytes: 1e9}, false},
+		{"0", interpose.Share{}, true},
+		{"1.5", interpose.Share{}, true},
+		{"-0.1", interpose.Share{}, true},
+		{"NaN", interpose.Share{}, true},
+		{"0%", interpose.Share{}, true},
+		{"150%", interpose.Share{}, true},
+		{"lots", interpose.Share{}, true},
+		{"0B", interpose.Share{}, true},
+	} {
+		got, err := parseShare(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("parseShare(%q) = %+v, %v; want %+v, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	c, err := parseConfig(env(map[string]string{
+		"GPUFABRIC_SERVER": "10.0.0.1:7070", "GPUFABRIC_DEVICES": "2", "GPUFABRIC_SHARE": "256MiB",
+		"GPUFABRIC_TOKEN": "s3cret", "GPUFABRIC_TRANSPORT": "tcp",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config{server: "10.0.0.1:7070", devices: 2, share: interpose.Share{Bytes: 256 << 20}, token: "s3cret", transport: "tcp"}
+	if c != want {
+		t.Errorf("got %+v, want %+v", c, want)
+	}
+	c, err = parseConfig(env(map[string]string{"GPUFABRIC_SERVER": "h:1", "GPUFABRIC_DEVICES": "all"}))
+	if err != nil || c.devices != 0 || c.share.Fraction != 1 {
+		t.Errorf("all devices, default share: got %+v, %v", c, err)
+	}
+	for _, bad := range []map[string]string{
+		{},
+		{"GPUFABRIC_SERVER": "h:1", "GPUFABRIC_DEVICES": "0"},
+		{"GPUFABRIC_SERVER": "h:1", "GPUFABRIC_DEVICES": "x"},
+		{"GPUFABRIC_SERVER": "h:1", "GPUFABRIC_SHARE": "2"},
+		{"GPUFABRIC_SERVER": "h:1", "GPUFABRIC_TRANSPORT": "rdma"},
+	} {
+		if _, err := parseConfig(env(bad)); err == nil {
+			t.Errorf("parseConfig(%v) succeeded", bad)
+		}
+	}
+}

@@ -1,0 +1,338 @@
+//go:build linux
+
+package main
+
+/*
+#include "gf.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/interpose"
+)
+
+// conn is the live session and its devices, by ordinal. It does not change
+// once published.
+type conn struct {
+	s       *interpose.Session
+	devs    []*interpose.Device
+	version int32
+}
+
+var (
+	live      atomic.Pointer[conn]
+	connectMu sync.Mutex
+	connected bool
+	connErr   api.Result // the sticky failure of the first attempt
+)
+
+// fallbackDriverVersion is reported by cuDriverGetVersion when no server can
+// be reached: the version of the interposer's API table.
+const fallbackDriverVersion = 12080
+
+// connectTimeout bounds the dial and the attaches of the first call.
+const connectTimeout = 30 * time.Second
+
+// connect opens the session once; later calls return the first outcome. A
+// failure is explained on stderr once, as the driver has no other voice.
+func connect() api.Result {
+	connectMu.Lock()
+	defer connectMu.Unlock()
+	if connected {
+		return connErr
+	}
+	connected = true
+	c, r, err := dial()
+	if err != nil {
+		connErr = r
+		fmt.Fprintf(os.Stderr, "gpufabric: no GPU: %v\n", err)
+		return r
+	}
+	live.Store(c)
+	C.gf_set_devices(C.int(len(c.devs)), C.int(c.version))
+	return api.Success
+}
+
+func dial() (*conn, api.Result, error) {
+	cfg, err := parseConfig(os.Getenv)
+	if err != nil {
+		return nil, api.ErrNoDevice, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	defer cancel()
+	// Connect measures the transports that reach the server (shared memory
+	// when it shares this host) and keeps the fastest, unless one is forced.
+	s, err := interpose.Connect(ctx, cfg.server, interpose.Options{Token: cfg.token, Transport: cfg.transport})
+	if err != nil {
+		r := api.ErrNoDevice
+		if api.ResultOf(err) == api.ErrNotPermitted {
+			r = api.ErrNotInitialized
+		}
+		return nil, r, fmt.Errorf("GPU server %s: %w", cfg.server, err)
+	}
+	n := cfg.devices
+	if n == 0 {
+		n = int(s.Server().Devices)
+	}
+	if n > int(s.Server().Devices) {
+		s.Close()
+		return nil, api.ErrNoDevice, fmt.Errorf("GPUFABRIC_DEVICES asks %d devices; %s has %d", n, cfg.server, s.Server().Devices)
+	}
+	c := &conn{s: s}
+	for range n {
+		d, err := s.Attach(interpose.AnyDevice, cfg.share)
+		if err != nil {
+			s.Close()
+			return nil, api.ErrNoDevice, fmt.Errorf("attach a device of %s with share %s: %w", cfg.server, shareString(cfg.share), err)
+		}
+		c.devs = append(c.devs, d)
+	}
+	if len(c.devs) == 0 {
+		s.Close()
+		return nil, api.ErrNoDevice, fmt.Errorf("GPU server %s has no devices", cfg.server)
+	}
+	c.version = c.devs[0].Info().DriverVersion
+	return c, api.Success, nil
+}
+
+func shareString(s interpose.Share) string {
+	if s.Bytes > 0 {
+		return fmt.Sprintf("%d bytes", s.Bytes)
+	}
+	return fmt.Sprintf("%g", s.Fraction)
+}
+
+// device returns the session's device of ordinal dev.
+func device(dev C.int) (*interpose.Device, api.Result) {
+	c := live.Load()
+	if c == nil {
+		return nil, api.ErrNotInitialized
+	}
+	if dev < 0 {
+		return nil, api.ErrInvalidContext
+	}
+	if int(dev) >= len(c.devs) {
+		return nil, api.ErrInvalidDevice
+	}
+	return c.devs[dev], api.Success
+}
+
+// ret converts an error into the CUresult the application gets. The first
+// CUDA_ERROR_DEINITIALIZED (the session is gone) switches the C entry points
+// to answer it themselves from then on.
+func ret(err error) C.CUresult {
+	r := api.ResultOf(err)
+	if r == api.ErrDeinitialized {
+		C.gf_set_state(C.GF_STATE_GONE)
+	}
+	return C.CUresult(r)
+}
+
+func res(r api.Result) C.CUresult { return ret(r.Err()) }
+
+//export gfgo_init
+func gfgo_init() C.CUresult {
+	if r := connect(); r != api.Success {
+		return C.CUresult(r)
+	}
+	C.gf_set_state(C.GF_STATE_READY)
+	return 0
+}
+
+//export gfgo_driverVersion
+func gfgo_driverVersion() C.int {
+	if connect() != api.Success {
+		return fallbackDriverVersion
+	}
+	return C.int(live.Load().version)
+}
+
+//export gfgo_procAddress
+func gfgo_procAddress(symbol *C.char, version C.int, flags C.cuuint64_t) C.int {
+	var driver int
+	if c := live.Load(); c != nil {
+		driver = int(c.version)
+	}
+	return C.int(resolveProc(C.GoString(symbol), int(version), uint64(flags), driver))
+}
+
+// ---- devices ----
+
+//export gfgo_deviceName
+func gfgo_deviceName(name *C.char, n C.int, dev C.int) C.CUresult {
+	d, r := device(dev)
+	if r != api.Success {
+		return res(r)
+	}
+	if name == nil || n <= 0 {
+		return res(api.ErrInvalidValue)
+	}
+	putString(name, int(n), d.Info().Name)
+	return 0
+}
+
+// putString copies s into the C buffer of size n, truncated and
+// NUL-terminated as the driver does.
+func putString(dst *C.char, n int, s string) {
+	b := unsafe.Slice((*byte)(unsafe.Pointer(dst)), n)
+	k := copy(b[:n-1], s)
+	b[k] = 0
+}
+
+//export gfgo_deviceUUID
+func gfgo_deviceUUID(uuid *C.CUuuid, dev C.int) C.CUresult {
+	d, r := device(dev)
+	if r != api.Success {
+		return res(r)
+	}
+	if uuid == nil {
+		return res(api.ErrInvalidValue)
+	}
+	u := d.Info().UUID
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(uuid)), 16), u[:])
+	return 0
+}
+
+//export gfgo_deviceTotalMem
+func gfgo_deviceTotalMem(bytes *C.size_t, small *C.uint, dev C.int) C.CUresult {
+	d, r := device(dev)
+	if r != api.Success {
+		return res(r)
+	}
+	total := d.Info().TotalMem // the share, not the card
+	switch {
+	case bytes != nil:
+		*bytes = C.size_t(total)
+	case small != nil:
+		*small = C.uint(min(total, 1<<32-1))
+	default:
+		return res(api.ErrInvalidValue)
+	}
+	return 0
+}
+
+//export gfgo_deviceAttribute
+func gfgo_deviceAttribute(pi *C.int, attr C.int, dev C.int) C.CUresult {
+	d, r := device(dev)
+	if r != api.Success {
+		return res(r)
+	}
+	if pi == nil {
+		return res(api.ErrInvalidValue)
+	}
+	attrs := d.Info().Attrs
+	if attr <= 0 || attr > 1<<16 {
+		return res(api.ErrInvalidValue)
+	}
+	// Attributes past the snapshot are ones the server does not report:
+	// zero, as a driver answers for a feature the device lacks.
+	var v int32
+	if int(attr) < len(attrs) {
+		v = attrs[attr]
+	}
+	*pi = C.int(v)
+	return 0
+}
+
+// pciBusID formats a device's PCI location from its attributes, as
+// cuDeviceGetPCIBusId does: "dddd:bb:dd.0".
+func pciBusID(d *interpose.Device) string {
+	a := d.Info().Attrs
+	get := func(i int) int32 {
+		if i < len(a) {
+			return a[i]
+		}
+		return 0
+	}
+	return fmt.Sprintf("%04x:%02x:%02x.0", get(api.AttrPCIDomainID), get(api.AttrPCIBusID), get(api.AttrPCIDeviceID))
+}
+
+//export gfgo_devicePCIBusId
+func gfgo_devicePCIBusId(buf *C.char, n C.int, dev C.int) C.CUresult {
+	d, r := device(dev)
+	if r != api.Success {
+		return res(r)
+	}
+	if buf == nil || n <= 0 {
+		return res(api.ErrInvalidValue)
+	}
+	putString(buf, int(n), pciBusID(d))
+	return 0
+}
+
+//export gfgo_deviceByPCIBusId
+func gfgo_deviceByPCIBusId(dev *C.int, id *C.char) C.CUresult {
+	c := live.Load()
+	if c == nil {
+		return res(api.ErrNotInitialized)
+	}
+	if dev == nil || id == nil {
+		return res(api.ErrInvalidValue)
+	}
+	want, err := normalizeBusID(C.GoString(id))
+	if err != nil {
+		return res(api.ErrInvalidValue)
+	}
+	for i, d := range c.devs {
+		if pciBusID(d) == want {
+			*dev = C.int(i)
+			return 0
+		}
+	}
+	return res(api.ErrInvalidDevice)
+}
+
+// normalizeBusID reads the forms the driver accepts ("bb:dd.f",
+// "dddd:bb:dd.f", NVML's "dddddddd:bb:dd.f") into cuDeviceGetPCIBusId's.
+func normalizeBusID(s string) (string, error) {
+	var dom, bus, dev, fn uint32
+	if _, err := fmt.Sscanf(s, "%x:%x:%x.%x", &dom, &bus, &dev, &fn); err != nil {
+		dom = 0
+		if _, err := fmt.Sscanf(s, "%x:%x.%x", &bus, &dev, &fn); err != nil {
+			return "", errors.New("bad PCI bus id")
+		}
+	}
+	return fmt.Sprintf("%04x:%02x:%02x.0", dom, bus, dev), nil
+}
+
+// ---- contexts ----
+
+//export gfgo_ctxSynchronize
+func gfgo_ctxSynchronize(dev C.int) C.CUresult {
+	d, r := device(dev)
+	if r != api.Success {
+		return res(r)
+	}
+	return ret(d.Synchronize())
+}
+
+// gfgo_ctxRelease frees what a context held as it is destroyed (or a
+// primary context reset): its allocations, once the work queued before has
+// run.
+//
+//export gfgo_ctxRelease
+func gfgo_ctxRelease(ctx C.uintptr_t, dev C.int) C.CUresult {
+	d, r := device(dev)
+	if r != api.Success {
+		return res(r)
+	}
+	if err := d.Synchronize(); api.ResultOf(err) == api.ErrDeinitialized {
+		return ret(err)
+	}
+	for _, a := range devMem.removeCtx(uintptr(ctx)) {
+		if err := d.Free(interpose.DevicePtr(a.base)); err != nil {
+			return ret(err)
+		}
+	}
+	return 0
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestGenerated fails when the committed generated files are not what the
+// lists and the C sources produce now.
+func TestGenerated(t *testing.T) {
+	files, err := generate("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		old, err := os.ReadFile(filepath.Join("..", f.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(old, f.data) {
+			t.Errorf("%s is out of date: run go generate ./interpose/libcuda", f.name)
+		}
+	}
+}
+
+func TestSplit(t *testing.T) {
+	for _, tc := range []struct{ name, base, ver, pt string }{
+		{"cuMemAlloc", "cuMemAlloc", "", ""},
+		{"cuMemAlloc_v2", "cuMemAlloc", "_v2", ""},
+		{"cuMemcpyHtoD_v2_ptds", "cuMemcpyHtoD", "_v2", "_ptds"},
+		{"cuLaunchKernel_ptsz", "cuLaunchKernel", "", "_ptsz"},
+		{"cuStreamGetCaptureInfo_v3_ptsz", "cuStreamGetCaptureInfo", "_v3", "_ptsz"},
+	} {
+		b, v, p := split(tc.name)
+		if b != tc.base || v != tc.ver || p != tc.pt {
+			t.Errorf("split(%s) = %q %q %q", tc.name, b, v, p)
+		}
+	}
+}

@@ -1,0 +1,238 @@
+//go:build linux && cgo
+
+// gf_nvml.c: the NVML entry points, for frameworks that ask NVML about
+// devices before (or instead of) the driver: PyTorch counts devices through
+// nvmlDeviceGetCount_v2 and c10 insists a handful of names resolve. The
+// devices are the session's, and memory is the share.
+
+#include <stdio.h>
+#include <string.h>
+
+#include "_cgo_export.h"
+#include "gf.h"
+
+static int gf_nvml_refs;
+
+static nvmlReturn_t nvml_refuse(const char *name) {
+	if (gf_trace_fd >= 0)
+		gf_trace_call(name, GF_NVML_ERROR_UNINITIALIZED, gf_now_ns());
+	return GF_NVML_ERROR_UNINITIALIZED;
+}
+
+#define GF_NVML(name, params, expr)                 \
+	GF_EXPORT nvmlReturn_t name params {            \
+		if (GF_UNLIKELY(gf_forked))                 \
+			return nvml_refuse(#name);              \
+		GF_TRACED(#name, expr);                     \
+	}
+
+static int nvml_ready(void) { return __atomic_load_n(&gf_nvml_refs, __ATOMIC_ACQUIRE) > 0; }
+
+// Device handles: (index + 1) << 4 | 0xA, never NULL.
+static nvmlDevice_t nvml_handle(int i) { return (nvmlDevice_t)(((uintptr_t)(i + 1) << 4) | 0xA); }
+
+static int nvml_index(nvmlDevice_t h) {
+	uintptr_t v = (uintptr_t)h;
+	if ((v & 0xF) != 0xA)
+		return -1;
+	int i = (int)(v >> 4) - 1;
+	return i >= 0 && i < gf_device_count ? i : -1;
+}
+
+static nvmlReturn_t nvml_init(void) {
+	if (gf_in_child())
+		return GF_NVML_ERROR_UNINITIALIZED;
+	nvmlReturn_t r = gfgo_nvmlInit();
+	if (r == GF_NVML_SUCCESS)
+		__atomic_add_fetch(&gf_nvml_refs, 1, __ATOMIC_ACQ_REL);
+	return r;
+}
+
+GF_NVML(nvmlInit, (void), nvml_init())
+GF_NVML(nvmlInit_v2, (void), nvml_init())
+GF_NVML(nvmlInitWithFlags, (unsigned int flags), ((void)flags, nvml_init()))
+
+static nvmlReturn_t nvml_shutdown(void) {
+	int refs = __atomic_load_n(&gf_nvml_refs, __ATOMIC_ACQUIRE);
+	while (refs > 0 &&
+	       !__atomic_compare_exchange_n(&gf_nvml_refs, &refs, refs - 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+	}
+	return refs > 0 ? GF_NVML_SUCCESS : GF_NVML_ERROR_UNINITIALIZED;
+}
+
+GF_NVML(nvmlShutdown, (void), nvml_shutdown())
+
+static nvmlReturn_t nvml_count(unsigned int *count) {
+	if (!nvml_ready())
+		return GF_NVML_ERROR_UNINITIALIZED;
+	if (!count)
+		return GF_NVML_ERROR_INVALID_ARGUMENT;
+	*count = (unsigned int)gf_device_count;
+	return GF_NVML_SUCCESS;
+}
+
+GF_NVML(nvmlDeviceGetCount, (unsigned int *deviceCount), nvml_count(deviceCount))
+GF_NVML(nvmlDeviceGetCount_v2, (unsigned int *deviceCount), nvml_count(deviceCount))
+
+static nvmlReturn_t nvml_by_index(unsigned int index, nvmlDevice_t *device) {
+	if (!nvml_ready())
+		return GF_NVML_ERROR_UNINITIALIZED;
+	if (!device || index >= (unsigned int)gf_device_count)
+		return GF_NVML_ERROR_INVALID_ARGUMENT;
+	*device = nvml_handle((int)index);
+	return GF_NVML_SUCCESS;
+}
+
+GF_NVML(nvmlDeviceGetHandleByIndex, (unsigned int index, nvmlDevice_t *device), nvml_by_index(index, device))
+GF_NVML(nvmlDeviceGetHandleByIndex_v2, (unsigned int index, nvmlDevice_t *device), nvml_by_index(index, device))
+
+// nvml_find looks a device up by its UUID string (what = 1) or PCI bus id
+// (what = 4).
+static nvmlReturn_t nvml_find(const char *key, int what, nvmlDevice_t *device) {
+	if (!nvml_ready())
+		return GF_NVML_ERROR_UNINITIALIZED;
+	if (!key || !device)
+		return GF_NVML_ERROR_INVALID_ARGUMENT;
+	int i = gfgo_nvmlFind((char *)key, what);
+	if (i < 0)
+		return GF_NVML_ERROR_NOT_FOUND;
+	*device = nvml_handle(i);
+	return GF_NVML_SUCCESS;
+}
+
+GF_NVML(nvmlDeviceGetHandleByUUID, (const char *uuid, nvmlDevice_t *device), nvml_find(uuid, 1, device))
+GF_NVML(nvmlDeviceGetHandleByPciBusId, (const char *pciBusId, nvmlDevice_t *device), nvml_find(pciBusId, 4, device))
+GF_NVML(nvmlDeviceGetHandleByPciBusId_v2, (const char *pciBusId, nvmlDevice_t *device), nvml_find(pciBusId, 4, device))
+
+static nvmlReturn_t nvml_get_index(nvmlDevice_t device, unsigned int *index) {
+	if (!nvml_ready())
+		return GF_NVML_ERROR_UNINITIALIZED;
+	int i = nvml_index(device);
+	if (i < 0 || !index)
+		return GF_NVML_ERROR_INVALID_ARGUMENT;
+	*index = (unsigned int)i;
+	return GF_NVML_SUCCESS;
+}
+
+GF_NVML(nvmlDeviceGetIndex, (nvmlDevice_t device, unsigned int *index), nvml_get_index(device, index))
+
+// nvml_query asks Go for one fact of a device: 0 name, 1 UUID, 2 memory,
+// 3 utilization, 4 PCI info, 5 compute capability.
+static nvmlReturn_t nvml_query(nvmlDevice_t device, int what, void *out, void *out2, unsigned int len) {
+	if (!nvml_ready())
+		return GF_NVML_ERROR_UNINITIALIZED;
+	int i = nvml_index(device);
+	if (i < 0 || !out)
+		return GF_NVML_ERROR_INVALID_ARGUMENT;
+	return gfgo_nvmlQuery(i, what, out, out2, len);
+}
+
+GF_NVML(nvmlDeviceGetName, (nvmlDevice_t device, char *name, unsigned int length), nvml_query(device, 0, name, NULL, length))
+GF_NVML(nvmlDeviceGetUUID, (nvmlDevice_t device, char *uuid, unsigned int length), nvml_query(device, 1, uuid, NULL, length))
+GF_NVML(nvmlDeviceGetMemoryInfo, (nvmlDevice_t device, nvmlMemory_t *memory), nvml_query(device, 2, memory, NULL, 0))
+GF_NVML(nvmlDeviceGetUtilizationRates, (nvmlDevice_t device, nvmlUtilization_t *utilization),
+        nvml_query(device, 3, utilization, NULL, 0))
+GF_NVML(nvmlDeviceGetPciInfo, (nvmlDevice_t device, nvmlPciInfo_t *pci), nvml_query(device, 4, pci, NULL, 0))
+GF_NVML(nvmlDeviceGetPciInfo_v2, (nvmlDevice_t device, nvmlPciInfo_t *pci), nvml_query(device, 4, pci, NULL, 0))
+GF_NVML(nvmlDeviceGetPciInfo_v3, (nvmlDevice_t device, nvmlPciInfo_t *pci), nvml_query(device, 4, pci, NULL, 0))
+GF_NVML(nvmlDeviceGetCudaComputeCapability, (nvmlDevice_t device, int *major, int *minor),
+        nvml_query(device, 5, major, minor, 0))
+
+// No process of the server's is this client's to list.
+static nvmlReturn_t nvml_no_processes(nvmlDevice_t device, unsigned int *count, void *infos) {
+	(void)infos;
+	if (!nvml_ready())
+		return GF_NVML_ERROR_UNINITIALIZED;
+	if (nvml_index(device) < 0 || !count)
+		return GF_NVML_ERROR_INVALID_ARGUMENT;
+	*count = 0;
+	return GF_NVML_SUCCESS;
+}
+
+GF_NVML(nvmlDeviceGetComputeRunningProcesses, (nvmlDevice_t device, unsigned int *infoCount, void *infos),
+        nvml_no_processes(device, infoCount, infos))
+GF_NVML(nvmlDeviceGetComputeRunningProcesses_v2, (nvmlDevice_t device, unsigned int *infoCount, void *infos),
+        nvml_no_processes(device, infoCount, infos))
+GF_NVML(nvmlDeviceGetComputeRunningProcesses_v3, (nvmlDevice_t device, unsigned int *infoCount, void *infos),
+        nvml_no_processes(device, infoCount, infos))
+
+// NVLink does not reach a remote GPU.
+static nvmlReturn_t nvml_not_supported(void) { return nvml_ready() ? GF_NVML_ERROR_NOT_SUPPORTED : GF_NVML_ERROR_UNINITIALIZED; }
+
+GF_NVML(nvmlDeviceGetNvLinkRemoteDeviceType, (nvmlDevice_t device, unsigned int link, int *type),
+        ((void)device, (void)link, (void)type, nvml_not_supported()))
+GF_NVML(nvmlDeviceGetNvLinkRemotePciInfo_v2, (nvmlDevice_t device, unsigned int link, nvmlPciInfo_t *pci),
+        ((void)device, (void)link, (void)pci, nvml_not_supported()))
+GF_NVML(nvmlDeviceGetNvLinkState, (nvmlDevice_t device, unsigned int link, int *isActive),
+        ((void)device, (void)link, (void)isActive, nvml_not_supported()))
+
+static nvmlReturn_t put_str(char *dst, unsigned int len, const char *s) {
+	if (!dst)
+		return GF_NVML_ERROR_INVALID_ARGUMENT;
+	size_t n = strlen(s);
+	if (len < n + 1)
+		return GF_NVML_ERROR_INSUFFICIENT_SIZE;
+	memcpy(dst, s, n + 1);
+	return GF_NVML_SUCCESS;
+}
+
+static nvmlReturn_t driver_version_str(char *version, unsigned int length) {
+	if (!nvml_ready())
+		return GF_NVML_ERROR_UNINITIALIZED;
+	char buf[64];
+	snprintf(buf, sizeof buf, "gpufabric-cuda-%d.%d", gf_driver_version / 1000, gf_driver_version % 1000 / 10);
+	return put_str(version, length, buf);
+}
+
+GF_NVML(nvmlSystemGetDriverVersion, (char *version, unsigned int length), driver_version_str(version, length))
+
+static nvmlReturn_t cuda_version(int *v) {
+	if (!nvml_ready())
+		return GF_NVML_ERROR_UNINITIALIZED;
+	if (!v)
+		return GF_NVML_ERROR_INVALID_ARGUMENT;
+	*v = gf_driver_version;
+	return GF_NVML_SUCCESS;
+}
+
+GF_NVML(nvmlSystemGetCudaDriverVersion, (int *cudaDriverVersion), cuda_version(cudaDriverVersion))
+GF_NVML(nvmlSystemGetCudaDriverVersion_v2, (int *cudaDriverVersion), cuda_version(cudaDriverVersion))
+
+// The NVML version works before nvmlInit, as the real library's.
+GF_NVML(nvmlSystemGetNVMLVersion, (char *version, unsigned int length), put_str(version, length, "12.gpufabric"))
+
+GF_EXPORT const char *nvmlErrorString(nvmlReturn_t result) {
+	switch (result) {
+	case 0: return "Success";
+	case 1: return "Uninitialized";
+	case 2: return "Invalid Argument";
+	case 3: return "Not Supported";
+	case 4: return "Insufficient Permissions";
+	case 5: return "Already Initialized";
+	case 6: return "Not Found";
+	case 7: return "Insufficient Size";
+	case 8: return "Insufficient External Power";
+	case 9: return "Driver Not Loaded";
+	case 10: return "Timeout";
+	case 11: return "Interrupt request issued to GPU";
+	case 12: return "NVML Shared Library Not Found";
+	case 13: return "Function Not Found";
+	case 14: return "Corrupted infoROM";
+	case 15: return "GPU is lost";
+	case 16: return "GPU requires restart";
+	case 17: return "The operating system has blocked the request";
+	case 18: return "RM has detected an NVML/RM version mismatch";
+	case 19: return "In use by another client";
+	case 20: return "Insufficient Memory";
+	case 21: return "No data";
+	case 22: return "The requested vgpu operation is not available on target device";
+	case 23: return "Ran out of critical resources, other than memory";
+	case 24: return "Frequency not supported";
+	case 25: return "Argument version mismatch";
+	case 26: return "Deprecated";
+	case 27: return "Not Ready";
+	case 28: return "GPU not found";
+	case 29: return "Invalid state";
+	default: return "Unknown Error";
+	}
+}
