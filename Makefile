@@ -17,6 +17,8 @@ binary:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/gpufabric ./cmd/gpufabric
 	$(GO) build -o $(BIN)/saxpy-demo ./examples/saxpy
+	@mkdir -p $(BUILD)/tests
+	$(GO) test -c -o $(BUILD)/tests/cuda.test ./engine/backend/cuda
 
 # The interposer: one c-shared library exporting the CUDA driver API and
 # NVML, installed under the names applications load.

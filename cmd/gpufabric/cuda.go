@@ -1,12 +1,13 @@
 package main
 
 import (
-	"errors"
+	"log/slog"
 
 	"github.com/gpufabric/gpufabric/engine/backend"
+	"github.com/gpufabric/gpufabric/engine/backend/cuda"
 )
 
-// openCUDA opens the real GPUs. The cuda backend is wired in when it lands.
-func openCUDA() ([]backend.Device, error) {
-	return nil, errors.New("the cuda backend is not built into this binary")
+// openCUDA opens the real GPUs; where there are none, the error says why.
+func openCUDA(log *slog.Logger) ([]backend.Device, error) {
+	return cuda.Open(cuda.Options{Logger: log})
 }

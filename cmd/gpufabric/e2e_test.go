@@ -156,3 +156,45 @@ func TestServerFlagErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestDiag(t *testing.T) {
+	srv := startServer(t)
+	var report struct {
+		Host struct {
+			Hostname string `json:"hostname"`
+			NICs     []struct {
+				Name string `json:"name"`
+			} `json:"nics"`
+		} `json:"host"`
+		Server *struct {
+			CallLane   string `json:"call_lane"`
+			Candidates []struct {
+				Transport string  `json:"transport"`
+				P50       float64 `json:"latency_p50_seconds"`
+				Bandwidth float64 `json:"bandwidth_bytes_per_second"`
+				Error     string  `json:"error"`
+			} `json:"candidates"`
+		} `json:"server"`
+	}
+	out := run(t, "gpufabric", "diag", "--server", srv.addr, "--json")
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if report.Host.Hostname == "" || len(report.Host.NICs) == 0 {
+		t.Fatalf("host part: %+v", report.Host)
+	}
+	if report.Server == nil || len(report.Server.Candidates) != 2 || report.Server.CallLane == "" {
+		t.Fatalf("server part: %s", out)
+	}
+	for _, c := range report.Server.Candidates {
+		if c.Error != "" || c.P50 <= 0 || c.Bandwidth <= 0 {
+			t.Fatalf("candidate %+v not measured", c)
+		}
+	}
+	table := run(t, "gpufabric", "diag", "--server", srv.addr)
+	for _, want := range []string{"shm", "tcp", "none"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("diag table lacks %q:\n%s", want, table)
+		}
+	}
+}

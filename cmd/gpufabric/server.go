@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -14,6 +16,7 @@ import (
 	"github.com/gpufabric/gpufabric/engine/backend"
 	"github.com/gpufabric/gpufabric/engine/backend/host"
 	"github.com/gpufabric/gpufabric/transport"
+	"github.com/gpufabric/gpufabric/transport/shm"
 	"github.com/gpufabric/gpufabric/transport/tcp"
 )
 
@@ -29,6 +32,7 @@ func runServer(ctx context.Context, args []string) error {
 	memory := fs.String("device-memory", "16GiB", "memory of each emulated device (host backend), e.g. 8GiB, 512MiB")
 	token := fs.String("token", envOr("GPUFABRIC_TOKEN", ""), "token clients must present (default $GPUFABRIC_TOKEN; none when empty)")
 	minShare := fs.Float64("min-share", 1.0/20, "smallest fraction of a device a session may hold")
+	shmPath := fs.String("shm", "auto", `Unix socket of the shared-memory transport for clients on this host ("@name" is Linux's abstract namespace); auto: @gpufabric-PORT; "off": none`)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -46,14 +50,33 @@ func runServer(ctx context.Context, args []string) error {
 		closeAll(devs)
 		return err
 	}
+	listeners := []transport.Listener{l}
+	offers := []string{tcp.Name + ":" + l.Addr()}
+	if *shmPath != "off" {
+		path := *shmPath
+		if path == "auto" {
+			_, port, _ := net.SplitHostPort(l.Addr())
+			path = "@gpufabric-" + port
+		}
+		sl, err := shm.Listen(path, shm.Options{Options: transport.Options{MaxPayload: 256 << 20}})
+		if err != nil {
+			log.Warn("no shared-memory transport; clients on this host use TCP", "err", err)
+		} else {
+			listeners = append(listeners, sl)
+			offers = append(offers, shm.Name+":"+path)
+		}
+	}
 	srv, err := engine.NewServer(engine.Config{
 		Token:    *token,
 		MinShare: *minShare,
-		Offers:   []string{tcp.Name + ":" + l.Addr()},
+		Offers:   offers,
+		Pin:      shardPlacement(log),
 		Logger:   log,
 	}, devs)
 	if err != nil {
-		l.Close()
+		for _, l := range listeners {
+			l.Close()
+		}
 		closeAll(devs)
 		return err
 	}
@@ -62,9 +85,11 @@ func runServer(ctx context.Context, args []string) error {
 		log.Info("device", "index", info.Index, "name", info.Name, "backend", info.Backend,
 			"emulated", info.Emulated, "memory", humanize.IBytes(info.TotalMem))
 	}
-	log.Info("serving", "listen", l.Addr(), "devices", len(devs), "gomaxprocs", runtime.GOMAXPROCS(0))
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
+	log.Info("serving", "listen", l.Addr(), "offers", strings.Join(offers, " "), "devices", len(devs), "gomaxprocs", runtime.GOMAXPROCS(0))
+	served := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() { served <- srv.Serve(l) }()
+	}
 	select {
 	case <-ctx.Done():
 		log.Info("stopping: signal received")
@@ -89,7 +114,7 @@ func openDevices(name string, count int, memory string, log *slog.Logger) ([]bac
 	case "host":
 		return openHost(count, memory)
 	case "cuda", "auto":
-		devs, err := openCUDA()
+		devs, err := openCUDA(log)
 		if err == nil {
 			log.Info("backend cuda: real GPUs found", "devices", len(devs))
 			return devs, nil
