@@ -50,6 +50,10 @@ func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
 			s.fail(h, err)
 			break
 		}
+		if s.idle(d) {
+			s.syncReply(h, nil, nil) // nothing to wait for: no trip through shard and streams
+			break
+		}
 		s.afterStreams(d, func() { s.syncReply(h, nil, nil) })
 	case *api.MemAlloc:
 		s.onDevice(h, m.Ordinal, func(d *sessionDevice) { s.memAlloc(h, d, m.Size) })
@@ -101,6 +105,10 @@ func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
 	case *api.StreamDestroy:
 		s.streamDestroy(h, m)
 	case *api.StreamSynchronize:
+		if st, err := s.stream(m.Stream); err == nil && s.idle(st.dev, st) {
+			s.syncReply(h, nil, nil)
+			break
+		}
 		s.withStream(h, m.Stream, func(st *streamObj) error {
 			return st.bs.Notify(func(err error) { s.syncReply(h, err, nil) })
 		})
@@ -382,6 +390,36 @@ func (s *session) memcpyHtoD(h api.Header, m *api.MemcpyHtoD, n int) error {
 	return nil
 }
 
+// idle reports, from the reader, whether the session has nothing queued on
+// d's shard and nothing queued, running or unreported on the given streams
+// (all of its streams on d when none are given). Only backends whose
+// streams can tell (backend.Idler) are ever idle.
+func (s *session) idle(d *sessionDevice, streams ...*streamObj) bool {
+	if d.outstanding.Load() != 0 {
+		return false
+	}
+	// With no task outstanding, the tasks that created the streams have run.
+	if len(streams) == 0 {
+		s.mu.Lock()
+		for _, st := range s.streams {
+			if st.dev == d {
+				streams = append(streams, st)
+			}
+		}
+		s.mu.Unlock()
+	}
+	for _, st := range streams {
+		if st.bs == nil {
+			return false
+		}
+		idler, ok := st.bs.(backend.Idler)
+		if !ok || !idler.Idle() {
+			return false
+		}
+	}
+	return true
+}
+
 // directTarget returns the device memory a host-to-device payload may be
 // read into directly, or nil. That is safe when the device's memory is host
 // memory, the stream has nothing queued or running, and the session has no
@@ -397,12 +435,7 @@ func (s *session) directTarget(m *api.MemcpyHtoD, n int) []byte {
 	}
 	d := st.dev
 	hm, ok := d.shard.dev.(backend.HostMemory)
-	if !ok || d.outstanding.Load() != 0 {
-		return nil
-	}
-	// With no task outstanding, the task that created the stream has run.
-	idler, ok := st.bs.(backend.Idler)
-	if !ok || !idler.Idle() || inRange(d, "destination", m.Dst, uint64(n)) != nil {
+	if !ok || !s.idle(d, st) || inRange(d, "destination", m.Dst, uint64(n)) != nil {
 		return nil
 	}
 	b, err := hm.HostBytes(m.Dst, uint64(n))

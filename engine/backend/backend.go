@@ -173,7 +173,8 @@ type HostMemory interface {
 }
 
 // Idler is implemented by streams that can tell, without consuming their
-// error, that nothing is queued or running on them.
+// error, that nothing is queued or running on them and no failure waits to
+// be reported: then a synchronisation needs no trip through the stream.
 type Idler interface {
 	Idle() bool
 }

@@ -244,11 +244,11 @@ func (s *stream) Query() error {
 	return err
 }
 
-// Idle reports whether nothing is queued or running.
+// Idle reports whether nothing is queued or running and no error waits.
 func (s *stream) Idle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pending == 0
+	return s.pending == 0 && s.err == nil
 }
 
 var _ backend.Idler = (*stream)(nil)
