@@ -210,7 +210,7 @@ func (st *Stream) copyHtoD(dst DevicePtr, src []byte, wait bool) error {
 			break
 		}
 	}
-	return waitAll(waits)
+	return s.waitAll(waits)
 }
 
 func (st *Stream) copyDtoH(dst []byte, src DevicePtr, wait bool) error {
@@ -228,13 +228,13 @@ func (st *Stream) copyDtoH(dst []byte, src DevicePtr, wait bool) error {
 			waits = append(waits, p)
 		}
 	}
-	return waitAll(waits)
+	return s.waitAll(waits)
 }
 
-func waitAll(ps []*pending) error {
+func (s *Session) waitAll(ps []*pending) error {
 	var first error
 	for _, p := range ps {
-		if err := p.wait(); err != nil && first == nil {
+		if err := s.wait(p); err != nil && first == nil {
 			first = err
 		}
 	}

@@ -55,6 +55,17 @@ type Session struct {
 
 	selection Selection
 
+	// Replies are read by whoever waits for one: a caller that finds no one
+	// reading takes the token and reads until its own reply is in, handing
+	// others theirs on the way, so a lone synchronous call wakes no other
+	// goroutine (and, for a C thread calling through cgo, no other thread).
+	// Replies nobody waits for (asynchronous device-to-host copies) are
+	// read by the background reader while any are due.
+	token      chan struct{} // holding it (a sent value) means reading
+	asyncDue   atomic.Int64  // replies expected that nobody waits for
+	asyncKick  chan struct{}
+	done       chan struct{} // closed when the connection is gone
+	doneOnce   sync.Once
 	readerDone chan struct{}
 }
 
@@ -90,10 +101,13 @@ func Open(ctx context.Context, conn transport.Conn, opts Options) (*Session, err
 		conn:       conn,
 		opts:       opts,
 		pending:    map[uint32]*pending{},
+		token:      make(chan struct{}, 1),
+		asyncKick:  make(chan struct{}, 1),
+		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 	}
 	s.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
-	go s.readLoop()
+	go s.asyncReader()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	hello := &api.Hello{Magic: api.Magic, Version: api.Version, Client: opts.Client, Token: opts.Token, BootID: bootID()}
@@ -135,7 +149,7 @@ func (s *Session) Transport() transport.Info { return s.conn.Info() }
 
 // Done is closed when the connection is gone, however it went; Err then
 // says why (CUDA_ERROR_DEINITIALIZED with the cause).
-func (s *Session) Done() <-chan struct{} { return s.readerDone }
+func (s *Session) Done() <-chan struct{} { return s.done }
 
 // Err is nil while the session is up, and why it ended after.
 func (s *Session) Err() error {
@@ -147,60 +161,105 @@ func (s *Session) Err() error {
 // Close ends the session; the server frees everything it held.
 func (s *Session) Close() error {
 	err := s.conn.Close()
+	s.broken(transport.ErrClosed)
 	<-s.readerDone
 	return err
 }
 
-// readLoop matches replies to pending requests.
-func (s *Session) readLoop() {
-	defer close(s.readerDone)
+// readOne reads one reply and hands it to its pending call. An error means
+// the connection is gone: every pending call has been failed.
+func (s *Session) readOne() error {
+	body, payloadLen, err := s.conn.Recv()
+	if err != nil {
+		return s.broken(err)
+	}
+	h, fields, err := api.ReadHeader(body)
+	if err != nil || h.Flags&api.FlagReply == 0 {
+		return s.broken(fmt.Errorf("bad reply from server: %v", err))
+	}
+	s.mu.Lock()
+	p := s.pending[h.Seq]
+	delete(s.pending, h.Seq)
+	s.mu.Unlock()
+	if p == nil {
+		return s.broken(fmt.Errorf("reply to unknown call %d (%v)", h.Seq, h.Op))
+	}
+	callErr, err := api.DecodeReply(fields, p.reply)
+	if err != nil {
+		return s.broken(fmt.Errorf("bad %v reply: %w", h.Op, err))
+	}
+	if payloadLen > 0 {
+		if p.grow {
+			p.into = make([]byte, payloadLen)
+		}
+		if len(p.into) != payloadLen {
+			return s.broken(fmt.Errorf("%v reply carries %d bytes, %d expected", h.Op, payloadLen, len(p.into)))
+		}
+		if err := s.conn.ReadPayload(p.into); err != nil {
+			return s.broken(err)
+		}
+	}
+	p.err = callErr
+	if p.async {
+		s.latched.Set(callErr)
+		s.asyncDue.Add(-1)
+	}
+	close(p.done)
+	return nil
+}
+
+// wait returns p's result, reading replies itself when no one else is.
+func (s *Session) wait(p *pending) error {
 	for {
-		body, payloadLen, err := s.conn.Recv()
-		if err != nil {
-			s.broken(err)
-			return
+		select {
+		case <-p.done:
+			return p.err
+		case s.token <- struct{}{}:
 		}
-		h, fields, err := api.ReadHeader(body)
-		if err != nil || h.Flags&api.FlagReply == 0 {
-			s.broken(fmt.Errorf("bad reply from server: %v", err))
-			return
-		}
-		s.mu.Lock()
-		p := s.pending[h.Seq]
-		delete(s.pending, h.Seq)
-		s.mu.Unlock()
-		if p == nil {
-			s.broken(fmt.Errorf("reply to unknown call %d (%v)", h.Seq, h.Op))
-			return
-		}
-		callErr, err := api.DecodeReply(fields, p.reply)
-		if err != nil {
-			s.broken(fmt.Errorf("bad %v reply: %w", h.Op, err))
-			return
-		}
-		if payloadLen > 0 {
-			if p.grow {
-				p.into = make([]byte, payloadLen)
+		for {
+			select {
+			case <-p.done:
+				<-s.token
+				return p.err
+			default:
 			}
-			if len(p.into) != payloadLen {
-				s.broken(fmt.Errorf("%v reply carries %d bytes, %d expected", h.Op, payloadLen, len(p.into)))
-				return
-			}
-			if err := s.conn.ReadPayload(p.into); err != nil {
-				s.broken(err)
-				return
+			if err := s.readOne(); err != nil {
+				<-s.token
+				<-p.done // broken failed it
+				return p.err
 			}
 		}
-		p.err = callErr
-		if p.async {
-			s.latched.Set(callErr)
-		}
-		close(p.done)
 	}
 }
 
-// broken fails every pending call: the connection is gone.
-func (s *Session) broken(cause error) {
+// asyncReader reads while replies nobody waits for are due, so that the
+// server never blocks writing them (and, behind them, reading our calls).
+func (s *Session) asyncReader() {
+	defer close(s.readerDone)
+	for {
+		select {
+		case <-s.asyncKick:
+		case <-s.done:
+			return
+		}
+		for s.asyncDue.Load() > 0 {
+			select {
+			case s.token <- struct{}{}:
+			case <-s.done:
+				return
+			}
+			err := s.readOne()
+			<-s.token
+			if err != nil {
+				return
+			}
+		}
+	}
+}
+
+// broken fails every pending call: the connection is gone. It returns the
+// session's error.
+func (s *Session) broken(cause error) error {
 	err := api.Errorf(api.ErrDeinitialized, "connection to the GPU server lost: %v", cause)
 	if errors.Is(cause, transport.ErrClosed) {
 		err = api.Errorf(api.ErrDeinitialized, "session closed")
@@ -217,6 +276,10 @@ func (s *Session) broken(cause error) {
 		p.err = err
 		close(p.done)
 	}
+	s.doneOnce.Do(func() { close(s.done) })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // start sends a request that wants a reply and returns without waiting.
@@ -231,18 +294,26 @@ func (s *Session) start(req api.Message, p *pending, payload []byte) (*pending, 
 	}
 	s.pending[seq] = p
 	s.mu.Unlock()
+	if p.async {
+		s.asyncDue.Add(1)
+	}
 	if err := s.write(seq, 0, req, payload); err != nil {
 		s.mu.Lock()
+		_, mine := s.pending[seq]
 		delete(s.pending, seq)
 		s.mu.Unlock()
+		if p.async && mine {
+			s.asyncDue.Add(-1)
+		}
 		return nil, err
 	}
+	if p.async {
+		select {
+		case s.asyncKick <- struct{}{}:
+		default:
+		}
+	}
 	return p, nil
-}
-
-func (p *pending) wait() error {
-	<-p.done
-	return p.err
 }
 
 // call sends a request and waits for its reply.
@@ -251,7 +322,7 @@ func (s *Session) call(req api.Message, reply api.Message, payload, into []byte)
 	if err != nil {
 		return err
 	}
-	return p.wait()
+	return s.wait(p)
 }
 
 // syncCall is call for synchronising calls: they also report the failure
@@ -306,7 +377,7 @@ func (s *Session) Status() (*api.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.wait(); err != nil {
+	if err := s.wait(p); err != nil {
 		return nil, err
 	}
 	var st api.Status
