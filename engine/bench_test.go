@@ -2,98 +2,47 @@ package engine_test
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"testing"
 	"time"
 
+	"github.com/gpufabric/gpufabric/bench"
 	"github.com/gpufabric/gpufabric/examples"
 	"github.com/gpufabric/gpufabric/interpose"
+	"github.com/gpufabric/gpufabric/transport"
 )
 
-// The benchmarks of the remoting spine. Each reports, beside its own
-// figure, the physical floor measured in the same run on the same loopback
-// (a raw TCP ping-pong for calls, a raw TCP stream for copies) and the
-// ratio between them.
+// The benchmarks of the remoting spine, over each transport. Each reports,
+// beside its own figure, the physical floor measured in the same run (see
+// callFloor and copyFloor) and the ratio between them.
 
-// rawPingPong measures the round trip of a 64-byte message over a raw TCP
-// connection between two goroutines of this process.
-func rawPingPong(tb testing.TB, rounds int) time.Duration {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// callFloor is the median round trip of the raw path under transport tr:
+// a TCP ping-pong over loopback, or two goroutines spinning on words of a
+// shared mapping.
+func callFloor(tb testing.TB, tr string) time.Duration {
+	var samples []time.Duration
+	var err error
+	if tr == "shm" {
+		samples, err = bench.ShmPingPong(bench.Budget{Rounds: 20000, Time: 200 * time.Millisecond})
+	} else {
+		samples, err = bench.TCPPingPong(64, bench.Budget{Rounds: 5000, Time: 200 * time.Millisecond})
+	}
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf := make([]byte, 64)
-		for {
-			if _, err := io.ReadFull(c, buf); err != nil {
-				return
-			}
-			if _, err := c.Write(buf); err != nil {
-				return
-			}
-		}
-	}()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer c.Close()
-	buf := make([]byte, 64)
-	start := time.Now()
-	for range rounds {
-		c.Write(buf)
-		io.ReadFull(c, buf)
-	}
-	return time.Since(start) / time.Duration(rounds)
+	return transport.Percentiles(samples).P50
 }
 
-// rawStream measures one-way TCP throughput of total bytes in writes of
-// chunk bytes, in bytes per second.
-func rawStream(tb testing.TB, chunk, total int) float64 {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// copyFloor is the raw bandwidth of moving size bytes under transport tr:
+// a TCP stream over loopback, or one memcpy for shared memory.
+func copyFloor(tb testing.TB, tr string, size int) float64 {
+	if tr == "shm" {
+		return bench.Memcpy(size, bench.Budget{Rounds: max(4, (256<<20)/size), Time: 200 * time.Millisecond})
+	}
+	bw, err := bench.TCPStream(min(size, 4<<20), max(size, 256<<20))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer l.Close()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		buf := make([]byte, chunk)
-		n := 0
-		for n < total {
-			m, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			n += m
-		}
-		c.Write([]byte{1})
-	}()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer c.Close()
-	buf := make([]byte, chunk)
-	start := time.Now()
-	for sent := 0; sent < total; sent += chunk {
-		c.Write(buf)
-	}
-	io.ReadFull(c, make([]byte, 1))
-	<-done
-	return float64(total) / time.Since(start).Seconds()
+	return bw
 }
 
 func BenchmarkSyncCall(b *testing.B) {
@@ -106,7 +55,7 @@ func benchSyncCall(b *testing.B, tr string) {
 	f := newFixture(b, 1, 64<<20)
 	f.transport = tr
 	s := f.dial(b)
-	floor := rawPingPong(b, 2000)
+	floor := callFloor(b, tr)
 	b.ResetTimer()
 	start := time.Now()
 	for b.Loop() {
@@ -142,13 +91,15 @@ func benchAsyncLaunch(b *testing.B, tr string) {
 		b.Fatal(err)
 	}
 	st := dev.DefaultStream()
-	// The sync rate in the same run: the target is 20x it.
-	syncStart := time.Now()
-	const syncN = 2000
-	for range syncN {
+	// The sync rate in the same run (the target is 20x it), from the median
+	// of many round trips: a mean would carry the noise of a small VM.
+	samples := make([]time.Duration, 0, 5000)
+	for range cap(samples) {
+		t := time.Now()
 		s.Ping()
+		samples = append(samples, time.Since(t))
 	}
-	syncRate := syncN / time.Since(syncStart).Seconds()
+	syncRate := 1 / transport.Percentiles(samples).P50.Seconds()
 	b.ResetTimer()
 	start := time.Now()
 	for b.Loop() {
@@ -187,7 +138,7 @@ func benchCopy(b *testing.B, tr string) {
 			b.Fatal(err)
 		}
 		host := make([]byte, size)
-		floor := rawStream(b, min(size, 4<<20), max(size, 256<<20))
+		floor := copyFloor(b, tr, size)
 		for _, dir := range []string{"HtoD", "DtoH"} {
 			b.Run(fmt.Sprintf("%s/%s", dir, sizeName(size)), func(b *testing.B) {
 				b.SetBytes(int64(size))

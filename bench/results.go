@@ -1,0 +1,190 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+)
+
+// SchemaVersion is Results.Schema: it changes when a field is renamed,
+// removed or changes meaning, never when one is added.
+const SchemaVersion = 1
+
+// Results is everything one run measured. Its JSON form is the
+// machine-readable output: field names are stable, units are base units
+// (seconds, bytes, bytes per second), and a ratio is either 0–1 or an
+// "x_" figure (a multiple of its reference).
+type Results struct {
+	Schema  int       `json:"schema"`
+	Started time.Time `json:"started"`
+	// Elapsed is the wall time of the whole run, setup included.
+	Elapsed float64   `json:"elapsed_seconds"`
+	Config  RunConfig `json:"config"`
+	Machine Machine   `json:"machine"`
+	Server  Server    `json:"server"`
+	// Skipped are the transports that could not be measured, and why.
+	Skipped []Skip `json:"skipped,omitempty"`
+	// Errors are the steps that failed; the rest of the run went on.
+	Errors  []string  `json:"errors,omitempty"`
+	Latency []Latency `json:"latency"`
+	Launch  []Launch  `json:"launch"`
+	// CopyFloors are measured once per size and shared by the copy sweeps.
+	CopyFloors []CopyFloor `json:"copy_floors"`
+	Copy       []Copy      `json:"copy"`
+	Tenants    *Tenants    `json:"tenants,omitempty"`
+}
+
+// RunConfig is how the run was asked for.
+type RunConfig struct {
+	StepSeconds  float64  `json:"step_seconds"`
+	Transports   []string `json:"transports"`
+	Clients      []int    `json:"clients"`
+	MaxCopyBytes int64    `json:"max_copy_bytes"`
+}
+
+// Machine describes the client host the run measured from (and, for an
+// in-process server, the server host too).
+type Machine struct {
+	CPU         string `json:"cpu"`
+	Cores       int    `json:"cores"`
+	MemoryBytes uint64 `json:"memory_bytes"`
+	OS          string `json:"os"`
+	Arch        string `json:"arch"`
+	Kernel      string `json:"kernel"`
+	GoVersion   string `json:"go_version"`
+	GOMAXPROCS  int    `json:"gomaxprocs"`
+}
+
+// Server describes the server measured.
+type Server struct {
+	// Address is the TCP address the run connected to.
+	Address string `json:"address"`
+	// InProcess is true when the run started its own server on the host
+	// backend, false for --server.
+	InProcess bool   `json:"in_process"`
+	Name      string `json:"name"`
+	Devices   int    `json:"devices"`
+	// Backend, Emulated, Device and DeviceMemoryBytes describe the device
+	// the scenarios ran on.
+	Backend           string `json:"backend"`
+	Emulated          bool   `json:"emulated"`
+	Device            string `json:"device"`
+	DeviceMemoryBytes uint64 `json:"device_memory_bytes"`
+	// Floors says where the floors were measured.
+	Floors string `json:"floors"`
+}
+
+// Skip is a transport not measured.
+type Skip struct {
+	Transport string `json:"transport"`
+	Reason    string `json:"reason"`
+}
+
+// Latency is the call latency over one transport: synchronous null round
+// trips (Session.Ping) beside the transport's floor.
+type Latency struct {
+	Transport string `json:"transport"`
+	Call      Dist   `json:"call"`
+	// CallsPerSecond is the rate of back-to-back synchronous calls.
+	CallsPerSecond float64 `json:"calls_per_second"`
+	FloorName      string  `json:"floor_name"`
+	Floor          Dist    `json:"floor"`
+	// XFloor is the median call over the median floor round trip.
+	XFloor float64 `json:"x_floor"`
+}
+
+// Launch is the rate of asynchronous kernel launches from one client.
+type Launch struct {
+	Transport string `json:"transport"`
+	Launches  int    `json:"launches"`
+	// LaunchesPerSecond counts from the first launch to the end of the
+	// Synchronize that follows the last.
+	LaunchesPerSecond float64 `json:"launches_per_second"`
+	// SyncCallsPerSecond is Latency.CallsPerSecond of the same transport,
+	// and XSync the launch rate over it.
+	SyncCallsPerSecond float64 `json:"sync_calls_per_second"`
+	XSync              float64 `json:"x_sync"`
+}
+
+// CopyFloor is a floor's bandwidth at each copy size.
+type CopyFloor struct {
+	Name        string       `json:"name"` // "tcp" or "memcpy"
+	Description string       `json:"description"`
+	Points      []FloorPoint `json:"points"`
+}
+
+// FloorPoint is a floor's bandwidth at one size.
+type FloorPoint struct {
+	Bytes          int64   `json:"bytes"`
+	BytesPerSecond float64 `json:"bytes_per_second"`
+}
+
+// Copy is a synchronous copy sweep over sizes, one direction on one
+// transport.
+type Copy struct {
+	Transport string `json:"transport"`
+	Direction string `json:"direction"` // "HtoD", "DtoH" or "DtoD"
+	// Floor names the CopyFloor its points are set beside.
+	Floor  string      `json:"floor"`
+	Points []CopyPoint `json:"points"`
+}
+
+// CopyPoint is the bandwidth of copies of one size.
+type CopyPoint struct {
+	Bytes               int64   `json:"bytes"`
+	Copies              int     `json:"copies"`
+	BytesPerSecond      float64 `json:"bytes_per_second"`
+	FloorBytesPerSecond float64 `json:"floor_bytes_per_second"`
+	XFloor              float64 `json:"x_floor"`
+}
+
+// Tenants is the many-tenant scenario: N clients sharing one device, each
+// holding 1/N of it and running the same mixed stream of operations.
+type Tenants struct {
+	Transport string `json:"transport"`
+	Device    int    `json:"device"`
+	// Op describes one operation.
+	Op    string       `json:"op"`
+	Steps []TenantStep `json:"steps"`
+}
+
+// TenantStep is one tenant count.
+type TenantStep struct {
+	Clients int     `json:"clients"`
+	Share   float64 `json:"share"`
+	// OpsPerSecond is the aggregate rate; PerClient each client's.
+	OpsPerSecond float64   `json:"ops_per_second"`
+	PerClient    []float64 `json:"per_client_ops_per_second"`
+	MeanClient   float64   `json:"mean_client_ops_per_second"`
+	MinClient    float64   `json:"min_client_ops_per_second"`
+	MaxClient    float64   `json:"max_client_ops_per_second"`
+	// FairnessMaxOverMin is the fastest client's rate over the slowest's
+	// (1 is fair; 0 when a client made no progress); JainIndex is Jain's
+	// fairness index, 1/N to 1 (1 is fair).
+	FairnessMaxOverMin float64 `json:"fairness_max_over_min"`
+	JainIndex          float64 `json:"jain_index"`
+	// OpLatency is every client's operations together, without the CDF.
+	OpLatency Dist   `json:"op_latency"`
+	Error     string `json:"error,omitempty"`
+}
+
+// WriteJSON writes r as indented JSON.
+func (r *Results) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// ReadResults reads Results written by WriteJSON, as recorded by an
+// earlier run (possibly on another machine): to render or plot them again.
+func ReadResults(rd io.Reader) (*Results, error) {
+	var r Results
+	if err := json.NewDecoder(rd).Decode(&r); err != nil {
+		return nil, fmt.Errorf("bench: reading results: %w", err)
+	}
+	if r.Schema != SchemaVersion {
+		return nil, fmt.Errorf("bench: results of schema %d; this build reads %d", r.Schema, SchemaVersion)
+	}
+	return &r, nil
+}
