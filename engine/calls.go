@@ -445,6 +445,25 @@ func (s *session) directTarget(m *api.MemcpyHtoD, n int) []byte {
 	return b
 }
 
+// directSource is directTarget's twin for device-to-host copies: the device
+// memory the reply may be written from directly, or nil.
+func (s *session) directSource(m *api.MemcpyDtoH) []byte {
+	st, err := s.stream(m.Stream)
+	if err != nil {
+		return nil
+	}
+	d := st.dev
+	hm, ok := d.shard.dev.(backend.HostMemory)
+	if !ok || !s.idle(d, st) || inRange(d, "source", m.Src, m.Size) != nil {
+		return nil
+	}
+	b, err := hm.HostBytes(m.Src, m.Size)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
 // reply0 answers a call that had nothing to do.
 func (s *session) reply0(h api.Header) {
 	if h.Flags&api.FlagAsync == 0 {
@@ -466,6 +485,10 @@ func (s *session) memcpyDtoH(h api.Header, m *api.MemcpyDtoH) {
 	d, err := s.deviceOf(m.Src)
 	if err != nil {
 		s.reply(h, err, nil, nil)
+		return
+	}
+	if src := s.directSource(m); src != nil {
+		s.reply(h, nil, nil, src)
 		return
 	}
 	s.withStream(h, m.Stream, func(st *streamObj) error {
