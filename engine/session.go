@@ -27,9 +27,7 @@ type session struct {
 	started time.Time
 	staging *semaphore.Weighted
 
-	// Set by the reader goroutine before any task can see them.
-	hello  bool
-	client string
+	hello bool // the reader's alone
 
 	mu         sync.Mutex
 	devices    []*sessionDevice
@@ -38,6 +36,7 @@ type session struct {
 	modules    map[api.Handle]*moduleObj
 	functions  map[api.Handle]*functionObj
 	latched    api.Latch // first asynchronous failure not yet reported
+	client     string    // who the client said it is
 	selection  string
 	complaints int
 }
@@ -181,7 +180,10 @@ func (s *session) handleHello(h api.Header, m *api.Hello) error {
 		s.reply(h, api.Errorf(api.ErrNotPermitted, "bad token"), nil, nil)
 		return errors.New("bad token")
 	}
-	s.hello, s.client = true, m.Client
+	s.hello = true
+	s.mu.Lock() // status() reads client from other sessions' goroutines
+	s.client = m.Client
+	s.mu.Unlock()
 	s.log = s.log.With("client", m.Client)
 	s.log.Info("session opened")
 	s.reply(h, nil, &api.HelloReply{
