@@ -30,7 +30,8 @@ type stream struct {
 	h handle
 
 	mu        sync.Mutex
-	queue     []func() error
+	queue     []queued
+	hostOps   int   // queued or running ops other than Notify's bookkeeping
 	working   bool  // the worker is running; new work must queue
 	err       error // first error of queued work since the last report
 	destroyed bool
@@ -60,14 +61,27 @@ func (s *stream) idle() bool {
 	return !s.working && !s.destroyed
 }
 
+// queued is an op waiting for the worker. A Notify's op only records an
+// event and hands it to the waiter: once it is the only thing left, all
+// earlier host work has reached the driver, and Query may ask the driver.
+type queued struct {
+	op     func() error
+	notify bool
+}
+
 // enqueue queues host-side work. Its error, if any, becomes the stream's.
-func (s *stream) enqueue(op func() error) error {
+func (s *stream) enqueue(op func() error) error { return s.push(queued{op: op}) }
+
+func (s *stream) push(q queued) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.destroyed {
 		return api.Errorf(api.ErrInvalidHandle, "stream is destroyed")
 	}
-	s.queue = append(s.queue, op)
+	s.queue = append(s.queue, q)
+	if !q.notify {
+		s.hostOps++
+	}
 	if !s.working {
 		s.working = true
 		go s.work()
@@ -85,7 +99,7 @@ func (s *stream) run(op func() error) error {
 }
 
 func (s *stream) work() {
-	var batch []func() error
+	var batch []queued
 	for {
 		s.mu.Lock()
 		if len(s.queue) == 0 {
@@ -100,11 +114,16 @@ func (s *stream) work() {
 		}
 		batch, s.queue = s.queue, batch[:0]
 		s.mu.Unlock()
-		for i, op := range batch {
-			if err := op(); err != nil {
+		for i, q := range batch {
+			if err := q.op(); err != nil {
 				s.fail(err)
 			}
-			batch[i] = nil
+			if !q.notify {
+				s.mu.Lock()
+				s.hostOps--
+				s.mu.Unlock()
+			}
+			batch[i] = queued{}
 		}
 	}
 }
@@ -291,13 +310,13 @@ func (s *stream) Notify(fn func(error)) error {
 	if s.idle() {
 		return s.notify(fn)
 	}
-	return s.enqueue(func() error {
+	return s.push(queued{notify: true, op: func() error {
 		// Queued, the error has no caller to go to but fn.
 		if err := s.notify(fn); err != nil {
 			fn(err)
 		}
 		return nil
-	})
+	}})
 }
 
 func (s *stream) notify(fn func(error)) error {
@@ -348,9 +367,9 @@ func (s *stream) waiter() {
 
 func (s *stream) Query() error {
 	s.mu.Lock()
-	working := s.working
+	pending := s.hostOps > 0
 	s.mu.Unlock()
-	if working {
+	if pending {
 		return api.ErrNotReady
 	}
 	switch r := streamQuery(s.d.ctx, s.h); r {
