@@ -32,13 +32,16 @@ func callFloor(tb testing.TB, tr string) time.Duration {
 	return transport.Percentiles(samples).P50
 }
 
-// copyFloor is the raw bandwidth of moving size bytes under transport tr:
-// a TCP stream over loopback, or one memcpy for shared memory.
+// copyFloor is the raw bandwidth of a synchronous copy of size bytes under
+// transport tr: over TCP, size bytes one way from a buffer of that size and
+// a 1-byte reply, the best a synchronous copy could do; for shared memory,
+// one memcpy.
 func copyFloor(tb testing.TB, tr string, size int) float64 {
+	budget := bench.Budget{Rounds: max(4, (256<<20)/size), Time: 300 * time.Millisecond}
 	if tr == "shm" {
-		return bench.Memcpy(size, bench.Budget{Rounds: max(4, (256<<20)/size), Time: 200 * time.Millisecond})
+		return bench.Memcpy(size, budget)
 	}
-	bw, err := bench.TCPStream(min(size, 4<<20), max(size, 256<<20))
+	bw, err := bench.TCPTransfer(size, budget)
 	if err != nil {
 		tb.Fatal(err)
 	}
