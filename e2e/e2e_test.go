@@ -187,19 +187,22 @@ func TestExamples(t *testing.T) {
 		{"api_check", []string{"-p", "0.25"}, nil, []string{"api_check: 14 checks passed"}},
 		{"launch_rate", []string{"-p", "0.1"}, []string{kernels, "20000"}, []string{"launch_rate: "}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			requireBuild(t, tc.name)
-			srv := sharedServer(t)
-			r := run(t, srv.addr, tc.runArgs, example(tc.name), tc.args...)
-			if r.status != 0 {
-				t.Fatalf("%s exited %d:\n%s", tc.name, r.status, r.out)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(r.out, w) {
-					t.Errorf("%s output lacks %q:\n%s", tc.name, w, r.out)
+		for _, tr := range []string{"tcp", "shm"} {
+			t.Run(tc.name+"/"+tr, func(t *testing.T) {
+				requireBuild(t, tc.name)
+				srv := sharedServer(t)
+				args := append([]string{"--transport", tr}, tc.runArgs...)
+				r := run(t, srv.addr, args, example(tc.name), tc.args...)
+				if r.status != 0 {
+					t.Fatalf("%s over %s exited %d:\n%s", tc.name, tr, r.status, r.out)
 				}
-			}
-		})
+				for _, w := range tc.want {
+					if !strings.Contains(r.out, w) {
+						t.Errorf("%s over %s: output lacks %q:\n%s", tc.name, tr, w, r.out)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/gpufabric/gpufabric/engine/api"
@@ -56,7 +57,7 @@ func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
 		}
 		s.afterStreams(d, func() { s.syncReply(h, nil, nil) })
 	case *api.MemAlloc:
-		s.onDevice(h, m.Ordinal, func(d *sessionDevice) { s.memAlloc(h, d, m.Size) })
+		s.onDevice(h, m.Ordinal, func(d *sessionDevice) { s.memAlloc(h, d, m.Size, false) })
 	case *api.MemFree:
 		s.memFree(h, m.Ptr)
 	case *api.MemcpyHtoD:
@@ -285,7 +286,7 @@ func (s *session) deviceGet(h api.Header, m *api.DeviceGet) {
 }
 
 // memAlloc runs on the shard.
-func (s *session) memAlloc(h api.Header, d *sessionDevice, size uint64) {
+func (s *session) memAlloc(h api.Header, d *sessionDevice, size uint64, retried bool) {
 	if size == 0 {
 		s.fail(h, api.Errorf(api.ErrInvalidValue, "allocation of 0 bytes"))
 		return
@@ -297,6 +298,16 @@ func (s *session) memAlloc(h api.Header, d *sessionDevice, size uint64) {
 		return
 	}
 	ptr, err := d.shard.dev.Alloc(size)
+	if errors.Is(err, api.ErrOutOfMemory) && d.freeing.Load() > 0 && !retried {
+		// The device is full of memory this session has freed but whose
+		// frees wait for its queued work: wait for them, as cuMemAlloc's
+		// caller expects memory it freed to be there, and try once more.
+		d.allocs.uncharge(n)
+		s.afterStreams(d, func() {
+			d.submit(func() { s.memAlloc(h, d, size, true) })
+		})
+		return
+	}
 	if err != nil {
 		d.allocs.uncharge(n)
 		s.fail(h, err)
@@ -307,7 +318,9 @@ func (s *session) memAlloc(h api.Header, d *sessionDevice, size uint64) {
 }
 
 // memFree takes the allocation out of the session's table at once, so no
-// later call can name it, and frees it on the device once the work already
+// later call can name it, and returns its bytes to the session's share at
+// once, so that an allocation right after a free succeeds as it does with
+// CUDA's synchronous cuMemFree. The device frees it once the work already
 // queued on the session's streams, which may use it, has run.
 func (s *session) memFree(h api.Header, ptr uint64) {
 	d, err := s.deviceOf(ptr)
@@ -324,10 +337,12 @@ func (s *session) memFree(h api.Header, ptr uint64) {
 			s.fail(h, api.Errorf(api.ErrInvalidValue, "%#x is not the base of an allocation of this session", ptr))
 			return
 		}
+		d.allocs.uncharge(a.size)
+		d.freeing.Add(1)
 		s.afterStreams(d, func() {
 			d.submit(func() {
 				err := d.shard.dev.Free(ptr)
-				d.allocs.uncharge(a.size)
+				d.freeing.Add(-1)
 				if err != nil {
 					s.fail(h, err)
 					return

@@ -20,11 +20,11 @@ type allocation struct {
 }
 
 // allocTable is one session's allocations on one device, sorted by base,
-// plus what it is charged for: live allocations and frees not yet done.
+// plus the bytes they are charged.
 type allocTable struct {
 	mu      sync.Mutex
 	allocs  []allocation
-	charged uint64 // accounted bytes of allocs and of pending frees
+	charged uint64 // accounted bytes of allocs
 }
 
 func (t *allocTable) insert(base, size uint64) { t.add(allocation{base: base, size: size}) }
@@ -41,7 +41,7 @@ func (t *allocTable) add(a allocation) {
 }
 
 // remove takes the allocation at base out of the table; it stays charged
-// until uncharge, when the device has really freed it.
+// until uncharge.
 func (t *allocTable) remove(base uint64) (allocation, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -51,6 +51,9 @@ type sessionDevice struct {
 	allocs  allocTable
 	// outstanding counts the session's tasks on the shard not yet run.
 	outstanding atomic.Int64
+	// freeing counts frees taken out of the table whose device frees wait
+	// for the session's queued work.
+	freeing atomic.Int64
 }
 
 // submit queues fn on the device's shard, in order with the session's

@@ -291,3 +291,29 @@ func TestDeinitializedAfterServerStops(t *testing.T) {
 		t.Fatalf("sync after the server stopped: %v", err)
 	}
 }
+
+// TestAllocAfterFree: memory freed is there for the next allocation at
+// once, as with CUDA's synchronous cuMemFree, even while the device free
+// waits for work still running.
+func TestAllocAfterFree(t *testing.T) { overTransports(t, 1, 64<<20, testAllocAfterFree) }
+
+func testAllocAfterFree(t *testing.T, f *fixture) {
+	s := f.dial(t)
+	dev, mod := attach(t, s, 1)
+	spin := function(t, mod, "spin")
+	p, err := dev.Alloc(48 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spin.Launch(dev.DefaultStream(), interpose.D1(1), interpose.D1(1), 0, uint64(30*time.Millisecond))
+	if err := dev.Free(p); err != nil {
+		t.Fatal(err)
+	}
+	// The device is 64 MiB: this fits only once the free is done.
+	if _, err := dev.Alloc(48 << 20); err != nil {
+		t.Fatalf("allocation right after a free: %v", err)
+	}
+	if err := dev.Synchronize(); err != nil {
+		t.Fatal(err)
+	}
+}
