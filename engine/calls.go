@@ -171,14 +171,36 @@ func (s *session) onDevice(h api.Header, ordinal uint32, fn func(*sessionDevice)
 // fn answers h itself; an error it returns is answered for it.
 func (s *session) withStream(h api.Header, handle api.Handle, fn func(*streamObj) error) {
 	st, err := s.stream(handle)
-	if err != nil {
-		s.fail(h, err)
+	onShard(s, h, st, err, fn)
+}
+
+// withEvent is withStream for events.
+func (s *session) withEvent(h api.Header, handle api.Handle, fn func(*eventObj) error) {
+	ev, err := s.event(handle)
+	onShard(s, h, ev, err, fn)
+}
+
+// deviceObj is a stream or an event: made on its device by a task, ready
+// once that task has run and succeeded.
+type deviceObj interface {
+	ready() error
+	device() *sessionDevice
+}
+
+func (st *streamObj) device() *sessionDevice { return st.dev }
+func (ev *eventObj) device() *sessionDevice  { return ev.dev }
+
+// onShard runs fn on obj's shard once obj is ready, failing h otherwise;
+// lookupErr is the error of finding obj.
+func onShard[T deviceObj](s *session, h api.Header, obj T, lookupErr error, fn func(T) error) {
+	if lookupErr != nil {
+		s.fail(h, lookupErr)
 		return
 	}
-	st.dev.submit(func() {
-		err := st.ready()
+	obj.device().submit(func() {
+		err := obj.ready()
 		if err == nil {
-			err = fn(st)
+			err = fn(obj)
 		}
 		if err != nil {
 			s.fail(h, err)
@@ -794,23 +816,6 @@ func (s *session) eventCreate(h api.Header, m *api.EventCreate) {
 			return
 		}
 		s.reply0(h)
-	})
-}
-
-func (s *session) withEvent(h api.Header, handle api.Handle, fn func(*eventObj) error) {
-	ev, err := s.event(handle)
-	if err != nil {
-		s.fail(h, err)
-		return
-	}
-	ev.dev.submit(func() {
-		err := ev.ready()
-		if err == nil {
-			err = fn(ev)
-		}
-		if err != nil {
-			s.fail(h, err)
-		}
 	})
 }
 
