@@ -91,14 +91,6 @@ func (sh *shard) submit(sessionID uint64, quantum int, t task) {
 	}
 }
 
-// call runs fn on the shard's thread and waits for it: for the rare calls
-// that must not overtake queued work and need an answer now.
-func (sh *shard) call(sessionID uint64, quantum int, fn func() error) error {
-	done := make(chan error, 1)
-	sh.submit(sessionID, quantum, task{fn: func() { done <- fn() }})
-	return <-done
-}
-
 func (sh *shard) run(errs chan<- error) {
 	defer close(sh.done)
 	if sh.info.ThreadAffine {

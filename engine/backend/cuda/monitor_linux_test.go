@@ -15,6 +15,7 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 
 	"github.com/gpufabric/gpufabric/engine/backend"
 )
@@ -38,7 +39,7 @@ type reading struct {
 var healthyA100 = reading{util: 37, tempC: 34, powerMW: 61234, used: 512 << 20,
 	events: nvml.EventTypeXidCriticalError | nvml.EventTypeDoubleBitEccError | nvml.EventTypeSingleBitEccError}
 
-func model(d *dgxa100.Device, r *reading) {
+func model(d *server.Device, r *reading) {
 	ret := func(field string) nvml.Return {
 		if strings.Contains(","+r.unsupported+",", ","+field+",") {
 			return nvml.ERROR_NOT_SUPPORTED
@@ -82,7 +83,7 @@ func model(d *dgxa100.Device, r *reading) {
 // from a channel, and counts of what was freed and shut down.
 type dgx struct {
 	*dgxa100.Server
-	gpus     []*dgxa100.Device
+	gpus     []*server.Device
 	readings []*reading
 	events   chan nvml.EventData
 
@@ -96,7 +97,7 @@ type dgx struct {
 func newDGX(t *testing.T) *dgx {
 	x := &dgx{Server: dgxa100.New(), events: make(chan nvml.EventData, 16), registered: make(map[string]uint64)}
 	for _, d := range x.Devices {
-		g := d.(*dgxa100.Device)
+		g := d.(*server.Device)
 		r := healthyA100
 		model(g, &r)
 		g.RegisterEventsFunc = func(mask uint64, set nvml.EventSet) nvml.Return {
