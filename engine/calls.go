@@ -573,21 +573,14 @@ func (s *session) moduleLoad(h api.Header, m *api.ModuleLoad, n int) error {
 		return nil
 	}
 	mod := &moduleObj{dev: d, globals: map[string]allocation{}}
-	if err := register(s, s.modules, m.Module, "module", mod); err != nil {
-		s.fail(h, err)
-		return nil
-	}
-	d.submit(func() {
-		if bm, err := d.shard.dev.LoadModule(image); err != nil {
+	s.make(h, d, register(s, s.modules, m.Module, "module", mod), func() error {
+		bm, err := d.shard.dev.LoadModule(image)
+		if err != nil {
 			mod.err = err
 		} else {
 			mod.bm = bm
 		}
-		if mod.err != nil {
-			s.fail(h, mod.err)
-			return
-		}
-		s.reply0(h)
+		return err
 	})
 	return nil
 }
@@ -726,18 +719,28 @@ func (s *session) streamCreate(h api.Header, m *api.StreamCreate) {
 		return
 	}
 	st := &streamObj{dev: d}
-	if err := register(s, s.streams, m.Stream, "stream", st); err != nil {
-		s.fail(h, err)
-		return
-	}
-	d.submit(func() {
-		if bs, err := d.shard.dev.NewStream(m.Flags, m.Priority); err != nil {
-			st.err = err
+	s.make(h, d, register(s, s.streams, m.Stream, "stream", st), func() error {
+		bs, err := d.shard.dev.NewStream(m.Flags, m.Priority)
+		if err != nil {
+			st.err = err // not bs: it may be a typed nil
 		} else {
 			st.bs = bs
 		}
-		if st.err != nil {
-			s.fail(h, st.err)
+		return err
+	})
+}
+
+// make finishes the creation of an object with a client-chosen handle:
+// unless registering it failed (regErr), mk makes it on d's shard, and a
+// synchronous call is answered with mk's verdict.
+func (s *session) make(h api.Header, d *sessionDevice, regErr error, mk func() error) {
+	if regErr != nil {
+		s.fail(h, regErr)
+		return
+	}
+	d.submit(func() {
+		if err := mk(); err != nil {
+			s.fail(h, err)
 			return
 		}
 		s.reply0(h)
@@ -801,21 +804,14 @@ func (s *session) eventCreate(h api.Header, m *api.EventCreate) {
 		return
 	}
 	ev := &eventObj{dev: d}
-	if err := register(s, s.events, m.Event, "event", ev); err != nil {
-		s.fail(h, err)
-		return
-	}
-	d.submit(func() {
-		if be, err := d.shard.dev.NewEvent(m.Flags); err != nil {
+	s.make(h, d, register(s, s.events, m.Event, "event", ev), func() error {
+		be, err := d.shard.dev.NewEvent(m.Flags)
+		if err != nil {
 			ev.err = err
 		} else {
 			ev.be = be
 		}
-		if ev.err != nil {
-			s.fail(h, ev.err)
-			return
-		}
-		s.reply0(h)
+		return err
 	})
 }
 
