@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gpufabric/gpufabric/bench"
-	"github.com/gpufabric/gpufabric/examples"
 	"github.com/gpufabric/gpufabric/interpose"
 	"github.com/gpufabric/gpufabric/transport"
 )
@@ -81,18 +80,8 @@ func benchAsyncLaunch(b *testing.B, tr string) {
 	f := newFixture(b, 1, 64<<20)
 	f.transport = tr
 	s := f.dial(b)
-	dev, err := s.Attach(0, interpose.Share{Fraction: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	mod, err := dev.LoadModule(examples.KernelsPTX)
-	if err != nil {
-		b.Fatal(err)
-	}
-	spin, err := mod.Function("spin")
-	if err != nil {
-		b.Fatal(err)
-	}
+	dev, mod := attach(b, s, 1)
+	spin := function(b, mod, "spin")
 	st := dev.DefaultStream()
 	// The sync rate in the same run (the target is 20x it), from the median
 	// of many round trips: a mean would carry the noise of a small VM.
@@ -130,11 +119,7 @@ func BenchmarkCopy(b *testing.B) {
 func benchCopy(b *testing.B, tr string) {
 	f := newFixture(b, 1, 512<<20)
 	f.transport = tr
-	s := f.dial(b)
-	dev, err := s.Attach(0, interpose.Share{Fraction: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
+	dev, _ := attach(b, f.dial(b), 1)
 	for _, size := range copySizes {
 		ptr, err := dev.Alloc(uint64(size))
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/gpufabric/gpufabric/interpose"
 )
 
-func attach(t *testing.T, s *interpose.Session, fraction float64) (*interpose.Device, *interpose.Module) {
+func attach(t testing.TB, s *interpose.Session, fraction float64) (*interpose.Device, *interpose.Module) {
 	t.Helper()
 	dev, err := s.Attach(interpose.AnyDevice, interpose.Share{Fraction: fraction})
 	if err != nil {
@@ -25,7 +25,7 @@ func attach(t *testing.T, s *interpose.Session, fraction float64) (*interpose.De
 	return dev, mod
 }
 
-func function(t *testing.T, m *interpose.Module, name string) *interpose.Function {
+func function(t testing.TB, m *interpose.Module, name string) *interpose.Function {
 	t.Helper()
 	f, err := m.Function(name)
 	if err != nil {
