@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"testing"
 	"time"
+
+	"github.com/gpufabric/gpufabric/internal/leakcheck"
 )
 
 // TestMain fails the run when the tests leak goroutines or file
@@ -18,34 +19,13 @@ func TestMain(m *testing.M) {
 	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
 		l.Close()
 	}
-	fds0, g0 := openFDs(), runtime.NumGoroutine()
+	before := leakcheck.Take()
 	code := m.Run()
 	if code == 0 {
-		var fds, g int
-		for range 150 {
-			runtime.GC()
-			fds, g = openFDs(), runtime.NumGoroutine()
-			if fds <= fds0 && g <= g0 {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if fds > fds0 || g > g0 {
-			fmt.Fprintf(os.Stderr, "leak: %d file descriptors open (%d before), %d goroutines (%d before)\n", fds, fds0, g, g0)
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "%s\n", buf[:runtime.Stack(buf, true)])
+		if err := before.Check(os.Stderr, 3*time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			code = 1
 		}
 	}
 	os.Exit(code)
-}
-
-// openFDs counts this process's open file descriptors where /proc says;
-// elsewhere it is 0 and only goroutines are checked.
-func openFDs() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return 0
-	}
-	return len(ents)
 }

@@ -8,10 +8,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gpufabric/gpufabric/internal/leakcheck"
 )
 
 // childEnv names the socket a re-executed test binary dials as the child
@@ -30,41 +31,17 @@ func TestMain(m *testing.M) {
 	if l, err := net.Listen("unix", fmt.Sprintf("@gpufabric-shm-test-%d-poller", os.Getpid())); err == nil {
 		l.Close()
 	}
-	fds0, g0 := openFDs(), runtime.NumGoroutine()
+	before := leakcheck.Take()
 	code := m.Run()
 	// The fuzzing engine keeps goroutines of its own; check plain runs only.
 	fuzzing := flag.Lookup("test.fuzz").Value.String() != "" || flag.Lookup("test.fuzzworker").Value.String() == "true"
 	if code == 0 && !fuzzing {
-		var fds, g int
-		for range 100 {
-			runtime.GC()
-			fds, g = openFDs(), runtime.NumGoroutine()
-			if fds <= fds0 && g <= g0 {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		if fds > fds0 || g > g0 {
-			ents, _ := os.ReadDir("/proc/self/fd")
-			for _, e := range ents {
-				target, _ := os.Readlink("/proc/self/fd/" + e.Name())
-				fmt.Fprintf(os.Stderr, "fd %s -> %s\n", e.Name(), target)
-			}
-			fmt.Fprintf(os.Stderr, "leak: %d file descriptors open (%d before), %d goroutines (%d before)\n", fds, fds0, g, g0)
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "%s\n", buf[:runtime.Stack(buf, true)])
+		if err := before.Check(os.Stderr, 2*time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			code = 1
 		}
 	}
 	os.Exit(code)
-}
-
-func openFDs() int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return 0
-	}
-	return len(ents)
 }
 
 // runChild dials path, says it is ready and holds the connection until it
