@@ -529,19 +529,29 @@ func gfgo_libraryGetModule(out *C.uintptr_t, h C.uintptr_t, dev C.int) C.CUresul
 	if out == nil {
 		return res(api.ErrInvalidValue)
 	}
-	lib, r := lookup[*library](uintptr(h), kindLibrary)
-	if r != api.Success {
-		return res(r)
-	}
-	if _, r := device(dev); r != api.Success {
-		return res(r)
-	}
-	m, err := lib.moduleOn(dev)
-	if err != nil {
-		return ret(err)
+	m, r := libraryModule(h, dev)
+	if r != 0 {
+		return r
 	}
 	*out = C.uintptr_t(m.handle)
 	return 0
+}
+
+// libraryModule is library h's module on device dev, loaded there on first
+// use.
+func libraryModule(h C.uintptr_t, dev C.int) (*module, C.CUresult) {
+	lib, r := lookup[*library](uintptr(h), kindLibrary)
+	if r != api.Success {
+		return nil, res(r)
+	}
+	if _, r := device(dev); r != api.Success {
+		return nil, res(r)
+	}
+	m, err := lib.moduleOn(dev)
+	if err != nil {
+		return nil, ret(err)
+	}
+	return m, 0
 }
 
 //export gfgo_libraryGetGlobal
@@ -549,16 +559,9 @@ func gfgo_libraryGetGlobal(dptr *C.CUdeviceptr, size *C.size_t, h C.uintptr_t, n
 	if name == nil {
 		return res(api.ErrInvalidValue)
 	}
-	lib, r := lookup[*library](uintptr(h), kindLibrary)
-	if r != api.Success {
-		return res(r)
-	}
-	if _, r := device(dev); r != api.Success {
-		return res(r)
-	}
-	m, err := lib.moduleOn(dev)
-	if err != nil {
-		return ret(err)
+	m, r := libraryModule(h, dev)
+	if r != 0 {
+		return r
 	}
 	return gfgo_moduleGetGlobal(dptr, size, C.uintptr_t(m.handle), name)
 }
