@@ -186,26 +186,29 @@ func (s sysfs) gpus() ([]PCIDevice, error) {
 	}
 	var gpus []PCIDevice
 	for _, bus := range names {
-		real, err := s.resolve(path.Join(pciDevices, bus))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed since the listing
-		}
+		d, ok, err := s.pciDeviceAt(path.Join(pciDevices, bus))
 		if err != nil {
 			return nil, err
 		}
-		d, err := s.pciDevice(real)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if isGPU(d.Class, d.Vendor) {
+		if ok && isGPU(d.Class, d.Vendor) {
 			gpus = append(gpus, d)
 		}
 	}
 	slices.SortFunc(gpus, func(a, b PCIDevice) int { return strings.Compare(a.BusID, b.BusID) })
 	return gpus, nil
+}
+
+// pciDeviceAt resolves link and reads the PCI device behind it; ok is false
+// when there is none (a virtual device) or it went away since the listing.
+func (s sysfs) pciDeviceAt(link string) (d PCIDevice, ok bool, err error) {
+	real, err := s.resolve(link)
+	if err == nil {
+		d, err = s.pciDevice(real)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return PCIDevice{}, false, nil
+	}
+	return d, err == nil, err
 }
 
 // pciDevice reads the PCI function at or above a resolved device path.
@@ -263,19 +266,12 @@ func (s sysfs) nics() ([]NIC, error) {
 	}
 	var nics []NIC
 	for _, name := range names {
-		real, err := s.resolve(path.Join(classNet, name, "device"))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // virtual: lo, veth, bridges, tunnels
-		}
+		d, ok, err := s.pciDeviceAt(path.Join(classNet, name, "device"))
 		if err != nil {
 			return nil, err
 		}
-		d, err := s.pciDevice(real)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
+		if !ok {
+			continue // virtual (lo, veth, bridges, tunnels) or gone
 		}
 		nics = append(nics, NIC{Name: name, PCIDevice: d})
 	}
@@ -298,19 +294,12 @@ func (s sysfs) rdma(nics []NIC) ([]NIC, error) {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		real, err := s.resolve(path.Join(classIB, name, "device"))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
+		d, ok, err := s.pciDeviceAt(path.Join(classIB, name, "device"))
 		if err != nil {
 			return nil, err
 		}
-		d, err := s.pciDevice(real)
-		if errors.Is(err, fs.ErrNotExist) {
+		if !ok {
 			continue
-		}
-		if err != nil {
-			return nil, err
 		}
 		found := false
 		for i := range nics {
