@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gpufabric/gpufabric/transport"
 )
@@ -201,14 +202,25 @@ func wake(waiters, seq *atomic.Uint32) {
 // publishes before it looks at the flag (both sequentially consistent):
 // either we see its update or it sees the flag.
 func (c *Conn) await(seq, waiters *atomic.Uint32, sleeps *atomic.Uint64, gone error, ready func() (bool, error)) error {
-	for i := range c.opts.Spin {
-		if ok, err := ready(); ok || err != nil {
-			return err
-		}
-		if c.closed.Load() {
-			return transport.ErrClosed
-		}
-		if i >= 16 {
+	if c.opts.Spin > 0 {
+		// The clock is read from the first yield on: most waits end sooner.
+		var deadline time.Time
+		for i := 0; ; i++ {
+			if ok, err := ready(); ok || err != nil {
+				return err
+			}
+			if i%yieldEvery != yieldEvery-1 {
+				continue
+			}
+			if c.closed.Load() {
+				return transport.ErrClosed
+			}
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(c.opts.Spin)
+			} else if now.After(deadline) {
+				break
+			}
 			runtime.Gosched()
 		}
 	}
@@ -233,6 +245,12 @@ func (c *Conn) await(seq, waiters *atomic.Uint32, sleeps *atomic.Uint64, gone er
 		futexWait(seq, s)
 	}
 }
+
+// yieldEvery is how many polls a waiter makes between yields (and looks at
+// the clock). A yield takes the scheduler's lock, so yielding often slows
+// every spinning goroutine; yielding never would starve a goroutine that
+// shares the waiter's processor.
+const yieldEvery = 256
 
 // putHeader writes a record header.
 func putHeader(rec []byte, length uint64, kind uint16, seq uint32, bodyLen, n uint64) {
@@ -417,7 +435,9 @@ func (c *Conn) nextRecord() (record, uint64, error) {
 	size := c.geo.ring
 	for {
 		var avail uint64
+		next := c.rx.data[c.tail&(size-1):]
 		err := c.await(c.rx.dataSeq, c.rx.dataWaiters, &c.recvSleeps, io.EOF, func() (bool, error) {
+			touch(next)
 			head := c.rx.head.Load()
 			avail = head - c.tail
 			if avail > size {

@@ -37,8 +37,9 @@
 //
 // # Waiting
 //
-// A consumer with nothing to read spins for a bounded number of iterations
-// ([Options.Spin]), then announces that it sleeps in a waiter flag and sleeps
+// A consumer with nothing to read polls for a short while ([Options.Spin],
+// 50 µs by default; it yields the processor only every few hundred polls,
+// since a yield takes the scheduler's lock), then announces that it sleeps in a waiter flag and sleeps
 // on a futex word in the region (the shared, not the private, futex: the
 // waker is another process). A producer wakes it only when the flag is set,
 // so a busy connection makes no system calls. A producer that finds the ring

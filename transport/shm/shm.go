@@ -2,6 +2,7 @@ package shm
 
 import (
 	"errors"
+	"time"
 
 	"github.com/gpufabric/gpufabric/transport"
 )
@@ -16,10 +17,11 @@ const (
 	DefaultRingSize = 1 << 20
 	// DefaultSlabSize is the size of each direction's slab for large payloads.
 	DefaultSlabSize = 16 << 20
-	// DefaultSpin is how many times a waiter polls before it sleeps on the
-	// futex: enough to bridge the gap between a call and its reply without a
-	// system call, little enough that an idle connection burns no CPU.
-	DefaultSpin = 200
+	// DefaultSpin is how long a waiter polls before it sleeps on the
+	// futex: long enough to bridge the gap between a call and its reply, and
+	// a burst of calls, without a system call; short enough that an idle
+	// connection burns no CPU to speak of.
+	DefaultSpin = 50 * time.Microsecond
 )
 
 // Size limits, checked by both sides.
@@ -42,9 +44,9 @@ type Options struct {
 	// SlabSize is the size in bytes of each direction's slab, rounded up to
 	// a multiple of 4 KiB. Server side only.
 	SlabSize int
-	// Spin is how many times a waiter polls before sleeping; negative means
+	// Spin is how long a waiter polls before sleeping; negative means
 	// sleep at once.
-	Spin int
+	Spin time.Duration
 }
 
 func (o Options) withDefaults() Options {
