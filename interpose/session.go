@@ -76,7 +76,19 @@ type pending struct {
 	grow  bool        // or into a new slice of the payload's length
 	async bool        // nobody waits: a failure is latched
 	err   error
-	done  chan struct{}
+	done  chan struct{} // buffered: the one completion is sent, never blocking
+}
+
+// pendings recycles the pending calls of synchronous calls, with their
+// channels: a call is a few hundred nanoseconds over shared memory, and two
+// allocations are a good part of that.
+var pendings = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
+
+// complete hands p its result; exactly one of readOne and broken does, for
+// whichever removed p from the pending map.
+func (p *pending) complete(err error) {
+	p.err = err
+	p.done <- struct{}{}
 }
 
 // Dial connects to the server at addr over TCP and opens a session. Connect
@@ -199,22 +211,26 @@ func (s *Session) readOne() error {
 			return s.broken(err)
 		}
 	}
-	p.err = callErr
 	if p.async {
 		s.latched.Set(callErr)
 		s.asyncDue.Add(-1)
 	}
-	close(p.done)
+	p.complete(callErr)
 	return nil
 }
 
-// wait returns p's result, reading replies itself when no one else is.
+// wait returns p's result, reading replies itself when no one else is. It
+// takes p's completion: call it at most once per start.
 func (s *Session) wait(p *pending) error {
 	for {
 		select {
-		case <-p.done:
-			return p.err
-		case s.token <- struct{}{}:
+		case s.token <- struct{}{}: // the common case, and a cheaper select
+		default:
+			select {
+			case <-p.done:
+				return p.err
+			case s.token <- struct{}{}:
+			}
 		}
 		for {
 			select {
@@ -273,8 +289,7 @@ func (s *Session) broken(cause error) error {
 	s.pending = map[uint32]*pending{}
 	s.mu.Unlock()
 	for _, p := range waiting {
-		p.err = err
-		close(p.done)
+		p.complete(err)
 	}
 	s.doneOnce.Do(func() { close(s.done) })
 	s.mu.Lock()
@@ -284,7 +299,9 @@ func (s *Session) broken(cause error) error {
 
 // start sends a request that wants a reply and returns without waiting.
 func (s *Session) start(req api.Message, p *pending, payload []byte) (*pending, error) {
-	p.done = make(chan struct{})
+	if p.done == nil {
+		p.done = make(chan struct{}, 1)
+	}
 	seq := s.seq.Add(1)
 	s.mu.Lock()
 	if s.err != nil {
@@ -318,11 +335,15 @@ func (s *Session) start(req api.Message, p *pending, payload []byte) (*pending, 
 
 // call sends a request and waits for its reply.
 func (s *Session) call(req api.Message, reply api.Message, payload, into []byte) error {
-	p, err := s.start(req, &pending{reply: reply, into: into}, payload)
-	if err != nil {
-		return err
+	p := pendings.Get().(*pending)
+	p.reply, p.into = reply, into
+	if _, err := s.start(req, p, payload); err != nil {
+		return err // p may yet be completed: not recycled
 	}
-	return s.wait(p)
+	err := s.wait(p)
+	*p = pending{done: p.done}
+	pendings.Put(p)
+	return err
 }
 
 // syncCall is call for synchronising calls: they also report the failure
