@@ -281,6 +281,28 @@ func (s *session) attach(h api.Header, m *api.Attach) {
 	})
 	s.log.Info("device attached", "device", sh.index, "ordinal", d.ordinal, "quota_bytes", quota)
 	s.reply(h, nil, &api.AttachReply{Ordinal: d.ordinal, Device: uint32(sh.index), QuotaBytes: quota}, nil)
+	if d.ordinal == 0 && sh.node >= 0 {
+		if p, ok := s.conn.(nodePlacer); ok {
+			s.placeConn(p, sh.node)
+		}
+	}
+}
+
+// nodePlacer is a connection whose buffers can move to a NUMA node: the
+// shared-memory transport's region.
+type nodePlacer interface {
+	PlaceOnNode(node int) error
+}
+
+// placeConn moves the session's connection buffers to node. It runs once
+// per session, after the attach is answered: moving tens of megabytes of
+// pages takes a few milliseconds, and the pages stay valid while they move.
+func (s *session) placeConn(p nodePlacer, node int) {
+	if err := p.PlaceOnNode(node); err != nil {
+		s.log.Warn("connection buffers stay where they are", "node", node, "err", err)
+		return
+	}
+	s.log.Debug("connection buffers moved", "node", node)
 }
 
 func (s *session) holds(sh *shard) bool {

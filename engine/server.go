@@ -35,6 +35,11 @@ type Config struct {
 	// Pin, when set, is called on each shard's locked thread before it
 	// serves, to place it (NUMA) near its device.
 	Pin func(device backend.Info) error
+	// Node, when set, gives the NUMA node of a device (negative: unknown).
+	// A session's connection buffers (a shared-memory region's rings and
+	// slabs) then move to the node of the first device the session
+	// attaches, where the shard's thread copies out of them.
+	Node func(device backend.Info) int
 	// Logger receives the server's logs; slog.Default() when nil.
 	Logger *slog.Logger
 }
@@ -93,6 +98,9 @@ func NewServer(cfg Config, devices []backend.Device) (*Server, error) {
 			pin = func() error { return cfg.Pin(info) }
 		}
 		sh := newShard(i, dev, pin, s.log)
+		if cfg.Node != nil {
+			sh.node = cfg.Node(sh.info)
+		}
 		errs := make(chan error, 1)
 		go sh.run(errs)
 		for err := range errs {

@@ -27,7 +27,9 @@ type shard struct {
 
 	// pin, when set, runs first on the shard's thread: NUMA placement.
 	pin func() error
-	log *slog.Logger
+	// node is the device's NUMA node, negative when unknown.
+	node int
+	log  *slog.Logger
 
 	ledger ledger
 }
@@ -75,6 +77,7 @@ func newShard(index int, dev backend.Device, pin func() error, log *slog.Logger)
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 		pin:   pin,
+		node:  -1,
 		log:   log,
 	}
 	sh.ledger.total = info.TotalMem

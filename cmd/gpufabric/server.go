@@ -66,11 +66,13 @@ func runServer(ctx context.Context, args []string) error {
 			offers = append(offers, shm.Name+":"+path)
 		}
 	}
+	pin, node := placement(log)
 	srv, err := engine.NewServer(engine.Config{
 		Token:    *token,
 		MinShare: *minShare,
 		Offers:   offers,
-		Pin:      shardPlacement(log),
+		Pin:      pin,
+		Node:     node,
 		Logger:   log,
 	}, devs)
 	if err != nil {
