@@ -28,9 +28,13 @@
 //
 // # Placement
 //
-// [PinCurrentThread] and [AllocOnNode] are Linux only; elsewhere they return
-// an error that matches [ErrNotSupported]. Placement is a hint: a buffer
-// whose memory policy the kernel refuses is still a working buffer.
+// [PinCurrentThread] pins a thread to a node's CPUs; [AllocOnNode] allocates
+// a buffer there; [MoveToNode] moves memory allocated before its user was
+// known (a shared-memory connection's region, once its session names a
+// device), and [PolicyOf] reads back what the kernel set. They are Linux
+// only; elsewhere they return an error that matches [ErrNotSupported].
+// Placement is a hint: a buffer whose memory policy the kernel refuses is
+// still a working buffer.
 //
 // The package does not discover GPUs through NVML or open any device; it
 // only reads sysfs. Which GPU a CUDA ordinal names is the backend's concern.

@@ -61,7 +61,7 @@ func AllocOnNode(size int, node int) ([]byte, error) {
 	}
 	mask := make([]uint64, node/64+1)
 	mask[node/64] = 1 << (node % 64)
-	err = mbind(b, unix.MPOL_PREFERRED, mask)
+	err = mbind(b, unix.MPOL_PREFERRED, mask, 0)
 	switch {
 	case err == nil, errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM), errors.Is(err, unix.EINVAL):
 		return b, nil

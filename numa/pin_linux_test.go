@@ -112,7 +112,7 @@ func checkPreferred(t *testing.T, b []byte, node int) {
 		t.Fatal(err)
 	}
 	defer unix.Munmap(probe)
-	if err := mbind(probe, unix.MPOL_PREFERRED, []uint64{1 << node}); err != nil {
+	if err := mbind(probe, unix.MPOL_PREFERRED, []uint64{1 << node}, 0); err != nil {
 		t.Logf("the kernel refuses mbind (%v); the buffer was returned without a policy", err)
 		return
 	}

@@ -20,3 +20,13 @@ func AllocOnNode(size int, node int) ([]byte, error) {
 func FreeBuffer(b []byte) error {
 	return fmt.Errorf("numa: free buffer: %w", ErrNotSupported)
 }
+
+// MoveToNode places an existing mapping on a node. Only Linux is supported.
+func MoveToNode(b []byte, node int) error {
+	return fmt.Errorf("numa: move %d bytes to node %d: %w", len(b), node, ErrNotSupported)
+}
+
+// PolicyOf returns the memory policy of a mapping. Only Linux is supported.
+func PolicyOf(b []byte) (mode int, nodes []int, err error) {
+	return 0, nil, fmt.Errorf("numa: policy of %d bytes: %w", len(b), ErrNotSupported)
+}
