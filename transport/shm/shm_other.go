@@ -32,3 +32,9 @@ func (l *Listener) Close() error { return nil }
 
 // Addr returns "".
 func (l *Listener) Addr() string { return "" }
+
+// Conn is a shared-memory connection; on this system none can be made.
+type Conn struct{}
+
+// PlaceOnNode returns an error matching transport.ErrNotSupported.
+func (c *Conn) PlaceOnNode(node int) error { return errNotSupported }
