@@ -46,6 +46,13 @@ func overTransports(t *testing.T, devices int, memory uint64, test func(t *testi
 
 func newFixture(t testing.TB, devices int, memory uint64) *fixture {
 	t.Helper()
+	return newFixtureWith(t, engine.Config{}, devices, memory)
+}
+
+// newFixtureWith is newFixture with cfg for the server (its name and logger
+// are the fixture's).
+func newFixtureWith(t testing.TB, cfg engine.Config, devices int, memory uint64) *fixture {
+	t.Helper()
 	var devs []backend.Device
 	for i := range devices {
 		d, err := host.New(host.Config{Index: i, MemorySize: memory})
@@ -58,7 +65,8 @@ func newFixture(t testing.TB, devices int, memory uint64) *fixture {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
-	srv, err := engine.NewServer(engine.Config{Name: "test", Logger: log}, devs)
+	cfg.Name, cfg.Logger = "test", log
+	srv, err := engine.NewServer(cfg, devs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,4 +116,45 @@ func TestConnectionFollowsFirstDevice(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Over shared memory the region itself moves: the kernel reports the
+// device's node as the preferred one on the region's mappings
+// (/proc/self/numa_maps: client and server share this process here).
+func TestSharedMemoryRegionFollowsDevice(t *testing.T) {
+	f := newFixtureWith(t, engine.Config{Node: func(backend.Info) int { return 0 }}, 1, 16<<20)
+	f.transport = "shm"
+	s := f.dial(t)
+	if got := regionPolicies(t); slices.Contains(got, "prefer:0") {
+		t.Fatalf("region policies before any device is attached: %v", got)
+	}
+	if _, err := s.Attach(0, interpose.Share{Fraction: 0.5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	if got := regionPolicies(t); !slices.Contains(got, "prefer:0") {
+		t.Fatalf("region policies after attaching a device on node 0: %v, want prefer:0", got)
+	}
+}
+
+// regionPolicies lists the memory policy of each shared-memory region
+// mapped in this process.
+func regionPolicies(t *testing.T) []string {
+	t.Helper()
+	maps, err := os.ReadFile("/proc/self/numa_maps")
+	if err != nil {
+		t.Skipf("no NUMA maps: %v", err)
+	}
+	var policies []string
+	for line := range strings.Lines(string(maps)) {
+		if fields := strings.Fields(line); len(fields) > 2 && strings.Contains(line, "gpufabric-shm") {
+			policies = append(policies, fields[1])
+		}
+	}
+	if len(policies) == 0 {
+		t.Fatal("no shared-memory region in /proc/self/numa_maps")
+	}
+	return policies
 }
