@@ -45,17 +45,17 @@ type Message interface {
 
 // AppendRequest appends the body of request m to buf.
 func AppendRequest(buf []byte, seq uint32, flags Flags, m Message) []byte {
-	e := NewEncoder(buf)
+	e := getEncoder(buf)
 	writeHeader(e, Header{Op: m.Op(), Flags: flags &^ FlagReply, Seq: seq})
 	m.Encode(e)
-	return e.Bytes()
+	return e.release()
 }
 
 // AppendReply appends the body of a reply to the request (op, seq): the
 // Result of err, and then either m's fields (on success, when m is not nil)
 // or the error's detail text, so a client sees why, not just what.
 func AppendReply(buf []byte, op Op, seq uint32, err error, m Message) []byte {
-	e := NewEncoder(buf)
+	e := getEncoder(buf)
 	writeHeader(e, Header{Op: op, Flags: FlagReply, Seq: seq})
 	status := ResultOf(err)
 	e.U32(uint32(status))
@@ -71,7 +71,7 @@ func AppendReply(buf []byte, op Op, seq uint32, err error, m Message) []byte {
 	case m != nil:
 		m.Encode(e)
 	}
-	return e.Bytes()
+	return e.release()
 }
 
 func writeHeader(e *Encoder, h Header) {
@@ -99,9 +99,9 @@ func DecodeRequest(h Header, fields []byte) (Message, error) {
 	if m == nil {
 		return nil, fmt.Errorf("%w %d", ErrUnknownOp, uint16(h.Op))
 	}
-	d := NewDecoder(fields)
+	d := getDecoder(fields)
 	m.Decode(d)
-	if err := d.Finish(); err != nil {
+	if err := d.release(); err != nil {
 		return nil, fmt.Errorf("%v: %w", h.Op, err)
 	}
 	return m, nil
@@ -111,7 +111,7 @@ func DecodeRequest(h Header, fields []byte) (Message, error) {
 // nil) and returns nil, nil; a failed call comes back as callErr, a Result
 // or an *Error with the server's detail; err reports a malformed reply.
 func DecodeReply(fields []byte, into Message) (callErr, err error) {
-	d := NewDecoder(fields)
+	d := getDecoder(fields)
 	status := Result(d.U32())
 	switch {
 	case status != Success:
@@ -123,7 +123,7 @@ func DecodeReply(fields []byte, into Message) (callErr, err error) {
 	case into != nil:
 		into.Decode(d)
 	}
-	if err := d.Finish(); err != nil {
+	if err := d.release(); err != nil {
 		return nil, err
 	}
 	return callErr, nil
