@@ -2,7 +2,6 @@ package shm
 
 import (
 	"errors"
-	"time"
 
 	"github.com/gpufabric/gpufabric/transport"
 )
@@ -17,11 +16,12 @@ const (
 	DefaultRingSize = 1 << 20
 	// DefaultSlabSize is the size of each direction's slab for large payloads.
 	DefaultSlabSize = 16 << 20
-	// DefaultSpin is how long a waiter polls before it sleeps on the
-	// futex: long enough to bridge the gap between a call and its reply, and
-	// a burst of calls, without a system call; short enough that an idle
-	// connection burns no CPU to speak of.
-	DefaultSpin = 50 * time.Microsecond
+	// DefaultSpin is how many times a waiter yields the processor, polling
+	// between yields, before it sleeps on the futex: enough to bridge the
+	// gap between a call and its reply, and a burst of calls, without a
+	// system call; few enough that an idle connection burns no CPU to
+	// speak of (100-150 µs of polling).
+	DefaultSpin = 200
 )
 
 // Size limits, checked by both sides.
@@ -44,9 +44,9 @@ type Options struct {
 	// SlabSize is the size in bytes of each direction's slab, rounded up to
 	// a multiple of 4 KiB. Server side only.
 	SlabSize int
-	// Spin is how long a waiter polls before sleeping; negative means
-	// sleep at once.
-	Spin time.Duration
+	// Spin is how many times a waiter yields, polling between yields,
+	// before it sleeps; negative means sleep at once.
+	Spin int
 }
 
 func (o Options) withDefaults() Options {
