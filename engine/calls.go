@@ -11,13 +11,13 @@ import (
 
 // dispatch handles one decoded request on the reader goroutine. It returns
 // an error only when the connection must close.
-func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
-	if payloadLen > 0 {
+func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
+	if pl.n > 0 {
 		switch m.(type) {
 		case *api.MemcpyHtoD, *api.ModuleLoad, *api.Echo:
 		default:
 			s.fail(h, api.Errorf(api.ErrInvalidValue, "%v carries no payload", h.Op))
-			return s.discard(payloadLen)
+			return pl.discard()
 		}
 	}
 	switch m := m.(type) {
@@ -26,7 +26,7 @@ func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
 	case *api.Ping:
 		s.reply(h, nil, nil, nil)
 	case *api.Echo:
-		return s.echo(h, payloadLen)
+		return s.echo(h, pl)
 	case *api.Describe:
 		s.mu.Lock()
 		s.selection = m.Selection
@@ -61,7 +61,7 @@ func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
 	case *api.MemFree:
 		s.memFree(h, m.Ptr)
 	case *api.MemcpyHtoD:
-		return s.memcpyHtoD(h, m, payloadLen)
+		return s.memcpyHtoD(h, m, pl)
 	case *api.MemcpyDtoH:
 		s.memcpyDtoH(h, m)
 	case *api.MemcpyDtoD:
@@ -92,7 +92,7 @@ func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
 			return st.bs.Memset(m.Dst, m.Value, int(m.ElemSize), m.Count)
 		})
 	case *api.ModuleLoad:
-		return s.moduleLoad(h, m, payloadLen)
+		return s.moduleLoad(h, m, pl)
 	case *api.ModuleUnload:
 		s.moduleUnload(h, m)
 	case *api.ModuleGetFunction:
@@ -143,14 +143,14 @@ func (s *session) dispatch(h api.Header, m api.Message, payloadLen int) error {
 	return nil
 }
 
-func (s *session) echo(h api.Header, n int) error {
-	if n > api.MaxEcho {
-		s.fail(h, api.Errorf(api.ErrInvalidValue, "echo of %d bytes; the limit is %d", n, api.MaxEcho))
-		return s.discard(n)
+func (s *session) echo(h api.Header, pl payload) error {
+	if pl.n > api.MaxEcho {
+		s.fail(h, api.Errorf(api.ErrInvalidValue, "echo of %d bytes; the limit is %d", pl.n, api.MaxEcho))
+		return pl.discard()
 	}
-	buf := getStaging(n)
+	buf := getStaging(pl.n)
 	defer putStaging(buf)
-	if err := s.conn.ReadPayload(buf); err != nil {
+	if err := pl.read(buf); err != nil {
 		return err
 	}
 	s.reply(h, nil, nil, buf)
@@ -400,9 +400,10 @@ func (s *session) memFree(h api.Header, ptr uint64) {
 // memcpyHtoD reads the payload into a staging buffer (bounded per session,
 // so a client cannot make the server buffer without limit) and queues the
 // copy.
-func (s *session) memcpyHtoD(h api.Header, m *api.MemcpyHtoD, n int) error {
+func (s *session) memcpyHtoD(h api.Header, m *api.MemcpyHtoD, pl payload) error {
+	n := pl.n
 	if dst := s.directTarget(m, n); dst != nil {
-		if err := s.conn.ReadPayload(dst); err != nil {
+		if err := pl.read(dst); err != nil {
 			return err
 		}
 		s.reply0(h)
@@ -413,7 +414,7 @@ func (s *session) memcpyHtoD(h api.Header, m *api.MemcpyHtoD, n int) error {
 		return err
 	}
 	buf := getStaging(n)
-	if err := s.conn.ReadPayload(buf); err != nil {
+	if err := pl.read(buf); err != nil {
 		putStaging(buf)
 		s.staging.Release(weight)
 		return err
@@ -580,13 +581,13 @@ func (s *session) memcpyDtoH(h api.Header, m *api.MemcpyDtoH) {
 // a frame. Clients split larger copies.
 const maxCopy = 256 << 20
 
-func (s *session) moduleLoad(h api.Header, m *api.ModuleLoad, n int) error {
-	if n == 0 {
+func (s *session) moduleLoad(h api.Header, m *api.ModuleLoad, pl payload) error {
+	if pl.n == 0 {
 		s.fail(h, api.Errorf(api.ErrInvalidImage, "empty module image"))
 		return nil
 	}
-	image := make([]byte, n)
-	if err := s.conn.ReadPayload(image); err != nil {
+	image := make([]byte, pl.n)
+	if err := pl.read(image); err != nil {
 		return err
 	}
 	d, err := s.device(m.Ordinal)

@@ -39,6 +39,15 @@ type session struct {
 	client     string    // who the client said it is
 	selection  string
 	complaints int
+
+	// The bulk lane, once a second connection of the client has joined
+	// (JoinBulk with bulkKey). The reader alone reads it; bulkSend orders
+	// the replies whose payloads go there, so that they travel in the
+	// order of the replies that announce them.
+	bulkKey  string
+	bulk     transport.Conn
+	ended    bool // end has begun: no bulk lane may join
+	bulkSend sync.Mutex
 }
 
 // sessionDevice is a session's hold on one device.
@@ -130,6 +139,10 @@ func (s *session) complain(op api.Op, err error) {
 func (s *session) serve() {
 	s.log.Debug("connection accepted")
 	reason := s.readLoop()
+	if errors.Is(reason, errJoined) {
+		s.srv.forget(s) // the connection is another session's bulk lane now
+		return
+	}
 	s.end(reason)
 }
 
@@ -143,6 +156,16 @@ func (s *session) readLoop() error {
 		if err != nil {
 			return err // a frame too short for a header: framing is broken
 		}
+		pl := payload{from: s.conn, n: payloadLen}
+		if h.Flags&api.FlagBulkPayload != 0 {
+			// Taken first, whatever becomes of the call, to keep the lanes in step.
+			if pl, err = s.bulkPayload(h, payloadLen); errors.Is(err, errNoBulkLane) {
+				s.fail(h, api.Errorf(api.ErrInvalidValue, "%v", err))
+				continue
+			} else if err != nil {
+				return err
+			}
+		}
 		m, err := api.DecodeRequest(h, fields)
 		if err != nil {
 			// The frame is intact, only the call is bad: answer it and go on.
@@ -150,16 +173,19 @@ func (s *session) readLoop() error {
 			continue
 		}
 		if !s.hello {
-			hello, ok := m.(*api.Hello)
-			if !ok {
+			switch m := m.(type) {
+			case *api.Hello:
+				if err := s.handleHello(h, m); err != nil {
+					return err
+				}
+			case *api.JoinBulk:
+				return s.srv.joinBulk(s, h, m)
+			default:
 				return errors.New("first call is not Hello")
-			}
-			if err := s.handleHello(h, hello); err != nil {
-				return err
 			}
 			continue
 		}
-		if err := s.dispatch(h, m, payloadLen); err != nil {
+		if err := s.dispatch(h, m, pl); err != nil {
 			return err
 		}
 	}
@@ -184,14 +210,17 @@ func (s *session) handleHello(h api.Header, m *api.Hello) error {
 		return errors.New("bad token")
 	}
 	s.hello = true
-	s.mu.Lock() // status() reads client from other sessions' goroutines
+	key := newBulkKey()
+	s.mu.Lock() // status() and adoptBulk read these from other goroutines
 	s.client = m.Client
-	s.mu.Unlock()
+	s.bulkKey = key
 	s.log = s.log.With("client", m.Client)
+	s.mu.Unlock()
 	s.log.Info("session opened")
 	s.reply(h, nil, &api.HelloReply{
 		Server: s.srv.cfg.Name, Version: api.Version, BootID: s.srv.bootID,
 		Devices: uint32(len(s.srv.shards)), Session: s.id, Offers: s.srv.cfg.Offers,
+		BulkKey: key,
 	}, nil)
 	return nil
 }
@@ -200,6 +229,13 @@ func (s *session) handleHello(h api.Header, m *api.Hello) error {
 // session held once the work it queued there has finished.
 func (s *session) end(reason error) {
 	s.conn.Close()
+	s.mu.Lock()
+	s.ended = true
+	bulk := s.bulk
+	s.mu.Unlock()
+	if bulk != nil {
+		bulk.Close()
+	}
 	switch {
 	case reason == nil, errors.Is(reason, io.EOF), errors.Is(reason, transport.ErrClosed):
 		s.log.Info("session closed")
@@ -325,8 +361,14 @@ func (s *session) reply(h api.Header, err error, m api.Message, payload []byte) 
 		s.complain(h.Op, err)
 		payload = nil
 	}
+	if len(payload) > 0 && h.Flags&api.FlagBulkReply != 0 {
+		if bulk := s.bulkConn(); bulk != nil {
+			s.replyBulk(h, m, payload, bulk)
+			return
+		}
+	}
 	bp := replyBufs.Get().(*[]byte)
-	body := api.AppendReply((*bp)[:0], h.Op, h.Seq, err, m)
+	body := api.AppendReply((*bp)[:0], h.Op, h.Seq, 0, err, m)
 	// The client waits for this: write it now rather than wake the writer.
 	// A send fails only when the connection is going; the reader sees that.
 	_ = transport.SendNow(s.conn, body, payload)
@@ -462,14 +504,23 @@ func inRange(d *sessionDevice, what string, ptr, n uint64) error {
 	return nil
 }
 
+// payload is where a request's payload is read from: its own frame on the
+// session's connection, or the next frame on the bulk lane.
+type payload struct {
+	from transport.Conn
+	n    int
+}
+
+func (p payload) read(dst []byte) error { return p.from.ReadPayload(dst) }
+
 // discard consumes a payload the call does not use.
-func (s *session) discard(n int) error {
-	if n == 0 {
+func (p payload) discard() error {
+	if p.n == 0 {
 		return nil
 	}
-	buf := getStaging(n)
+	buf := getStaging(p.n)
 	defer putStaging(buf)
-	return s.conn.ReadPayload(buf)
+	return p.from.ReadPayload(buf)
 }
 
 func (s *session) status() api.SessionStatus {

@@ -35,6 +35,7 @@ const (
 	OpEventDestroy
 	OpEcho
 	OpDescribe
+	OpJoinBulk
 	opEnd
 )
 
@@ -51,7 +52,7 @@ var opNames = [...]string{
 	OpEventCreate: "EventCreate", OpEventRecord: "EventRecord",
 	OpEventSynchronize: "EventSynchronize", OpEventQuery: "EventQuery",
 	OpEventElapsedTime: "EventElapsedTime", OpEventDestroy: "EventDestroy",
-	OpEcho: "Echo", OpDescribe: "Describe",
+	OpEcho: "Echo", OpDescribe: "Describe", OpJoinBulk: "JoinBulk",
 }
 
 func (op Op) String() string {
@@ -137,6 +138,8 @@ func NewRequest(op Op) Message {
 		return new(Echo)
 	case OpDescribe:
 		return new(Describe)
+	case OpJoinBulk:
+		return new(JoinBulk)
 	}
 	return nil
 }

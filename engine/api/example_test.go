@@ -16,7 +16,7 @@ func Example() {
 	req, _ := api.DecodeRequest(h, fields)
 	fmt.Printf("%v #%d: %+v\n", h.Op, h.Seq, *req.(*api.MemAlloc))
 
-	reply := api.AppendReply(nil, h.Op, h.Seq, api.Errorf(api.ErrOutOfMemory, "share of 4 MiB is full"), nil)
+	reply := api.AppendReply(nil, h.Op, h.Seq, 0, api.Errorf(api.ErrOutOfMemory, "share of 4 MiB is full"), nil)
 	_, fields, _ = api.ReadHeader(reply)
 	callErr, _ := api.DecodeReply(fields, new(api.MemAllocReply))
 	fmt.Println(callErr, errors.Is(callErr, api.ErrOutOfMemory))

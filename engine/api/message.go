@@ -6,8 +6,9 @@ import "fmt"
 const Magic uint32 = 0x46555047
 
 // Version is the protocol version. A server refuses a client whose major
-// version differs.
-const Version uint16 = 1
+// version differs. Version 2 added the bulk lane (JoinBulk, the bulk flags,
+// HelloReply.BulkKey).
+const Version uint16 = 2
 
 // Op identifies a call.
 type Op uint16
@@ -21,6 +22,15 @@ const (
 	FlagAsync Flags = 1 << iota
 	// FlagReply marks a reply.
 	FlagReply
+	// FlagBulkPayload marks a frame whose payload travels on the session's
+	// bulk lane: the frame itself carries none, and the payload is that of
+	// the next frame on the bulk lane, whose header repeats this one's op
+	// and sequence number. Each side sends its bulk frames in the order of
+	// the frames that announce them.
+	FlagBulkPayload
+	// FlagBulkReply asks, on a request, for the reply's payload to travel
+	// on the bulk lane (the reply then carries FlagBulkPayload).
+	FlagBulkReply
 )
 
 // HeaderSize is the size of the Header that opens every body.
@@ -53,10 +63,11 @@ func AppendRequest(buf []byte, seq uint32, flags Flags, m Message) []byte {
 
 // AppendReply appends the body of a reply to the request (op, seq): the
 // Result of err, and then either m's fields (on success, when m is not nil)
-// or the error's detail text, so a client sees why, not just what.
-func AppendReply(buf []byte, op Op, seq uint32, err error, m Message) []byte {
+// or the error's detail text, so a client sees why, not just what. flags
+// are added to FlagReply.
+func AppendReply(buf []byte, op Op, seq uint32, flags Flags, err error, m Message) []byte {
 	e := getEncoder(buf)
-	writeHeader(e, Header{Op: op, Flags: FlagReply, Seq: seq})
+	writeHeader(e, Header{Op: op, Flags: flags | FlagReply, Seq: seq})
 	status := ResultOf(err)
 	e.U32(uint32(status))
 	switch {
@@ -72,6 +83,13 @@ func AppendReply(buf []byte, op Op, seq uint32, err error, m Message) []byte {
 		m.Encode(e)
 	}
 	return e.release()
+}
+
+// AppendHeader appends a bare header: the body of a frame on the bulk lane.
+func AppendHeader(buf []byte, h Header) []byte {
+	e := Encoder{buf: buf}
+	writeHeader(&e, h)
+	return e.buf
 }
 
 func writeHeader(e *Encoder, h Header) {

@@ -10,7 +10,8 @@ import (
 // samples holds one filled request or reply of every layout.
 var samples = []Message{
 	&Hello{Magic: Magic, Version: Version, Client: "alice@host/42", Token: "t0k", BootID: "b-1"},
-	&HelloReply{Server: "gpu-7", Version: Version, BootID: "b-2", Devices: 8, Session: 99, Offers: []string{"tcp:10.0.0.1:7000", "shm:@gpufabric-7000"}},
+	&HelloReply{Server: "gpu-7", Version: Version, BootID: "b-2", Devices: 8, Session: 99, Offers: []string{"tcp:10.0.0.1:7000", "shm:@gpufabric-7000"}, BulkKey: "9f86d081884c7d65"},
+	&JoinBulk{Session: 99, Key: "9f86d081884c7d65"},
 	&Ping{},
 	&Echo{},
 	&Describe{Selection: "shm: p50 3µs (chosen); tcp: p50 18µs"},
@@ -60,7 +61,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, m := range samples {
 		t.Run(reflect.TypeOf(m).Elem().Name(), func(t *testing.T) {
 			if isReply(m) {
-				body := AppendReply(nil, m.Op(), 77, nil, m)
+				body := AppendReply(nil, m.Op(), 77, 0, nil, m)
 				h, fields, err := ReadHeader(body)
 				if err != nil || h.Seq != 77 || h.Flags&FlagReply == 0 || h.Op != m.Op() {
 					t.Fatalf("header %+v, %v", h, err)
@@ -115,7 +116,7 @@ func TestErrorReplyCarriesDetail(t *testing.T) {
 		{Errorf(ErrOutOfMemory, "share of %d bytes", 5), "CUDA_ERROR_OUT_OF_MEMORY: share of 5 bytes"},
 	}
 	for _, tt := range tests {
-		body := AppendReply(nil, OpMemAlloc, 1, tt.err, &MemAllocReply{Ptr: 1})
+		body := AppendReply(nil, OpMemAlloc, 1, 0, tt.err, &MemAllocReply{Ptr: 1})
 		_, fields, _ := ReadHeader(body)
 		reply := new(MemAllocReply)
 		callErr, err := DecodeReply(fields, reply)
@@ -195,7 +196,7 @@ func FuzzDecodeRequest(f *testing.F) {
 func FuzzDecodeReply(f *testing.F) {
 	for _, m := range samples {
 		if isReply(m) {
-			f.Add(uint16(m.Op()), AppendReply(nil, m.Op(), 1, nil, m)[HeaderSize:])
+			f.Add(uint16(m.Op()), AppendReply(nil, m.Op(), 1, 0, nil, m)[HeaderSize:])
 		}
 	}
 	f.Fuzz(func(t *testing.T, op uint16, fields []byte) {
@@ -207,7 +208,7 @@ func FuzzDecodeReply(f *testing.F) {
 		if err != nil || callErr != nil {
 			return
 		}
-		again := AppendReply(nil, Op(op), 1, nil, m)
+		again := AppendReply(nil, Op(op), 1, 0, nil, m)
 		if !bytes.Equal(again[HeaderSize:], fields) {
 			t.Fatalf("%v: re-encoded %x, decoded from %x", Op(op), again[HeaderSize:], fields)
 		}

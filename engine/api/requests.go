@@ -33,6 +33,17 @@ type HelloReply struct {
 	// "transport:address" (for example "shm:@gpufabric-7000"), for a client
 	// that wants to measure them and move to the best.
 	Offers []string
+	// BulkKey lets a second connection of this client join the session as
+	// its bulk lane (JoinBulk); only the session's own client learns it.
+	BulkKey string
+}
+
+// JoinBulk is the first and only call on a connection that becomes the bulk
+// lane of an open session: afterwards it carries only the payloads of
+// frames marked FlagBulkPayload on the session's connection, in order.
+type JoinBulk struct {
+	Session uint64
+	Key     string // the session's HelloReply.BulkKey
 }
 
 // Ping does nothing and answers at once: the floor of a synchronous call.
@@ -251,6 +262,7 @@ func (m *HelloReply) Encode(e *Encoder) {
 	for _, o := range m.Offers {
 		e.String(o)
 	}
+	e.String(m.BulkKey)
 }
 func (m *HelloReply) Decode(d *Decoder) {
 	m.Server, m.Version, m.BootID = d.String(), d.U16(), d.String()
@@ -261,7 +273,15 @@ func (m *HelloReply) Decode(d *Decoder) {
 			m.Offers[i] = d.String()
 		}
 	}
+	m.BulkKey = d.String()
 }
+
+func (*JoinBulk) Op() Op { return OpJoinBulk }
+func (m *JoinBulk) Encode(e *Encoder) {
+	e.U64(m.Session)
+	e.String(m.Key)
+}
+func (m *JoinBulk) Decode(d *Decoder) { m.Session, m.Key = d.U64(), d.String() }
 
 func (*Ping) Op() Op          { return OpPing }
 func (*Ping) Encode(*Encoder) {}
