@@ -29,10 +29,11 @@ type Candidate struct {
 // Selection is the outcome of choosing a transport.
 type Selection struct {
 	Candidates []Candidate
-	// CallLane is the transport with the lowest measured latency, BulkLane
-	// the one with the highest bandwidth. A session runs on one connection,
-	// the call lane's: on every host measured so far both lanes pick the
-	// same transport (shared memory on one host, TCP across hosts).
+	// CallLane is the transport with the lowest measured latency, which
+	// carries every call; BulkLane the one with the highest bandwidth, which
+	// carries large payloads. When they differ the session has a second
+	// connection for the bulk lane; on every host measured so far both pick
+	// the same transport (shared memory on one host, TCP across hosts).
 	CallLane, BulkLane string
 	Reason             string
 }
@@ -67,61 +68,107 @@ var ErrUnknownTransport = errors.New("interpose: unknown transport")
 // Connect opens a session on the best transport that reaches the server at
 // addr: it says Hello over TCP, learns what the server offers, and when the
 // server shares this host (their boot ids match) measures shared memory
-// against TCP and keeps the faster. opts.Transport, or $GPUFABRIC_TRANSPORT,
-// forces one. The choice and its measurements are in Session.Selection and
-// are told to the server.
+// against TCP. The lowest latency wins the call lane, which carries every
+// call; the highest bandwidth wins the bulk lane, which carries large
+// copies' payloads on a second connection when it is another transport.
+// opts.Transport, or $GPUFABRIC_TRANSPORT, forces the call lane's
+// transport; opts.BulkTransport, or $GPUFABRIC_BULK_TRANSPORT, the bulk
+// lane's. The choice and its measurements are in Session.Selection and are
+// told to the server.
 func Connect(ctx context.Context, addr string, opts Options) (*Session, error) {
-	forced := opts.Transport
-	if forced == "" {
-		forced = os.Getenv("GPUFABRIC_TRANSPORT")
-	}
-	switch forced {
-	case "", "auto":
-		forced = ""
-	case tcp.Name, shm.Name:
-	default:
-		return nil, fmt.Errorf("%w %q: want tcp, shm or auto", ErrUnknownTransport, forced)
-	}
-	boot, err := Dial(ctx, addr, opts)
+	forced, err := transportChoice(opts.Transport, "GPUFABRIC_TRANSPORT")
 	if err != nil {
 		return nil, err
 	}
-	if forced == tcp.Name {
-		boot.settle(Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: "forced"})
-		return boot, nil
+	forcedBulk, err := transportChoice(opts.BulkTransport, "GPUFABRIC_BULK_TRANSPORT")
+	if err != nil {
+		return nil, err
+	}
+	s, sel, endpoints, err := connectCallLane(ctx, addr, opts, forced)
+	if err != nil {
+		return nil, err
+	}
+	if forcedBulk != "" {
+		sel.BulkLane = forcedBulk
+		sel.Reason += "; bulk lane forced"
+	}
+	if sel.BulkLane != sel.CallLane {
+		err := errors.New("the server offers no shared memory to this host")
+		if endpoint := endpoints[sel.BulkLane]; endpoint != "" {
+			err = s.joinBulk(ctx, sel.BulkLane, endpoint)
+		}
+		if err != nil {
+			if forcedBulk != "" {
+				s.Close()
+				return nil, fmt.Errorf("interpose: bulk lane %s forced, but: %w", forcedBulk, err)
+			}
+			sel.Reason += fmt.Sprintf("; bulk lane %s failed (%v), so it is the call lane's", sel.BulkLane, err)
+			sel.BulkLane = sel.CallLane
+		}
+	}
+	s.settle(sel)
+	return s, nil
+}
+
+// transportChoice is a forced transport from opt or, when that is empty,
+// the environment variable env: "" for none.
+func transportChoice(opt, env string) (string, error) {
+	if opt == "" {
+		opt = os.Getenv(env)
+	}
+	switch opt {
+	case "", "auto":
+		return "", nil
+	case tcp.Name, shm.Name:
+		return opt, nil
+	}
+	return "", fmt.Errorf("%w %q: want tcp, shm or auto", ErrUnknownTransport, opt)
+}
+
+// connectCallLane opens the session on the call lane's transport, forced
+// or measured, and returns it with the selection so far and the endpoint
+// of each transport that reaches the server.
+func connectCallLane(ctx context.Context, addr string, opts Options, forced string) (*Session, Selection, map[string]string, error) {
+	endpoints := map[string]string{tcp.Name: addr}
+	boot, err := Dial(ctx, addr, opts)
+	if err != nil {
+		return nil, Selection{}, nil, err
 	}
 	endpoint, reason := shmEndpoint(boot.hello)
+	if endpoint != "" {
+		endpoints[shm.Name] = endpoint
+	}
+	if forced == tcp.Name {
+		return boot, Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: "forced"}, endpoints, nil
+	}
 	if endpoint == "" {
 		if forced == shm.Name {
 			boot.Close()
-			return nil, fmt.Errorf("interpose: shared memory forced, but %s", reason)
+			return nil, Selection{}, nil, fmt.Errorf("interpose: shared memory forced, but %s", reason)
 		}
-		boot.settle(Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: reason,
-			Candidates: []Candidate{{Transport: shm.Name, Err: errors.New(reason)}}})
-		return boot, nil
+		return boot, Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: reason,
+			Candidates: []Candidate{{Transport: shm.Name, Err: errors.New(reason)}}}, endpoints, nil
 	}
 	fast, err := dialShm(ctx, endpoint, opts)
 	if forced == shm.Name {
 		boot.Close()
 		if err != nil {
-			return nil, err
+			return nil, Selection{}, nil, err
 		}
-		fast.settle(Selection{CallLane: shm.Name, BulkLane: shm.Name, Reason: "forced"})
-		return fast, nil
+		return fast, Selection{CallLane: shm.Name, BulkLane: shm.Name, Reason: "forced"}, endpoints, nil
 	}
 	if err != nil {
-		boot.settle(Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: "shared memory failed; TCP always works",
-			Candidates: []Candidate{{Transport: shm.Name, Endpoint: endpoint, Err: err}}})
-		return boot, nil
+		delete(endpoints, shm.Name)
+		return boot, Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: "shared memory failed; TCP always works",
+			Candidates: []Candidate{{Transport: shm.Name, Endpoint: endpoint, Err: err}}}, endpoints, nil
 	}
-	sel := measure(map[string]*Session{tcp.Name: boot, shm.Name: fast}, map[string]string{tcp.Name: addr, shm.Name: endpoint})
+	sel := measure(map[string]*Session{tcp.Name: boot, shm.Name: fast}, endpoints)
 	keep, drop := boot, fast
 	if sel.CallLane == shm.Name {
 		keep, drop = fast, boot
 	}
 	drop.Close()
-	keep.settle(sel)
-	return keep, nil
+	return keep, sel, endpoints, nil
 }
 
 // Probe measures every transport that reaches the server at addr, as

@@ -159,6 +159,50 @@ func TestConnectFallsBackToTCP(t *testing.T) {
 	}
 }
 
+// A bulk lane on another transport than the call lane's is a second
+// connection that the server counts as part of the session, not as one of
+// its own.
+func TestConnectBulkLaneForced(t *testing.T) {
+	addr, srv := server(t, true, "auto")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := interpose.Connect(ctx, addr, interpose.Options{Transport: "tcp", BulkTransport: "shm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if sel := s.Selection(); sel.CallLane != "tcp" || sel.BulkLane != "shm" || !strings.Contains(sel.Reason, "bulk lane forced") {
+		t.Fatalf("selection %+v", sel)
+	}
+	waitFor(t, func() bool {
+		st := srv.Status()
+		return len(st.Sessions) == 1 && strings.Contains(st.Sessions[0].Selection, "bulk lane shm")
+	})
+	if err := s.Ping(); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Setenv("GPUFABRIC_BULK_TRANSPORT", "shm")
+	if s, err := connect(t, addr, "tcp"); err != nil || s.Selection().BulkLane != "shm" {
+		t.Fatalf("GPUFABRIC_BULK_TRANSPORT=shm: %+v, %v", s.Selection(), err)
+	}
+	t.Setenv("GPUFABRIC_BULK_TRANSPORT", "carrier-pigeon")
+	if _, err := connect(t, addr, "tcp"); !errors.Is(err, interpose.ErrUnknownTransport) {
+		t.Fatalf("unknown bulk transport: %v", err)
+	}
+}
+
+// A forced bulk lane that cannot be had is an error, as a forced call lane is.
+func TestConnectBulkLaneUnavailable(t *testing.T) {
+	addr, _ := server(t, false, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if s, err := interpose.Connect(ctx, addr, interpose.Options{BulkTransport: "shm"}); err == nil {
+		s.Close()
+		t.Fatal("forced shared-memory bulk lane on a server without shared memory succeeded")
+	}
+}
+
 func TestProbe(t *testing.T) {
 	addr, srv := server(t, true, "auto")
 	sel, err := interpose.Probe(context.Background(), addr, interpose.Options{})

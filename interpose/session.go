@@ -28,6 +28,11 @@ type Options struct {
 	// Transport forces a transport ("tcp", "shm") for Connect; empty or
 	// "auto" lets Connect measure the candidates and choose.
 	Transport string
+	// BulkTransport forces the transport of the bulk lane, which carries
+	// large copies' payloads, for Connect; empty or "auto" takes the one
+	// with the highest measured bandwidth. When it is the call lane's
+	// transport, the session uses one connection.
+	BulkTransport string
 	// Conn tunes the connection.
 	Conn transport.Options
 }
@@ -42,6 +47,13 @@ type Session struct {
 	conn  transport.Conn
 	opts  Options
 	hello api.HelloReply
+
+	// bulk, when set, carries payloads of at least bulkMin bytes, each as
+	// the next bulk frame after the frame that announces it; bulkSend
+	// orders our bulk frames as their announcements. Set before the
+	// session is handed out, then only read; read by the reply reader.
+	bulk     transport.Conn
+	bulkSend sync.Mutex
 
 	seq     atomic.Uint32
 	handles atomic.Uint32
@@ -178,6 +190,10 @@ func (s *Session) Close() error {
 	return err
 }
 
+// bulkMin is the smallest payload sent on a bulk lane: smaller ones ride
+// in their frame, where the transports copy them eagerly anyway.
+const bulkMin = transport.DefaultEagerLimit
+
 // readOne reads one reply and hands it to its pending call. An error means
 // the connection is gone: every pending call has been failed.
 func (s *Session) readOne() error {
@@ -200,6 +216,12 @@ func (s *Session) readOne() error {
 	if err != nil {
 		return s.broken(fmt.Errorf("bad %v reply: %w", h.Op, err))
 	}
+	from := s.conn
+	if h.Flags&api.FlagBulkPayload != 0 {
+		if from, payloadLen, err = s.bulkReply(h, payloadLen); err != nil {
+			return s.broken(err)
+		}
+	}
 	if payloadLen > 0 {
 		if p.grow {
 			p.into = make([]byte, payloadLen)
@@ -207,7 +229,7 @@ func (s *Session) readOne() error {
 		if len(p.into) != payloadLen {
 			return s.broken(fmt.Errorf("%v reply carries %d bytes, %d expected", h.Op, payloadLen, len(p.into)))
 		}
-		if err := s.conn.ReadPayload(p.into); err != nil {
+		if err := from.ReadPayload(p.into); err != nil {
 			return s.broken(err)
 		}
 	}
@@ -281,6 +303,9 @@ func (s *Session) broken(cause error) error {
 		err = api.Errorf(api.ErrDeinitialized, "session closed")
 	}
 	s.conn.Close()
+	if s.bulk != nil {
+		s.bulk.Close()
+	}
 	s.mu.Lock()
 	if s.err == nil {
 		s.err = err
@@ -314,7 +339,11 @@ func (s *Session) start(req api.Message, p *pending, payload []byte) (*pending, 
 	if p.async {
 		s.asyncDue.Add(1)
 	}
-	if err := s.write(seq, 0, req, payload); err != nil {
+	var flags api.Flags
+	if s.bulk != nil && len(p.into) >= bulkMin {
+		flags = api.FlagBulkReply
+	}
+	if err := s.write(seq, flags, req, payload); err != nil {
 		s.mu.Lock()
 		_, mine := s.pending[seq]
 		delete(s.pending, seq)
@@ -363,14 +392,18 @@ func (s *Session) send(req api.Message, payload []byte) error {
 
 func (s *Session) write(seq uint32, flags api.Flags, req api.Message, payload []byte) error {
 	bp := s.bufs.Get().(*[]byte)
-	body := api.AppendRequest((*bp)[:0], seq, flags, req)
 	var err error
-	if flags&api.FlagAsync != 0 {
-		err = s.conn.Send(body, payload) // batched with whatever follows
+	if s.bulk != nil && len(payload) >= bulkMin {
+		err = s.writeBulk(bp, seq, flags, req, payload)
 	} else {
-		err = transport.SendNow(s.conn, body, payload) // we wait for the answer
+		body := api.AppendRequest((*bp)[:0], seq, flags, req)
+		if flags&api.FlagAsync != 0 {
+			err = s.conn.Send(body, payload) // batched with whatever follows
+		} else {
+			err = transport.SendNow(s.conn, body, payload) // we wait for the answer
+		}
+		*bp = body
 	}
-	*bp = body
 	s.bufs.Put(bp)
 	if err != nil {
 		s.mu.Lock()

@@ -39,6 +39,7 @@ when its connection closes.`
 type runOptions struct {
 	server    string
 	transport string
+	bulk      string // the bulk lane's transport
 	devices   string // "1".."64" or "all"
 	share     string // as GPUFABRIC_SHARE takes it
 	token     string
@@ -50,6 +51,7 @@ func parseRunArgs(args []string) (*runOptions, error) {
 	fs := newFlags("run", "[flags] -- COMMAND [ARGS...]", runSummary)
 	server := fs.String("server", envOr("GPUFABRIC_SERVER", "127.0.0.1:7070"), "GPU server address; $GPUFABRIC_SERVER sets the default")
 	transport := fs.String("transport", envOr("GPUFABRIC_TRANSPORT", "auto"), "transport to the server: auto (the fastest measured), tcp or shm; $GPUFABRIC_TRANSPORT sets the default")
+	bulk := fs.String("bulk-transport", envOr("GPUFABRIC_BULK_TRANSPORT", "auto"), "transport of the bulk lane, which carries large copies: auto (the highest bandwidth measured), tcp or shm; $GPUFABRIC_BULK_TRANSPORT sets the default")
 	devices := fs.String("n", envOr("GPUFABRIC_DEVICES", "1"), "GPUs to attach: a count or \"all\"; $GPUFABRIC_DEVICES sets the default")
 	fraction := fs.String("p", "", "share of each GPU as a fraction, e.g. 0.25; without -p or -m, $GPUFABRIC_SHARE, else the whole GPU")
 	size := fs.String("m", "", "share of each GPU as a memory size, e.g. 4GiB (instead of -p)")
@@ -58,15 +60,17 @@ func parseRunArgs(args []string) (*runOptions, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	o := &runOptions{server: *server, transport: *transport, devices: *devices, token: *token, command: fs.Args()}
+	o := &runOptions{server: *server, transport: *transport, bulk: *bulk, devices: *devices, token: *token, command: fs.Args()}
 	if len(o.command) == 0 {
 		fs.Usage()
 		return nil, errUsage
 	}
-	switch o.transport {
-	case "auto", "tcp", "shm":
-	default:
-		return nil, fmt.Errorf("--transport %q: want auto, tcp or shm", o.transport)
+	for _, f := range []struct{ flag, value string }{{"transport", o.transport}, {"bulk-transport", o.bulk}} {
+		switch f.value {
+		case "auto", "tcp", "shm":
+		default:
+			return nil, fmt.Errorf("--%s %q: want auto, tcp or shm", f.flag, f.value)
+		}
 	}
 	if o.devices != "all" {
 		if n, err := strconv.Atoi(o.devices); err != nil || n < 1 || n > 64 {
@@ -179,13 +183,14 @@ func prepareCommand(o *runOptions, lib string) (*exec.Cmd, error) {
 		return nil, exitError(127)
 	}
 	set := map[string]string{
-		"GPUFABRIC_SERVER":    o.server,
-		"GPUFABRIC_TRANSPORT": o.transport,
-		"GPUFABRIC_DEVICES":   o.devices,
-		"GPUFABRIC_SHARE":     o.share,
-		"GPUFABRIC_TOKEN":     o.token,
-		"GPUFABRIC_TRACE":     o.trace,
-		"LD_LIBRARY_PATH":     prependPath(lib, os.Getenv("LD_LIBRARY_PATH")),
+		"GPUFABRIC_SERVER":         o.server,
+		"GPUFABRIC_TRANSPORT":      o.transport,
+		"GPUFABRIC_BULK_TRANSPORT": o.bulk,
+		"GPUFABRIC_DEVICES":        o.devices,
+		"GPUFABRIC_SHARE":          o.share,
+		"GPUFABRIC_TOKEN":          o.token,
+		"GPUFABRIC_TRACE":          o.trace,
+		"LD_LIBRARY_PATH":          prependPath(lib, os.Getenv("LD_LIBRARY_PATH")),
 	}
 	cmd := exec.Command(path, o.command[1:]...)
 	cmd.Args[0] = o.command[0]

@@ -20,16 +20,16 @@ import (
 )
 
 func TestParseRunArgs(t *testing.T) {
-	for _, k := range []string{"GPUFABRIC_SERVER", "GPUFABRIC_SHARE", "GPUFABRIC_DEVICES", "GPUFABRIC_TRACE", "GPUFABRIC_TOKEN", "GPUFABRIC_TRANSPORT"} {
+	for _, k := range []string{"GPUFABRIC_SERVER", "GPUFABRIC_SHARE", "GPUFABRIC_DEVICES", "GPUFABRIC_TRACE", "GPUFABRIC_TOKEN", "GPUFABRIC_TRANSPORT", "GPUFABRIC_BULK_TRANSPORT"} {
 		t.Setenv(k, "")
 	}
-	o, err := parseRunArgs([]string{"--server", "10.1.2.3:7070", "-n", "2", "-m", "512MiB", "--token", "t", "--trace", "calls.jsonl", "--", "python", "-c", "pass"})
+	o, err := parseRunArgs([]string{"--server", "10.1.2.3:7070", "-n", "2", "-m", "512MiB", "--token", "t", "--trace", "calls.jsonl", "--bulk-transport", "shm", "--", "python", "-c", "pass"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	abs, _ := filepath.Abs("calls.jsonl")
-	want := runOptions{server: "10.1.2.3:7070", transport: "auto", devices: "2", share: "536870912B", token: "t", trace: abs, command: []string{"python", "-c", "pass"}}
-	if o.server != want.server || o.transport != want.transport || o.devices != want.devices || o.share != want.share ||
+	want := runOptions{server: "10.1.2.3:7070", transport: "auto", bulk: "shm", devices: "2", share: "536870912B", token: "t", trace: abs, command: []string{"python", "-c", "pass"}}
+	if o.server != want.server || o.transport != want.transport || o.bulk != want.bulk || o.devices != want.devices || o.share != want.share ||
 		o.token != want.token || o.trace != want.trace || !slices.Equal(o.command, want.command) {
 		t.Errorf("got %+v\nwant %+v", *o, want)
 	}
@@ -52,6 +52,7 @@ func TestParseRunArgs(t *testing.T) {
 		{"-m", "lots", "true"},
 		{"-n", "0", "true"},
 		{"--transport", "rdma", "true"},
+		{"--bulk-transport", "rdma", "true"},
 	} {
 		if _, err := parseRunArgs(bad); err == nil {
 			t.Errorf("parseRunArgs(%q) succeeded", bad)

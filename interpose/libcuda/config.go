@@ -19,6 +19,7 @@ type config struct {
 	share     interpose.Share // GPUFABRIC_SHARE: "0.25", "25%" or "512MiB"
 	token     string          // GPUFABRIC_TOKEN
 	transport string          // GPUFABRIC_TRANSPORT: "", "auto", "tcp" or "shm"
+	bulk      string          // GPUFABRIC_BULK_TRANSPORT: the same, for the bulk lane
 }
 
 // parseConfig reads the configuration through getenv.
@@ -27,6 +28,7 @@ func parseConfig(getenv func(string) string) (config, error) {
 		server:    strings.TrimSpace(getenv("GPUFABRIC_SERVER")),
 		token:     getenv("GPUFABRIC_TOKEN"),
 		transport: strings.TrimSpace(getenv("GPUFABRIC_TRANSPORT")),
+		bulk:      strings.TrimSpace(getenv("GPUFABRIC_BULK_TRANSPORT")),
 		devices:   1,
 	}
 	if c.server == "" {
@@ -48,10 +50,12 @@ func parseConfig(getenv func(string) string) (config, error) {
 		return c, fmt.Errorf("GPUFABRIC_SHARE: %w", err)
 	}
 	c.share = share
-	switch c.transport {
-	case "", "auto", "tcp", "shm":
-	default:
-		return c, fmt.Errorf("GPUFABRIC_TRANSPORT=%q: want auto, tcp or shm", c.transport)
+	for _, v := range []struct{ name, value string }{{"GPUFABRIC_TRANSPORT", c.transport}, {"GPUFABRIC_BULK_TRANSPORT", c.bulk}} {
+		switch v.value {
+		case "", "auto", "tcp", "shm":
+		default:
+			return c, fmt.Errorf("%s=%q: want auto, tcp or shm", v.name, v.value)
+		}
 	}
 	return c, nil
 }

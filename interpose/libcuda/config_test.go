@@ -41,12 +41,12 @@ func TestParseConfig(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	c, err := parseConfig(env(map[string]string{
 		"GPUFABRIC_SERVER": "10.0.0.1:7070", "GPUFABRIC_DEVICES": "2", "GPUFABRIC_SHARE": "256MiB",
-		"GPUFABRIC_TOKEN": "s3cret", "GPUFABRIC_TRANSPORT": "tcp",
+		"GPUFABRIC_TOKEN": "s3cret", "GPUFABRIC_TRANSPORT": "tcp", "GPUFABRIC_BULK_TRANSPORT": "shm",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{server: "10.0.0.1:7070", devices: 2, share: interpose.Share{Bytes: 256 << 20}, token: "s3cret", transport: "tcp"}
+	want := config{server: "10.0.0.1:7070", devices: 2, share: interpose.Share{Bytes: 256 << 20}, token: "s3cret", transport: "tcp", bulk: "shm"}
 	if c != want {
 		t.Errorf("got %+v, want %+v", c, want)
 	}
@@ -60,6 +60,7 @@ func TestParseConfig(t *testing.T) {
 		{"GPUFABRIC_SERVER": "h:1", "GPUFABRIC_DEVICES": "x"},
 		{"GPUFABRIC_SERVER": "h:1", "GPUFABRIC_SHARE": "2"},
 		{"GPUFABRIC_SERVER": "h:1", "GPUFABRIC_TRANSPORT": "rdma"},
+		{"GPUFABRIC_SERVER": "h:1", "GPUFABRIC_BULK_TRANSPORT": "pigeon"},
 	} {
 		if _, err := parseConfig(env(bad)); err == nil {
 			t.Errorf("parseConfig(%v) succeeded", bad)

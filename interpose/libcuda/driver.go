@@ -72,7 +72,7 @@ func dial() (*conn, api.Result, error) {
 	defer cancel()
 	// Connect measures the transports that reach the server (shared memory
 	// when it shares this host) and keeps the fastest, unless one is forced.
-	s, err := interpose.Connect(ctx, cfg.server, interpose.Options{Token: cfg.token, Transport: cfg.transport})
+	s, err := interpose.Connect(ctx, cfg.server, interpose.Options{Token: cfg.token, Transport: cfg.transport, BulkTransport: cfg.bulk})
 	if err != nil {
 		r := api.ErrNoDevice
 		if api.ResultOf(err) == api.ErrNotPermitted {
