@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"debug/elf"
 	"encoding/json"
@@ -187,11 +188,14 @@ func TestExamples(t *testing.T) {
 		{"api_check", []string{"-p", "0.25"}, nil, []string{"api_check: 14 checks passed"}},
 		{"launch_rate", []string{"-p", "0.1"}, []string{kernels, "20000"}, []string{"launch_rate: "}},
 	} {
-		for _, tr := range []string{"tcp", "shm"} {
+		// Calls over TCP, over shared memory, and over TCP with the large
+		// copies' payloads on a shared-memory bulk lane.
+		for _, tr := range []string{"tcp", "shm", "tcp+shm"} {
 			t.Run(tc.name+"/"+tr, func(t *testing.T) {
 				requireBuild(t, tc.name)
 				srv := sharedServer(t)
-				args := append([]string{"--transport", tr}, tc.runArgs...)
+				call, bulk, _ := strings.Cut(tr, "+")
+				args := append([]string{"--transport", call, "--bulk-transport", cmp.Or(bulk, "auto")}, tc.runArgs...)
 				r := run(t, srv.addr, args, example(tc.name), tc.args...)
 				if r.status != 0 {
 					t.Fatalf("%s over %s exited %d:\n%s", tc.name, tr, r.status, r.out)

@@ -24,17 +24,30 @@ type rawConn struct {
 }
 
 func (f *fixture) raw(t *testing.T) *rawConn {
+	r, _ := rawSession(t, f.addr)
+	return r
+}
+
+// rawSession is a raw connection that has said Hello, with the reply.
+func rawSession(t *testing.T, addr string) (*rawConn, api.HelloReply) {
 	t.Helper()
-	c, err := tcp.Dial(context.Background(), f.addr, transport.Options{})
+	r := rawDial(t, addr)
+	var hello api.HelloReply
+	if err := r.call(&api.Hello{Magic: api.Magic, Version: api.Version, Client: "raw"}, &hello); err != nil {
+		t.Fatal(err)
+	}
+	return r, hello
+}
+
+// rawDial is a raw TCP connection to addr that has said nothing yet.
+func rawDial(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := tcp.Dial(context.Background(), addr, transport.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	r := &rawConn{t: t, conn: c}
-	if err := r.call(&api.Hello{Magic: api.Magic, Version: api.Version, Client: "raw"}, new(api.HelloReply)); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return &rawConn{t: t, conn: c}
 }
 
 func (r *rawConn) sendBody(body, payload []byte) {

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,10 +15,11 @@ import (
 // beside its own figure, the physical floor measured in the same run (see
 // callFloor and copyFloor) and the ratio between them.
 
-// callFloor is the median round trip of the raw path under transport tr:
-// a TCP ping-pong over loopback, or two goroutines spinning on words of a
-// shared mapping.
+// callFloor is the median round trip of the raw path under transport tr
+// (its call lane): a TCP ping-pong over loopback, or two goroutines
+// spinning on words of a shared mapping.
 func callFloor(tb testing.TB, tr string) time.Duration {
+	tr, _, _ = strings.Cut(tr, "+")
 	var samples []time.Duration
 	var err error
 	if tr == "shm" {
@@ -32,11 +34,16 @@ func callFloor(tb testing.TB, tr string) time.Duration {
 }
 
 // copyFloor is the raw bandwidth of a synchronous copy of size bytes under
-// transport tr: over TCP, size bytes one way from a buffer of that size and
+// transport tr (the lane its payload takes): over TCP, size bytes one way from a buffer of that size and
 // a 1-byte reply, the best a synchronous copy could do; for shared memory,
 // one memcpy.
 func copyFloor(tb testing.TB, tr string, size int) float64 {
 	budget := bench.Budget{Rounds: max(4, (256<<20)/size), Time: 300 * time.Millisecond}
+	if call, bulk, ok := strings.Cut(tr, "+"); ok && size >= 64<<10 {
+		tr = bulk // the payload's lane; smaller copies stay on the call lane
+	} else {
+		tr = call
+	}
 	if tr == "shm" {
 		return bench.Memcpy(size, budget)
 	}

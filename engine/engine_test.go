@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,11 +28,11 @@ import (
 type fixture struct {
 	srv       *engine.Server
 	addr      string
-	transport string // "" or "tcp": TCP; "shm": shared memory
+	transport string // "" or "tcp": TCP; "shm": shared memory; "tcp+shm": TCP with a shared-memory bulk lane
 }
 
 // transports are what the end-to-end tests of the spine run over.
-var transports = []string{"tcp", "shm"}
+var transports = []string{"tcp", "shm", "tcp+shm"}
 
 // overTransports runs test once per transport, each with a fresh fixture.
 func overTransports(t *testing.T, devices int, memory uint64, test func(t *testing.T, f *fixture)) {
@@ -49,9 +50,10 @@ func newFixture(t testing.TB, devices int, memory uint64) *fixture {
 	return newFixtureWith(t, engine.Config{}, devices, memory)
 }
 
-// newFixtureWith is newFixture with cfg for the server (its name and logger
-// are the fixture's).
-func newFixtureWith(t testing.TB, cfg engine.Config, devices int, memory uint64) *fixture {
+// newFixtureWith is newFixture with cfg for the server (its name, logger
+// and offers are the fixture's) and, when wrap is given, the listeners it
+// returns in place of the TCP and shared-memory ones.
+func newFixtureWith(t testing.TB, cfg engine.Config, devices int, memory uint64, wrap ...func(transport.Listener) transport.Listener) *fixture {
 	t.Helper()
 	var devs []backend.Device
 	for i := range devices {
@@ -65,21 +67,30 @@ func newFixtureWith(t testing.TB, cfg engine.Config, devices int, memory uint64)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	}
-	cfg.Name, cfg.Logger = "test", log
-	srv, err := engine.NewServer(cfg, devs)
-	if err != nil {
-		t.Fatal(err)
-	}
 	l, err := tcp.Listen("127.0.0.1:0", transport.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(l)
 	sl, err := shm.Listen(shmPath(l.Addr()), shm.Options{})
+	if err != nil {
+		l.Close()
+		t.Fatal(err)
+	}
+	cfg.Name, cfg.Logger = "test", log
+	cfg.Offers = []string{"tcp:" + l.Addr(), "shm:" + shmPath(l.Addr())}
+	srv, err := engine.NewServer(cfg, devs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(sl)
+	listeners := []transport.Listener{l, sl}
+	for _, w := range wrap {
+		for i := range listeners {
+			listeners[i] = w(listeners[i])
+		}
+	}
+	for _, l := range listeners {
+		go srv.Serve(l)
+	}
 	t.Cleanup(func() { srv.Close() })
 	return &fixture{srv: srv, addr: l.Addr()}
 }
@@ -97,17 +108,19 @@ func (f *fixture) dial(t testing.TB) *interpose.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var conn transport.Conn
+	var s *interpose.Session
 	var err error
-	if f.transport == "shm" {
-		conn, err = shm.Dial(ctx, shmPath(f.addr), shm.Options{})
-	} else {
-		conn, err = tcp.Dial(ctx, f.addr, transport.Options{})
+	switch f.transport {
+	case "tcp+shm": // calls over TCP, large payloads over shared memory
+		s, err = interpose.Connect(ctx, f.addr, interpose.Options{Client: t.Name(), Transport: "tcp", BulkTransport: "shm"})
+	case "shm":
+		var conn transport.Conn
+		if conn, err = shm.Dial(ctx, shmPath(f.addr), shm.Options{}); err == nil {
+			s, err = interpose.Open(ctx, conn, interpose.Options{Client: t.Name()})
+		}
+	default:
+		s, err = interpose.Dial(ctx, f.addr, interpose.Options{Client: t.Name()})
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := interpose.Open(ctx, conn, interpose.Options{Client: t.Name()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,8 +144,12 @@ func TestSaxpy(t *testing.T) { overTransports(t, 1, 256<<20, testSaxpy) }
 
 func testSaxpy(t *testing.T, f *fixture) {
 	s := f.dial(t)
-	if got := s.Transport().Transport; got != f.transport {
-		t.Fatalf("session over %s, want %s", got, f.transport)
+	call, bulk, _ := strings.Cut(f.transport, "+")
+	if got := s.Transport().Transport; got != call {
+		t.Fatalf("session over %s, want %s", got, call)
+	}
+	if got := s.Selection().BulkLane; bulk != "" && got != bulk {
+		t.Fatalf("bulk lane %s, want %s", got, bulk)
 	}
 	dev, err := s.Attach(0, interpose.Share{Fraction: 0.25})
 	if err != nil {
