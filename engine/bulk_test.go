@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -247,4 +249,83 @@ func TestBulkLaneBadInput(t *testing.T) {
 		bulk.expectClosed()
 		by.check(7)
 	})
+}
+
+// Many goroutines of one session copying payloads on both sides of the
+// bulk threshold, synchronously and not, while others make small calls:
+// every bulk frame must meet its announcement, and every byte come back.
+func TestBulkLaneUnderConcurrentLoad(t *testing.T) {
+	f := newFixture(t, 1, 256<<20)
+	f.transport = "tcp+shm"
+	s := f.dial(t)
+	dev, _ := attach(t, s, 1)
+	sizes := []int{4 << 10, 64<<10 - 8, 64 << 10, 64<<10 + 8, 1 << 20, 5<<20 + 12}
+	const workers, rounds = 6, 12
+	errs := make(chan error, workers+1)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // small calls in between
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := s.Ping(); err != nil {
+				errs <- err
+				return
+			}
+		}
+	})
+	var copiers sync.WaitGroup
+	for w := range workers {
+		copiers.Go(func() {
+			st, err := dev.NewStream(0, 0)
+			if err != nil {
+				errs <- err
+				return
+			}
+			ptr, err := dev.Alloc(uint64(sizes[len(sizes)-1]))
+			if err != nil {
+				errs <- err
+				return
+			}
+			for r := range rounds {
+				n := sizes[(w+r)%len(sizes)]
+				in, out := make([]byte, n), make([]byte, n)
+				for i := range in {
+					in[i] = byte(w*31 + r*7 + i)
+				}
+				if r%2 == 0 {
+					err = dev.CopyHtoD(ptr, in)
+					if err == nil {
+						err = dev.CopyDtoH(out, ptr)
+					}
+				} else {
+					err = st.CopyHtoDAsync(ptr, in)
+					if err == nil {
+						err = st.CopyDtoHAsync(out, ptr)
+					}
+					if err == nil {
+						err = st.Synchronize()
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !bytes.Equal(in, out) {
+					errs <- fmt.Errorf("worker %d round %d: %d bytes came back changed", w, r, n)
+					return
+				}
+			}
+		})
+	}
+	copiers.Wait()
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
 }
