@@ -10,8 +10,10 @@
 //
 //   - call latency: synchronous null calls (Session.Ping), their p50, p90,
 //     p99 and p99.9 and CDF, beside a raw TCP ping-pong of 64-byte messages
-//     (TCPPingPong) or a raw shared-memory ping-pong of two goroutines
-//     spinning on atomic words in a memfd mapping (ShmPingPong);
+//     (TCPPingPong) or a raw shared-memory ping-pong of two processes
+//     spinning on atomic words in a memfd mapping (ShmPingPongProcesses;
+//     ShmPingPong, two goroutines, where no second process can be started:
+//     a program that runs the suite calls ServeFloorChild first thing);
 //   - launch throughput: asynchronous launches of the spin(0) kernel from
 //     one client, ended by a Synchronize, beside the synchronous call rate;
 //   - copy bandwidth: synchronous HtoD, DtoH and DtoD copies from 4 KiB to

@@ -5,17 +5,22 @@ package bench
 // This file holds the package's unsafe code and system calls: the shared
 // mapping of the spinning ping-pong floor.
 //
-// Why it is safe: the mapping is a MAP_SHARED page of a memfd that only this
-// process holds, sized before it is mapped and never truncated, so no
-// access inside it can fault. The two words are 8-byte aligned offsets
-// inside the page, taken from constants; the pointers refer to memory
-// outside the Go heap, which the collector neither moves nor frees, and the
-// page is unmapped only after both goroutines using them have returned.
+// Why it is safe: the mapping is a MAP_SHARED page of a memfd that this
+// process (and, for the two-process floor, its child, which never resizes
+// it) holds, sized before it is mapped and never truncated, so no access
+// inside it can fault. The words are 8-byte aligned offsets inside the
+// page, taken from constants; the pointers refer to memory outside the Go
+// heap, which the collector neither moves nor frees, and the page is
+// unmapped only after everything using them has returned.
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -28,6 +33,7 @@ const (
 	shmFloorSize = 4096
 	pingOffset   = 0
 	pongOffset   = 128
+	readyOffset  = 256 // the child's "I am spinning"
 )
 
 // ShmPingPong measures round trips through a shared memory region (a
@@ -38,28 +44,135 @@ const (
 // CPUs free, and yields to the scheduler when a spin runs long, so it ends
 // on one CPU too, slowly. It returns one sample per round trip.
 func ShmPingPong(b Budget) ([]time.Duration, error) {
+	f, mem, err := floorRegion()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	defer unix.Munmap(mem)
+	ping, pong := word(mem, pingOffset), word(mem, pongOffset)
+	return spinPingPong(ping, pong, b), nil
+}
+
+// floorRegion creates the floor's shared page: a memfd, sized and mapped.
+func floorRegion() (*os.File, []byte, error) {
 	fd, err := unix.MemfdCreate("gpufabric-bench-floor", unix.MFD_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("bench: shared-memory floor: memfd_create: %w", err)
+		return nil, nil, fmt.Errorf("bench: shared-memory floor: memfd_create: %w", err)
 	}
-	defer unix.Close(fd)
-	if err := unix.Ftruncate(fd, shmFloorSize); err != nil {
-		return nil, fmt.Errorf("bench: shared-memory floor: ftruncate: %w", err)
+	f := os.NewFile(uintptr(fd), "gpufabric-bench-floor")
+	if err := f.Truncate(shmFloorSize); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("bench: shared-memory floor: ftruncate: %w", err)
 	}
 	mem, err := unix.Mmap(fd, 0, shmFloorSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		return nil, fmt.Errorf("bench: shared-memory floor: mmap: %w", err)
+		f.Close()
+		return nil, nil, fmt.Errorf("bench: shared-memory floor: mmap: %w", err)
 	}
+	return f, mem, nil
+}
+
+// word is the atomic word at a constant offset of the floor's page.
+func word(mem []byte, off int) *atomic.Uint64 { return (*atomic.Uint64)(unsafe.Pointer(&mem[off])) }
+
+// FloorChildEnv marks the process that ShmPingPongProcesses starts: the
+// program itself again, which must call ServeFloorChild first thing.
+const FloorChildEnv = "GPUFABRIC_BENCH_FLOOR_CHILD"
+
+// stopFloor is the ping value that ends the echo.
+const stopFloor = ^uint64(0)
+
+// ShmPingPongProcesses is ShmPingPong with the echo in another process, as
+// a client and a server on one host are: the program is started again
+// (os.Executable) with FloorChildEnv set and the memfd as its descriptor 3,
+// and its main (or TestMain) hands control to ServeFloorChild before
+// anything else. It fails when the child cannot be started or does not
+// start spinning within a few seconds.
+func ShmPingPongProcesses(b Budget) ([]time.Duration, error) {
+	f, mem, err := floorRegion()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
 	defer unix.Munmap(mem)
-	ping := (*atomic.Uint64)(unsafe.Pointer(&mem[pingOffset]))
-	pong := (*atomic.Uint64)(unsafe.Pointer(&mem[pongOffset]))
-	return spinPingPong(ping, pong, b), nil
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: two-process floor: %w", err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), FloorChildEnv+"=1")
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: two-process floor: start %s: %w", self, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	ping, pong, ready := word(mem, pingOffset), word(mem, pongOffset), word(mem, readyOffset)
+	for deadline := time.Now().Add(5 * time.Second); ready.Load() == 0; runtime.Gosched() {
+		select {
+		case err := <-exited:
+			return nil, fmt.Errorf("bench: two-process floor: the child exited before it spun: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-exited
+			return nil, errors.New("bench: two-process floor: the child did not start spinning in 5s (does the program call ServeFloorChild?)")
+		}
+	}
+	var seq uint64
+	round := func() error {
+		seq++
+		ping.Store(seq)
+		spinUntil(pong, func(v uint64) bool { return v == seq })
+		return nil
+	}
+	for range warmupRounds {
+		round()
+	}
+	samples, _ := timeRounds(b.start(), round)
+	ping.Store(stopFloor)
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+	}
+	return samples, nil
+}
+
+// ServeFloorChild returns at once, unless this process is the child of
+// ShmPingPongProcesses: then it echoes the parent's pings until told to
+// stop, and exits. Programs that measure the two-process floor call it at
+// the top of main, or of TestMain.
+func ServeFloorChild() {
+	if os.Getenv(FloorChildEnv) == "" {
+		return
+	}
+	mem, err := unix.Mmap(3, 0, shmFloorSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: floor child: mmap:", err)
+		os.Exit(1)
+	}
+	ping, pong, ready := word(mem, pingOffset), word(mem, pongOffset), word(mem, readyOffset)
+	ready.Store(1)
+	var seen uint64
+	for {
+		v := spinUntil(ping, func(v uint64) bool { return v != seen })
+		if v == stopFloor {
+			os.Exit(0)
+		}
+		seen = v
+		pong.Store(v)
+	}
 }
 
 // spinPingPong runs the ping-pong on two words; it returns once the echo
 // goroutine has.
 func spinPingPong(ping, pong *atomic.Uint64, b Budget) []time.Duration {
-	const stop = ^uint64(0)
+	const stop = stopFloor
 	echoed := make(chan struct{})
 	go func() {
 		defer close(echoed)

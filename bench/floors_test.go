@@ -32,6 +32,20 @@ func TestShmPingPong(t *testing.T) {
 	checkSamples(t, s, 1000)
 }
 
+func TestShmPingPongProcesses(t *testing.T) {
+	s, err := ShmPingPongProcesses(Budget{Rounds: 1000})
+	if runtime.GOOS != "linux" {
+		if !errors.Is(err, ErrNotSupported) {
+			t.Errorf("ShmPingPongProcesses on %s: %v, want ErrNotSupported", runtime.GOOS, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSamples(t, s, 1000)
+}
+
 func checkSamples(t *testing.T, s []time.Duration, n int) {
 	t.Helper()
 	if len(s) != n {

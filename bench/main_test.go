@@ -14,6 +14,7 @@ import (
 // descriptors: a run starts a server, many sessions, floors with their own
 // sockets and mappings, and must leave nothing of them behind.
 func TestMain(m *testing.M) {
+	ServeFloorChild() // the echo side of TestShmPingPongProcesses
 	// Start the network poller (kept for the life of the process) before
 	// counting.
 	if l, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {

@@ -198,8 +198,9 @@ type runner struct {
 	order   []string           // the transports measured, in order
 	clients map[string]*client // one single-client session per transport
 
-	pingFloor map[string]Dist // the round-trip floor of each transport
-	bufs      [2][]byte       // see buffers
+	pingFloor     map[string]Dist   // the round-trip floor of each transport
+	pingFloorName map[string]string // and what it was
+	bufs          [2][]byte         // see buffers
 }
 
 // step is one measurement of a scenario, about cfg.Step long.

@@ -15,8 +15,12 @@ import (
 const (
 	TCPPingPongFloor = "raw TCP ping-pong, 64-byte messages, loopback"
 	ShmPingPongFloor = "raw shared-memory ping-pong, two goroutines spinning on atomic words in a memfd mapping"
-	TCPTransferFloor = "raw TCP over loopback: the size one way, then a 1-byte reply"
-	MemcpyFloor      = "one copy() of the same size in this process"
+	// ShmProcessesFloor is the shared-memory floor between two processes,
+	// as a client and a server on one host are; ShmPingPongFloor stands in
+	// where a second process cannot be started.
+	ShmProcessesFloor = "raw shared-memory ping-pong between two processes spinning on atomic words in a memfd mapping"
+	TCPTransferFloor  = "raw TCP over loopback: the size one way, then a 1-byte reply"
+	MemcpyFloor       = "one copy() of the same size in this process"
 )
 
 // TenantOp is what one operation of the many-tenant scenario does.
@@ -24,23 +28,28 @@ const TenantOp = "4 KiB HtoD + spin(0) launch + 4 KiB DtoH on the client's own s
 
 // pingFloors measures the round-trip floor of each transport measured.
 func (r *runner) pingFloors() error {
-	r.pingFloor = map[string]Dist{}
+	r.pingFloor, r.pingFloorName = map[string]Dist{}, map[string]string{}
 	b := Budget{Time: r.cfg.Step / time.Duration(len(r.order)), Done: r.ctx.Done()}
 	var errs []error
 	for _, tr := range r.order {
 		var samples []time.Duration
 		var err error
+		name := TCPPingPongFloor
 		switch tr {
 		case tcp.Name:
 			samples, err = TCPPingPong(64, b)
 		case shm.Name:
-			samples, err = ShmPingPong(b)
+			name = ShmProcessesFloor
+			if samples, err = ShmPingPongProcesses(b); err != nil {
+				name = ShmPingPongFloor
+				samples, err = ShmPingPong(b)
+			}
 		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		r.pingFloor[tr] = Summarize(samples)
+		r.pingFloor[tr], r.pingFloorName[tr] = Summarize(samples), name
 	}
 	return errors.Join(errs...)
 }
@@ -60,7 +69,7 @@ func (r *runner) latency(tr string) error {
 	}
 	elapsed := time.Since(start)
 	l := Latency{Transport: tr, Call: Summarize(samples), CallsPerSecond: float64(len(samples)) / elapsed.Seconds()}
-	l.FloorName = map[string]string{tcp.Name: TCPPingPongFloor, shm.Name: ShmPingPongFloor}[tr]
+	l.FloorName = r.pingFloorName[tr]
 	if f, ok := r.pingFloor[tr]; ok {
 		l.Floor = f
 		l.XFloor = ratio(l.Call.P50, f.P50)

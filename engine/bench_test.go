@@ -16,14 +16,14 @@ import (
 // callFloor and copyFloor) and the ratio between them.
 
 // callFloor is the median round trip of the raw path under transport tr
-// (its call lane): a TCP ping-pong over loopback, or two goroutines
-// spinning on words of a shared mapping.
+// (its call lane): a TCP ping-pong over loopback, or two processes (this
+// test binary and a child of it) spinning on words of a shared mapping.
 func callFloor(tb testing.TB, tr string) time.Duration {
 	tr, _, _ = strings.Cut(tr, "+")
 	var samples []time.Duration
 	var err error
 	if tr == "shm" {
-		samples, err = bench.ShmPingPong(bench.Budget{Rounds: 20000, Time: 200 * time.Millisecond})
+		samples, err = bench.ShmPingPongProcesses(bench.Budget{Rounds: 20000, Time: 200 * time.Millisecond})
 	} else {
 		samples, err = bench.TCPPingPong(64, bench.Budget{Rounds: 5000, Time: 200 * time.Millisecond})
 	}

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/gpufabric/gpufabric/bench"
 )
 
 // command is one subcommand.
@@ -48,6 +50,7 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	bench.ServeFloorChild() // when this process is the echo of `bench`'s two-process floor
 	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
 		usage(os.Stdout)
 		return
