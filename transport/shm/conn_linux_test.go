@@ -354,6 +354,17 @@ func TestBackPressure(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
+	// And a consumer that finds the ring empty sleeps until the next frame.
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		errc <- c.Send([]byte("last"), nil)
+	}()
+	if body, _, err := recvFrame(s); err != nil || string(body) != "last" {
+		t.Fatalf("frame after an empty ring: %q, %v", body, err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
 	if c.sendSleeps.Load() == 0 {
 		t.Error("the producer never slept on a full ring or slab")
 	}
