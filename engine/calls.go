@@ -7,6 +7,7 @@ import (
 
 	"github.com/gpufabric/gpufabric/engine/api"
 	"github.com/gpufabric/gpufabric/engine/backend"
+	"github.com/gpufabric/gpufabric/transport"
 )
 
 // dispatch handles one decoded request on the reader goroutine. It returns
@@ -282,8 +283,10 @@ func (s *session) attach(h api.Header, m *api.Attach) {
 	s.log.Info("device attached", "device", sh.index, "ordinal", d.ordinal, "quota_bytes", quota)
 	s.reply(h, nil, &api.AttachReply{Ordinal: d.ordinal, Device: uint32(sh.index), QuotaBytes: quota}, nil)
 	if d.ordinal == 0 && sh.node >= 0 {
-		if p, ok := s.conn.(nodePlacer); ok {
-			s.placeConn(p, sh.node)
+		for _, c := range []transport.Conn{s.conn, s.bulkConn()} {
+			if p, ok := c.(nodePlacer); ok {
+				s.placeConn(p, sh.node)
+			}
 		}
 	}
 }
@@ -294,8 +297,9 @@ type nodePlacer interface {
 	PlaceOnNode(node int) error
 }
 
-// placeConn moves the session's connection buffers to node. It runs once
-// per session, after the attach is answered: moving tens of megabytes of
+// placeConn moves the buffers of one of the session's connections (its own,
+// its bulk lane's) to node. It runs once per session, after the attach is
+// answered: moving tens of megabytes of
 // pages takes a few milliseconds, and the pages stay valid while they move.
 func (s *session) placeConn(p nodePlacer, node int) {
 	if err := p.PlaceOnNode(node); err != nil {
