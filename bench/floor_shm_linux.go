@@ -122,18 +122,7 @@ func ShmPingPongProcesses(b Budget) ([]time.Duration, error) {
 			return nil, errors.New("bench: two-process floor: the child did not start spinning in 5s (does the program call ServeFloorChild?)")
 		}
 	}
-	var seq uint64
-	round := func() error {
-		seq++
-		ping.Store(seq)
-		spinUntil(pong, func(v uint64) bool { return v == seq })
-		return nil
-	}
-	for range warmupRounds {
-		round()
-	}
-	samples, _ := timeRounds(b.start(), round)
-	ping.Store(stopFloor)
+	samples := pingRounds(ping, pong, b)
 	select {
 	case <-exited:
 	case <-time.After(5 * time.Second):
@@ -158,34 +147,27 @@ func ServeFloorChild() {
 	}
 	ping, pong, ready := word(mem, pingOffset), word(mem, pongOffset), word(mem, readyOffset)
 	ready.Store(1)
-	var seen uint64
-	for {
-		v := spinUntil(ping, func(v uint64) bool { return v != seen })
-		if v == stopFloor {
-			os.Exit(0)
-		}
-		seen = v
-		pong.Store(v)
-	}
+	echo(ping, pong)
+	os.Exit(0)
 }
 
-// spinPingPong runs the ping-pong on two words; it returns once the echo
-// goroutine has.
+// spinPingPong runs the ping-pong on two words, the echo in a goroutine;
+// it returns once the echo goroutine has.
 func spinPingPong(ping, pong *atomic.Uint64, b Budget) []time.Duration {
-	const stop = stopFloor
 	echoed := make(chan struct{})
 	go func() {
 		defer close(echoed)
-		var seen uint64
-		for {
-			v := spinUntil(ping, func(v uint64) bool { return v != seen })
-			if v == stop {
-				return
-			}
-			seen = v
-			pong.Store(v)
-		}
+		echo(ping, pong)
 	}()
+	samples := pingRounds(ping, pong, b)
+	<-echoed
+	return samples
+}
+
+// pingRounds writes the next sequence number into ping and spins until
+// pong holds it, for the budget's rounds after a warm-up; then it tells
+// the echo to stop. It returns one sample per round trip.
+func pingRounds(ping, pong *atomic.Uint64, b Budget) []time.Duration {
 	var seq uint64
 	round := func() error {
 		seq++
@@ -197,9 +179,21 @@ func spinPingPong(ping, pong *atomic.Uint64, b Budget) []time.Duration {
 		round()
 	}
 	samples, _ := timeRounds(b.start(), round)
-	ping.Store(stop)
-	<-echoed
+	ping.Store(stopFloor)
 	return samples
+}
+
+// echo copies each new value of ping into pong until ping holds stopFloor.
+func echo(ping, pong *atomic.Uint64) {
+	var seen uint64
+	for {
+		v := spinUntil(ping, func(v uint64) bool { return v != seen })
+		if v == stopFloor {
+			return
+		}
+		seen = v
+		pong.Store(v)
+	}
 }
 
 // spinUntil polls w until ok accepts its value, yielding the processor

@@ -118,44 +118,30 @@ func TestConnectionFollowsFirstDevice(t *testing.T) {
 	}
 }
 
-// A shared-memory bulk lane's region follows the device too, when the
-// session's own connection is TCP.
-func TestBulkLaneRegionFollowsDevice(t *testing.T) {
-	f := newFixtureWith(t, engine.Config{Node: func(backend.Info) int { return 0 }}, 1, 16<<20)
-	f.transport = "tcp+shm"
-	s := f.dial(t)
-	if got := regionPolicies(t); slices.Contains(got, "prefer:0") {
-		t.Fatalf("region policies before any device is attached: %v", got)
-	}
-	if _, err := s.Attach(0, interpose.Share{Fraction: 0.5}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Ping(); err != nil {
-		t.Fatal(err)
-	}
-	if got := regionPolicies(t); !slices.Contains(got, "prefer:0") {
-		t.Fatalf("bulk lane region policies after attaching a device on node 0: %v, want prefer:0", got)
-	}
-}
-
 // Over shared memory the region itself moves: the kernel reports the
 // device's node as the preferred one on the region's mappings
-// (/proc/self/numa_maps: client and server share this process here).
+// (/proc/self/numa_maps: client and server share this process here). A
+// shared-memory bulk lane's region moves too, when the session's own
+// connection is TCP.
 func TestSharedMemoryRegionFollowsDevice(t *testing.T) {
-	f := newFixtureWith(t, engine.Config{Node: func(backend.Info) int { return 0 }}, 1, 16<<20)
-	f.transport = "shm"
-	s := f.dial(t)
-	if got := regionPolicies(t); slices.Contains(got, "prefer:0") {
-		t.Fatalf("region policies before any device is attached: %v", got)
-	}
-	if _, err := s.Attach(0, interpose.Share{Fraction: 0.5}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Ping(); err != nil {
-		t.Fatal(err)
-	}
-	if got := regionPolicies(t); !slices.Contains(got, "prefer:0") {
-		t.Fatalf("region policies after attaching a device on node 0: %v, want prefer:0", got)
+	for _, tr := range []string{"shm", "tcp+shm"} {
+		t.Run(tr, func(t *testing.T) {
+			f := newFixtureWith(t, engine.Config{Node: func(backend.Info) int { return 0 }}, 1, 16<<20)
+			f.transport = tr
+			s := f.dial(t)
+			if got := regionPolicies(t); slices.Contains(got, "prefer:0") {
+				t.Fatalf("region policies before any device is attached: %v", got)
+			}
+			if _, err := s.Attach(0, interpose.Share{Fraction: 0.5}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Ping(); err != nil {
+				t.Fatal(err)
+			}
+			if got := regionPolicies(t); !slices.Contains(got, "prefer:0") {
+				t.Fatalf("region policies after attaching a device on node 0: %v, want prefer:0", got)
+			}
+		})
 	}
 }
 
