@@ -93,7 +93,7 @@ func Connect(ctx context.Context, addr string, opts Options) (*Session, error) {
 		sel.Reason += "; bulk lane forced"
 	}
 	if sel.BulkLane != sel.CallLane {
-		err := errors.New("the server offers no shared memory to this host")
+		err := fmt.Errorf("no %s endpoint of the server reaches this host", sel.BulkLane)
 		if endpoint := endpoints[sel.BulkLane]; endpoint != "" {
 			err = s.joinBulk(ctx, sel.BulkLane, endpoint)
 		}
