@@ -98,13 +98,8 @@ func (s *session) bulkPayload(h api.Header, inLine int) (payload, error) {
 	if err != nil {
 		return payload{}, fmt.Errorf("bulk lane: %w", err)
 	}
-	bh, fields, err := api.ReadHeader(body)
-	switch {
-	case err != nil:
-		return payload{}, fmt.Errorf("bulk lane: %w", err)
-	case len(fields) != 0 || bh.Op != h.Op || bh.Seq != h.Seq || bh.Flags != api.FlagBulkPayload:
-		return payload{}, fmt.Errorf("bulk lane out of step: frame (%v #%d, flags %#x, %d field bytes) for call %v #%d",
-			bh.Op, bh.Seq, bh.Flags, len(fields), h.Op, h.Seq)
+	if err := api.CheckBulk(body, h); err != nil {
+		return payload{}, err
 	}
 	return payload{from: bulk, n: n}, nil
 }
@@ -121,5 +116,5 @@ func (s *session) replyBulk(h api.Header, m api.Message, data []byte, bulk trans
 	*bp = body
 	_ = transport.SendNow(s.conn, body, nil)
 	var hdr [api.HeaderSize]byte
-	_ = bulk.Send(api.AppendHeader(hdr[:0], api.Header{Op: h.Op, Flags: api.FlagReply | api.FlagBulkPayload, Seq: h.Seq}), data)
+	_ = bulk.Send(api.AppendBulk(hdr[:0], api.Header{Op: h.Op, Flags: api.FlagReply, Seq: h.Seq}), data)
 }

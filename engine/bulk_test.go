@@ -223,7 +223,7 @@ func TestBulkLaneBadInput(t *testing.T) {
 		owner.seq++
 		want := bytes.Repeat([]byte("bulk"), 1<<16)
 		owner.sendBody(api.AppendRequest(nil, owner.seq, api.FlagBulkPayload|api.FlagBulkReply, &api.Echo{}), nil)
-		bulk.sendBody(api.AppendHeader(nil, api.Header{Op: api.OpEcho, Flags: api.FlagBulkPayload, Seq: owner.seq}), want)
+		bulk.sendBody(api.AppendBulk(nil, api.Header{Op: api.OpEcho, Seq: owner.seq}), want)
 		h, err := owner.reply(nil)
 		if err != nil || h.Flags != api.FlagReply|api.FlagBulkPayload {
 			t.Fatalf("echo reply flags %#x, err %v", h.Flags, err)
@@ -244,7 +244,7 @@ func TestBulkLaneBadInput(t *testing.T) {
 	t.Run("bulk frame out of step ends only that session", func(t *testing.T) {
 		owner.seq++
 		owner.sendBody(api.AppendRequest(nil, owner.seq, api.FlagBulkPayload, &api.Echo{}), nil)
-		bulk.sendBody(api.AppendHeader(nil, api.Header{Op: api.OpEcho, Flags: api.FlagBulkPayload, Seq: owner.seq + 5}), []byte("late"))
+		bulk.sendBody(api.AppendBulk(nil, api.Header{Op: api.OpEcho, Seq: owner.seq + 5}), []byte("late"))
 		owner.expectClosed()
 		bulk.expectClosed()
 		by.check(7)

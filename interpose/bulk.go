@@ -83,7 +83,7 @@ func (s *Session) writeBulk(bp *[]byte, seq uint32, flags api.Flags, req api.Mes
 	if err := s.conn.Send(body, nil); err != nil {
 		return err
 	}
-	return s.bulk.Send(api.AppendHeader(hdr[:0], api.Header{Op: req.Op(), Flags: api.FlagBulkPayload, Seq: seq}), payload)
+	return s.bulk.Send(api.AppendBulk(hdr[:0], api.Header{Op: req.Op(), Seq: seq}), payload)
 }
 
 // bulkReply takes the bulk frame that carries the payload of reply h,
@@ -101,12 +101,8 @@ func (s *Session) bulkReply(h api.Header, inLine int) (transport.Conn, int, erro
 	if err != nil {
 		return nil, 0, fmt.Errorf("bulk lane: %w", err)
 	}
-	bh, fields, err := api.ReadHeader(body)
-	switch {
-	case err != nil:
-		return nil, 0, fmt.Errorf("bulk lane: %w", err)
-	case len(fields) != 0 || bh.Op != h.Op || bh.Seq != h.Seq || bh.Flags != api.FlagReply|api.FlagBulkPayload:
-		return nil, 0, fmt.Errorf("bulk lane out of step: frame (%v #%d, flags %#x) for reply %v #%d", bh.Op, bh.Seq, bh.Flags, h.Op, h.Seq)
+	if err := api.CheckBulk(body, h); err != nil {
+		return nil, 0, err
 	}
 	return s.bulk, n, nil
 }

@@ -85,11 +85,32 @@ func AppendReply(buf []byte, op Op, seq uint32, flags Flags, err error, m Messag
 	return e.release()
 }
 
-// AppendHeader appends a bare header: the body of a frame on the bulk lane.
-func AppendHeader(buf []byte, h Header) []byte {
+// AppendBulk appends the body of the bulk-lane frame that carries the
+// payload of the frame whose header is h: a bare header repeating h's op
+// and sequence number, marked FlagBulkPayload (and FlagReply for a reply's).
+func AppendBulk(buf []byte, h Header) []byte {
 	e := Encoder{buf: buf}
-	writeHeader(&e, h)
+	writeHeader(&e, bulkHeader(h))
 	return e.buf
+}
+
+func bulkHeader(h Header) Header {
+	return Header{Op: h.Op, Flags: h.Flags&FlagReply | FlagBulkPayload, Seq: h.Seq}
+}
+
+// CheckBulk checks that body, read from the bulk lane, is the one AppendBulk
+// makes for the frame whose header is h. A mismatch means the lanes are out
+// of step.
+func CheckBulk(body []byte, h Header) error {
+	got, fields, err := ReadHeader(body)
+	if err != nil {
+		return fmt.Errorf("bulk lane: %w", err)
+	}
+	if want := bulkHeader(h); got != want || len(fields) != 0 {
+		return fmt.Errorf("bulk lane out of step: frame (%v #%d, flags %#x, %d field bytes) for %v #%d",
+			got.Op, got.Seq, got.Flags, len(fields), h.Op, h.Seq)
+	}
+	return nil
 }
 
 func writeHeader(e *Encoder, h Header) {

@@ -214,3 +214,27 @@ func FuzzDecodeReply(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckBulk(t *testing.T) {
+	call := Header{Op: OpMemcpyHtoD, Flags: FlagAsync | FlagBulkPayload, Seq: 7}
+	reply := Header{Op: OpMemcpyDtoH, Flags: FlagReply | FlagBulkPayload, Seq: 9}
+	tests := []struct {
+		name      string
+		body      []byte
+		announced Header
+		wantOK    bool
+	}{
+		{"a call's", AppendBulk(nil, call), call, true},
+		{"a reply's", AppendBulk(nil, reply), reply, true},
+		{"another sequence number", AppendBulk(nil, Header{Op: call.Op, Seq: 8}), call, false},
+		{"another op", AppendBulk(nil, Header{Op: OpEcho, Seq: 7}), call, false},
+		{"a call's for a reply", AppendBulk(nil, Header{Op: reply.Op, Seq: reply.Seq}), reply, false},
+		{"fields after the header", append(AppendBulk(nil, call), 1), call, false},
+		{"shorter than a header", []byte{1, 2}, call, false},
+	}
+	for _, tt := range tests {
+		if err := CheckBulk(tt.body, tt.announced); (err == nil) != tt.wantOK {
+			t.Errorf("%s: CheckBulk = %v", tt.name, err)
+		}
+	}
+}
