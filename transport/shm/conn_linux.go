@@ -37,21 +37,23 @@ type Conn struct {
 	// Producer state: the direction we write.
 	sendMu   sync.Mutex
 	tx       channel
-	head     uint64 // ring bytes written, published or not
+	head     uint64 // ring bytes written
 	slabHead uint64 // slab bytes allocated
 	// The consumer's counters as last read: free space is computed from
 	// these and they are reloaded only when it seems short, so a producer
 	// ahead of its consumer does not pull the consumer's cache line over
 	// on every frame.
 	tailSeen, slabTailSeen uint64
-	seq                    uint32 // next record's sequence number
+	seq                    uint32 // next record's sequence number, from 1
 
 	// Consumer state: the direction we read.
 	recvMu     sync.Mutex
 	rx         channel
-	tail       uint64 // ring bytes consumed (and published)
+	tail       uint64 // ring bytes consumed
+	tailShown  uint64 // ring bytes consumed as last published to the producer
+	lazyTail   uint64 // how far tail may run ahead of tailShown
 	slabTail   uint64 // slab bytes freed (and published)
-	rseq       uint32 // sequence number the next record must carry
+	rseq       uint32 // sequence number the next record must carry, from 1
 	body       []byte
 	inFrame    bool   // a frame's stream is not fully consumed
 	streamLeft uint64 // unconsumed bytes of the frame's body+payload stream
@@ -74,7 +76,7 @@ var _ transport.Conn = (*Conn)(nil)
 type channel struct {
 	data                   []byte // the ring
 	slab                   []byte
-	head, tail, slabTail   *atomic.Uint64
+	tail, slabTail         *atomic.Uint64
 	dataSeq, dataWaiters   *atomic.Uint32
 	spaceSeq, spaceWaiters *atomic.Uint32
 	_                      struct{}
@@ -86,7 +88,6 @@ func newChannel(r *region, g geometry, dir int) channel {
 	return channel{
 		data:         r.mem[ro : ro+g.ring : ro+g.ring],
 		slab:         r.mem[so : so+g.slab : so+g.slab],
-		head:         r.u64(ctl + ctlHead),
 		tail:         r.u64(ctl + ctlTail),
 		slabTail:     r.u64(ctl + ctlSlabTail),
 		dataSeq:      r.u32(ctl + ctlDataSeq),
@@ -108,8 +109,11 @@ func newConn(sock *net.UnixConn, reg *region, g geometry, server bool, opts Opti
 		sock:      sock,
 		reg:       reg,
 		watchDone: make(chan struct{}),
+		seq:       1,
+		rseq:      1,
 	}
 	c.eager = min(uint64(opts.EagerLimit), c.maxRecord/2)
+	c.lazyTail = min(g.ring/8, 16<<10)
 	txDir, rxDir := dirCall, dirReply
 	if server {
 		txDir, rxDir = dirReply, dirCall
@@ -255,15 +259,14 @@ func (c *Conn) spin(ready func() (bool, error)) (bool, error) {
 // the clock). A yield takes the scheduler's lock, so yielding often slows
 // every spinning goroutine; yielding never would starve a goroutine that
 // shares the waiter's processor.
-const yieldEvery = 64
+const yieldEvery = 256
 
-// putHeader writes a record header.
-func putHeader(rec []byte, length uint64, kind uint16, seq uint32, bodyLen, n uint64) {
+// putHeader writes a record header but for its commit word.
+func putHeader(rec []byte, length uint64, kind uint16, bodyLen, n uint64) {
 	le := binary.LittleEndian
 	le.PutUint32(rec[recOffLen:], uint32(length))
 	le.PutUint16(rec[recOffKind:], kind)
 	le.PutUint16(rec[recOffKind+2:], 0)
-	le.PutUint32(rec[recOffSeq:], seq)
 	le.PutUint32(rec[recOffBody:], uint32(bodyLen))
 	le.PutUint64(rec[recOffN:], n)
 }
@@ -297,16 +300,13 @@ func (c *Conn) Send(body, payload []byte) error {
 		return err
 	}
 	rec := c.tx.data[pos : pos+length]
-	putHeader(rec, length, kindFrame, c.seq, nb, np)
-	c.seq++
+	putHeader(rec, length, kindFrame, nb, np)
 	n := copy(rec[recHeader:], body[:min(nb, inline)])
 	copy(rec[recHeader+n:], payload[:inline-uint64(n)])
-	c.head += align8(length)
+	c.commit(pos, length)
 	if inline == nb+np {
-		c.publish()
 		return nil
 	}
-	// The frame record is published with the first chunk.
 	if inline < nb {
 		if err := c.stream(body[inline:]); err != nil {
 			return err
@@ -321,10 +321,14 @@ func (c *Conn) SendNow(body, payload []byte) error { return c.Send(body, payload
 
 var _ transport.Urgent = (*Conn)(nil)
 
-// publish makes everything written so far visible and wakes the consumer
-// if it sleeps.
-func (c *Conn) publish() {
-	c.tx.head.Store(c.head)
+// commit hands the consumer the record of length bytes written at ring
+// offset pos, and wakes the consumer if it sleeps. The slot after the
+// record, where the consumer polls next, is free space (reserve saw to
+// it), which the consumer cleared before handing it back.
+func (c *Conn) commit(pos, length uint64) {
+	c.head += alignRec(length)
+	commitWord(c.tx.data[pos:]).Store(c.seq)
+	c.seq = nextSeq(c.seq)
 	wake(c.tx.dataWaiters, c.tx.dataSeq)
 }
 
@@ -344,26 +348,24 @@ func (c *Conn) stream(p []byte) error {
 			return err
 		}
 		rec := c.tx.data[pos : pos+recChunk]
-		putHeader(rec, recChunk, kindChunk, c.seq, 0, n)
+		putHeader(rec, recChunk, kindChunk, 0, n)
 		binary.LittleEndian.PutUint64(rec[recOffSlab:], off)
-		c.seq++
-		c.head += recChunk
 		c.slabHead += n
-		c.publish()
+		c.commit(pos, recChunk)
 		p = p[n:]
 	}
 	return nil
 }
 
 // reserve waits for room for a record of n bytes (n <= maxRecord) and
-// returns its ring offset, padding to the ring's end first when the record
-// would not fit before it.
+// the first line of the slot after it, and returns its ring offset,
+// padding to the ring's end first when the record would not fit before it.
 func (c *Conn) reserve(n uint64) (uint64, error) {
 	size := c.geo.ring
-	need := align8(n)
+	need := alignRec(n) + recAlign
 	pos := c.head & (size - 1)
 	var pad uint64
-	if size-pos < need {
+	if size-pos < alignRec(n) {
 		pad = size - pos
 	}
 	if size-(c.head-c.tailSeen) < need+pad {
@@ -381,11 +383,8 @@ func (c *Conn) reserve(n uint64) (uint64, error) {
 		}
 	}
 	if pad > 0 {
-		if pad >= recHeader {
-			putHeader(c.tx.data[pos:pos+pad], pad, kindPad, c.seq, 0, 0)
-			c.seq++
-		}
-		c.head += pad
+		putHeader(c.tx.data[pos:pos+pad], pad, kindPad, 0, 0)
+		c.commit(pos, pad)
 		pos = 0
 	}
 	return pos, nil
@@ -421,15 +420,39 @@ type record struct {
 	n       uint64
 }
 
-// release consumes the ring up to end and frees slabFree bytes of the slab,
-// waking the producer if it waits for room.
+// release consumes the ring up to end and frees slabFree bytes of the slab.
+// Ring space is handed back lazily, in batches of up to lazyTail bytes or
+// when the ring runs empty and the consumer has time (see showTail), so
+// that a small frame costs the consumer no store to a line the producer
+// reads; slab space, which comes in large chunks, is handed back at once.
 func (c *Conn) release(end, slabFree uint64) {
 	c.tail = end
-	c.rx.tail.Store(end)
 	if slabFree > 0 {
 		c.slabTail += slabFree
 		c.rx.slabTail.Store(c.slabTail)
+		c.showTail()
+		return
 	}
+	if end-c.tailShown >= c.lazyTail {
+		c.showTail()
+	}
+}
+
+// showTail hands the ring space consumed back to the producer, and wakes
+// the producer if it waits for room. It first clears the commit word of
+// every slot in that space, so that wherever a later record starts, the
+// word a consumer polls there holds 0 until the record is committed.
+//
+// The producer can always fit a record once its consumer has caught up: at
+// most lazyTail bytes, an eighth of the ring or less, are held back, and a
+// record with its padding and the slot after it takes at most half.
+func (c *Conn) showTail() {
+	mask := c.geo.ring - 1
+	for p := c.tailShown; p != c.tail; p += recAlign {
+		clearWord(c.rx.data[p&mask:])
+	}
+	c.tailShown = c.tail
+	c.rx.tail.Store(c.tail)
 	wake(c.rx.spaceWaiters, c.rx.spaceSeq)
 }
 
@@ -439,32 +462,27 @@ func (c *Conn) release(end, slabFree uint64) {
 func (c *Conn) nextRecord() (record, uint64, error) {
 	size := c.geo.ring
 	for {
-		var avail uint64
-		next := c.rx.data[c.tail&(size-1):]
-		err := c.await(c.rx.dataSeq, c.rx.dataWaiters, &c.recvSleeps, io.EOF, func() (bool, error) {
-			touch(next)
-			head := c.rx.head.Load()
-			avail = head - c.tail
-			if avail > size {
-				return false, c.corrupt("ring head %d is not within %d bytes ahead of tail %d", head, size, c.tail)
+		pos := c.tail & (size - 1)
+		word := commitWord(c.rx.data[pos:])
+		ready := func() (bool, error) {
+			switch seq := word.Load(); seq {
+			case c.rseq:
+				return true, nil
+			case 0:
+				return false, nil
+			default:
+				return false, c.corrupt("record sequence number %d at ring offset %d, want %d", seq, pos, c.rseq)
 			}
-			return avail > 0, nil
-		})
+		}
+		ok, err := ready()
+		if !ok && err == nil {
+			if c.tailShown != c.tail {
+				c.showTail() // the ring is empty: hand back its space while we wait
+			}
+			err = c.await(c.rx.dataSeq, c.rx.dataWaiters, &c.recvSleeps, io.EOF, ready)
+		}
 		if err != nil {
 			return record{}, 0, err
-		}
-		pos := c.tail & (size - 1)
-		contig := size - pos
-		if contig < recHeader {
-			// Too short for a record: skipped by both sides, no pad record.
-			if avail <= contig {
-				return record{}, 0, c.corrupt("ring head ends inside the %d bytes skipped at the ring's end", contig)
-			}
-			c.release(c.tail+contig, 0)
-			continue
-		}
-		if avail < recHeader {
-			return record{}, 0, c.corrupt("%d bytes published, less than a record header", avail)
 		}
 		var b [recHeader]byte
 		copy(b[:], c.rx.data[pos:pos+recHeader])
@@ -476,15 +494,14 @@ func (c *Conn) nextRecord() (record, uint64, error) {
 			bodyLen: uint64(le.Uint32(b[recOffBody:])),
 			n:       le.Uint64(b[recOffN:]),
 		}
+		contig := size - pos
 		switch {
 		case r.seq != c.rseq:
-			return record{}, 0, c.corrupt("record sequence number %d, want %d", r.seq, c.rseq)
+			return record{}, 0, c.corrupt("record sequence number changed to %d under the reader", r.seq)
 		case r.length < recHeader || r.length > contig:
 			return record{}, 0, c.corrupt("record length %d at ring offset %d is outside [%d, %d]", r.length, pos, recHeader, contig)
-		case align8(r.length) > avail:
-			return record{}, 0, c.corrupt("record of %d bytes, only %d published", r.length, avail)
 		}
-		c.rseq++
+		c.rseq = nextSeq(c.rseq)
 		if r.kind == kindPad {
 			if r.length != contig {
 				return record{}, 0, c.corrupt("pad record of %d bytes, the ring's end is %d bytes away", r.length, contig)
@@ -534,7 +551,7 @@ func (c *Conn) Recv() ([]byte, int, error) {
 	c.inFrame = true
 	c.streamLeft = total
 	c.inPos, c.inLeft = pos+recHeader, inline
-	c.recEnd = c.tail + align8(r.length)
+	c.recEnd = c.tail + alignRec(r.length)
 	c.chunkOwed = total - inline
 	c.chunkLeft = 0
 	if inline == 0 {
@@ -642,6 +659,6 @@ func (c *Conn) nextChunk() error {
 	}
 	c.chunkOwed -= r.n
 	c.chunkPos, c.chunkLeft, c.chunkSize = off, r.n, r.n
-	c.chunkEnd = c.tail + recChunk
+	c.chunkEnd = c.tail + alignRec(recChunk)
 	return nil
 }

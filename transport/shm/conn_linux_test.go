@@ -373,6 +373,35 @@ func TestBackPressure(t *testing.T) {
 	}
 }
 
+// TestNextSlotCleared: the word a consumer polls for the next record holds
+// 0 until that record is committed, never a stale sequence number or an
+// old record's bytes, though the ring laps many times with frames whose
+// bytes are all plausible sequence numbers and whose records start inside
+// earlier laps' records.
+func TestNextSlotCleared(t *testing.T) {
+	c, s := pair(t, Options{RingSize: 4 << 10, SlabSize: 8 << 10})
+	for i := range 2000 {
+		n := 8 + (i*52)%700
+		body := make([]byte, 0, n)
+		for k := uint32(0); len(body) < n; k++ {
+			body = binary.LittleEndian.AppendUint32(body, s.rseq+k)
+		}
+		if err := c.Send(body, nil); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := s.Recv()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !bytes.Equal(got, body) {
+			t.Fatalf("frame %d: body changed", i)
+		}
+		if w := commitWord(next(s)).Load(); w != 0 {
+			t.Fatalf("after frame %d the next slot holds %#x, want 0", i, w)
+		}
+	}
+}
+
 // fill sends small frames until Send blocks, then returns the channel its
 // blocked Send's error arrives on.
 func fill(t *testing.T, c *Conn) <-chan error {

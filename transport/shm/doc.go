@@ -20,12 +20,22 @@
 // # The region
 //
 //	page 0        header: magic, version, sizes; then per direction the
-//	              control words, each group on its own cache lines:
-//	              head (producer), tail and slab tail (consumer), and two
-//	              futex words with their waiter flags (data, space)
+//	              control words, each group on its own cache lines: tail
+//	              and slab tail (consumer), and two futex words with their
+//	              waiter flags (data, space)
 //	ring 0, 1     client→server calls, server→client replies: single-producer
-//	              single-consumer byte rings of 8-byte aligned records
+//	              single-consumer byte rings of records on cache-line
+//	              boundaries
 //	slab 0, 1     one per direction, for large payloads
+//
+// A record opens with its commit word: the producer writes the record, then
+// its sequence number there, and the consumer polls that word, so a small
+// frame reaches the consumer as one cache line's transfer, as in a raw
+// ping-pong, with no separate counter to fetch. The consumer clears the
+// commit words of the space it hands back (tail), so the word it polls
+// reads 0 until the record there is committed, whatever was there a lap
+// before. It hands space back lazily, in batches or when it finds the ring
+// empty, so that a small frame costs it no store the producer must fetch.
 //
 // A record is a frame (its body, and its payload when that is small: one
 // copy in, one copy out), a chunk (the offset and length of payload bytes
@@ -38,7 +48,7 @@
 // # Waiting
 //
 // A consumer with nothing to read polls for a while, yielding the
-// processor every 64 polls ([Options.Spin] yields, 200 by default: about
+// processor every 256 polls ([Options.Spin] yields, 200 by default: about
 // 100-150 µs on an idle machine, longer but cheap on a busy one), then
 // announces that it sleeps in a waiter flag and sleeps on a futex word in the region (the shared, not the private, futex: the
 // waker is another process). A producer wakes it only when the flag is set,
@@ -47,9 +57,10 @@
 //
 // # Trust
 //
-// Everything the peer can write is checked before it is used: head and tail
-// counters against the ring and slab sizes, each record's sequence number,
-// kind and length, each chunk's offset and length. A violation fails the
+// Everything the peer can write is checked before it is used: tail
+// counters against the ring and slab sizes, each record's sequence number
+// (0 means not yet written; anything but 0 or the number due is
+// corruption), kind and length, each chunk's offset and length. A violation fails the
 // call with an error matching [ErrCorrupt] and closes the connection; it
 // never panics or reads outside the region. Bodies are copied out of the
 // ring before Recv returns them, so the peer cannot change a body while it

@@ -14,7 +14,7 @@ const (
 	pageSize = 4096
 
 	regionMagic   = 0x314d485346504721 // "!GPFSHM1" read as a little-endian u64
-	regionVersion = 1
+	regionVersion = 2
 
 	// Header fields.
 	offMagic    = 0  // u64
@@ -28,7 +28,6 @@ const (
 	// 128 bytes apart, beyond the reach of adjacent-line prefetch.
 	offControl      = 256
 	controlSize     = 512
-	ctlHead         = 0   // u64, producer: ring bytes published
 	ctlTail         = 128 // u64, consumer: ring bytes consumed
 	ctlSlabTail     = 136 // u64, consumer: slab bytes freed
 	ctlDataSeq      = 256 // u32 futex, consumer sleeps on it
@@ -41,19 +40,27 @@ const (
 	dirReply = 1 // server → client
 )
 
-// Records. Every record starts at an 8-byte aligned ring position and takes
-// its length rounded up to 8. A record never wraps: the producer pads to the
-// ring's end with a pad record, or, when fewer than recHeader bytes are left,
-// both sides skip them without one.
+// Records. Every record starts at a 64-byte aligned ring position (a cache
+// line) and takes its length rounded up to 64, so a small frame is one line
+// and its arrival one line's transfer. A record never wraps: the producer
+// pads to the ring's end with a pad record when the record would not fit
+// before it.
 //
-//	0  u32 len      record length including this header, before rounding
-//	4  u16 kind     kindFrame, kindChunk, kindPad
-//	6  u16 flags    zero
-//	8  u32 seq      record sequence number, one more than the previous record's
+//	0  u32 seq      record sequence number, one more than the previous
+//	                record's, never 0; written last, it commits the record
+//	4  u32 len      record length including this header, before rounding
+//	8  u16 kind     kindFrame, kindChunk, kindPad
+//	10 u16 flags    zero
 //	12 u32 bodyLen  frame: the body's length
 //	16 u64 n        frame: the payload's length; chunk: the chunk's length
 //	24 ...          frame: the inline bytes (body, then payload, both or the
 //	                first part); chunk: u64 the chunk's offset in the slab
+//
+// The consumer polls the commit word where the next record will start.
+// Before committing a record the producer clears the commit word of the
+// slot after it, so the word a consumer polls holds 0 until the record
+// there is committed: never a stale sequence number or an old record's
+// bytes. Anything but 0 or the sequence number due is corruption.
 //
 // A frame's body and payload form one stream of bodyLen+payloadLen bytes:
 // the first len-recHeader bytes travel inline, the rest in the chunk
@@ -61,20 +68,29 @@ const (
 const (
 	recHeader   = 24
 	recChunk    = 32
-	recOffLen   = 0
-	recOffKind  = 4
-	recOffSeq   = 8
+	recOffSeq   = 0
+	recOffLen   = 4
+	recOffKind  = 8
 	recOffBody  = 12
 	recOffN     = 16
 	recOffSlab  = 24
 	kindFrame   = 1
 	kindChunk   = 2
 	kindPad     = 3
-	recAlign    = 8
+	recAlign    = 64
 	maxChunkLen = 1 << 20
 )
 
-func align8(n uint64) uint64 { return (n + recAlign - 1) &^ (recAlign - 1) }
+func alignRec(n uint64) uint64 { return (n + recAlign - 1) &^ (recAlign - 1) }
+
+// nextSeq is the sequence number after seq; 0 is skipped, as it marks a
+// slot not yet committed.
+func nextSeq(seq uint32) uint32 {
+	if seq++; seq == 0 {
+		seq = 1
+	}
+	return seq
+}
 
 // geometry is the region's sizes, as the server chose them.
 type geometry struct {

@@ -142,7 +142,11 @@ func futexWake(w *atomic.Uint32) {
 	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWakeOp, uintptr(1<<31-1), 0, 0, 0)
 }
 
-// touch loads the aligned word at the start of b, so that a poll fetches
-// the line a record will land in alongside the head counter that announces
-// it, and the two transfers overlap rather than follow one another.
-func touch(b []byte) uint64 { return (*atomic.Uint64)(unsafe.Pointer(&b[0])).Load() }
+// commitWord is the record commit word at the start of rec, which is
+// 64-byte aligned in the ring.
+func commitWord(rec []byte) *atomic.Uint32 { return (*atomic.Uint32)(unsafe.Pointer(&rec[0])) }
+
+// clearWord zeroes the commit word at the start of rec with a plain store:
+// the tail store that hands the space back orders it for the producer, and
+// a locked store would drain the store buffer once per slot.
+func clearWord(rec []byte) { *(*uint32)(unsafe.Pointer(&rec[0])) = 0 }
