@@ -60,7 +60,7 @@ type Session struct {
 	bufs    sync.Pool
 
 	mu      sync.Mutex
-	pending map[uint32]*pending
+	pending pendingTable
 	err     error     // why the connection is gone; sticky
 	latched api.Latch // failure of a call nobody waited for
 	devices []*Device
@@ -68,12 +68,14 @@ type Session struct {
 	selection Selection
 
 	// Replies are read by whoever waits for one: a caller that finds no one
-	// reading takes the token and reads until its own reply is in, handing
-	// others theirs on the way, so a lone synchronous call wakes no other
-	// goroutine (and, for a C thread calling through cgo, no other thread).
-	// Replies nobody waits for (asynchronous device-to-host copies) are
-	// read by the background reader while any are due.
-	token      chan struct{} // holding it (a sent value) means reading
+	// reading becomes the reader and reads until its own reply is in,
+	// handing others theirs on the way, so a lone synchronous call wakes
+	// no other goroutine (and, for a C thread calling through cgo, no other
+	// thread). Replies nobody waits for (asynchronous device-to-host
+	// copies) are read by the background reader while any are due.
+	reading    atomic.Bool   // someone is the reader
+	readWait   atomic.Int32  // goroutines waiting to become the reader
+	readFree   chan struct{} // a kick for them when the reader steps down
 	asyncDue   atomic.Int64  // replies expected that nobody waits for
 	asyncKick  chan struct{}
 	done       chan struct{} // closed when the connection is gone
@@ -87,6 +89,7 @@ type pending struct {
 	into  []byte      // the reply's payload goes here (exact length)
 	grow  bool        // or into a new slice of the payload's length
 	async bool        // nobody waits: a failure is latched
+	seq   uint32      // the call's sequence number, set by pendingTable.put
 	err   error
 	done  chan struct{} // buffered: the one completion is sent, never blocking
 }
@@ -124,8 +127,7 @@ func Open(ctx context.Context, conn transport.Conn, opts Options) (*Session, err
 	s := &Session{
 		conn:       conn,
 		opts:       opts,
-		pending:    map[uint32]*pending{},
-		token:      make(chan struct{}, 1),
+		readFree:   make(chan struct{}, 1),
 		asyncKick:  make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
@@ -194,32 +196,53 @@ func (s *Session) Close() error {
 // in their frame, where the transports copy them eagerly anyway.
 const bulkMin = transport.DefaultEagerLimit
 
-// readOne reads one reply and hands it to its pending call. An error means
-// the connection is gone: every pending call has been failed.
-func (s *Session) readOne() error {
+// readOne reads one reply and hands it to its pending call; when that is
+// self, the caller's own, it only fills in self.err and reports mine, so a
+// lone synchronous call completes without a channel operation. An error
+// means the connection is gone: every pending call has been failed.
+func (s *Session) readOne(self *pending) (mine bool, err error) {
 	body, payloadLen, err := s.conn.Recv()
 	if err != nil {
-		return s.broken(err)
+		return false, s.broken(err)
 	}
 	h, fields, err := api.ReadHeader(body)
 	if err != nil || h.Flags&api.FlagReply == 0 {
-		return s.broken(fmt.Errorf("bad reply from server: %v", err))
+		return false, s.broken(fmt.Errorf("bad reply from server: %v", err))
 	}
 	s.mu.Lock()
-	p := s.pending[h.Seq]
-	delete(s.pending, h.Seq)
+	p := s.pending.take(h.Seq)
 	s.mu.Unlock()
 	if p == nil {
-		return s.broken(fmt.Errorf("reply to unknown call %d (%v)", h.Seq, h.Op))
+		return false, s.broken(fmt.Errorf("reply to unknown call %d (%v)", h.Seq, h.Op))
 	}
-	callErr, err := api.DecodeReply(fields, p.reply)
+	callErr, err := s.readReply(h, fields, payloadLen, p)
 	if err != nil {
-		return s.broken(fmt.Errorf("bad %v reply: %w", h.Op, err))
+		// p is out of the pending map: broken cannot fail it, so we do.
+		callErr = s.broken(err)
+	}
+	if p.async {
+		s.latched.Set(callErr)
+		s.asyncDue.Add(-1)
+	}
+	if p == self {
+		p.err = callErr
+		return true, err
+	}
+	p.complete(callErr)
+	return false, err
+}
+
+// readReply decodes the reply h into p and reads its payload: the call's
+// result, or an error when the reply is malformed or the connection fails.
+func (s *Session) readReply(h api.Header, fields []byte, payloadLen int, p *pending) (callErr, err error) {
+	callErr, err = api.DecodeReply(fields, p.reply)
+	if err != nil {
+		return nil, fmt.Errorf("bad %v reply: %w", h.Op, err)
 	}
 	from := s.conn
 	if h.Flags&api.FlagBulkPayload != 0 {
 		if from, payloadLen, err = s.bulkReply(h, payloadLen); err != nil {
-			return s.broken(err)
+			return nil, err
 		}
 	}
 	if payloadLen > 0 {
@@ -227,45 +250,70 @@ func (s *Session) readOne() error {
 			p.into = make([]byte, payloadLen)
 		}
 		if len(p.into) != payloadLen {
-			return s.broken(fmt.Errorf("%v reply carries %d bytes, %d expected", h.Op, payloadLen, len(p.into)))
+			return nil, fmt.Errorf("%v reply carries %d bytes, %d expected", h.Op, payloadLen, len(p.into))
 		}
 		if err := from.ReadPayload(p.into); err != nil {
-			return s.broken(err)
+			return nil, err
 		}
 	}
-	if p.async {
-		s.latched.Set(callErr)
-		s.asyncDue.Add(-1)
+	return callErr, nil
+}
+
+// takeReader makes the caller the reader, waiting while another is, and
+// reports true; or it returns false once stop is closed or receives (the
+// caller's completion, taken).
+func (s *Session) takeReader(stop <-chan struct{}) bool {
+	if s.reading.CompareAndSwap(false, true) {
+		return true // the common case: two atomic operations, no channel
 	}
-	p.complete(callErr)
-	return nil
+	// Announced before the second look, and the reader steps down before
+	// it looks for waiters (both sequentially consistent): either we see
+	// it gone or it sees us and kicks.
+	s.readWait.Add(1)
+	defer s.readWait.Add(-1)
+	for {
+		if s.reading.CompareAndSwap(false, true) {
+			return true
+		}
+		select {
+		case <-stop:
+			return false
+		case <-s.readFree:
+		}
+	}
+}
+
+// dropReader steps down as the reader, kicking a waiting one.
+func (s *Session) dropReader() {
+	s.reading.Store(false)
+	if s.readWait.Load() > 0 {
+		select {
+		case s.readFree <- struct{}{}:
+		default: // a kick is already there
+		}
+	}
 }
 
 // wait returns p's result, reading replies itself when no one else is. It
 // takes p's completion: call it at most once per start.
 func (s *Session) wait(p *pending) error {
+	if !s.takeReader(p.done) {
+		return p.err
+	}
 	for {
 		select {
-		case s.token <- struct{}{}: // the common case, and a cheaper select
+		case <-p.done:
+			s.dropReader()
+			return p.err
 		default:
-			select {
-			case <-p.done:
-				return p.err
-			case s.token <- struct{}{}:
-			}
 		}
-		for {
-			select {
-			case <-p.done:
-				<-s.token
-				return p.err
-			default:
-			}
-			if err := s.readOne(); err != nil {
-				<-s.token
+		mine, err := s.readOne(p)
+		if mine || err != nil {
+			s.dropReader()
+			if !mine {
 				<-p.done // broken failed it
-				return p.err
 			}
+			return p.err
 		}
 	}
 }
@@ -281,13 +329,11 @@ func (s *Session) asyncReader() {
 			return
 		}
 		for s.asyncDue.Load() > 0 {
-			select {
-			case s.token <- struct{}{}:
-			case <-s.done:
+			if !s.takeReader(s.done) {
 				return
 			}
-			err := s.readOne()
-			<-s.token
+			_, err := s.readOne(nil)
+			s.dropReader()
 			if err != nil {
 				return
 			}
@@ -310,8 +356,7 @@ func (s *Session) broken(cause error) error {
 	if s.err == nil {
 		s.err = err
 	}
-	waiting := s.pending
-	s.pending = map[uint32]*pending{}
+	waiting := s.pending.drain()
 	s.mu.Unlock()
 	for _, p := range waiting {
 		p.complete(err)
@@ -334,7 +379,7 @@ func (s *Session) start(req api.Message, p *pending, payload []byte) (*pending, 
 		s.mu.Unlock()
 		return nil, err
 	}
-	s.pending[seq] = p
+	s.pending.put(seq, p)
 	s.mu.Unlock()
 	if p.async {
 		s.asyncDue.Add(1)
@@ -345,8 +390,7 @@ func (s *Session) start(req api.Message, p *pending, payload []byte) (*pending, 
 	}
 	if err := s.write(seq, flags, req, payload); err != nil {
 		s.mu.Lock()
-		_, mine := s.pending[seq]
-		delete(s.pending, seq)
+		mine := s.pending.take(seq) != nil
 		s.mu.Unlock()
 		if p.async && mine {
 			s.asyncDue.Add(-1)
