@@ -1,6 +1,9 @@
 package api
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // Magic opens every Hello: "GPUF" in little-endian byte order.
 const Magic uint32 = 0x46555047
@@ -66,8 +69,10 @@ func AppendRequest(buf []byte, seq uint32, flags Flags, m Message) []byte {
 // or the error's detail text, so a client sees why, not just what. flags
 // are added to FlagReply.
 func AppendReply(buf []byte, op Op, seq uint32, flags Flags, err error, m Message) []byte {
-	e := getEncoder(buf)
-	writeHeader(e, Header{Op: op, Flags: flags | FlagReply, Seq: seq})
+	// Only a message's fields need an encoder from the pool (see
+	// encoders): most replies carry none, and this one stays on the stack.
+	e := Encoder{buf: buf}
+	writeHeader(&e, Header{Op: op, Flags: flags | FlagReply, Seq: seq})
 	status := ResultOf(err)
 	e.U32(uint32(status))
 	switch {
@@ -80,9 +85,11 @@ func AppendReply(buf []byte, op Op, seq uint32, flags Flags, err error, m Messag
 		}
 		e.String(detail)
 	case m != nil:
-		m.Encode(e)
+		pe := getEncoder(e.buf)
+		m.Encode(pe)
+		return pe.release()
 	}
-	return e.release()
+	return e.buf
 }
 
 // AppendBulk appends the body of the bulk-lane frame that carries the
@@ -124,8 +131,8 @@ func ReadHeader(body []byte) (Header, []byte, error) {
 	if len(body) < HeaderSize {
 		return Header{}, nil, malformedf("body of %d bytes is shorter than a header", len(body))
 	}
-	d := NewDecoder(body)
-	h := Header{Op: Op(d.U16()), Flags: Flags(d.U16()), Seq: d.U32()}
+	le := binary.LittleEndian
+	h := Header{Op: Op(le.Uint16(body)), Flags: Flags(le.Uint16(body[2:])), Seq: le.Uint32(body[4:])}
 	return h, body[HeaderSize:], nil
 }
 
@@ -150,7 +157,7 @@ func DecodeRequest(h Header, fields []byte) (Message, error) {
 // nil) and returns nil, nil; a failed call comes back as callErr, a Result
 // or an *Error with the server's detail; err reports a malformed reply.
 func DecodeReply(fields []byte, into Message) (callErr, err error) {
-	d := getDecoder(fields)
+	d := Decoder{buf: fields} // on the stack: see AppendReply
 	status := Result(d.U32())
 	switch {
 	case status != Success:
@@ -160,9 +167,14 @@ func DecodeReply(fields []byte, into Message) (callErr, err error) {
 			callErr = status
 		}
 	case into != nil:
-		into.Decode(d)
+		pd := getDecoder(d.buf)
+		into.Decode(pd)
+		if err := pd.release(); err != nil {
+			return nil, err
+		}
+		return nil, nil
 	}
-	if err := d.release(); err != nil {
+	if err := d.Finish(); err != nil {
 		return nil, err
 	}
 	return callErr, nil
