@@ -108,13 +108,13 @@ func (s *session) bulkPayload(h api.Header, inLine int) (payload, error) {
 // the bulk lane. A send fails only when a connection is going; the reader
 // sees that.
 func (s *session) replyBulk(h api.Header, m api.Message, data []byte, bulk transport.Conn) {
-	bp := replyBufs.Get().(*[]byte)
-	defer replyBufs.Put(bp)
+	e := replyEncoders.Get().(*api.Encoder)
+	defer replyEncoders.Put(e)
+	e.Reset()
+	e.Reply(h.Op, h.Seq, api.FlagBulkPayload, nil, m)
 	s.bulkSend.Lock()
 	defer s.bulkSend.Unlock()
-	body := api.AppendReply((*bp)[:0], h.Op, h.Seq, api.FlagBulkPayload, nil, m)
-	*bp = body
-	_ = transport.SendNow(s.conn, body, nil)
+	_ = transport.SendNow(s.conn, e.Bytes(), nil)
 	var hdr [api.HeaderSize]byte
 	_ = bulk.Send(api.AppendBulk(hdr[:0], api.Header{Op: h.Op, Flags: api.FlagReply, Seq: h.Seq}), data)
 }

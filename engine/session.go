@@ -353,7 +353,8 @@ func (s *session) afterStreams(d *sessionDevice, fn func()) {
 	})
 }
 
-var replyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+// replyEncoders recycle the encoders of replies, with their buffers.
+var replyEncoders = sync.Pool{New: func() any { return api.NewEncoder(make([]byte, 0, 256)) }}
 
 // reply answers request h. A failed call's payload is not sent.
 func (s *session) reply(h api.Header, err error, m api.Message, payload []byte) {
@@ -367,13 +368,13 @@ func (s *session) reply(h api.Header, err error, m api.Message, payload []byte) 
 			return
 		}
 	}
-	bp := replyBufs.Get().(*[]byte)
-	body := api.AppendReply((*bp)[:0], h.Op, h.Seq, 0, err, m)
+	e := replyEncoders.Get().(*api.Encoder)
+	e.Reset()
+	e.Reply(h.Op, h.Seq, 0, err, m)
 	// The client waits for this: write it now rather than wake the writer.
 	// A send fails only when the connection is going; the reader sees that.
-	_ = transport.SendNow(s.conn, body, payload)
-	*bp = body
-	replyBufs.Put(bp)
+	_ = transport.SendNow(s.conn, e.Bytes(), payload)
+	replyEncoders.Put(e)
 }
 
 // fail reports err for request h: in a reply, or latched if h wants none.

@@ -70,13 +70,11 @@ func joinAnswer(conn transport.Conn) error {
 	return callErr
 }
 
-// writeBulk sends request seq with its payload on the bulk lane: the
-// request on the session's connection, marked, and the payload as the next
+// writeBulk sends request seq (body, marked FlagBulkPayload) with its
+// payload on the bulk lane: the request on the session's connection, and the payload as the next
 // bulk frame. Both are sent under bulkSend, so bulk frames go out in the
 // order of the requests that announce them.
-func (s *Session) writeBulk(bp *[]byte, seq uint32, flags api.Flags, req api.Message, payload []byte) error {
-	body := api.AppendRequest((*bp)[:0], seq, flags|api.FlagBulkPayload, req)
-	*bp = body
+func (s *Session) writeBulk(body []byte, seq uint32, req api.Message, payload []byte) error {
 	var hdr [api.HeaderSize]byte
 	s.bulkSend.Lock()
 	defer s.bulkSend.Unlock()

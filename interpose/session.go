@@ -55,9 +55,9 @@ type Session struct {
 	bulk     transport.Conn
 	bulkSend sync.Mutex
 
-	seq     atomic.Uint32
-	handles atomic.Uint32
-	bufs    sync.Pool
+	seq      atomic.Uint32
+	handles  atomic.Uint32
+	encoders sync.Pool // of *api.Encoder, each keeping its buffer
 
 	mu      sync.Mutex
 	pending pendingTable
@@ -132,7 +132,7 @@ func Open(ctx context.Context, conn transport.Conn, opts Options) (*Session, err
 		done:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 	}
-	s.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
+	s.encoders.New = func() any { return api.NewEncoder(make([]byte, 0, 256)) }
 	go s.asyncReader()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -435,20 +435,23 @@ func (s *Session) send(req api.Message, payload []byte) error {
 }
 
 func (s *Session) write(seq uint32, flags api.Flags, req api.Message, payload []byte) error {
-	bp := s.bufs.Get().(*[]byte)
-	var err error
-	if s.bulk != nil && len(payload) >= bulkMin {
-		err = s.writeBulk(bp, seq, flags, req, payload)
-	} else {
-		body := api.AppendRequest((*bp)[:0], seq, flags, req)
-		if flags&api.FlagAsync != 0 {
-			err = s.conn.Send(body, payload) // batched with whatever follows
-		} else {
-			err = transport.SendNow(s.conn, body, payload) // we wait for the answer
-		}
-		*bp = body
+	bulk := s.bulk != nil && len(payload) >= bulkMin
+	if bulk {
+		flags |= api.FlagBulkPayload
 	}
-	s.bufs.Put(bp)
+	e := s.encoders.Get().(*api.Encoder)
+	e.Reset()
+	e.Request(seq, flags, req)
+	var err error
+	switch body := e.Bytes(); {
+	case bulk:
+		err = s.writeBulk(body, seq, req, payload)
+	case flags&api.FlagAsync != 0:
+		err = s.conn.Send(body, payload) // batched with whatever follows
+	default:
+		err = transport.SendNow(s.conn, body, payload) // we wait for the answer
+	}
+	s.encoders.Put(e)
 	if err != nil {
 		s.mu.Lock()
 		defer s.mu.Unlock()

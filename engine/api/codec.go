@@ -23,6 +23,9 @@ func NewEncoder(buf []byte) *Encoder { return &Encoder{buf: buf} }
 // Bytes returns the encoded message. It aliases the encoder's buffer.
 func (e *Encoder) Bytes() []byte { return e.buf }
 
+// Reset empties the encoder, keeping its buffer's capacity.
+func (e *Encoder) Reset() { e.buf = e.buf[:0] }
+
 func (e *Encoder) U8(v uint8)    { e.buf = append(e.buf, v) }
 func (e *Encoder) U16(v uint16)  { e.buf = binary.LittleEndian.AppendUint16(e.buf, v) }
 func (e *Encoder) U32(v uint32)  { e.buf = binary.LittleEndian.AppendUint32(e.buf, v) }

@@ -59,9 +59,15 @@ type Message interface {
 // AppendRequest appends the body of request m to buf.
 func AppendRequest(buf []byte, seq uint32, flags Flags, m Message) []byte {
 	e := getEncoder(buf)
+	e.Request(seq, flags, m)
+	return e.release()
+}
+
+// Request appends the body of request m. A caller that keeps its own
+// encoders (with their buffers) saves AppendRequest's trip to the pool.
+func (e *Encoder) Request(seq uint32, flags Flags, m Message) {
 	writeHeader(e, Header{Op: m.Op(), Flags: flags &^ FlagReply, Seq: seq})
 	m.Encode(e)
-	return e.release()
 }
 
 // AppendReply appends the body of a reply to the request (op, seq): the
@@ -72,24 +78,41 @@ func AppendReply(buf []byte, op Op, seq uint32, flags Flags, err error, m Messag
 	// Only a message's fields need an encoder from the pool (see
 	// encoders): most replies carry none, and this one stays on the stack.
 	e := Encoder{buf: buf}
-	writeHeader(&e, Header{Op: op, Flags: flags | FlagReply, Seq: seq})
-	status := ResultOf(err)
-	e.U32(uint32(status))
-	switch {
-	case status != Success:
-		var detail string
-		if d, ok := err.(*Error); ok {
-			detail = d.Detail
-		} else if _, bare := err.(Result); !bare {
-			detail = err.Error()
-		}
-		e.String(detail)
-	case m != nil:
+	if e.replyStatus(op, seq, flags, err) && m != nil {
 		pe := getEncoder(e.buf)
 		m.Encode(pe)
 		return pe.release()
 	}
 	return e.buf
+}
+
+// Reply appends the body of a reply, as AppendReply does. A caller that
+// keeps its own encoders (with their buffers) saves AppendReply's trip to
+// the pool.
+func (e *Encoder) Reply(op Op, seq uint32, flags Flags, err error, m Message) {
+	if e.replyStatus(op, seq, flags, err) && m != nil {
+		m.Encode(e)
+	}
+}
+
+// replyStatus appends a reply's header and result, and the error's detail
+// when err is not nil; it reports whether the call succeeded, when the
+// reply's fields follow.
+func (e *Encoder) replyStatus(op Op, seq uint32, flags Flags, err error) bool {
+	writeHeader(e, Header{Op: op, Flags: flags | FlagReply, Seq: seq})
+	status := ResultOf(err)
+	e.U32(uint32(status))
+	if status == Success {
+		return true
+	}
+	var detail string
+	if d, ok := err.(*Error); ok {
+		detail = d.Detail
+	} else if _, bare := err.(Result); !bare {
+		detail = err.Error()
+	}
+	e.String(detail)
+	return false
 }
 
 // AppendBulk appends the body of the bulk-lane frame that carries the
