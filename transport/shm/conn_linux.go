@@ -46,8 +46,9 @@ type Conn struct {
 	tailSeen, slabTailSeen uint64
 	seq                    uint32 // next record's sequence number, from 1
 
-	// Consumer state: the direction we read.
-	recvMu     sync.Mutex
+	// Consumer state: the direction we read. Recv and ReadPayload take no
+	// lock: they run on one goroutine at a time (the transport.Conn
+	// contract), and Close leaves the region readable (see Close).
 	rx         channel
 	tail       uint64 // ring bytes consumed
 	tailShown  uint64 // ring bytes consumed as last published to the producer
@@ -168,23 +169,32 @@ func (c *Conn) shutdown() {
 	})
 }
 
-// corrupt fails the connection with an error matching ErrCorrupt.
+// corrupt fails the connection with an error matching ErrCorrupt; on a
+// connection already closed, where a receive may be reading the zeros a
+// retired region leaves, with transport.ErrClosed.
 func (c *Conn) corrupt(format string, args ...any) error {
+	if c.closed.Load() {
+		return transport.ErrClosed
+	}
 	c.shutdown()
 	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
 }
 
 // Close closes the connection: blocked calls return transport.ErrClosed,
 // the peer's return io.EOF or an error matching transport.ErrClosed. Close
-// unmaps the region once no call is using it; call it after a failure too.
+// frees the region's memory; call it after a failure too.
+//
+// A receive may be running: receives take no lock, so Close retires the
+// region (see region.retire) rather than unmap it. A receive that reads
+// the zeros left in its place finds closed set, as Close set it first,
+// and fails with transport.ErrClosed; one about to sleep finds its futex
+// word moved on by shutdown's wake.
 func (c *Conn) Close() error {
 	c.shutdown()
 	<-c.watchDone
 	c.sendMu.Lock()
-	c.recvMu.Lock()
-	c.reg.unmap()
-	c.tx, c.rx = channel{}, channel{}
-	c.recvMu.Unlock()
+	c.reg.retire()
+	c.tx = channel{}
 	c.sendMu.Unlock()
 	return nil
 }
@@ -516,8 +526,6 @@ func (c *Conn) nextRecord() (record, uint64, error) {
 // Recv returns the next frame's body and payload length; see
 // transport.Conn. The body is a copy, valid until the next Recv.
 func (c *Conn) Recv() ([]byte, int, error) {
-	c.recvMu.Lock()
-	defer c.recvMu.Unlock()
 	if c.closed.Load() {
 		return nil, 0, transport.ErrClosed
 	}
@@ -567,13 +575,14 @@ func (c *Conn) Recv() ([]byte, int, error) {
 	if c.streamLeft == 0 {
 		c.inFrame = false
 	}
+	if c.closed.Load() {
+		return nil, 0, transport.ErrClosed // the body may be a retired region's zeros
+	}
 	return c.body, int(r.n), nil
 }
 
 // ReadPayload copies the current frame's payload into dst; see transport.Conn.
 func (c *Conn) ReadPayload(dst []byte) error {
-	c.recvMu.Lock()
-	defer c.recvMu.Unlock()
 	if c.closed.Load() {
 		return transport.ErrClosed
 	}
@@ -591,6 +600,9 @@ func (c *Conn) ReadPayload(dst []byte) error {
 		return err
 	}
 	c.inFrame = false
+	if c.closed.Load() {
+		return transport.ErrClosed // dst may hold a retired region's zeros
+	}
 	return nil
 }
 

@@ -16,13 +16,13 @@ import (
 // changes nothing, and a policy the kernel refuses is not an error. After
 // Close it returns an error matching transport.ErrClosed.
 func (c *Conn) PlaceOnNode(node int) error {
-	// reg.mu is the lock unmap takes, so while it is held a concurrent
-	// Close cannot unmap the region under the move; Close waits for it,
-	// and a move after Close sees unmapped. Sends and receives do not take
+	// reg.mu is the lock retire and unmap take, so while it is held a
+	// concurrent Close cannot retire the region under the move; Close
+	// waits for it, and a move after Close sees retired. Sends and receives do not take
 	// it and go on during the move, which migration keeps correct.
 	c.reg.mu.Lock()
 	defer c.reg.mu.Unlock()
-	if c.reg.unmapped {
+	if c.reg.retired || c.reg.unmapped {
 		return fmt.Errorf("shm: place region on node %d: %w", node, transport.ErrClosed)
 	}
 	if err := numa.MoveToNode(c.reg.mem, node); err != nil {
