@@ -27,7 +27,9 @@ type session struct {
 	started time.Time
 	staging *semaphore.Weighted
 
-	hello bool // the reader's alone
+	// The reader's alone.
+	hello bool
+	dec   *api.Decoder // of requests; a line of its own, away from mu
 
 	mu         sync.Mutex
 	devices    []*sessionDevice
@@ -109,6 +111,7 @@ func newSession(srv *Server, id uint64, c transport.Conn) *session {
 		conn:      c,
 		log:       srv.log.With("session", id, "remote", info.Remote, "transport", info.Transport),
 		started:   time.Now(),
+		dec:       api.NewDecoder(nil),
 		staging:   semaphore.NewWeighted(srv.cfg.MaxStaging),
 		streams:   map[api.Handle]*streamObj{},
 		events:    map[api.Handle]*eventObj{},
@@ -166,7 +169,7 @@ func (s *session) readLoop() error {
 				return err
 			}
 		}
-		m, err := api.DecodeRequest(h, fields)
+		m, err := s.dec.Request(h, fields)
 		if err != nil {
 			// The frame is intact, only the call is bad: answer it and go on.
 			s.reply(h, api.Errorf(errorResult(err), "%v", err), nil, nil)

@@ -161,6 +161,15 @@ func ReadHeader(body []byte) (Header, []byte, error) {
 
 // DecodeRequest decodes the fields of a request whose header is h.
 func DecodeRequest(h Header, fields []byte) (Message, error) {
+	d := getDecoder(nil)
+	m, err := d.Request(h, fields)
+	d.release()
+	return m, err
+}
+
+// Request decodes, with d, the fields of a request whose header is h. A
+// caller that keeps its own decoder saves DecodeRequest's trip to the pool.
+func (d *Decoder) Request(h Header, fields []byte) (Message, error) {
 	if h.Flags&FlagReply != 0 {
 		return nil, malformedf("reply flag on a request (%v)", h.Op)
 	}
@@ -168,9 +177,11 @@ func DecodeRequest(h Header, fields []byte) (Message, error) {
 	if m == nil {
 		return nil, fmt.Errorf("%w %d", ErrUnknownOp, uint16(h.Op))
 	}
-	d := getDecoder(fields)
+	d.buf, d.err = fields, nil
 	m.Decode(d)
-	if err := d.release(); err != nil {
+	err := d.Finish()
+	d.buf, d.err = nil, nil
+	if err != nil {
 		return nil, fmt.Errorf("%v: %w", h.Op, err)
 	}
 	return m, nil
