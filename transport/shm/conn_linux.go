@@ -19,6 +19,7 @@ import (
 // contract: Send may be called from many goroutines at once, Recv and
 // ReadPayload from one.
 type Conn struct {
+	// What both directions read: set up once, or written once at the end.
 	info      transport.Info
 	opts      Options
 	geo       geometry
@@ -34,6 +35,12 @@ type Conn struct {
 	peerGone  atomic.Bool // the peer's end of the socket closed
 	closeOnce sync.Once
 
+	// The producer's and the consumer's state are written on every frame,
+	// often by goroutines on different cores (a server replies from its
+	// shards while its reader receives): each group keeps to its own cache
+	// lines, away from the other and from what both read.
+	_ linePad
+
 	// Producer state: the direction we write.
 	sendMu   sync.Mutex
 	tx       channel
@@ -44,7 +51,9 @@ type Conn struct {
 	// ahead of its consumer does not pull the consumer's cache line over
 	// on every frame.
 	tailSeen, slabTailSeen uint64
-	seq                    uint32 // next record's sequence number, from 1
+	seq                    uint32        // next record's sequence number, from 1
+	sendSleeps             atomic.Uint64 // times the producer slept on the futex
+	_                      linePad
 
 	// Consumer state: the direction we read. Recv and ReadPayload take no
 	// lock: they run on one goroutine at a time (the transport.Conn
@@ -56,20 +65,21 @@ type Conn struct {
 	slabTail   uint64 // slab bytes freed (and published)
 	rseq       uint32 // sequence number the next record must carry, from 1
 	body       []byte
-	inFrame    bool   // a frame's stream is not fully consumed
-	streamLeft uint64 // unconsumed bytes of the frame's body+payload stream
-	inPos      uint64 // ring offset of the next inline byte
-	inLeft     uint64 // inline bytes not yet consumed
-	recEnd     uint64 // tail after the frame record
-	chunkOwed  uint64 // stream bytes not yet announced by a chunk record
-	chunkPos   uint64 // slab offset of the current chunk's next byte
-	chunkLeft  uint64 // bytes of the current chunk not yet consumed
-	chunkSize  uint64 // the current chunk's length, freed when it is done
-	chunkEnd   uint64 // tail after the current chunk's record
-
-	// Times a side went to sleep on the futex; for tests and diagnostics.
-	sendSleeps, recvSleeps atomic.Uint64
+	inFrame    bool          // a frame's stream is not fully consumed
+	streamLeft uint64        // unconsumed bytes of the frame's body+payload stream
+	inPos      uint64        // ring offset of the next inline byte
+	inLeft     uint64        // inline bytes not yet consumed
+	recEnd     uint64        // tail after the frame record
+	chunkOwed  uint64        // stream bytes not yet announced by a chunk record
+	chunkPos   uint64        // slab offset of the current chunk's next byte
+	chunkLeft  uint64        // bytes of the current chunk not yet consumed
+	chunkSize  uint64        // the current chunk's length, freed when it is done
+	chunkEnd   uint64        // tail after the current chunk's record
+	recvSleeps atomic.Uint64 // times the consumer slept on the futex
 }
+
+// linePad keeps what precedes and what follows it off a shared cache line.
+type linePad [64]byte
 
 var _ transport.Conn = (*Conn)(nil)
 
