@@ -101,9 +101,13 @@ func checkSealed(fd, size int) error {
 	return nil
 }
 
-// mapRegion maps size bytes of fd, shared, read-write.
+// mapRegion maps size bytes of fd, shared, read-write, with the page
+// tables filled in (MAP_POPULATE): otherwise the first pass of payloads
+// through each slab takes a page fault every 4 KiB in each process, which
+// halved the bandwidth a connection's probe measures and made TCP look
+// faster for bulk copies.
 func mapRegion(fd, size int) (*region, error) {
-	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("mmap: %w", err)
 	}
