@@ -12,7 +12,7 @@ import (
 
 // The bulk lane (see engine/bulk.go for the server's side): when the
 // transport with the highest bandwidth is not the one with the lowest
-// latency, a second connection joins the session and carries the payloads
+// latency, and moves a quarter more, a second connection joins the session and carries the payloads
 // of large copies, while every call, and so the order of calls, stays on
 // the session's connection.
 
