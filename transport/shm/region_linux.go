@@ -22,10 +22,11 @@ package shm
 //     operations were a tenth of a call). It retires it instead: one mmap
 //     puts private zero pages in place of the shared ones, at the same
 //     address, so the file's memory is freed and a late reader finds zeros
-//     (it sees the connection closed and fails). The address range is
-//     unmapped by the cleanup that runs when the Conn is unreachable, when
-//     no goroutine can use it; unmap is idempotent, so that cannot unmap a
-//     range that has since been reused.
+//     (it sees the connection closed and fails). The address range, which
+//     holds no memory any more, is unmapped by the cleanup that runs when
+//     the Conn is unreachable (Go collects at least every two minutes),
+//     when no goroutine can use it; unmap is idempotent, so that cannot
+//     unmap a range that has since been reused.
 
 import (
 	"fmt"
