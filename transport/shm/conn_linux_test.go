@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -497,6 +498,29 @@ func TestPeerCloseMidPayload(t *testing.T) {
 	waitErr(t, "Send", sendc, transport.ErrClosed)
 	if err := s.ReadPayload(make([]byte, 1<<20)); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("ReadPayload after the peer closed: %v, want io.ErrUnexpectedEOF", err)
+	}
+}
+
+// TestCloseReleasesRegion: Close drops the shared mapping at once (the
+// zero pages left in its place are not the file), so a closed connection
+// holds none of the file's memory.
+func TestCloseReleasesRegion(t *testing.T) {
+	shared := func() int {
+		maps, err := os.ReadFile("/proc/self/maps")
+		if err != nil {
+			t.Skip(err)
+		}
+		return strings.Count(string(maps), "memfd:gpufabric-shm")
+	}
+	before := shared()
+	c, s := pair(t, Options{})
+	if n := shared(); n != before+2 {
+		t.Fatalf("%d shared mappings with a connection open, want %d", n, before+2)
+	}
+	c.Close()
+	s.Close()
+	if n := shared(); n != before {
+		t.Fatalf("%d shared mappings after Close, want %d", n, before)
 	}
 }
 
