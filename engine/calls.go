@@ -3,7 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
-	"slices"
+	"sync"
 
 	"github.com/gpufabric/gpufabric/engine/api"
 	"github.com/gpufabric/gpufabric/engine/backend"
@@ -725,18 +725,39 @@ func (s *session) launch(h api.Header, m *api.LaunchKernel) {
 		s.fail(h, api.Errorf(api.ErrInvalidValue, "function and stream are on different devices"))
 		return
 	}
-	params := slices.Clone(m.Params) // m.Params aliases the connection's buffer
-	cfg := backend.LaunchConfig{Grid: m.Grid, Block: m.Block, SharedMem: m.SharedMem}
-	st.dev.submit(func() {
-		err := st.ready()
-		if err == nil && f.err != nil {
-			err = f.err
-		}
-		if err == nil {
-			err = st.bs.Launch(f.bf, cfg, params, &st.dev.allocs)
-		}
-		s.done(h, st, err)
-	})
+	// Nothing of m is kept: the reader decodes the next launch into it.
+	t := launchTasks.Get().(*launchTask)
+	t.s, t.h, t.st, t.f = s, h, st, f
+	t.cfg = backend.LaunchConfig{Grid: m.Grid, Block: m.Block, SharedMem: m.SharedMem}
+	t.params = append(t.params[:0], m.Params...) // m.Params aliases the connection's buffer
+	st.dev.submitRunner(t)
+}
+
+// launchTask is a launch on its way to the shard. Launches are the calls
+// applications make most, many per synchronous call, so their tasks are
+// recycled, parameter buffer and all: the backend copies what it keeps.
+type launchTask struct {
+	s      *session
+	h      api.Header
+	st     *streamObj
+	f      *functionObj
+	cfg    backend.LaunchConfig
+	params []byte
+}
+
+var launchTasks = sync.Pool{New: func() any { return new(launchTask) }}
+
+func (t *launchTask) run() {
+	err := t.st.ready()
+	if err == nil && t.f.err != nil {
+		err = t.f.err
+	}
+	if err == nil {
+		err = t.st.bs.Launch(t.f.bf, t.cfg, t.params, &t.st.dev.allocs)
+	}
+	t.s.done(t.h, t.st, err)
+	*t = launchTask{params: t.params[:0]}
+	launchTasks.Put(t)
 }
 
 func (s *session) streamCreate(h api.Header, m *api.StreamCreate) {

@@ -21,15 +21,31 @@ type flow struct {
 	id      uint64
 	quantum int // tasks per round
 	deficit int
-	tasks   []task
-	active  bool
+	// tasks[head:] are queued. The array is kept when the flow runs dry,
+	// so that a steady stream of launches allocates nothing here.
+	tasks  []task
+	head   int
+	active bool
 }
 
-// task is a function to run on the shard and, when done is not nil, a
+// task is work to run on the shard, fn or r, and, when done is not nil, a
 // counter to decrement once it has run.
 type task struct {
 	fn   func()
+	r    runner // instead of fn, for work that comes from a pool
 	done *atomic.Int64
+}
+
+// runner is work that is not a closure: a launch recycles its task, where a
+// closure would cost an allocation per launch.
+type runner interface{ run() }
+
+func (t task) run() {
+	if t.r != nil {
+		t.r.run()
+		return
+	}
+	t.fn()
 }
 
 func newFairQueue() *fairQueue { return &fairQueue{flows: map[uint64]*flow{}} }
@@ -52,6 +68,13 @@ func (q *fairQueue) push(id uint64, quantum int, t task) (wasEmpty bool) {
 		q.flows[id] = f
 	}
 	f.quantum = quantum
+	if len(f.tasks) == cap(f.tasks) && f.head > 0 {
+		// Full, with served tasks at the front: move the queued ones down
+		// rather than grow, so a flow that never runs dry stays bounded.
+		n := copy(f.tasks, f.tasks[f.head:])
+		clear(f.tasks[n:])
+		f.tasks, f.head = f.tasks[:n], 0
+	}
 	f.tasks = append(f.tasks, t)
 	q.queued.Add(1)
 	if !f.active {
@@ -74,14 +97,14 @@ func (q *fairQueue) pop(dst []task, limit int) []task {
 		if f.deficit <= 0 {
 			f.deficit += f.quantum
 		}
-		n := min(f.deficit, len(f.tasks), limit-len(dst))
-		dst = append(dst, f.tasks[:n]...)
+		n := min(f.deficit, len(f.tasks)-f.head, limit-len(dst))
+		dst = append(dst, f.tasks[f.head:f.head+n]...)
 		q.queued.Add(int64(-n))
-		clear(f.tasks[:n])
-		f.tasks = f.tasks[n:]
+		clear(f.tasks[f.head : f.head+n]) // let the garbage collector have them
+		f.head += n
 		f.deficit -= n
-		if len(f.tasks) == 0 {
-			f.tasks = nil
+		if f.head == len(f.tasks) {
+			f.tasks, f.head = f.tasks[:0], 0
 			f.deficit = 0
 			f.active = false
 			q.active = append(q.active[:q.next], q.active[q.next+1:]...)

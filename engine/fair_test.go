@@ -104,3 +104,25 @@ func TestShareBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestFairQueueBounded: a flow that never runs dry reuses its array
+// instead of growing it.
+func TestFairQueueBounded(t *testing.T) {
+	q := newFairQueue()
+	var batch []task
+	for range 5 {
+		q.push(1, 4, task{fn: func() {}})
+	}
+	for range 100_000 {
+		q.push(1, 4, task{fn: func() {}})
+		q.push(1, 4, task{fn: func() {}})
+		batch = q.pop(batch[:0], 2) // five stay queued throughout
+	}
+	f := q.flows[1]
+	if queued := len(f.tasks) - f.head; queued != 5 || q.queued.Load() != 5 {
+		t.Fatalf("%d tasks in the flow, %d counted; want 5", queued, q.queued.Load())
+	}
+	if cap(f.tasks) > 64 {
+		t.Fatalf("5 tasks queued in an array of %d", cap(f.tasks))
+	}
+}

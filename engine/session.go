@@ -28,8 +28,9 @@ type session struct {
 	staging *semaphore.Weighted
 
 	// The reader's alone.
-	hello bool
-	dec   *api.Decoder // of requests; a line of its own, away from mu
+	hello     bool
+	dec       *api.Decoder     // of requests; a line of its own, away from mu
+	launchMsg api.LaunchKernel // every launch is decoded into it: see decode
 
 	mu         sync.Mutex
 	devices    []*sessionDevice
@@ -72,6 +73,12 @@ type sessionDevice struct {
 func (d *sessionDevice) submit(fn func()) {
 	d.outstanding.Add(1)
 	d.shard.submit(d.session, d.quantum, task{fn: fn, done: &d.outstanding})
+}
+
+// submitRunner is submit for work that is not a closure.
+func (d *sessionDevice) submitRunner(r runner) {
+	d.outstanding.Add(1)
+	d.shard.submit(d.session, d.quantum, task{r: r, done: &d.outstanding})
 }
 
 // Objects are registered by the reader when the client names them, and
@@ -169,7 +176,7 @@ func (s *session) readLoop() error {
 				return err
 			}
 		}
-		m, err := s.dec.Request(h, fields)
+		m, err := s.decode(h, fields)
 		if err != nil {
 			// The frame is intact, only the call is bad: answer it and go on.
 			s.reply(h, api.Errorf(errorResult(err), "%v", err), nil, nil)
@@ -192,6 +199,17 @@ func (s *session) readLoop() error {
 			return err
 		}
 	}
+}
+
+// decode decodes request h. Launches, the calls applications make most and
+// many per synchronous call, are all decoded into one message, as launch
+// keeps nothing of it; every other call gets its own, which its work may
+// keep.
+func (s *session) decode(h api.Header, fields []byte) (api.Message, error) {
+	if h.Op == api.OpLaunchKernel {
+		return &s.launchMsg, s.dec.RequestInto(h, fields, &s.launchMsg)
+	}
+	return s.dec.Request(h, fields)
 }
 
 func errorResult(err error) api.Result {

@@ -122,7 +122,7 @@ func (sh *shard) run(errs chan<- error) {
 			}
 		}
 		for i, t := range batch {
-			sh.runTask(t.fn)
+			sh.runTask(t)
 			if t.done != nil {
 				t.done.Add(-1)
 			}
@@ -153,13 +153,13 @@ func (sh *shard) poll(batch []task) []task {
 
 // runTask runs one task. A panic is a bug of ours, but it is one client's
 // call that hit it: log it with its stack and keep serving the others.
-func (sh *shard) runTask(t func()) {
+func (sh *shard) runTask(t task) {
 	defer func() {
 		if r := recover(); r != nil {
 			sh.log.Error("task panicked; the shard goes on", "device", sh.index, "panic", r, "stack", string(debug.Stack()))
 		}
 	}()
-	t()
+	t.run()
 }
 
 // memInfo is the device's free and total memory as the backend reports it.

@@ -3,6 +3,7 @@ package interpose
 import (
 	"encoding/binary"
 	"math"
+	"sync"
 
 	"github.com/gpufabric/gpufabric/engine/api"
 )
@@ -359,8 +360,17 @@ func (f *Function) Launch(st *Stream, grid, block Dim3, sharedMem uint32, args .
 
 // LaunchPacked queues the kernel with an already packed parameter buffer.
 func (f *Function) LaunchPacked(st *Stream, grid, block Dim3, sharedMem uint32, params []byte) error {
-	return st.d.s.send(&api.LaunchKernel{Function: f.h, Stream: st.h, Grid: grid, Block: block, SharedMem: sharedMem, Params: params}, nil)
+	m := launchMsgs.Get().(*api.LaunchKernel)
+	*m = api.LaunchKernel{Function: f.h, Stream: st.h, Grid: grid, Block: block, SharedMem: sharedMem, Params: params}
+	err := st.d.s.send(m, nil) // encoded and sent: nothing keeps m
+	*m = api.LaunchKernel{}
+	launchMsgs.Put(m)
+	return err
 }
+
+// launchMsgs recycles launch requests, which escape through the Message
+// interface: launches are the calls applications make most.
+var launchMsgs = sync.Pool{New: func() any { return new(api.LaunchKernel) }}
 
 func packParams(name string, layout []api.Param, args []any) ([]byte, error) {
 	if len(args) != len(layout) {

@@ -170,21 +170,35 @@ func DecodeRequest(h Header, fields []byte) (Message, error) {
 // Request decodes, with d, the fields of a request whose header is h. A
 // caller that keeps its own decoder saves DecodeRequest's trip to the pool.
 func (d *Decoder) Request(h Header, fields []byte) (Message, error) {
-	if h.Flags&FlagReply != 0 {
-		return nil, malformedf("reply flag on a request (%v)", h.Op)
-	}
 	m := NewRequest(h.Op)
 	if m == nil {
 		return nil, fmt.Errorf("%w %d", ErrUnknownOp, uint16(h.Op))
+	}
+	if err := d.RequestInto(h, fields, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// RequestInto decodes, with d, the fields of a request whose header is h
+// into m, a message of h's op, which it overwrites whole: a caller that is
+// done with a message before the next arrives can decode every one of an
+// op into the same.
+func (d *Decoder) RequestInto(h Header, fields []byte, m Message) error {
+	switch {
+	case h.Flags&FlagReply != 0:
+		return malformedf("reply flag on a request (%v)", h.Op)
+	case m.Op() != h.Op:
+		return fmt.Errorf("api: decoding a %v request into a %v", h.Op, m.Op())
 	}
 	d.buf, d.err = fields, nil
 	m.Decode(d)
 	err := d.Finish()
 	d.buf, d.err = nil, nil
 	if err != nil {
-		return nil, fmt.Errorf("%v: %w", h.Op, err)
+		return fmt.Errorf("%v: %w", h.Op, err)
 	}
-	return m, nil
+	return nil
 }
 
 // DecodeReply decodes a reply's fields. On success it fills into (when not
