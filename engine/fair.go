@@ -28,25 +28,24 @@ type flow struct {
 	active bool
 }
 
-// task is work to run on the shard, fn or r, and, when done is not nil, a
-// counter to decrement once it has run.
+// task is work to run on the shard and, when done is not nil, a counter
+// to decrement once it has run.
 type task struct {
-	fn   func()
-	r    runner // instead of fn, for work that comes from a pool
+	work runner
 	done *atomic.Int64
 }
 
-// runner is work that is not a closure: a launch recycles its task, where a
-// closure would cost an allocation per launch.
+func (t task) run() { t.work.run() }
+
+// runner is work for a shard: a closure (funcWork), or an object that need
+// not be one, as a launch's recycled task, where a closure would cost an
+// allocation per launch.
 type runner interface{ run() }
 
-func (t task) run() {
-	if t.r != nil {
-		t.r.run()
-		return
-	}
-	t.fn()
-}
+// funcWork runs a closure; a func fits in an interface without allocating.
+type funcWork func()
+
+func (f funcWork) run() { f() }
 
 func newFairQueue() *fairQueue { return &fairQueue{flows: map[uint64]*flow{}} }
 

@@ -23,7 +23,7 @@ func TestFairQueueServesInProportionToShare(t *testing.T) {
 			ran := make([]int, len(tt.shares))
 			for id, share := range tt.shares {
 				for range tt.perFlow {
-					q.push(uint64(id), quantumOf(share), task{fn: func() { ran[id]++ }})
+					q.push(uint64(id), quantumOf(share), task{work: funcWork(func() { ran[id]++ })})
 				}
 			}
 			// Serve a while, while every flow still has work: counts must
@@ -33,7 +33,7 @@ func TestFairQueueServesInProportionToShare(t *testing.T) {
 			for total < tt.perFlow/2 {
 				batch = q.pop(batch[:0], 16)
 				for _, t := range batch {
-					t.fn()
+					t.run()
 				}
 				total += len(batch)
 			}
@@ -54,7 +54,7 @@ func TestFairQueueKeepsOrderWithinAFlow(t *testing.T) {
 	q := newFairQueue()
 	var got []int
 	for i := range 100 {
-		q.push(uint64(i%3), 1+i%3, task{fn: func() { got = append(got, i) }})
+		q.push(uint64(i%3), 1+i%3, task{work: funcWork(func() { got = append(got, i) })})
 	}
 	for {
 		batch := q.pop(nil, 7)
@@ -62,7 +62,7 @@ func TestFairQueueKeepsOrderWithinAFlow(t *testing.T) {
 			break
 		}
 		for _, t := range batch {
-			t.fn()
+			t.run()
 		}
 	}
 	last := map[int]int{0: -1, 1: -1, 2: -1}
@@ -111,11 +111,11 @@ func TestFairQueueBounded(t *testing.T) {
 	q := newFairQueue()
 	var batch []task
 	for range 5 {
-		q.push(1, 4, task{fn: func() {}})
+		q.push(1, 4, task{work: funcWork(func() {})})
 	}
 	for range 100_000 {
-		q.push(1, 4, task{fn: func() {}})
-		q.push(1, 4, task{fn: func() {}})
+		q.push(1, 4, task{work: funcWork(func() {})})
+		q.push(1, 4, task{work: funcWork(func() {})})
 		batch = q.pop(batch[:0], 2) // five stay queued throughout
 	}
 	f := q.flows[1]

@@ -70,15 +70,12 @@ type sessionDevice struct {
 
 // submit queues fn on the device's shard, in order with the session's
 // other tasks there.
-func (d *sessionDevice) submit(fn func()) {
-	d.outstanding.Add(1)
-	d.shard.submit(d.session, d.quantum, task{fn: fn, done: &d.outstanding})
-}
+func (d *sessionDevice) submit(fn func()) { d.submitRunner(funcWork(fn)) }
 
-// submitRunner is submit for work that is not a closure.
+// submitRunner is submit for work that need not be a closure.
 func (d *sessionDevice) submitRunner(r runner) {
 	d.outstanding.Add(1)
-	d.shard.submit(d.session, d.quantum, task{r: r, done: &d.outstanding})
+	d.shard.submit(d.session, d.quantum, task{work: r, done: &d.outstanding})
 }
 
 // Objects are registered by the reader when the client names them, and
