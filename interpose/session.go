@@ -100,7 +100,7 @@ type pending struct {
 var pendings = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
 
 // complete hands p its result; exactly one of readOne and broken does, for
-// whichever removed p from the pending map.
+// whichever removed p from the pending table.
 func (p *pending) complete(err error) {
 	p.err = err
 	p.done <- struct{}{}
@@ -217,7 +217,7 @@ func (s *Session) readOne(self *pending) (mine bool, err error) {
 	}
 	callErr, err := s.readReply(h, fields, payloadLen, p)
 	if err != nil {
-		// p is out of the pending map: broken cannot fail it, so we do.
+		// p is out of the pending table: broken cannot fail it, so we do.
 		callErr = s.broken(err)
 	}
 	if p.async {
