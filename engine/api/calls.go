@@ -36,6 +36,7 @@ const (
 	OpEcho
 	OpDescribe
 	OpJoinBulk
+	OpGoodbye
 	opEnd
 )
 
@@ -53,6 +54,7 @@ var opNames = [...]string{
 	OpEventSynchronize: "EventSynchronize", OpEventQuery: "EventQuery",
 	OpEventElapsedTime: "EventElapsedTime", OpEventDestroy: "EventDestroy",
 	OpEcho: "Echo", OpDescribe: "Describe", OpJoinBulk: "JoinBulk",
+	OpGoodbye: "Goodbye",
 }
 
 func (op Op) String() string {
@@ -140,6 +142,8 @@ func NewRequest(op Op) Message {
 		return new(Describe)
 	case OpJoinBulk:
 		return new(JoinBulk)
+	case OpGoodbye:
+		return new(Goodbye)
 	}
 	return nil
 }

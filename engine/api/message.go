@@ -10,8 +10,8 @@ const Magic uint32 = 0x46555047
 
 // Version is the protocol version. A server refuses a client whose major
 // version differs. Version 2 added the bulk lane (JoinBulk, the bulk flags,
-// HelloReply.BulkKey).
-const Version uint16 = 2
+// HelloReply.BulkKey); version 3, Goodbye.
+const Version uint16 = 3
 
 // Op identifies a call.
 type Op uint16

@@ -13,6 +13,7 @@ var samples = []Message{
 	&HelloReply{Server: "gpu-7", Version: Version, BootID: "b-2", Devices: 8, Session: 99, Offers: []string{"tcp:10.0.0.1:7000", "shm:@gpufabric-7000"}, BulkKey: "9f86d081884c7d65"},
 	&JoinBulk{Session: 99, Key: "9f86d081884c7d65"},
 	&Ping{},
+	&Goodbye{},
 	&Echo{},
 	&Describe{Selection: "shm: p50 3µs (chosen); tcp: p50 18µs"},
 	&ServerStatus{},

@@ -46,6 +46,12 @@ type JoinBulk struct {
 	Key     string // the session's HelloReply.BulkKey
 }
 
+// Goodbye tells the server the client is leaving. The server answers it
+// once everything the session held is released (its queued work dropped,
+// its memory freed, its shares returned), so a client that saw the answer
+// knows the next smi or Attach sees the capacity free.
+type Goodbye struct{}
+
 // Ping does nothing and answers at once: the floor of a synchronous call.
 type Ping struct{}
 
@@ -283,12 +289,15 @@ func (m *JoinBulk) Encode(e *Encoder) {
 }
 func (m *JoinBulk) Decode(d *Decoder) { m.Session, m.Key = d.U64(), d.String() }
 
-func (*Ping) Op() Op          { return OpPing }
-func (*Ping) Encode(*Encoder) {}
-func (*Ping) Decode(*Decoder) {}
-func (*Echo) Op() Op          { return OpEcho }
-func (*Echo) Encode(*Encoder) {}
-func (*Echo) Decode(*Decoder) {}
+func (*Goodbye) Op() Op          { return OpGoodbye }
+func (*Goodbye) Encode(*Encoder) {}
+func (*Goodbye) Decode(*Decoder) {}
+func (*Ping) Op() Op             { return OpPing }
+func (*Ping) Encode(*Encoder)    {}
+func (*Ping) Decode(*Decoder)    {}
+func (*Echo) Op() Op             { return OpEcho }
+func (*Echo) Encode(*Encoder)    {}
+func (*Echo) Decode(*Decoder)    {}
 
 func (*Describe) Op() Op              { return OpDescribe }
 func (m *Describe) Encode(e *Encoder) { e.String(m.Selection) }
