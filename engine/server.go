@@ -30,6 +30,33 @@ type Config struct {
 	// have in flight on the server (read but not yet copied); a client past
 	// it is simply not read from until its copies land. 256 MiB by default.
 	MaxStaging int64
+	// HandshakeTimeout bounds the time from accepting a connection to its
+	// Hello: a peer that has not said who it is by then is cut off. 10 s by
+	// default.
+	HandshakeTimeout time.Duration
+	// MaxConns bounds the connections served at once, authenticated or not;
+	// MaxConnsPerPeer bounds those of one peer (transport.Info.Peer: a uid
+	// for shared memory, an IP address for TCP). Past either, a connection
+	// is closed at once with a log line. 4096 and 256 by default.
+	MaxConns, MaxConnsPerPeer int
+	// SlowConsumer is how long a session's replies may wait for its client
+	// to read them before the session is cut off, its queued work dropped
+	// and its memory freed, as nats-server cuts a slow consumer. 10 s by
+	// default.
+	SlowConsumer time.Duration
+	// MaxInflight bounds the tasks one session may have queued on the
+	// server and not yet run; past it the server stops reading the
+	// session's connection until they drain, so the client's next call
+	// blocks, as a real driver blocks a launch when its push buffer is
+	// full. 1024 by default.
+	MaxInflight int
+	// MaxModuleImage bounds the size of one module image. 256 MiB by
+	// default.
+	MaxModuleImage int64
+	// MaxStreams, MaxEvents and MaxModules bound the objects one session
+	// may hold at once; past them creation fails with a CUDA error. 1024,
+	// 65536 and 4096 by default.
+	MaxStreams, MaxEvents, MaxModules int
 	// Offers are the "transport:address" endpoints advertised in HelloReply.
 	Offers []string
 	// Pin, when set, is called on each shard's locked thread before it
@@ -79,6 +106,33 @@ func NewServer(cfg Config, devices []backend.Device) (*Server, error) {
 	}
 	if cfg.MaxStaging <= 0 {
 		cfg.MaxStaging = 256 << 20
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 4096
+	}
+	if cfg.MaxConnsPerPeer <= 0 {
+		cfg.MaxConnsPerPeer = 256
+	}
+	if cfg.SlowConsumer <= 0 {
+		cfg.SlowConsumer = 10 * time.Second
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = 1024
+	}
+	if cfg.MaxModuleImage <= 0 {
+		cfg.MaxModuleImage = 256 << 20
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = 1024
+	}
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = 65536
+	}
+	if cfg.MaxModules <= 0 {
+		cfg.MaxModules = 4096
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
