@@ -20,7 +20,12 @@ type Device interface {
 	Info() Info
 	// MemInfo reports the device's free and total memory, all clients included.
 	MemInfo() (free, total uint64, err error)
-	// Alloc allocates size bytes of device memory.
+	// Alloc allocates size bytes of device memory. The memory reads as
+	// zeros: it never holds bytes of an earlier allocation, whichever
+	// session made it, so one tenant cannot read what another freed. (CUDA
+	// promises nothing here, and within one context the driver reuses
+	// memory unscrubbed; the backends scrub, at Free or at Alloc as each
+	// finds cheaper.)
 	Alloc(size uint64) (DevicePtr, error)
 	// Free frees an allocation by its base address. The engine calls it only
 	// once no queued work can touch the allocation.

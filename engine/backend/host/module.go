@@ -46,8 +46,8 @@ func loadModule(d *Device, image []byte) (*module, error) {
 			m.Unload()
 			return nil, err
 		}
-		b, _ := d.bytes(ptr, g.size)
-		clear(b) // PTX globals without an initialiser start at zero
+		// PTX globals without an initialiser start at zero, which Alloc's
+		// guarantee already gives.
 		m.globals[g.name] = global{ptr, g.size}
 	}
 	return m, nil
