@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -37,14 +36,17 @@ type FramedConn struct {
 	written uint64    // batches written: every batch with id < written is out
 	err     error     // first write error or ErrClosed; sticky
 	writing bool      // a goroutine holds the writer role
+	handoff bool      // a TrySend left a batch (resume) for the writer goroutine to finish
+	resume  batch
 	kick    chan struct{}
 
 	// Owned by whoever holds the writer role.
 	spareQueue []byte
 	spareSegs  []segment
 	bufs       net.Buffers
+	iov        [][]byte // tryWrite's view of bufs, bounded to what one writev takes
 
-	br     *bufio.Reader
+	br     *growReader
 	hdr    [frameHeaderSize]byte
 	body   []byte
 	remain int // unread payload bytes of the current frame
@@ -65,7 +67,7 @@ func NewFramedConn(c net.Conn, info Info, opts Options) *FramedConn {
 		info: info,
 		opts: opts.withDefaults(),
 		kick: make(chan struct{}, 1),
-		br:   bufio.NewReaderSize(c, 256<<10),
+		br:   &growReader{r: c},
 	}
 	fc.cond.L = &fc.mu
 	go fc.writeLoop()
@@ -115,14 +117,8 @@ var _ Urgent = (*FramedConn)(nil)
 
 // enqueue adds a frame to the queue and returns the id of the batch it is in.
 func (c *FramedConn) enqueue(body, payload []byte) (batch uint64, large bool, err error) {
-	if len(body) > c.opts.MaxBody {
-		return 0, false, &FrameError{What: "body", Size: len(body), Limit: c.opts.MaxBody}
-	}
-	// The header carries the payload's length as a u32: a longer payload
-	// would announce a wrong length and desynchronise the stream.
-	if uint64(len(payload)) > maxFrameLen {
-		limit := uint64(maxFrameLen) // not a constant: int cannot hold it on 32-bit hosts
-		return 0, false, &FrameError{What: "payload", Size: len(payload), Limit: int(limit)}
+	if err := c.checkSizes(body, payload); err != nil {
+		return 0, false, err
 	}
 	large = len(payload) > c.opts.EagerLimit
 	c.mu.Lock()
@@ -133,6 +129,25 @@ func (c *FramedConn) enqueue(body, payload []byte) (batch uint64, large bool, er
 	if c.err != nil {
 		return 0, false, c.err
 	}
+	c.appendFrame(body, payload, large)
+	return c.filling, large, nil
+}
+
+func (c *FramedConn) checkSizes(body, payload []byte) error {
+	if len(body) > c.opts.MaxBody {
+		return &FrameError{What: "body", Size: len(body), Limit: c.opts.MaxBody}
+	}
+	// The header carries the payload's length as a u32: a longer payload
+	// would announce a wrong length and desynchronise the stream.
+	if uint64(len(payload)) > maxFrameLen {
+		limit := uint64(maxFrameLen) // not a constant: int cannot hold it on 32-bit hosts
+		return &FrameError{What: "payload", Size: len(payload), Limit: int(limit)}
+	}
+	return nil
+}
+
+// appendFrame queues a frame, its payload copied unless large. c.mu is held.
+func (c *FramedConn) appendFrame(body, payload []byte, large bool) {
 	start := len(c.queue)
 	c.queue = binary.LittleEndian.AppendUint32(c.queue, uint32(len(body)))
 	c.queue = binary.LittleEndian.AppendUint32(c.queue, uint32(len(payload)))
@@ -149,8 +164,43 @@ func (c *FramedConn) enqueue(body, payload []byte) (batch uint64, large bool, er
 		c.segs = append(c.segs, segment{ext: payload})
 	}
 	c.queued += frameHeaderSize + len(body) + len(payload)
-	return c.filling, large, nil
 }
+
+// TrySend queues a frame if it fits under MaxQueued now, copying its
+// payload whatever its size, and returns ErrWouldBlock otherwise; see
+// TrySender. A frame larger than MaxQueued never fits.
+//
+// When no write is in flight, the caller makes one non-blocking write of
+// the queue itself (tryWrite), as SendNow does but without ever waiting in
+// the socket: what the socket does not take at once is left to the writer
+// goroutine, which resumes where that write stopped.
+func (c *FramedConn) TrySend(body, payload []byte) error {
+	if err := c.checkSizes(body, payload); err != nil {
+		return err
+	}
+	size := frameHeaderSize + len(body) + len(payload)
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return c.err
+	}
+	if c.queued+size > c.opts.MaxQueued {
+		c.mu.Unlock()
+		return ErrWouldBlock
+	}
+	c.appendFrame(body, payload, false)
+	if c.writing {
+		// The write in flight drains the queue before it gives up the role.
+		c.mu.Unlock()
+		return nil
+	}
+	c.writing = true
+	c.mu.Unlock()
+	c.tryWrite()
+	return nil
+}
+
+var _ TrySender = (*FramedConn)(nil)
 
 // waitWritten waits until batch has been written, or the connection failed.
 // An error alone is not enough to return: once a writer has taken the batch
@@ -169,21 +219,45 @@ func (c *FramedConn) waitWritten(batch uint64) error {
 	return c.err
 }
 
+// batch is what one write takes from the queue: the queue and segments it
+// took over, and the buffers left to write (backed by c.bufs).
+type batch struct {
+	queue []byte
+	segs  []segment
+	bufs  net.Buffers
+}
+
 // writeLoop drains the queue whenever a Send kicks it and no other write is
-// in flight.
+// in flight, and finishes the batches TrySend hands it.
 func (c *FramedConn) writeLoop() {
 	for range c.kick {
 		c.mu.Lock()
-		if c.err != nil {
-			c.mu.Unlock()
-			return
+		resume, b := c.handoff, c.resume
+		c.handoff, c.resume = false, batch{}
+		if !resume {
+			// A handoff is only made while c.err is nil, and its kick follows,
+			// so once failed with none pending, none will come.
+			if c.err != nil {
+				c.mu.Unlock()
+				return
+			}
+			if c.writing || len(c.segs) == 0 {
+				c.mu.Unlock()
+				continue
+			}
+			c.writing = true
 		}
-		if c.writing || len(c.segs) == 0 {
-			c.mu.Unlock()
-			continue
-		}
-		c.writing = true
+		failed := c.err != nil
 		c.mu.Unlock()
+		if resume && b.segs != nil {
+			// The role came with the handoff. Write what the non-blocking
+			// write left, unless the connection has failed since.
+			var err error
+			if !failed && len(b.bufs) > 0 {
+				_, err = b.bufs.WriteTo(c.rw)
+			}
+			c.finish(b, err)
+		}
 		c.drain()
 	}
 }
@@ -192,6 +266,82 @@ func (c *FramedConn) writeLoop() {
 // role. The caller has taken it (set c.writing).
 func (c *FramedConn) drain() {
 	for {
+		b, ok := c.take()
+		if !ok {
+			return
+		}
+		_, err := b.bufs.WriteTo(c.rw)
+		c.finish(b, err)
+	}
+}
+
+// take takes the queue as the next batch to write; with nothing to write,
+// or after a failure, it gives up the writer role and reports false.
+func (c *FramedConn) take() (batch, bool) {
+	c.mu.Lock()
+	if len(c.segs) == 0 || c.err != nil {
+		c.writing = false
+		c.cond.Broadcast()
+		c.mu.Unlock()
+		return batch{}, false
+	}
+	b := batch{queue: c.queue, segs: c.segs}
+	c.queue, c.segs = c.spareQueue[:0], c.spareSegs[:0]
+	c.queued = 0
+	c.filling++
+	c.cond.Broadcast() // senders blocked on MaxQueued may go on
+	c.mu.Unlock()
+
+	bufs := c.bufs[:0]
+	for _, s := range b.segs {
+		if s.ext != nil {
+			bufs = append(bufs, s.ext)
+		} else {
+			bufs = append(bufs, b.queue[s.off:s.end])
+		}
+	}
+	c.bufs = bufs[:0]
+	b.bufs = bufs
+	return b, true
+}
+
+// finish records a batch as written (or failed with err) and recycles it.
+func (c *FramedConn) finish(b batch, err error) {
+	clear(b.segs) // drop references to callers' payloads
+	clear(c.bufs[:cap(c.bufs)])
+
+	c.mu.Lock()
+	c.written++
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	c.spareQueue, c.spareSegs = b.queue, b.segs
+	failed := c.err != nil
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	if failed {
+		c.rw.Close()
+	}
+}
+
+// tryWrite writes the queue with one non-blocking write and, unless that
+// wrote everything and nothing more has queued, hands the rest and the
+// writer role to the writer goroutine. The caller has taken the role.
+func (c *FramedConn) tryWrite() {
+	b, ok := c.take()
+	if !ok {
+		return
+	}
+	iov := b.bufs
+	if len(iov) > maxIOV {
+		iov = iov[:maxIOV]
+	}
+	c.iov = append(c.iov[:0], iov...)
+	n := writeNonblock(c.rw, c.iov)
+	clear(c.iov)
+	advance(&b.bufs, n)
+	if len(b.bufs) == 0 {
+		c.finish(b, nil)
 		c.mu.Lock()
 		if len(c.segs) == 0 || c.err != nil {
 			c.writing = false
@@ -199,45 +349,57 @@ func (c *FramedConn) drain() {
 			c.mu.Unlock()
 			return
 		}
-		queue, segs := c.queue, c.segs
-		c.queue, c.segs = c.spareQueue[:0], c.spareSegs[:0]
-		c.queued = 0
-		c.filling++
-		c.cond.Broadcast() // senders blocked on MaxQueued may go on
 		c.mu.Unlock()
-
-		bufs := c.bufs[:0]
-		for _, s := range segs {
-			if s.ext != nil {
-				bufs = append(bufs, s.ext)
-			} else {
-				bufs = append(bufs, queue[s.off:s.end])
-			}
+		b = batch{} // more queued meanwhile: the writer goroutine takes it
+	}
+	c.mu.Lock()
+	if c.err != nil {
+		// Closed or failed: nobody will write the rest.
+		c.mu.Unlock()
+		if b.segs != nil {
+			c.finish(b, nil)
 		}
-		c.bufs = bufs[:0]
-		_, err := bufs.WriteTo(c.rw)
-		clear(segs) // drop references to callers' payloads
-		clear(c.bufs[:cap(c.bufs)])
-
 		c.mu.Lock()
-		c.written++
-		if err != nil && c.err == nil {
-			c.err = err
-		}
-		c.spareQueue, c.spareSegs = queue, segs
-		failed := c.err != nil
+		c.writing = false
 		c.cond.Broadcast()
 		c.mu.Unlock()
-		if failed {
-			c.rw.Close()
+		return
+	}
+	c.handoff, c.resume = true, b
+	c.mu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default: // a kick is pending; the writer will see the handoff
+	}
+}
+
+// maxIOV bounds the buffers one writev takes (Linux's IOV_MAX).
+const maxIOV = 1024
+
+// advance drops the first n bytes from bufs.
+func advance(bufs *net.Buffers, n int) {
+	for n > 0 && len(*bufs) > 0 {
+		b := (*bufs)[0]
+		if n < len(b) {
+			(*bufs)[0] = b[n:]
+			return
 		}
+		n -= len(b)
+		*bufs = (*bufs)[1:]
+	}
+	for len(*bufs) > 0 && len((*bufs)[0]) == 0 {
+		*bufs = (*bufs)[1:]
 	}
 }
 
 // Recv reads the next frame's body; see Conn.
+//
+// A peer costs only the memory it has sent: the body buffer grows as its
+// bytes arrive, at most doubling what has arrived, not to the length the
+// header announces, and the read buffer starts small (see growReader).
 func (c *FramedConn) Recv() ([]byte, int, error) {
 	if c.remain > 0 {
-		if _, err := c.br.Discard(c.remain); err != nil {
+		if err := c.br.discard(c.remain); err != nil {
 			// The stream ended inside a payload: not a clean end.
 			return nil, 0, c.readErr(noEOF(err))
 		}
@@ -256,15 +418,37 @@ func (c *FramedConn) Recv() ([]byte, int, error) {
 		c.Close()
 		return nil, 0, &FrameError{What: "payload", Size: payloadLen, Limit: c.opts.MaxPayload}
 	}
-	if cap(c.body) < bodyLen {
-		c.body = make([]byte, bodyLen, max(bodyLen, 4096))
-	}
-	c.body = c.body[:bodyLen]
-	if _, err := io.ReadFull(c.br, c.body); err != nil {
+	if err := c.readBody(bodyLen); err != nil {
 		return nil, 0, c.readErr(noEOF(err))
 	}
 	c.remain = payloadLen
 	return c.body, payloadLen, nil
+}
+
+// minBody is the body buffer's first capacity: most bodies fit.
+const minBody = 4 << 10
+
+// readBody reads n bytes into c.body, growing it only as bytes arrive.
+func (c *FramedConn) readBody(n int) error {
+	if cap(c.body) >= n {
+		c.body = c.body[:n]
+		_, err := io.ReadFull(c.br, c.body)
+		return err
+	}
+	c.body = c.body[:0]
+	for len(c.body) < n {
+		if len(c.body) == cap(c.body) {
+			grown := make([]byte, len(c.body), min(n, max(minBody, 2*cap(c.body))))
+			copy(grown, c.body)
+			c.body = grown
+		}
+		k, err := c.br.Read(c.body[len(c.body):cap(c.body)])
+		c.body = c.body[:len(c.body)+k]
+		if err != nil && len(c.body) < n {
+			return err
+		}
+	}
+	return nil
 }
 
 // ReadPayload reads the current frame's payload; see Conn.
@@ -277,6 +461,63 @@ func (c *FramedConn) ReadPayload(dst []byte) error {
 		return c.readErr(noEOF(err))
 	}
 	return nil
+}
+
+// growReader buffers reads from r, starting with a small buffer that
+// doubles, up to maxReadBuf, each time a read fills it: an idle connection
+// holds 4 KiB, not the 256 KiB a burst of small frames wants. A read at
+// least as large as the buffer, into an empty buffer, goes straight from
+// r into the caller's memory, so large payloads are not copied twice.
+type growReader struct {
+	r      io.Reader
+	buf    []byte
+	rd, wr int
+}
+
+const (
+	minReadBuf = 4 << 10
+	maxReadBuf = 256 << 10
+)
+
+func (g *growReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if g.rd == g.wr {
+		g.rd, g.wr = 0, 0
+		if len(p) >= max(len(g.buf), minReadBuf) {
+			return g.r.Read(p)
+		}
+		if g.buf == nil {
+			g.buf = make([]byte, minReadBuf)
+		}
+		n, err := g.r.Read(g.buf)
+		if n == 0 {
+			return 0, err
+		}
+		g.wr = n
+		if n == len(g.buf) && len(g.buf) < maxReadBuf {
+			// Full: more is likely waiting. Read more at a time from now on.
+			grown := make([]byte, 2*len(g.buf))
+			copy(grown, g.buf[:n])
+			g.buf = grown
+		}
+	}
+	n := copy(p, g.buf[g.rd:g.wr])
+	g.rd += n
+	return n, nil
+}
+
+// discard skips n bytes.
+func (g *growReader) discard(n int) error {
+	k := min(n, g.wr-g.rd)
+	g.rd += k
+	n -= k
+	if n == 0 {
+		return nil
+	}
+	_, err := io.CopyN(io.Discard, g.r, int64(n))
+	return err
 }
 
 func noEOF(err error) error {

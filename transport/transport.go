@@ -46,6 +46,29 @@ func SendNow(c Conn, body, payload []byte) error {
 	return c.Send(body, payload)
 }
 
+// TrySender is implemented by connections that can send a frame without
+// waiting: for a server thread that must never wait on a client (a GPU
+// shard replying to a session whose peer stopped reading).
+//
+// TrySend either sends or queues the whole frame without waiting for the
+// peer or for another sender, and returns nil, with body and payload copied
+// or written, so the caller may reuse them at once; or it sends nothing and
+// returns ErrWouldBlock. Other errors are Send's. A frame sent with TrySend
+// keeps its place in the connection's send order among frames sent with
+// Send and SendNow.
+type TrySender interface {
+	TrySend(body, payload []byte) error
+}
+
+// TrySend sends a frame with c's TrySend when it has one; a Conn without
+// one cannot promise not to wait, so TrySend returns ErrWouldBlock.
+func TrySend(c Conn, body, payload []byte) error {
+	if t, ok := c.(TrySender); ok {
+		return t.TrySend(body, payload)
+	}
+	return ErrWouldBlock
+}
+
 // Listener accepts connections of one transport.
 type Listener interface {
 	Accept() (Conn, error)
@@ -58,6 +81,17 @@ type Info struct {
 	Transport string // "tcp", "shm", "rdma"
 	Local     string
 	Remote    string
+	// Peer identifies who is at the other end, stably across connections,
+	// for per-peer limits: "uid:N" for shared memory (the peer process's
+	// user, from the kernel), "tcp:IP" for TCP (the address without port).
+	// Empty when unknown, as on the dialing side.
+	Peer string
+	// Secure reports that the stream is encrypted and the server
+	// authenticated (TLS).
+	Secure bool
+	// PeerSubject is the subject of the peer's verified certificate, when
+	// it presented one over TLS.
+	PeerSubject string
 }
 
 // Options tune a connection. The zero value means the defaults.
@@ -107,6 +141,9 @@ var (
 	ErrFrameTooLarge = errors.New("transport: frame too large")
 	// ErrNotSupported is returned by transports that this host cannot use.
 	ErrNotSupported = errors.New("transport: not supported on this host")
+	// ErrWouldBlock is returned by TrySend when the frame cannot be sent
+	// without waiting; nothing was sent.
+	ErrWouldBlock = errors.New("transport: send would block")
 )
 
 // FrameError describes a framing violation by the peer.
