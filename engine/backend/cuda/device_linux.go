@@ -21,6 +21,8 @@ type Device struct {
 
 	staging *stagingPool
 	events  *eventPool
+	// scrub is the internal stream Alloc clears new memory on; see Alloc.
+	scrub handle
 
 	// mon is the device's NVML view; nil without NVML, with monNote
 	// saying why.
@@ -48,9 +50,51 @@ func (d *Device) MemInfo() (free, total uint64, err error) {
 	return free, total, check(r, "cuMemGetInfo")
 }
 
+// Alloc allocates and clears device memory. Every session on a GPU shares
+// its primary context, and within a context the driver hands freed memory
+// out again as it was: without the clear, one tenant's first allocation
+// could read what another freed a moment ago.
+//
+// The clear is a cuMemsetD8Async on the device's internal scrub stream,
+// waited for (on a blocking-sync event, so the thread sleeps) before the
+// pointer is returned. The wait is what makes it safe: the client may use
+// the pointer on a non-blocking stream, which nothing would order after
+// the memset. It costs the memset at the GPU's fill rate (on the order of
+// 1 ms per GiB on current parts, plus a few microseconds of calls), on the
+// allocation path only; launches and copies never pay it.
 func (d *Device) Alloc(size uint64) (backend.DevicePtr, error) {
 	p, r := memAlloc(d.ctx, size)
-	return p, check(r, "cuMemAlloc(%d bytes)", size)
+	if err := check(r, "cuMemAlloc(%d bytes)", size); err != nil {
+		return 0, err
+	}
+	if err := d.clear(p, size); err != nil {
+		memFree(d.ctx, p)
+		return 0, err
+	}
+	return p, nil
+}
+
+// clear zeroes n bytes at p and waits until they are zero.
+func (d *Device) clear(p, n uint64) error {
+	ev, err := d.events.get()
+	if err != nil {
+		return err
+	}
+	if err := check(memset(d.ctx, p, 0, 1, n, d.scrub), "cuMemsetD8Async(%#x, %d bytes) to scrub a new allocation", p, n); err != nil {
+		d.events.put(ev)
+		return err
+	}
+	if err := check(eventRecord(d.ctx, ev, d.scrub), "cuEventRecord"); err != nil {
+		d.events.put(ev)
+		return err
+	}
+	r := eventSync(d.ctx, ev)
+	if r != api.Success {
+		eventDestroy(d.ctx, ev) // not trusted for reuse
+		return check(r, "scrubbing a new allocation")
+	}
+	d.events.put(ev)
+	return nil
 }
 
 func (d *Device) Free(ptr backend.DevicePtr) error {
@@ -144,5 +188,6 @@ func (d *Device) Close() error {
 		d.log.Warn("cuda: staging buffers still in use at close", "device", d.info.Index, "buffers", out)
 	}
 	d.events.close()
+	streamDestroy(d.ctx, d.scrub)
 	return check(ctxRelease(d.dev), "cuDevicePrimaryCtxRelease")
 }

@@ -22,6 +22,9 @@
 //     makes them non-blocking: while a stream has host work pending, later
 //     calls on it queue behind that work on the stream's worker goroutine,
 //     and otherwise go straight to the driver.
+//   - Scrubbing: every allocation is cleared (cuMemsetD8Async on an
+//     internal stream, waited for) before Alloc returns it, since sessions
+//     share a context and the driver reuses freed memory unscrubbed.
 //   - Completion without blocking the shard: Stream.Notify records an
 //     internal event and a per-stream waiter goroutine sleeps on it
 //     (blocking-sync events, so no CPU spins) before calling back.

@@ -160,6 +160,13 @@ func openDevice(index, ordinal int, version int32, opts Options) (*Device, error
 	if err := check(r, "cuDevicePrimaryCtxRetain(%d)", ordinal); err != nil {
 		return nil, err
 	}
+	// Non-blocking: scrubs must not wait for work on the legacy default
+	// stream, which a client could keep busy.
+	scrub, r := streamCreate(ctx, streamNonBlocking, 0)
+	if err := check(r, "cuStreamCreateWithPriority (the scrub stream of device %d)", ordinal); err != nil {
+		ctxRelease(dev)
+		return nil, err
+	}
 	return &Device{
 		info:    info,
 		ordinal: ordinal,
@@ -168,5 +175,6 @@ func openDevice(index, ordinal int, version int32, opts Options) (*Device, error
 		log:     opts.Logger,
 		staging: newStagingPool(ctx, opts.ChunkSize, opts.StagingBuffers),
 		events:  &eventPool{ctx: ctx},
+		scrub:   scrub,
 	}, nil
 }

@@ -20,6 +20,10 @@ const (
 	eventDisableTiming = 0x2
 )
 
+// streamNonBlocking is CU_STREAM_NON_BLOCKING: the stream does not
+// synchronise with the legacy default stream.
+const streamNonBlocking = 0x1
+
 // stagingBuf is one pinned staging buffer and the event that marks its
 // last DMA.
 type stagingBuf struct {

@@ -3,6 +3,7 @@
 package cuda
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -64,6 +65,7 @@ func TestRealGPU(t *testing.T) {
 func runSuite(t *testing.T, d *Device, fake bool) {
 	t.Run("info", func(t *testing.T) { suiteInfo(t, d) })
 	t.Run("memory", func(t *testing.T) { suiteMemory(t, d, fake) })
+	t.Run("scrub", func(t *testing.T) { suiteScrub(t, d) })
 	t.Run("copies", func(t *testing.T) { suiteCopies(t, d) })
 	t.Run("memset", func(t *testing.T) { suiteMemset(t, d) })
 	t.Run("kernels", func(t *testing.T) { suiteKernels(t, d) })
@@ -229,6 +231,33 @@ func suiteInfo(t *testing.T, d *Device) {
 	}
 	if info.Attrs[api.AttrWarpSize] != 32 && info.Attrs[api.AttrMaxThreadsPerBlock] != 1024 {
 		t.Errorf("attribute snapshot looks empty: %v", info.Attrs[:20])
+	}
+}
+
+// suiteScrub checks Alloc's guarantee: new memory reads as zeros, even
+// where an earlier allocation filled it. The fake driver hands out memory
+// full of 0xdb, so there only the backend's memset can make it zero; on a
+// GPU the driver reuses the freed range of the same size, typically at the
+// same address, with the first owner's bytes still in it.
+func suiteScrub(t *testing.T, d *Device) {
+	s := newStream(t, d)
+	for _, n := range []int{1, 4096, 3<<20 + 5} {
+		p, err := d.Alloc(uint64(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, upload(t, s, p, bytes.Repeat([]byte{0xa5}, n)), "the first owner's upload")
+		if err := syncStream(t, s); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Free(p); err != nil {
+			t.Fatal(err)
+		}
+		q := alloc(t, d, uint64(n))
+		got := download(t, s, q, n)
+		if i := bytes.IndexFunc(got, func(r rune) bool { return r != 0 }); i >= 0 {
+			t.Fatalf("%d-byte allocation (%#x, the freed one at %#x): byte %d is %#x, want zero", n, q, p, i, got[i])
+		}
 	}
 }
 

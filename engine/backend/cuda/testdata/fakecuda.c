@@ -5,6 +5,9 @@
 //   - device memory is host memory; every device address a call names must
 //     lie in a live allocation (else CUDA_ERROR_INVALID_VALUE, or
 //     CUDA_ERROR_ILLEGAL_ADDRESS from a kernel);
+//   - new device memory holds garbage (0xdb bytes), as memory the real
+//     driver reuses within a context holds whatever was there: what reads
+//     as zero was cleared by the backend;
 //   - async copies insist on pinned host memory (cuMemHostAlloc'd), which
 //     the real driver would accept but run synchronously: the backend
 //     promises pinned staging;
@@ -97,6 +100,8 @@ static void *track(size_t n, int pinned) {
 	char *p = calloc(1, n ? n : 1);
 	if (!p)
 		return NULL;
+	if (!pinned)
+		memset(p, 0xdb, n);
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < MAXALLOC; i++) {
 		if (!allocs[i].p) {
