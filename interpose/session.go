@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/user"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gpufabric/gpufabric/engine/api"
 	"github.com/gpufabric/gpufabric/transport"
@@ -138,7 +140,7 @@ func Open(ctx context.Context, conn transport.Conn, opts Options) (*Session, err
 	defer stop()
 	hello := &api.Hello{Magic: api.Magic, Version: api.Version, Client: opts.Client, Token: opts.Token, BootID: bootID()}
 	if err := s.call(hello, &s.hello, nil, nil); err != nil {
-		s.Close()
+		s.abort()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -184,12 +186,56 @@ func (s *Session) Err() error {
 	return s.err
 }
 
-// Close ends the session; the server frees everything it held.
+// GoodbyeTimeout bounds how long Close waits for the server to answer its
+// Goodbye.
+const GoodbyeTimeout = 5 * time.Second
+
+// Close ends the session. It says Goodbye to the server, which answers once
+// it has released everything the session held (its memory, its shares, its
+// queued work), and waits for that answer up to GoodbyeTimeout: when Close
+// returns, the next smi, or another client's Attach, sees the capacity free.
+// A server that does not answer in time is cut off, and frees the session
+// when it sees the connection close. Calls still waiting when Close is
+// called fail with CUDA_ERROR_DEINITIALIZED; asynchronous calls sent before
+// it reach the server before the Goodbye.
 func (s *Session) Close() error {
+	return s.CloseContext(context.Background())
+}
+
+// CloseContext is Close, waiting for the server's answer until ctx is done
+// or GoodbyeTimeout has passed, whichever comes first.
+func (s *Session) CloseContext(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, GoodbyeTimeout)
+	defer cancel()
+	s.goodbye(ctx)
+	return s.abort()
+}
+
+// abort closes the connections without a Goodbye: for a session whose
+// Hello failed, which the server holds nothing for.
+func (s *Session) abort() error {
 	err := s.conn.Close()
 	s.broken(transport.ErrClosed)
 	<-s.readerDone
+	if errors.Is(err, transport.ErrClosed) || errors.Is(err, net.ErrClosed) {
+		err = nil // closed already, by a deadline or a failure
+	}
 	return err
+}
+
+// goodbye sends Goodbye and waits for its answer, whatever it is (a server
+// that does not know the call answers CUDA_ERROR_NOT_SUPPORTED at once,
+// having nothing to wait for), until ctx is done; then it cuts the
+// connection, which fails the wait. It returns the answer.
+func (s *Session) goodbye(ctx context.Context) error {
+	// Armed before the send: a server that stopped reading can block it.
+	stop := context.AfterFunc(ctx, func() { s.conn.Close() })
+	defer stop()
+	p, err := s.start(&api.Goodbye{}, &pending{}, nil)
+	if err != nil {
+		return err // the session is gone already
+	}
+	return s.wait(p)
 }
 
 // bulkMin is the smallest payload sent on a bulk lane: smaller ones ride
