@@ -100,6 +100,37 @@ type Stream interface {
 	Destroy() error
 }
 
+// Canceler is implemented by streams that can drop a departed tenant's
+// work. The engine calls Cancel on each of a session's streams when the
+// session ends, then Notify (to learn when the stream is quiet) and
+// Destroy. Cancel is called from the shard and returns at once.
+//
+// After Cancel:
+//   - work queued and not yet started completes without running, in
+//     order, and its callbacks still run: CopyHtoD's done is called (the
+//     stream no longer needs src), a Notify's fn gets an error matching
+//     ErrCancelled, a CopyDtoH's sink is not called, a Record completes its
+//     event (so that other streams waiting on it are not held by a stream
+//     that will never reach it), a Wait no longer waits;
+//   - work already running stops where the backend can stop it: the host
+//     backend ends a kernel at its next chunk of whole blocks, the cuda
+//     backend cannot stop a kernel the driver has started, which ends by
+//     itself (see each backend);
+//   - every later queuing call fails with ErrCancelled, except Notify,
+//     which is accepted and calls fn, with that error, once the stream is
+//     quiet; Query and Destroy work as before.
+//
+// Cancel twice is Cancel once.
+type Canceler interface {
+	Cancel()
+}
+
+// ErrCancelled is the Result of work dropped by Canceler.Cancel, and of
+// queuing on a cancelled stream. A session's streams are cancelled only
+// when the session is gone, so no client should see it; it says why in
+// logs. Match it with errors.Is(err, backend.ErrCancelled).
+const ErrCancelled = api.ErrIllegalState
+
 // Event marks a point in a stream.
 type Event interface {
 	// Query returns nil when the most recent record has completed (or the

@@ -2,6 +2,7 @@ package host
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/gpufabric/gpufabric/engine/api"
 	"github.com/gpufabric/gpufabric/engine/backend"
@@ -13,29 +14,73 @@ import (
 type stream struct {
 	dev  *Device
 	wake chan struct{} // one slot: "the queue is not empty"
+	stop stopper       // set by Cancel; running kernels poll it
 
 	mu        sync.Mutex
-	queue     []func() error
+	queue     []op
 	pending   int   // queued or running
 	err       error // first error since the last Notify or Query reported one
 	destroyed bool
+	cancelled bool
 }
 
-var _ backend.Stream = (*stream)(nil)
+// op is one piece of queued work. After Cancel the worker calls drop
+// instead of run: whatever the op owes its caller (a done, a callback) it
+// pays there, without doing the work.
+type op struct {
+	run  func() error
+	drop func() // nil: nothing is owed
+}
+
+// stopper is a stream's cancellation, for work that is already running:
+// kernels poll stopped between chunks of blocks (an atomic load, nothing
+// more), and what sleeps selects on done.
+type stopper struct {
+	flag atomic.Bool
+	done chan struct{}
+	once sync.Once
+}
+
+func (s *stopper) stopped() bool { return s != nil && s.flag.Load() }
+
+func (s *stopper) stop() {
+	s.once.Do(func() {
+		s.flag.Store(true)
+		close(s.done)
+	})
+}
+
+// errCancelled is what cancelled work and a cancelled stream report.
+func errCancelled() error {
+	return api.Errorf(backend.ErrCancelled, "stream cancelled: its session has ended")
+}
+
+var (
+	_ backend.Stream   = (*stream)(nil)
+	_ backend.Canceler = (*stream)(nil)
+)
 
 func newStream(d *Device) *stream {
-	s := &stream{dev: d, wake: make(chan struct{}, 1)}
+	s := &stream{dev: d, wake: make(chan struct{}, 1), stop: stopper{done: make(chan struct{})}}
 	go s.run()
 	return s
 }
 
-func (s *stream) enqueue(op func() error) error {
+func (s *stream) enqueue(run func() error) error { return s.push(op{run: run}, false) }
+
+// push queues o. A cancelled stream takes only what afterCancel allows
+// (Notify), which then runs as dropped.
+func (s *stream) push(o op, afterCancel bool) error {
 	s.mu.Lock()
-	if s.destroyed {
+	switch {
+	case s.destroyed:
 		s.mu.Unlock()
 		return api.Errorf(api.ErrInvalidHandle, "stream is destroyed")
+	case s.cancelled && !afterCancel:
+		s.mu.Unlock()
+		return errCancelled()
 	}
-	s.queue = append(s.queue, op)
+	s.queue = append(s.queue, o)
 	s.pending++
 	s.mu.Unlock()
 	select {
@@ -46,7 +91,7 @@ func (s *stream) enqueue(op func() error) error {
 }
 
 func (s *stream) run() {
-	var batch []func() error
+	var batch []op
 	for {
 		s.mu.Lock()
 		for len(s.queue) == 0 {
@@ -60,9 +105,16 @@ func (s *stream) run() {
 		}
 		batch, s.queue = s.queue, batch[:0]
 		s.mu.Unlock()
-		for i, op := range batch {
-			err := op()
-			batch[i] = nil
+		for i, o := range batch {
+			var err error
+			if s.stop.stopped() {
+				if o.drop != nil {
+					o.drop()
+				}
+			} else {
+				err = o.run()
+			}
+			batch[i] = op{}
 			s.mu.Lock()
 			if err != nil && s.err == nil {
 				s.err = err
@@ -71,6 +123,15 @@ func (s *stream) run() {
 			s.mu.Unlock()
 		}
 	}
+}
+
+// Cancel drops the stream's queued work and stops its running kernel at
+// the kernel's next chunk of blocks; see backend.Canceler.
+func (s *stream) Cancel() {
+	s.mu.Lock()
+	s.cancelled = true
+	s.mu.Unlock()
+	s.stop.stop()
 }
 
 func (s *stream) takeErr() error {
@@ -86,11 +147,14 @@ func (s *stream) CopyHtoD(dst backend.DevicePtr, src []byte, done func()) error 
 	if err != nil {
 		return err
 	}
-	return s.enqueue(func() error {
-		copy(b, src)
-		done()
-		return nil
-	})
+	return s.push(op{
+		run: func() error {
+			copy(b, src)
+			done()
+			return nil
+		},
+		drop: done,
+	}, false)
 }
 
 // CopyDtoH hands the device bytes to sink in one piece: the arena is host
@@ -177,7 +241,7 @@ func (s *stream) Launch(fn backend.Function, cfg backend.LaunchConfig, params []
 	if err != nil {
 		return err
 	}
-	return s.enqueue(run)
+	return s.enqueue(func() error { return run(&s.stop) })
 }
 
 func checkGeometry(cfg backend.LaunchConfig) error {
@@ -205,11 +269,15 @@ func (s *stream) Record(ev backend.Event) error {
 	if !ok {
 		return api.Errorf(api.ErrInvalidHandle, "event of another backend")
 	}
+	if err := s.accepting(); err != nil {
+		return err
+	}
 	gen := e.record()
-	return s.enqueue(func() error {
-		e.complete(gen)
-		return nil
-	})
+	complete := func() { e.complete(gen) }
+	return s.push(op{
+		run:  func() error { complete(); return nil },
+		drop: complete,
+	}, false)
 }
 
 func (s *stream) Wait(ev backend.Event) error {
@@ -221,16 +289,44 @@ func (s *stream) Wait(ev backend.Event) error {
 	return s.enqueue(func() error {
 		done := make(chan struct{})
 		e.notifyAt(gen, func(error) { close(done) })
-		<-done
+		select {
+		case <-done:
+		case <-s.stop.done: // the wait was this stream's, and it is over
+		}
 		return nil
 	})
 }
 
+// Notify is accepted after Cancel too: the engine learns from it that a
+// cancelled stream has dropped everything.
 func (s *stream) Notify(fn func(error)) error {
-	return s.enqueue(func() error {
-		fn(s.takeErr())
-		return nil
-	})
+	return s.push(op{
+		run: func() error {
+			fn(s.takeErr())
+			return nil
+		},
+		drop: func() {
+			err := s.takeErr()
+			if err == nil {
+				err = errCancelled()
+			}
+			fn(err)
+		},
+	}, true)
+}
+
+// accepting fails as push would, for calls with bookkeeping to do before
+// they push.
+func (s *stream) accepting() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.destroyed:
+		return api.Errorf(api.ErrInvalidHandle, "stream is destroyed")
+	case s.cancelled:
+		return errCancelled()
+	}
+	return nil
 }
 
 func (s *stream) Query() error {
