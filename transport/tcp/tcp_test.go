@@ -304,6 +304,48 @@ func BenchmarkRoundTrip(b *testing.B) {
 	b.ReportMetric(rt/float64(floor.Nanoseconds()), "x-floor")
 }
 
+// BenchmarkReplyRoundTrip: a sync round trip whose reply the server sends
+// with SendNow (written by the replier, which may wait in the socket) or
+// TrySend (never waits: one non-blocking write, the rest to the writer).
+func BenchmarkReplyRoundTrip(b *testing.B) {
+	replies := []struct {
+		name string
+		send func(transport.Conn, []byte) error
+	}{
+		{"SendNow", func(c transport.Conn, body []byte) error { return transport.SendNow(c, body, nil) }},
+		{"TrySend", func(c transport.Conn, body []byte) error {
+			if err := transport.TrySend(c, body, nil); !errors.Is(err, transport.ErrWouldBlock) {
+				return err
+			}
+			return c.Send(body, nil)
+		}},
+	}
+	for _, r := range replies {
+		b.Run(r.name, func(b *testing.B) {
+			c, s := pair(b, transport.Options{})
+			go func() {
+				for {
+					body, _, err := s.Recv()
+					if err != nil || r.send(s, body) != nil {
+						return
+					}
+				}
+			}()
+			body := make([]byte, 56)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := transport.SendNow(c, body, nil); err != nil {
+					b.Fatal(err)
+				}
+				if _, _, err := c.Recv(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/roundtrip")
+		})
+	}
+}
+
 // BenchmarkStream64MiB: 64 MiB payloads one way over loopback.
 func BenchmarkStream64MiB(b *testing.B) {
 	const size = 64 << 20
