@@ -27,6 +27,8 @@ var (
 	// errNoBulkLane answers a frame marked for the bulk lane in a session
 	// that has none.
 	errNoBulkLane = errors.New("the frame's payload is on the bulk lane, and the session has none")
+	// errBadJoin refuses a JoinBulk that names no session, or not with its key.
+	errBadJoin = api.Errorf(api.ErrNotPermitted, "no such session, or a bad bulk lane key")
 )
 
 // newBulkKey is a session's secret for JoinBulk: 128 random bits.
@@ -44,18 +46,19 @@ func (srv *Server) joinBulk(shell *session, h api.Header, m *api.JoinBulk) error
 	srv.mu.Lock()
 	target := srv.sessions[m.Session]
 	srv.mu.Unlock()
-	var err error
-	if target == nil || target == shell {
-		err = api.Errorf(api.ErrInvalidValue, "no session %d", m.Session)
-	} else {
+	// An unknown session and a wrong key get the same answer, so that a
+	// peer that has not authenticated cannot probe for sessions.
+	err := errBadJoin
+	if target != nil && target != shell {
 		err = target.adoptBulk(shell.conn, m.Key)
 	}
+	// The shell's own reader answers on its own connection, which nothing
+	// else writes to; adopted before the answer: once the client has it, it
+	// may send.
+	_ = transport.SendNow(shell.conn, shell.encodeReply(h, err, nil), nil)
 	if err != nil {
-		shell.reply(h, err, nil, nil)
 		return fmt.Errorf("join session %d as its bulk lane: %w", m.Session, err)
 	}
-	// Adopted before the answer: once the client has it, it may send.
-	shell.reply(h, nil, nil, nil)
 	return errJoined
 }
 
@@ -65,7 +68,7 @@ func (s *session) adoptBulk(c transport.Conn, key string) error {
 	defer s.mu.Unlock()
 	switch {
 	case s.bulkKey == "" || subtle.ConstantTimeCompare([]byte(key), []byte(s.bulkKey)) != 1:
-		return api.Errorf(api.ErrNotPermitted, "bad bulk lane key")
+		return errBadJoin
 	case s.ended:
 		return api.Errorf(api.ErrIllegalState, "the session is ending")
 	case s.bulk != nil:
@@ -105,16 +108,20 @@ func (s *session) bulkPayload(h api.Header, inLine int) (payload, error) {
 }
 
 // replyBulk answers h on the session's connection and sends the payload on
-// the bulk lane. A send fails only when a connection is going; the reader
-// sees that.
+// the bulk lane, both as the outbox's writer, so that bulk frames leave in
+// the order of the replies that announce them. It runs on the session's own
+// goroutines (a stream's worker, the reader), which may wait on its client.
 func (s *session) replyBulk(h api.Header, m api.Message, data []byte, bulk transport.Conn) {
 	e := replyEncoders.Get().(*api.Encoder)
 	defer replyEncoders.Put(e)
 	e.Reset()
 	e.Reply(h.Op, h.Seq, api.FlagBulkPayload, nil, m)
-	s.bulkSend.Lock()
-	defer s.bulkSend.Unlock()
-	_ = transport.SendNow(s.conn, e.Bytes(), nil)
 	var hdr [api.HeaderSize]byte
-	_ = bulk.Send(api.AppendBulk(hdr[:0], api.Header{Op: h.Op, Flags: api.FlagReply, Seq: h.Seq}), data)
+	// A send fails only when a connection is going; the reader sees that.
+	_ = s.out.sendWaiting(func() error {
+		if err := transport.SendNow(s.conn, e.Bytes(), nil); err != nil {
+			return err
+		}
+		return bulk.Send(api.AppendBulk(hdr[:0], api.Header{Op: h.Op, Flags: api.FlagReply, Seq: h.Seq}), data)
+	})
 }

@@ -183,20 +183,28 @@ func TestBulkLaneBadInput(t *testing.T) {
 	by := newBystander(t, f)
 	owner, hello := rawSession(t, f.addr)
 
+	// A join that has not authenticated learns nothing: a wrong key for a
+	// session that exists and a session that does not get one answer.
+	var answers []string
 	t.Run("wrong key", func(t *testing.T) {
 		r, err := rawJoin(t, f.addr, hello.Session, "0123")
 		if !errors.Is(err, api.ErrNotPermitted) {
 			t.Fatalf("join with a wrong key: %v", err)
 		}
+		answers = append(answers, err.Error())
 		r.expectClosed()
 	})
 	t.Run("no such session", func(t *testing.T) {
 		r, err := rawJoin(t, f.addr, hello.Session+1000, hello.BulkKey)
-		if !errors.Is(err, api.ErrInvalidValue) {
+		if !errors.Is(err, api.ErrNotPermitted) {
 			t.Fatalf("join of no session: %v", err)
 		}
+		answers = append(answers, err.Error())
 		r.expectClosed()
 	})
+	if len(answers) == 2 && answers[0] != answers[1] {
+		t.Errorf("a join tells a wrong key (%q) from no session (%q)", answers[0], answers[1])
+	}
 	t.Run("payload marked for a lane the session lacks", func(t *testing.T) {
 		owner.seq++
 		owner.sendBody(api.AppendRequest(nil, owner.seq, api.FlagBulkPayload, &api.Echo{}), nil)

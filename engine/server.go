@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -80,12 +81,16 @@ type Server struct {
 	bootID  string
 	started time.Time
 
-	nextID atomic.Uint64
+	nextID      atomic.Uint64
+	lastRefusal atomic.Int64 // unix nanoseconds of the last refusal logged
 
 	mu        sync.Mutex
 	sessions  map[uint64]*session
 	listeners map[transport.Listener]struct{}
+	conns     int            // connections served, authenticated or not
+	perPeer   map[string]int // connections by transport.Info.Peer
 	closed    bool
+	quit      chan struct{} // closed by Close: wakes accept loops backing off
 	wg        sync.WaitGroup // sessions
 }
 
@@ -144,6 +149,8 @@ func NewServer(cfg Config, devices []backend.Device) (*Server, error) {
 		started:   time.Now(),
 		sessions:  map[uint64]*session{},
 		listeners: map[transport.Listener]struct{}{},
+		perPeer:   map[string]int{},
+		quit:      make(chan struct{}),
 	}
 	for i, dev := range devices {
 		var pin func() error
@@ -162,7 +169,36 @@ func NewServer(cfg Config, devices []backend.Device) (*Server, error) {
 		}
 		s.shards = append(s.shards, sh)
 	}
+	go s.watch()
 	return s, nil
+}
+
+// watch cuts off sessions whose client has not read a reply for the
+// slow-consumer deadline: their writes wait on them, and their memory and
+// queued work would otherwise be held for as long as they like.
+func (s *Server) watch() {
+	period := min(max(s.cfg.SlowConsumer/4, 10*time.Millisecond), time.Second)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case now := <-t.C:
+			s.mu.Lock()
+			sessions := make([]*session, 0, len(s.sessions))
+			for _, sess := range s.sessions {
+				sessions = append(sessions, sess)
+			}
+			s.mu.Unlock()
+			for _, sess := range sessions {
+				if w := sess.out.waiting(now); w > s.cfg.SlowConsumer {
+					sess.log.Warn("cutting off a slow consumer", "waited", w.Round(time.Millisecond), "deadline", s.cfg.SlowConsumer)
+					sess.cut(errSlowConsumer)
+				}
+			}
+		}
+	}
 }
 
 // BootID identifies this boot of this host: two processes that see the same
@@ -177,7 +213,10 @@ func BootID() string {
 }
 
 // Serve accepts connections on l and serves a session on each until l is
-// closed or the server is.
+// closed or the server is. No peer can end it: an accept that fails for
+// any reason other than a closed listener (a peer that hung up mid
+// handshake, the file descriptor limit) is logged and retried after a
+// back-off, as net/http's Serve does.
 func (s *Server) Serve(l transport.Listener) error {
 	s.mu.Lock()
 	if s.closed {
@@ -191,30 +230,53 @@ func (s *Server) Serve(l transport.Listener) error {
 		delete(s.listeners, l)
 		s.mu.Unlock()
 	}()
+	var delay time.Duration
 	for {
 		c, err := l.Accept()
-		if err != nil {
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return ErrServerClosed
-			}
+		if err == nil {
+			delay = 0
+			s.ServeConn(c)
+			continue
+		}
+		select {
+		case <-s.quit:
+			return ErrServerClosed
+		default:
+		}
+		if errors.Is(err, net.ErrClosed) {
 			return fmt.Errorf("engine: accept on %s: %w", l.Addr(), err)
 		}
-		s.ServeConn(c)
+		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+		s.log.Warn("accept failed; retrying", "listener", l.Addr(), "err", err, "retry_in", delay)
+		select {
+		case <-time.After(delay):
+		case <-s.quit:
+			return ErrServerClosed
+		}
 	}
 }
 
-// ServeConn serves one session on c in the background.
+// ServeConn serves one session on c in the background. A connection past
+// the server's caps (MaxConns, MaxConnsPerPeer) is closed at once.
 func (s *Server) ServeConn(c transport.Conn) {
+	peer := peerOf(c.Info())
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		c.Close()
 		return
 	}
+	if s.conns >= s.cfg.MaxConns || s.perPeer[peer] >= s.cfg.MaxConnsPerPeer {
+		total, mine := s.conns, s.perPeer[peer]
+		s.mu.Unlock()
+		c.Close()
+		s.refused(peer, total, mine)
+		return
+	}
+	s.conns++
+	s.perPeer[peer]++
 	sess := newSession(s, s.nextID.Add(1), c)
+	sess.peer = peer
 	s.sessions[sess.id] = sess
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -224,9 +286,40 @@ func (s *Server) ServeConn(c transport.Conn) {
 	}()
 }
 
+// refused logs a connection refused at the caps, at most once a second, so
+// that a flood of connections cannot flood the log too.
+func (s *Server) refused(peer string, total, mine int) {
+	now := time.Now().UnixNano()
+	last := s.lastRefusal.Load()
+	if now-last < int64(time.Second) || !s.lastRefusal.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("connection refused: too many connections", "peer", peer,
+		"connections", total, "max_conns", s.cfg.MaxConns,
+		"peer_connections", mine, "max_conns_per_peer", s.cfg.MaxConnsPerPeer)
+}
+
+// peerOf is the identity connection caps count by: the transport's peer
+// (a uid, an IP address), else the remote address.
+func peerOf(info transport.Info) string {
+	if info.Peer != "" {
+		return info.Peer
+	}
+	if host, _, err := net.SplitHostPort(info.Remote); err == nil {
+		return info.Transport + ":" + host
+	}
+	return info.Transport + ":" + info.Remote
+}
+
 func (s *Server) forget(sess *session) {
 	s.mu.Lock()
-	delete(s.sessions, sess.id)
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+		s.conns--
+		if s.perPeer[sess.peer]--; s.perPeer[sess.peer] <= 0 {
+			delete(s.perPeer, sess.peer)
+		}
+	}
 	s.mu.Unlock()
 	for _, sh := range s.shards {
 		sh.queue.forget(sess.id)
@@ -242,11 +335,12 @@ func (s *Server) Close() error {
 		return ErrServerClosed
 	}
 	s.closed = true
+	close(s.quit)
 	for l := range s.listeners {
 		l.Close()
 	}
 	for _, sess := range s.sessions {
-		sess.conn.Close()
+		sess.cut(ErrServerClosed)
 	}
 	s.mu.Unlock()
 	s.wg.Wait()

@@ -1,10 +1,14 @@
 package engine
 
 import (
+	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"sync"
@@ -23,9 +27,31 @@ type session struct {
 	srv     *Server
 	id      uint64
 	conn    transport.Conn
+	out     *outbox // writes the session's replies: see outbox
+	peer    string  // who the connection caps count it as
 	log     *slog.Logger
 	started time.Time
 	staging *semaphore.Weighted
+
+	// helloDone is set once the connection has said who it is (Hello, or
+	// JoinBulk): the handshake deadline then no longer applies.
+	helloDone atomic.Bool
+	// quit is closed by cut, with cutErr set first: the session is over.
+	// ctx ends with it, for the waits that take a context.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	quit     chan struct{}
+	quitOnce sync.Once
+	cutErr   error
+
+	// tasks counts the session's tasks queued on shards and not yet run;
+	// ops counts the device operations it has queued on its streams and not
+	// yet seen finish (see markEvery). Together they are the work in
+	// flight that MaxInflight bounds. progress wakes a reader waiting for
+	// them to fall.
+	tasks    atomic.Int64
+	ops      atomic.Int64
+	progress chan struct{}
 
 	// The reader's alone.
 	hello     bool
@@ -47,10 +73,9 @@ type session struct {
 	// (JoinBulk with bulkKey). The reader alone reads it; bulkSend orders
 	// the replies whose payloads go there, so that they travel in the
 	// order of the replies that announce them.
-	bulkKey  string
-	bulk     transport.Conn
-	ended    bool // end has begun: no bulk lane may join
-	bulkSend sync.Mutex
+	bulkKey string
+	bulk    transport.Conn
+	ended   bool // end has begun: no bulk lane may join
 }
 
 // sessionDevice is a session's hold on one device.
@@ -66,6 +91,8 @@ type sessionDevice struct {
 	// freeing counts frees taken out of the table whose device frees wait
 	// for the session's queued work.
 	freeing atomic.Int64
+	// tasks is the session's count of tasks on every shard (session.tasks).
+	tasks *atomic.Int64
 }
 
 // submit queues fn on the device's shard, in order with the session's
@@ -73,9 +100,14 @@ type sessionDevice struct {
 func (d *sessionDevice) submit(fn func()) { d.submitRunner(funcWork(fn)) }
 
 // submitRunner is submit for work that need not be a closure.
-func (d *sessionDevice) submitRunner(r runner) {
+func (d *sessionDevice) submitRunner(r runner) { d.submitCost(r, 1) }
+
+// submitCost is submitRunner for work that weighs cost units in the
+// shard's fair queue (see costOf).
+func (d *sessionDevice) submitCost(r runner, cost int) {
 	d.outstanding.Add(1)
-	d.shard.submit(d.session, d.quantum, task{work: r, done: &d.outstanding})
+	d.tasks.Add(1)
+	d.shard.submit(d.session, d.quantum, task{work: r, done: &d.outstanding, total: d.tasks, cost: cost})
 }
 
 // Objects are registered by the reader when the client names them, and
@@ -85,6 +117,9 @@ type streamObj struct {
 	dev *sessionDevice
 	bs  backend.Stream
 	err error
+	// unmarked counts operations queued on bs since its last mark (see
+	// markEvery). The shard alone touches it.
+	unmarked int64
 }
 
 type eventObj struct {
@@ -98,6 +133,7 @@ type moduleObj struct {
 	bm      backend.Module
 	err     error
 	globals map[string]allocation
+	charged uint64 // the share its globals take, uncharged at unload
 }
 
 type functionObj struct {
@@ -109,10 +145,16 @@ type functionObj struct {
 
 func newSession(srv *Server, id uint64, c transport.Conn) *session {
 	info := c.Info()
+	ctx, cancel := context.WithCancel(context.Background())
 	return &session{
+		ctx:       ctx,
+		cancel:    cancel,
 		srv:       srv,
 		id:        id,
 		conn:      c,
+		out:       newOutbox(c),
+		quit:      make(chan struct{}),
+		progress:  make(chan struct{}, 1),
 		log:       srv.log.With("session", id, "remote", info.Remote, "transport", info.Transport),
 		started:   time.Now(),
 		dec:       api.NewDecoder(nil),
@@ -145,18 +187,74 @@ func (s *session) complain(op api.Op, err error) {
 // everything the session held.
 func (s *session) serve() {
 	s.log.Debug("connection accepted")
-	reason := s.readLoop()
-	if errors.Is(reason, errJoined) {
-		s.srv.forget(s) // the connection is another session's bulk lane now
+	deadline := time.AfterFunc(s.srv.cfg.HandshakeTimeout, func() {
+		if !s.helloDone.Load() {
+			s.cut(errHandshakeTimeout)
+		}
+	})
+	reason := s.read()
+	deadline.Stop()
+	var bye goodbye
+	switch {
+	case errors.Is(reason, errJoined):
+		s.out.close(errJoined) // the connection is another session's bulk lane now
+		s.srv.forget(s)
 		return
+	case errors.As(reason, &bye):
+		s.end(nil, &bye.h)
+	default:
+		s.end(reason, nil)
 	}
-	s.end(reason)
+}
+
+var errHandshakeTimeout = errors.New("no Hello within the handshake deadline")
+
+// goodbye ends the reader of a session whose client said Goodbye.
+type goodbye struct{ h api.Header }
+
+func (goodbye) Error() string { return "the client said goodbye" }
+
+// cut ends the session from any goroutine: its connections close, its
+// replies are dropped, and its reader, wherever it waits, returns.
+func (s *session) cut(reason error) {
+	s.quitOnce.Do(func() {
+		s.cutErr = reason
+		close(s.quit)
+		s.cancel()
+		s.out.close(transport.ErrClosed)
+		s.conn.Close()
+		if bulk := s.bulkConn(); bulk != nil {
+			bulk.Close()
+		}
+	})
+}
+
+// read runs the read loop; a panic there is a bug of ours that one
+// client's input hit: it ends that session, not the server.
+func (s *session) read() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("session reader panicked; the session ends", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("internal error: %v", r)
+		}
+	}()
+	return s.readLoop()
 }
 
 func (s *session) readLoop() error {
 	for {
+		if err := s.admit(); err != nil {
+			return err
+		}
 		body, payloadLen, err := s.conn.Recv()
 		if err != nil {
+			select {
+			case <-s.quit:
+				if s.cutErr != nil {
+					return s.cutErr
+				}
+			default:
+			}
 			return err
 		}
 		h, fields, err := api.ReadHeader(body)
@@ -177,6 +275,9 @@ func (s *session) readLoop() error {
 		if err != nil {
 			// The frame is intact, only the call is bad: answer it and go on.
 			s.reply(h, api.Errorf(errorResult(err), "%v", err), nil, nil)
+			if err := pl.discard(); err != nil {
+				return err
+			}
 			continue
 		}
 		if !s.hello {
@@ -186,15 +287,109 @@ func (s *session) readLoop() error {
 					return err
 				}
 			case *api.JoinBulk:
+				s.helloDone.Store(true)
 				return s.srv.joinBulk(s, h, m)
 			default:
 				return errors.New("first call is not Hello")
 			}
 			continue
 		}
+		if _, ok := m.(*api.Goodbye); ok {
+			return goodbye{h}
+		}
 		if err := s.dispatch(h, m, pl); err != nil {
 			return err
 		}
+	}
+}
+
+// admit holds the reader back while the session has MaxInflight tasks and
+// operations in flight: the client's sends then block on the transport's
+// own flow control (a full socket buffer, a full ring), as a real driver
+// blocks a launch when its push buffer is full, and nobody else notices.
+func (s *session) admit() error {
+	limit := int64(s.srv.cfg.MaxInflight)
+	if s.tasks.Load()+s.ops.Load() < limit {
+		return nil
+	}
+	s.flushMarks()
+	t := time.NewTimer(time.Millisecond)
+	defer t.Stop()
+	for s.tasks.Load()+s.ops.Load() >= limit {
+		// Marks wake us as operations finish; the timer covers tasks,
+		// which the shards run without telling.
+		select {
+		case <-s.progress:
+		case <-t.C:
+			t.Reset(time.Millisecond)
+		case <-s.quit:
+			return s.cutErr
+		}
+	}
+	return nil
+}
+
+// markEvery is how many operations a stream queues between marks: a
+// Notify that subtracts them from the session's count in flight when they
+// have finished. One mark per operation would double the cost of a
+// launch; one per 32 costs a thirty-second of it, and a reader that finds
+// the session full marks what is left (flushMarks).
+const markEvery = 32
+
+// queuing is called on the shard before an operation is queued on st:
+// it counts the operation and, every markEvery, marks those before it.
+// The mark goes before the new operation so that it never reports that
+// operation's error, which a synchronous call reports itself.
+func (s *session) queuing(st *streamObj) {
+	if st.unmarked >= markEvery {
+		s.mark(st)
+	}
+	st.unmarked++
+	s.ops.Add(1)
+}
+
+// mark queues on st a Notify that counts its unmarked operations finished
+// once they have. Errors it sees are the session's, latched, as for any
+// asynchronous call. It runs on the shard.
+func (s *session) mark(st *streamObj) {
+	n := st.unmarked
+	if n == 0 || st.bs == nil {
+		return
+	}
+	st.unmarked = 0
+	err := st.bs.Notify(func(err error) {
+		s.latched.Set(err)
+		s.ops.Add(-n)
+		select {
+		case s.progress <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil { // a destroyed stream has nothing in flight
+		s.ops.Add(-n)
+	}
+}
+
+// flushMarks marks, on every shard, every stream with unmarked operations,
+// so that a reader waiting for work to drain sees all of it finish.
+func (s *session) flushMarks() {
+	s.mu.Lock()
+	devices := slices.Clone(s.devices)
+	s.mu.Unlock()
+	for _, d := range devices {
+		d.submit(func() {
+			s.mu.Lock()
+			var streams []*streamObj
+			for _, st := range s.streams {
+				if st.dev == d && st.unmarked > 0 {
+					streams = append(streams, st)
+				}
+			}
+			s.mu.Unlock()
+			for _, st := range streams {
+				s.mark(st)
+			}
+		})
 	}
 }
 
@@ -223,11 +418,12 @@ func (s *session) handleHello(h api.Header, m *api.Hello) error {
 	case m.Version != api.Version:
 		s.reply(h, api.Errorf(api.ErrNotSupported, "protocol version %d; server speaks %d", m.Version, api.Version), nil, nil)
 		return errors.New("protocol version mismatch")
-	case s.srv.cfg.Token != "" && m.Token != s.srv.cfg.Token:
+	case s.srv.cfg.Token != "" && subtle.ConstantTimeCompare([]byte(m.Token), []byte(s.srv.cfg.Token)) != 1:
 		s.reply(h, api.Errorf(api.ErrNotPermitted, "bad token"), nil, nil)
 		return errors.New("bad token")
 	}
 	s.hello = true
+	s.helloDone.Store(true)
 	key := newBulkKey()
 	s.mu.Lock() // status() and adoptBulk read these from other goroutines
 	s.client = m.Client
@@ -243,10 +439,16 @@ func (s *session) handleHello(h api.Header, m *api.Hello) error {
 	return nil
 }
 
-// end closes the connection and frees, on each device, everything the
-// session held once the work it queued there has finished.
-func (s *session) end(reason error) {
-	s.conn.Close()
+// end frees, on each device, everything the session held: the work it
+// queued and that has not started is dropped (streams that can cancel do),
+// then, once what is running has stopped, its objects and memory are freed
+// and its shares return to the devices. A session that said goodbye (bye)
+// is answered after that, then its connection closes; any other ends with
+// its connection closed first.
+func (s *session) end(reason error, bye *api.Header) {
+	if bye == nil {
+		s.cut(reason)
+	}
 	s.mu.Lock()
 	s.ended = true
 	bulk := s.bulk
@@ -255,6 +457,8 @@ func (s *session) end(reason error) {
 		bulk.Close()
 	}
 	switch {
+	case bye != nil:
+		s.log.Info("session closing: the client said goodbye")
 	case reason == nil, errors.Is(reason, io.EOF), errors.Is(reason, transport.ErrClosed):
 		s.log.Info("session closed")
 	default:
@@ -266,6 +470,7 @@ func (s *session) end(reason error) {
 	var wg sync.WaitGroup
 	for _, d := range devices {
 		wg.Add(1)
+		d.submit(func() { s.cancelStreams(d) })
 		s.afterStreams(d, func() {
 			d.submit(func() {
 				s.release(d)
@@ -275,6 +480,36 @@ func (s *session) end(reason error) {
 	}
 	wg.Wait()
 	s.srv.forget(s)
+	if bye != nil {
+		// Answered whatever the client does next; a client that does not
+		// read it is cut off after the slow-consumer deadline.
+		stop := time.AfterFunc(s.srv.cfg.SlowConsumer, func() { s.cut(errSlowConsumer) })
+		s.out.sendWaiting(func() error { return transport.SendNow(s.conn, s.encodeReply(*bye, nil, nil), nil) })
+		stop.Stop()
+		s.cut(nil)
+	}
+}
+
+// canceler is a stream that can drop the work queued on it and not yet
+// started, and stop what is running as soon as it can.
+type canceler interface{ Cancel() }
+
+// cancelStreams cancels every stream the session has on d. It runs on the
+// shard, after every task the session queued there.
+func (s *session) cancelStreams(d *sessionDevice) {
+	s.mu.Lock()
+	var streams []backend.Stream
+	for _, st := range s.streams {
+		if st.dev == d && st.bs != nil {
+			streams = append(streams, st.bs)
+		}
+	}
+	s.mu.Unlock()
+	for _, bs := range streams {
+		if c, ok := bs.(canceler); ok {
+			c.Cancel()
+		}
+	}
 }
 
 // release frees one device's share of the session. It runs on the shard.
@@ -374,7 +609,9 @@ func (s *session) afterStreams(d *sessionDevice, fn func()) {
 // replyEncoders recycle the encoders of replies, with their buffers.
 var replyEncoders = sync.Pool{New: func() any { return api.NewEncoder(make([]byte, 0, 256)) }}
 
-// reply answers request h. A failed call's payload is not sent.
+// reply answers request h. A failed call's payload is not sent. The reply
+// goes through the session's outbox, so it never waits on the client
+// unless its payload is large; see outbox for who may send those.
 func (s *session) reply(h api.Header, err error, m api.Message, payload []byte) {
 	if err != nil {
 		s.complain(h.Op, err)
@@ -389,10 +626,19 @@ func (s *session) reply(h api.Header, err error, m api.Message, payload []byte) 
 	e := replyEncoders.Get().(*api.Encoder)
 	e.Reset()
 	e.Reply(h.Op, h.Seq, 0, err, m)
-	// The client waits for this: write it now rather than wake the writer.
-	// A send fails only when the connection is going; the reader sees that.
-	_ = transport.SendNow(s.conn, e.Bytes(), payload)
+	// A send fails only when the session is going, and the reader sees
+	// that, except for a client too slow to read, which is cut off here.
+	if err := s.out.send(e.Bytes(), payload); errors.Is(err, errSlowConsumer) {
+		s.cut(err)
+	}
 	replyEncoders.Put(e)
+}
+
+// encodeReply encodes the reply to h into a fresh buffer.
+func (s *session) encodeReply(h api.Header, err error, m api.Message) []byte {
+	e := api.NewEncoder(nil)
+	e.Reply(h.Op, h.Seq, 0, err, m)
+	return e.Bytes()
 }
 
 // fail reports err for request h: in a reply, or latched if h wants none.
@@ -468,9 +714,14 @@ func (s *session) event(h api.Handle) (*eventObj, error) {
 	return nil, api.Errorf(api.ErrInvalidHandle, "event %#x", h)
 }
 
-// register adds a client-chosen handle to table, refusing reserved handles
-// and ones in use.
-func register[T any](s *session, table map[api.Handle]*T, h api.Handle, what string, obj *T) error {
+// maxFunctions bounds the function handles one session holds: a handle
+// costs the server little, but not nothing.
+const maxFunctions = 1 << 16
+
+// register adds a client-chosen handle to table, refusing reserved handles,
+// ones in use, and more than limit objects: past it, creation fails with
+// CUDA_ERROR_OUT_OF_MEMORY, as the driver's does when it runs out of room.
+func register[T any](s *session, table map[api.Handle]*T, h api.Handle, what string, obj *T, limit int) error {
 	if h == 0 || h >= api.DefaultStreamBase {
 		return api.Errorf(api.ErrInvalidHandle, "%s handle %#x is reserved", what, h)
 	}
@@ -478,6 +729,9 @@ func register[T any](s *session, table map[api.Handle]*T, h api.Handle, what str
 	defer s.mu.Unlock()
 	if table[h] != nil {
 		return api.Errorf(api.ErrInvalidHandle, "%s handle %#x is in use", what, h)
+	}
+	if len(table) >= limit {
+		return api.Errorf(api.ErrOutOfMemory, "the session holds %d %ss, the most it may", len(table), what)
 	}
 	table[h] = obj
 	return nil
@@ -532,15 +786,9 @@ type payload struct {
 
 func (p payload) read(dst []byte) error { return p.from.ReadPayload(dst) }
 
-// discard consumes a payload the call does not use.
-func (p payload) discard() error {
-	if p.n == 0 {
-		return nil
-	}
-	buf := getStaging(p.n)
-	defer putStaging(buf)
-	return p.from.ReadPayload(buf)
-}
+// discard leaves a payload the call does not use unread: the connection
+// skips it at the next Recv (the Conn contract), without buffering it.
+func (p payload) discard() error { return nil }
 
 func (s *session) status() api.SessionStatus {
 	info := s.conn.Info()
