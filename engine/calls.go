@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"context"
 	"errors"
 	"sync"
 
@@ -212,18 +211,24 @@ func onShard[T deviceObj](s *session, h api.Header, obj T, lookupErr error, fn f
 // onStream queues work on a stream: fn checks and queues it on the shard;
 // a synchronous call is answered when the work has run.
 func (s *session) onStream(h api.Header, handle api.Handle, fn func(*streamObj) error) {
+	s.onStreamCost(h, handle, 1, fn)
+}
+
+// onStreamCost is onStream for work that weighs cost in the fair queue.
+func (s *session) onStreamCost(h api.Header, handle api.Handle, cost int, fn func(*streamObj) error) {
 	st, err := s.stream(handle)
 	if err != nil {
 		s.fail(h, err)
 		return
 	}
-	st.dev.submit(func() {
+	st.dev.submitCost(funcWork(func() {
 		err := st.ready()
 		if err == nil {
+			s.queuing(st)
 			err = fn(st)
 		}
 		s.done(h, st, err)
-	})
+	}), cost)
 }
 
 func (s *session) attach(h api.Header, m *api.Attach) {
@@ -268,7 +273,7 @@ func (s *session) attach(h api.Header, m *api.Attach) {
 		return
 	}
 	s.mu.Lock()
-	d := &sessionDevice{session: s.id, ordinal: uint32(len(s.devices)), shard: sh, quota: quota, quantum: quantumOf(millionths)}
+	d := &sessionDevice{session: s.id, ordinal: uint32(len(s.devices)), shard: sh, quota: quota, quantum: quantumOf(millionths), tasks: &s.tasks}
 	s.devices = append(s.devices, d)
 	def := &streamObj{dev: d}
 	s.streams[api.DefaultStream(d.ordinal)] = def
@@ -414,7 +419,7 @@ func (s *session) memcpyHtoD(h api.Header, m *api.MemcpyHtoD, pl payload) error 
 		return nil
 	}
 	weight := min(int64(n), s.srv.cfg.MaxStaging)
-	if err := s.staging.Acquire(context.Background(), weight); err != nil {
+	if err := s.staging.Acquire(s.ctx, weight); err != nil {
 		return err
 	}
 	buf := getStaging(n)
@@ -438,7 +443,7 @@ func (s *session) memcpyHtoD(h api.Header, m *api.MemcpyHtoD, pl payload) error 
 		s.fail(h, err)
 		return nil
 	}
-	s.onStream(h, m.Stream, func(st *streamObj) error {
+	s.onStreamCost(h, m.Stream, costOf(n), func(st *streamObj) error {
 		err := sameDevice(st, d)
 		if err == nil {
 			err = inRange(d, "destination", m.Dst, uint64(n))
@@ -585,23 +590,66 @@ func (s *session) memcpyDtoH(h api.Header, m *api.MemcpyDtoH) {
 // a frame. Clients split larger copies.
 const maxCopy = 256 << 20
 
+// moduleLoad reads a module image under the same per-session staging
+// budget as copies, parses it on the reader (off the shard: a large image
+// takes long to parse, and only its own session should wait), and loads it
+// on the shard. The memory its globals take is charged to the session's
+// share.
 func (s *session) moduleLoad(h api.Header, m *api.ModuleLoad, pl payload) error {
-	if pl.n == 0 {
+	switch {
+	case pl.n == 0:
 		s.fail(h, api.Errorf(api.ErrInvalidImage, "empty module image"))
 		return nil
+	case int64(pl.n) > s.srv.cfg.MaxModuleImage:
+		s.fail(h, api.Errorf(api.ErrInvalidImage, "module image of %d bytes; the limit is %d", pl.n, s.srv.cfg.MaxModuleImage))
+		return pl.discard()
 	}
-	image := make([]byte, pl.n)
+	weight := min(int64(pl.n), s.srv.cfg.MaxStaging)
+	if err := s.staging.Acquire(s.ctx, weight); err != nil {
+		return err
+	}
+	image := getStaging(pl.n)
+	release := func() {
+		putStaging(image)
+		s.staging.Release(weight)
+	}
 	if err := pl.read(image); err != nil {
+		release()
 		return err
 	}
 	d, err := s.device(m.Ordinal)
 	if err != nil {
+		release()
 		s.fail(h, err)
 		return nil
 	}
+	var prepared preparedModule
+	prep, canPrepare := d.shard.dev.(modulePreparer)
+	if canPrepare {
+		prepared, err = prep.PrepareModule(image)
+		release()
+		if err != nil {
+			s.fail(h, err)
+			return nil
+		}
+	}
 	mod := &moduleObj{dev: d, globals: map[string]allocation{}}
-	s.make(h, d, register(s, s.modules, m.Module, "module", mod), func() error {
-		bm, err := d.shard.dev.LoadModule(image)
+	regErr := register(s, s.modules, m.Module, "module", mod, s.srv.cfg.MaxModules)
+	if regErr != nil && !canPrepare {
+		release()
+	}
+	s.makeCost(h, d, regErr, costOf(pl.n), func() error {
+		var bm backend.Module
+		var err error
+		if canPrepare {
+			bm, err = prep.LoadPrepared(prepared)
+		} else {
+			bm, err = d.shard.dev.LoadModule(image)
+			release()
+		}
+		if err == nil {
+			err = s.chargeGlobals(d, mod, bm)
+		}
 		if err != nil {
 			mod.err = err
 		} else {
@@ -609,6 +657,37 @@ func (s *session) moduleLoad(h api.Header, m *api.ModuleLoad, pl payload) error 
 		}
 		return err
 	})
+	return nil
+}
+
+// modulePreparer is a device that can parse a module image on any
+// goroutine, leaving the shard only the cheap part of loading it.
+type modulePreparer interface {
+	PrepareModule(image []byte) (preparedModule, error)
+	LoadPrepared(preparedModule) (backend.Module, error)
+}
+
+// preparedModule is a parsed module image, ready to load.
+type preparedModule = any
+
+// globalSizer is a module that knows the device memory its globals take.
+type globalSizer interface{ GlobalBytes() uint64 }
+
+// chargeGlobals charges the memory of bm's globals to the session's share
+// on d, unloading bm and failing with CUDA_ERROR_OUT_OF_MEMORY when they do
+// not fit: a module's variables are the session's memory like any other.
+func (s *session) chargeGlobals(d *sessionDevice, mod *moduleObj, bm backend.Module) error {
+	gs, ok := bm.(globalSizer)
+	if !ok {
+		return nil
+	}
+	n := accounted(gs.GlobalBytes())
+	if n < gs.GlobalBytes() || !d.allocs.charge(n, d.quota) {
+		bm.Unload()
+		used, _ := d.allocs.usage()
+		return api.Errorf(api.ErrOutOfMemory, "the module's globals take %d bytes, past the session's share: %d of %d bytes in use", gs.GlobalBytes(), used, d.quota)
+	}
+	mod.charged = n
 	return nil
 }
 
@@ -636,7 +715,9 @@ func (s *session) moduleUnload(h api.Header, m *api.ModuleUnload) {
 				d.allocs.remove(g.base)
 			}
 			if mod.bm != nil {
-				if err := mod.bm.Unload(); err != nil {
+				err := mod.bm.Unload()
+				d.allocs.uncharge(mod.charged)
+				if err != nil {
 					s.fail(h, err)
 					return
 				}
@@ -655,7 +736,7 @@ func (s *session) moduleGetFunction(h api.Header, m *api.ModuleGetFunction) {
 		return
 	}
 	f := &functionObj{mod: mod}
-	if err := register(s, s.functions, m.Function, "function", f); err != nil {
+	if err := register(s, s.functions, m.Function, "function", f, maxFunctions); err != nil {
 		s.fail(h, err)
 		return
 	}
@@ -753,6 +834,7 @@ func (t *launchTask) run() {
 		err = t.f.err
 	}
 	if err == nil {
+		t.s.queuing(t.st)
 		err = t.st.bs.Launch(t.f.bf, t.cfg, t.params, &t.st.dev.allocs)
 	}
 	t.s.done(t.h, t.st, err)
@@ -767,7 +849,7 @@ func (s *session) streamCreate(h api.Header, m *api.StreamCreate) {
 		return
 	}
 	st := &streamObj{dev: d}
-	s.make(h, d, register(s, s.streams, m.Stream, "stream", st), func() error {
+	s.make(h, d, register(s, s.streams, m.Stream, "stream", st, s.srv.cfg.MaxStreams), func() error {
 		bs, err := d.shard.dev.NewStream(m.Flags, m.Priority)
 		if err != nil {
 			st.err = err // not bs: it may be a typed nil
@@ -782,17 +864,22 @@ func (s *session) streamCreate(h api.Header, m *api.StreamCreate) {
 // unless registering it failed (regErr), mk makes it on d's shard, and a
 // synchronous call is answered with mk's verdict.
 func (s *session) make(h api.Header, d *sessionDevice, regErr error, mk func() error) {
+	s.makeCost(h, d, regErr, 1, mk)
+}
+
+// makeCost is make for an object whose creation weighs cost in the fair queue.
+func (s *session) makeCost(h api.Header, d *sessionDevice, regErr error, cost int, mk func() error) {
 	if regErr != nil {
 		s.fail(h, regErr)
 		return
 	}
-	d.submit(func() {
+	d.submitCost(funcWork(func() {
 		if err := mk(); err != nil {
 			s.fail(h, err)
 			return
 		}
 		s.reply0(h)
-	})
+	}), cost)
 }
 
 func (s *session) streamDestroy(h api.Header, m *api.StreamDestroy) {
@@ -817,7 +904,11 @@ func (s *session) streamDestroy(h api.Header, m *api.StreamDestroy) {
 		// errors are the session's.
 		bs := st.bs
 		st.bs = nil
-		bs.Notify(func(err error) { s.latched.Set(err) })
+		n := st.unmarked
+		st.unmarked = 0
+		if bs.Notify(func(err error) { s.latched.Set(err); s.ops.Add(-n) }) != nil {
+			s.ops.Add(-n)
+		}
 		if err := bs.Destroy(); err != nil {
 			s.fail(h, err)
 			return
@@ -852,7 +943,7 @@ func (s *session) eventCreate(h api.Header, m *api.EventCreate) {
 		return
 	}
 	ev := &eventObj{dev: d}
-	s.make(h, d, register(s, s.events, m.Event, "event", ev), func() error {
+	s.make(h, d, register(s, s.events, m.Event, "event", ev, s.srv.cfg.MaxEvents), func() error {
 		be, err := d.shard.dev.NewEvent(m.Flags)
 		if err != nil {
 			ev.err = err

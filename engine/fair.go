@@ -6,9 +6,11 @@ import (
 )
 
 // fairQueue holds a shard's tasks: one FIFO per session, served by deficit
-// round robin so that each session gets tasks run in proportion to its
-// weight, and none waits behind another's burst. It is the shard's
-// scheduling core, kept free of I/O so it can be tested alone.
+// round robin so that each session gets work run in proportion to its
+// weight, and none waits behind another's burst. Work is weighed in cost
+// units (costOf), not tasks, so that a 256 MiB copy is not served as if it
+// were a null launch. It is the shard's scheduling core, kept free of I/O
+// so it can be tested alone.
 type fairQueue struct {
 	mu     sync.Mutex
 	flows  map[uint64]*flow
@@ -19,7 +21,7 @@ type fairQueue struct {
 
 type flow struct {
 	id      uint64
-	quantum int // tasks per round
+	quantum int // cost units per round
 	deficit int
 	// tasks[head:] are queued. The array is kept when the flow runs dry,
 	// so that a steady stream of launches allocates nothing here.
@@ -28,12 +30,23 @@ type flow struct {
 	active bool
 }
 
-// task is work to run on the shard and, when done is not nil, a counter
-// to decrement once it has run.
+// task is work to run on the shard and, when done and total are not nil,
+// counters to decrement once it has run (the session device's and the
+// session's). cost is its weight in the fair queue, at least 1.
 type task struct {
-	work runner
-	done *atomic.Int64
+	work  runner
+	done  *atomic.Int64
+	total *atomic.Int64
+	cost  int
 }
+
+// costUnit is the bytes of payload worth one cost unit: a task that moves
+// n bytes costs 1 + n/costUnit, so a 64 MiB copy weighs as much as a
+// thousand launches.
+const costUnit = 64 << 10
+
+// costOf is the fair-queue weight of a task that moves n bytes.
+func costOf(n int) int { return 1 + n/costUnit }
 
 func (t task) run() { t.work.run() }
 
@@ -49,8 +62,8 @@ func (f funcWork) run() { f() }
 
 func newFairQueue() *fairQueue { return &fairQueue{flows: map[uint64]*flow{}} }
 
-// quantumOf turns a share (millionths of the device) into tasks per round:
-// a whole device gets 64, the smallest share 1.
+// quantumOf turns a share (millionths of the device) into cost units per
+// round: a whole device gets 64, the smallest share 1.
 func quantumOf(shareMillionths uint32) int {
 	return max(1, int(uint64(shareMillionths)*64/1_000_000))
 }
@@ -96,12 +109,18 @@ func (q *fairQueue) pop(dst []task, limit int) []task {
 		if f.deficit <= 0 {
 			f.deficit += f.quantum
 		}
-		n := min(f.deficit, len(f.tasks)-f.head, limit-len(dst))
-		dst = append(dst, f.tasks[f.head:f.head+n]...)
+		// Take tasks while the flow has credit; the last may overdraw it,
+		// and the debt is paid in the rounds that follow.
+		n := 0
+		for f.deficit > 0 && f.head+n < len(f.tasks) && len(dst) < limit {
+			t := f.tasks[f.head+n]
+			dst = append(dst, t)
+			f.deficit -= max(t.cost, 1)
+			n++
+		}
 		q.queued.Add(int64(-n))
 		clear(f.tasks[f.head : f.head+n]) // let the garbage collector have them
 		f.head += n
-		f.deficit -= n
 		if f.head == len(f.tasks) {
 			f.tasks, f.head = f.tasks[:0], 0
 			f.deficit = 0

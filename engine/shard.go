@@ -126,6 +126,9 @@ func (sh *shard) run(errs chan<- error) {
 			if t.done != nil {
 				t.done.Add(-1)
 			}
+			if t.total != nil {
+				t.total.Add(-1)
+			}
 			batch[i] = task{}
 		}
 	}
@@ -182,7 +185,12 @@ func shareBytes(a *api.Attach, total uint64, minShare float64) (uint64, uint32, 
 		if a.ShareBytes < 1<<20 {
 			return 0, 0, api.Errorf(api.ErrInvalidValue, "share of %d bytes is below 1 MiB", a.ShareBytes)
 		}
-		return a.ShareBytes, uint32(a.ShareBytes * 1_000_000 / total), nil
+		// In float64: bytes times a million overflows 64 bits past 18 TB.
+		fraction := float64(a.ShareBytes) / float64(total)
+		if fraction < minShare-1e-9 {
+			return 0, 0, api.Errorf(api.ErrInvalidValue, "share of %d bytes is %g of the device, below the smallest share, %g", a.ShareBytes, fraction, minShare)
+		}
+		return a.ShareBytes, uint32(fraction * 1_000_000), nil
 	case a.ShareMillionths == 0 || a.ShareMillionths > 1_000_000:
 		return 0, 0, api.Errorf(api.ErrInvalidValue, "share fraction %g is outside (0, 1]", float64(a.ShareMillionths)/1e6)
 	case float64(a.ShareMillionths)/1e6 < minShare-1e-9:
