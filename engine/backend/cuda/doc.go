@@ -25,6 +25,10 @@
 //   - Scrubbing: every allocation is cleared (cuMemsetD8Async on an
 //     internal stream, waited for) before Alloc returns it, since sessions
 //     share a context and the driver reuses freed memory unscrubbed.
+//   - Cancellation (backend.Canceler): a cancelled stream drops the
+//     host-side work queued on it; what the driver already has (a running
+//     kernel above all) runs to its end, since CUDA cannot cancel it
+//     short of resetting the context every session shares.
 //   - Completion without blocking the shard: Stream.Notify records an
 //     internal event and a per-stream waiter goroutine sleeps on it
 //     (blocking-sync events, so no CPU spins) before calling back.

@@ -5,6 +5,7 @@ package cuda
 import (
 	"bytes"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gpufabric/gpufabric/engine/api"
 	"github.com/gpufabric/gpufabric/engine/backend"
@@ -37,12 +38,24 @@ type stream struct {
 	destroyed bool
 	gone      bool // cuStreamDestroy was called
 
+	// cancelled is set by Cancel: the worker drops what it has not
+	// started. Atomic so the worker can look before each op for free.
+	cancelled atomic.Bool
+
 	wmu     sync.Mutex
 	waits   []waitItem
 	waiting bool // the waiter goroutine is running
 }
 
-var _ backend.Stream = (*stream)(nil)
+var (
+	_ backend.Stream   = (*stream)(nil)
+	_ backend.Canceler = (*stream)(nil)
+)
+
+// errCancelled is what cancelled work and a cancelled stream report.
+func errCancelled() error {
+	return api.Errorf(backend.ErrCancelled, "stream cancelled: its session has ended")
+}
 
 // waitItem is a pending Notify: an internal event recorded at the point of
 // the Notify, the host-side error seen before that point, and the callback.
@@ -58,14 +71,18 @@ type waitItem struct {
 func (s *stream) idle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.working && !s.destroyed
+	return !s.working && !s.destroyed && !s.cancelled.Load()
 }
 
 // queued is an op waiting for the worker. A Notify's op only records an
 // event and hands it to the waiter: once it is the only thing left, all
 // earlier host work has reached the driver, and Query may ask the driver.
+//
+// After Cancel the worker calls drop instead of op: whatever the op owes
+// (a done, a reference, a callback) it pays there without doing the work.
 type queued struct {
 	op     func() error
+	drop   func() // nil: nothing is owed
 	notify bool
 }
 
@@ -75,8 +92,8 @@ func (s *stream) enqueue(op func() error) error { return s.push(queued{op: op}) 
 func (s *stream) push(q queued) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.destroyed {
-		return api.Errorf(api.ErrInvalidHandle, "stream is destroyed")
+	if err := s.acceptingLocked(q.notify); err != nil {
+		return err
 	}
 	s.queue = append(s.queue, q)
 	if !q.notify {
@@ -89,13 +106,48 @@ func (s *stream) push(q queued) error {
 	return nil
 }
 
+// acceptingLocked says why the stream takes no more work, if it does not.
+// A cancelled stream still takes Notify (notify), which the engine uses to
+// learn that it has gone quiet.
+func (s *stream) acceptingLocked(notify bool) error {
+	switch {
+	case s.destroyed:
+		return api.Errorf(api.ErrInvalidHandle, "stream is destroyed")
+	case s.cancelled.Load() && !notify:
+		return errCancelled()
+	}
+	return nil
+}
+
+func (s *stream) accepting() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acceptingLocked(false)
+}
+
 // run does op now if the stream is idle (its error is the caller's: the
 // work was not queued), else queues it.
-func (s *stream) run(op func() error) error {
+func (s *stream) run(op func() error) error { return s.runOr(op, nil) }
+
+// runOr is run with what to do instead if the op is dropped by Cancel.
+func (s *stream) runOr(op func() error, drop func()) error {
 	if s.idle() {
 		return op()
 	}
-	return s.enqueue(op)
+	return s.push(queued{op: op, drop: drop})
+}
+
+// Cancel drops the host-side work queued on the stream and refuses more;
+// see backend.Canceler. What the driver already has it cannot take back:
+// CUDA has no way to cancel a kernel or copy once queued, so a kernel the
+// driver has started (or queued) runs to its end, holding the GPU as long
+// as it would have; only a context reset would stop it, and that would
+// take every other session's work on the GPU with it. A staged copy that
+// the worker has begun finishes its chunks.
+func (s *stream) Cancel() {
+	s.mu.Lock()
+	s.cancelled.Store(true)
+	s.mu.Unlock()
 }
 
 func (s *stream) work() {
@@ -115,7 +167,11 @@ func (s *stream) work() {
 		batch, s.queue = s.queue, batch[:0]
 		s.mu.Unlock()
 		for i, q := range batch {
-			if err := q.op(); err != nil {
+			if s.cancelled.Load() {
+				if q.drop != nil {
+					q.drop()
+				}
+			} else if err := q.op(); err != nil {
 				s.fail(err)
 			}
 			if !q.notify {
@@ -191,14 +247,17 @@ func (s *stream) CopyHtoD(dst backend.DevicePtr, src []byte, done func()) error 
 			return nil
 		}
 	}
-	return s.enqueue(func() error {
-		defer done()
-		c, err := s.stager(uint64(len(src)))
-		if err != nil {
-			return err
-		}
-		defer s.release(c)
-		return stageHtoD(c, dst, src)
+	return s.push(queued{
+		op: func() error {
+			defer done()
+			c, err := s.stager(uint64(len(src)))
+			if err != nil {
+				return err
+			}
+			defer s.release(c)
+			return stageHtoD(c, dst, src)
+		},
+		drop: done,
 	})
 }
 
@@ -264,15 +323,21 @@ func (s *stream) Record(ev backend.Event) error {
 	if !ok {
 		return api.Errorf(api.ErrInvalidHandle, "event of another backend")
 	}
+	if err := s.accepting(); err != nil {
+		return err // before reserve: a refused record must not count
+	}
 	gen, err := e.reserve()
 	if err != nil {
 		return err
 	}
-	return s.run(func() error {
+	// Dropped, the record never reaches the driver; marking it issued
+	// lets waiters on other streams go on (they then wait for the
+	// event's earlier record) instead of waiting for ever.
+	return s.runOr(func() error {
 		r := eventRecord(s.d.ctx, e.h, s.h)
 		e.issued(gen)
 		return check(r, "cuEventRecord")
-	})
+	}, func() { e.issued(gen) })
 }
 
 func (s *stream) Wait(ev backend.Event) error {
@@ -295,7 +360,7 @@ func (s *stream) Wait(ev backend.Event) error {
 	if e.isIssued(target) && s.idle() {
 		return op()
 	}
-	if err := s.enqueue(op); err != nil {
+	if err := s.push(queued{op: op, drop: e.release}); err != nil {
 		e.release()
 		return err
 	}
@@ -310,13 +375,16 @@ func (s *stream) Notify(fn func(error)) error {
 	if s.idle() {
 		return s.notify(fn)
 	}
-	return s.push(queued{notify: true, op: func() error {
+	queuedNotify := func() error {
 		// Queued, the error has no caller to go to but fn.
 		if err := s.notify(fn); err != nil {
 			fn(err)
 		}
 		return nil
-	}})
+	}
+	// Dropped, it still goes through the waiter, so that fn comes after
+	// the callbacks of earlier Notifies; notify gives it the cancellation.
+	return s.push(queued{notify: true, op: queuedNotify, drop: func() { queuedNotify() }})
 }
 
 func (s *stream) notify(fn func(error)) error {
@@ -328,8 +396,12 @@ func (s *stream) notify(fn func(error)) error {
 		s.d.events.put(ev)
 		return err
 	}
+	hostErr := s.takeErr()
+	if hostErr == nil && s.cancelled.Load() {
+		hostErr = errCancelled()
+	}
 	s.wmu.Lock()
-	s.waits = append(s.waits, waitItem{ev: ev, hostErr: s.takeErr(), fn: fn})
+	s.waits = append(s.waits, waitItem{ev: ev, hostErr: hostErr, fn: fn})
 	if !s.waiting {
 		s.waiting = true
 		go s.waiter()
