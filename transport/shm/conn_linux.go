@@ -306,14 +306,25 @@ func (c *Conn) Send(body, payload []byte) error {
 	if c.peerGone.Load() {
 		return errPeerGone
 	}
-	nb, np := uint64(len(body)), uint64(len(payload))
-	var inline uint64 // how much of the body+payload stream rides in the record
+	return c.send(body, payload)
+}
+
+// inline is how much of a frame's body+payload stream rides in its frame
+// record; the rest goes through the slab.
+func (c *Conn) inline(nb, np uint64) uint64 {
 	switch {
 	case np <= c.eager && recHeader+nb+np <= c.maxRecord:
-		inline = nb + np
+		return nb + np
 	case recHeader+nb <= c.maxRecord:
-		inline = nb
+		return nb
 	}
+	return 0
+}
+
+// send writes a frame, waiting for room as it goes. c.sendMu is held.
+func (c *Conn) send(body, payload []byte) error {
+	nb, np := uint64(len(body)), uint64(len(payload))
+	inline := c.inline(nb, np)
 	length := recHeader + inline
 	pos, err := c.reserve(length)
 	if err != nil {
@@ -333,6 +344,96 @@ func (c *Conn) Send(body, payload []byte) error {
 		}
 	}
 	return c.stream(payload)
+}
+
+// TrySend sends a frame if the ring, and the slab for what does not fit
+// in the ring, have room for all of it now, and otherwise returns
+// transport.ErrWouldBlock having written nothing; see transport.TrySender.
+// It returns ErrWouldBlock too while another Send holds the producer side
+// (it may be waiting for room), and always for a frame that needs more
+// than the slab holds. It never spins or sleeps.
+func (c *Conn) TrySend(body, payload []byte) error {
+	if len(body) > c.opts.MaxBody {
+		return &transport.FrameError{What: "body", Size: len(body), Limit: c.opts.MaxBody}
+	}
+	if !c.sendMu.TryLock() {
+		return transport.ErrWouldBlock
+	}
+	defer c.sendMu.Unlock()
+	if c.closed.Load() {
+		return transport.ErrClosed
+	}
+	if c.peerGone.Load() {
+		return errPeerGone
+	}
+	ok, err := c.fits(uint64(len(body)), uint64(len(payload)))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return transport.ErrWouldBlock
+	}
+	// The room is there and only we produce: send cannot wait.
+	return c.send(body, payload)
+}
+
+var _ transport.TrySender = (*Conn)(nil)
+
+// fits reports whether a frame of nb body and np payload bytes can be
+// written now without waiting: it reloads the consumer's tails and walks
+// the records send would write (the frame record, then a chunk record per
+// slab chunk, each with the padding reserve would add), checking each as
+// reserve and allocSlab would. c.sendMu is held.
+func (c *Conn) fits(nb, np uint64) (bool, error) {
+	ring, slab := c.geo.ring, c.geo.slab
+	tail := c.tx.tail.Load()
+	if c.head-tail > ring {
+		return false, c.corrupt("ring tail %d is not within %d bytes behind head %d", tail, ring, c.head)
+	}
+	slabTail := c.tx.slabTail.Load()
+	if c.slabHead-slabTail > slab {
+		return false, c.corrupt("slab tail %d is not within %d bytes behind slab head %d", slabTail, slab, c.slabHead)
+	}
+	c.tailSeen, c.slabTailSeen = tail, slabTail
+
+	streamed := nb + np - c.inline(nb, np)
+	if streamed > slab-(c.slabHead-slabTail) {
+		return false, nil
+	}
+	head := c.head
+	record := func(n uint64) bool {
+		pos := head & (ring - 1)
+		var pad uint64
+		if ring-pos < alignRec(n) {
+			pad = ring - pos
+		}
+		if ring-(head-tail) < alignRec(n)+recAlign+pad {
+			return false
+		}
+		head += pad + alignRec(n)
+		return true
+	}
+	if !record(recHeader + c.inline(nb, np)) {
+		return false, nil
+	}
+	// send streams what of the body is not inline, then the payload, each
+	// in chunks of its own.
+	var streams [2]uint64
+	if in := c.inline(nb, np); in < nb+np {
+		streams = [2]uint64{nb - min(in, nb), np}
+	}
+	slabHead := c.slabHead
+	for _, left := range streams {
+		for left > 0 {
+			n := min(left, c.chunkMax, slab-slabHead%slab)
+			if !record(recChunk) {
+				return false, nil
+			}
+			slabHead += n
+			left -= n
+		}
+	}
+	return true, nil
 }
 
 // SendNow is Send: a shared-memory Send has published its frame when it
