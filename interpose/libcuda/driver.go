@@ -329,10 +329,49 @@ func gfgo_ctxRelease(ctx C.uintptr_t, dev C.int) C.CUresult {
 	if err := d.Synchronize(); api.ResultOf(err) == api.ErrDeinitialized {
 		return ret(err)
 	}
-	for _, a := range devMem.removeCtx(uintptr(ctx)) {
+	freed := devMem.removeCtx(uintptr(ctx))
+	for _, a := range freed {
 		if err := d.Free(interpose.DevicePtr(a.base)); err != nil {
 			return ret(err)
 		}
 	}
+	if len(freed) > 0 {
+		// The frees were sent without waiting: one round trip sees them
+		// done, so the memory is free on the server (and in smi) when
+		// the context's destruction returns, and a failed free is told.
+		return ret(d.Synchronize())
+	}
 	return 0
+}
+
+// closeOnce ends the session once, at process exit.
+var closeOnce sync.Once
+
+// gfgo_exit ends the session as the process exits (the library's
+// destructor calls it when the program returns from main or calls exit):
+// it says Goodbye and waits, up to interpose.GoodbyeTimeout, for the
+// server to release everything the session held, so the capacity is free
+// when the program's exit is seen; a program killed by a signal skips it,
+// and the server frees its session when the connection drops. Calls after
+// it (from other libraries' destructors) answer CUDA_ERROR_DEINITIALIZED.
+// It reports whether there was a session to end, and how closing it went.
+//
+// Contexts do not end the session: cuCtxDestroy and
+// cuDevicePrimaryCtxReset free a context's memory, while the session, its
+// devices and their shares stay the process's until it exits.
+//
+//export gfgo_exit
+func gfgo_exit() (had C.int, r C.CUresult) {
+	closeOnce.Do(func() {
+		c := live.Load()
+		if c == nil {
+			return
+		}
+		C.gf_set_state(C.GF_STATE_GONE)
+		had = 1
+		if err := c.s.Close(); err != nil {
+			r = C.CUresult(api.ErrDeinitialized)
+		}
+	})
+	return had, r
 }

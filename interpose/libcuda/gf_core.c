@@ -52,6 +52,21 @@ __attribute__((constructor)) static void gf_load(void) {
 	gf_log_quiet = log && (!strcmp(log, "0") || !strcmp(log, "quiet") || !strcmp(log, "off"));
 }
 
+// gf_unload runs at exit (after the application's atexit handlers, the
+// CUDA runtime's teardown among them) and at dlclose: the session says
+// Goodbye and waits, bounded, for the server to free what it held, so a
+// program's capacity is free once its exit is seen. The trace records it
+// as "(exit)". A forked child never owned the session: it only drops its
+// copy.
+__attribute__((destructor)) static void gf_unload(void) {
+	if (gf_in_child())
+		return;
+	uint64_t t0 = gf_now_ns();
+	struct gfgo_exit_return r = gfgo_exit();
+	if (r.r0 && gf_trace_fd >= 0)
+		gf_trace_call("(exit)", r.r1, t0);
+}
+
 // gf_in_child reports whether this is a child forked after the library was
 // loaded: the atfork flag, and the pid for forks that bypassed atfork.
 int gf_in_child(void) { return gf_forked || getpid() != gf_load_pid; }
