@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gpufabric/gpufabric/internal/servertest"
 )
 
 var (
@@ -43,89 +45,31 @@ func requireBuild(t *testing.T, examples ...string) {
 	}
 }
 
-// server is a `gpufabric server` process on the host backend.
-type server struct {
-	addr string
-	cmd  *exec.Cmd
-
-	mu  sync.Mutex
-	log bytes.Buffer
+// launchServer starts a server on the host backend with devices of the
+// given memory, on a free loopback port.
+func launchServer(memory string, args ...string) (*servertest.Server, error) {
+	return servertest.Launch(serverConfig(memory, args...))
 }
 
-func (s *server) logText() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.String()
-}
-
-func (s *server) stop() {
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
-}
-
-var listenRE = regexp.MustCompile(`msg=serving listen=(\S+)`)
-
-// launchServer starts a server on a free loopback port (it listens on port
-// 0 and logs the address it got) and waits until it serves.
-func launchServer(memory string) (*server, error) {
-	cmd := exec.Command(gpufabric, "server", "--listen", "127.0.0.1:0", "--backend", "host", "--device-memory", memory)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	s := &server{cmd: cmd}
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			s.mu.Lock()
-			s.log.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case found <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case s.addr = <-found:
-		return s, nil
-	case <-time.After(20 * time.Second):
-		s.stop()
-		return nil, fmt.Errorf("the server did not start serving in 20s:\n%s", s.logText())
-	}
+func serverConfig(memory string, args ...string) servertest.Config {
+	return servertest.Config{Bin: gpufabric, Args: append([]string{"--device-memory", memory}, args...)}
 }
 
 // startServer starts a server of the test's own, stopped at cleanup.
-func startServer(t *testing.T, memory string) *server {
+func startServer(t *testing.T, memory string, args ...string) *servertest.Server {
 	t.Helper()
-	s, err := launchServer(memory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		s.stop()
-		if t.Failed() {
-			t.Logf("server log:\n%s", s.logText())
-		}
-	})
-	return s
+	return servertest.Start(t, serverConfig(memory, args...))
 }
 
 var (
 	sharedOnce sync.Once
-	shared     *server
+	shared     *servertest.Server
 	sharedErr  error
 )
 
 // sharedServer is one server for the tests that leave it running; TestMain
 // stops it.
-func sharedServer(t *testing.T) *server {
+func sharedServer(t *testing.T) *servertest.Server {
 	t.Helper()
 	sharedOnce.Do(func() { shared, sharedErr = launchServer("1GiB") })
 	if sharedErr != nil {
@@ -137,7 +81,7 @@ func sharedServer(t *testing.T) *server {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared != nil {
-		shared.stop()
+		shared.Stop()
 	}
 	os.Exit(code)
 }
@@ -196,7 +140,7 @@ func TestExamples(t *testing.T) {
 				srv := sharedServer(t)
 				call, bulk, _ := strings.Cut(tr, "+")
 				args := append([]string{"--transport", call, "--bulk-transport", cmp.Or(bulk, "auto")}, tc.runArgs...)
-				r := run(t, srv.addr, args, example(tc.name), tc.args...)
+				r := run(t, srv.Addr, args, example(tc.name), tc.args...)
 				if r.status != 0 {
 					t.Fatalf("%s over %s exited %d:\n%s", tc.name, tr, r.status, r.out)
 				}
@@ -222,7 +166,7 @@ func TestLaunchRate(t *testing.T) {
 	}
 	srv := sharedServer(t)
 	for _, tr := range []string{"tcp", "shm"} {
-		r := run(t, srv.addr, []string{"-p", "0.1", "--transport", tr}, example("launch_rate"), kernels, "200000")
+		r := run(t, srv.Addr, []string{"-p", "0.1", "--transport", tr}, example("launch_rate"), kernels, "200000")
 		if r.status != 0 {
 			t.Fatalf("launch_rate over %s exited %d:\n%s", tr, r.status, r.out)
 		}
@@ -239,7 +183,7 @@ func TestTransports(t *testing.T) {
 	requireBuild(t, "vector_add")
 	srv := sharedServer(t)
 	for _, tr := range []string{"tcp", "shm", "auto"} {
-		r := run(t, srv.addr, []string{"-p", "0.1", "--transport", tr}, example("vector_add"), kernels, "65536")
+		r := run(t, srv.Addr, []string{"-p", "0.1", "--transport", tr}, example("vector_add"), kernels, "65536")
 		if r.status != 0 || !strings.Contains(r.out, "vector_add: 65536 elements correct") {
 			t.Errorf("vector_add over %s exited %d:\n%s", tr, r.status, r.out)
 		}
@@ -300,7 +244,7 @@ func TestSessionEnd(t *testing.T) {
 	srv := startServer(t, "256MiB")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, gpufabric, "run", "--server", srv.addr, "-p", "0.5", "--", example("session_end"), kernels)
+	cmd := exec.CommandContext(ctx, gpufabric, "run", "--server", srv.Addr, "-p", "0.5", "--", example("session_end"), kernels)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -320,8 +264,7 @@ func TestSessionEnd(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatalf("first line %q, %v; stderr:\n%s", line, err, stderr.String())
 	}
-	srv.stop()
-	time.Sleep(100 * time.Millisecond)
+	srv.Kill()
 	fmt.Fprintln(stdin, "go")
 	rest, _ := io.ReadAll(out)
 	err = cmd.Wait()
@@ -347,7 +290,7 @@ func TestRunExitStatus(t *testing.T) {
 		{"kill -KILL $$", 128 + int(syscall.SIGKILL)},
 		{"kill -TERM $$", 128 + int(syscall.SIGTERM)},
 	} {
-		if r := run(t, srv.addr, nil, "sh", "-c", tc.script); r.status != tc.want {
+		if r := run(t, srv.Addr, nil, "sh", "-c", tc.script); r.status != tc.want {
 			t.Errorf("gpufabric run -- sh -c %q exited %d, want %d\n%s", tc.script, r.status, tc.want, r.out)
 		}
 	}
@@ -398,7 +341,7 @@ func TestRunForwardsSignals(t *testing.T) {
 		{syscall.SIGHUP, "HUP", 44},
 	} {
 		script := fmt.Sprintf(`trap 'exit %d' %s; echo ready; while :; do sleep 0.05; done`, tc.want, tc.name)
-		cmd, line := startRun(t, srv.addr, script)
+		cmd, line := startRun(t, srv.Addr, script)
 		if line != "ready" {
 			t.Fatalf("first line %q", line)
 		}
@@ -416,7 +359,7 @@ func TestRunForwardsSignals(t *testing.T) {
 func TestRunChildDiesWithIt(t *testing.T) {
 	requireBuild(t)
 	srv := sharedServer(t)
-	cmd, line := startRun(t, srv.addr, `exec sh -c 'echo $$; exec sleep 60'`)
+	cmd, line := startRun(t, srv.Addr, `exec sh -c 'echo $$; exec sleep 60'`)
 	var pid int
 	if _, err := fmt.Sscan(line, &pid); err != nil || pid <= 0 {
 		t.Fatalf("child pid %q", line)
@@ -453,7 +396,7 @@ func TestTrace(t *testing.T) {
 	requireBuild(t, "vector_add")
 	srv := sharedServer(t)
 	path := filepath.Join(t.TempDir(), "calls.jsonl")
-	r := run(t, srv.addr, []string{"-p", "0.1", "--trace", path}, example("vector_add"), kernels, "4096")
+	r := run(t, srv.Addr, []string{"-p", "0.1", "--trace", path}, example("vector_add"), kernels, "4096")
 	if r.status != 0 {
 		t.Fatalf("vector_add exited %d:\n%s", r.status, r.out)
 	}
@@ -480,6 +423,10 @@ func TestTrace(t *testing.T) {
 		if c.Name == "cuLaunchKernel" && c.Result != 0 {
 			t.Errorf("failed launch traced: %s", line)
 		}
+	}
+	// The last line is the session's Goodbye at exit, answered.
+	if lines := strings.Split(strings.TrimSpace(string(data)), "\n"); !strings.Contains(lines[len(lines)-1], `"name":"(exit)","result":0,`) {
+		t.Errorf("the trace does not end with the session closed at exit: %s", lines[len(lines)-1])
 	}
 	for _, name := range []string{"cuGetProcAddress_v2", "cuInit", "cuMemAlloc_v2", "cuModuleLoadData", "cuLaunchKernel", "cuCtxSynchronize", "cuMemcpyDtoH_v2"} {
 		if seen[name] == 0 {
@@ -511,12 +458,20 @@ func TestNoServer(t *testing.T) {
 func TestServerFreesSessions(t *testing.T) {
 	requireBuild(t, "vector_add")
 	srv := startServer(t, "256MiB")
-	if r := run(t, srv.addr, []string{"-p", "0.5"}, example("vector_add"), kernels, "1024"); r.status != 0 {
+	if r := run(t, srv.Addr, []string{"-p", "0.5"}, example("vector_add"), kernels, "1024"); r.status != 0 {
 		t.Fatalf("vector_add exited %d:\n%s", r.status, r.out)
+	}
+	// The interposer said Goodbye as the program exited, and the server
+	// answered once it had freed the session: smi sees it gone at once. A
+	// server from before Goodbye frees it when it sees the connection
+	// drop, a moment later: there the test waits for it.
+	immediate, err := srv.ReleasesOnGoodbye("")
+	if err != nil {
+		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		out, err := exec.Command(gpufabric, "smi", "--server", srv.addr, "--json").Output()
+		out, err := exec.Command(gpufabric, "smi", "--server", srv.Addr, "--json").Output()
 		if err != nil {
 			t.Fatalf("smi: %v", err)
 		}
@@ -532,8 +487,8 @@ func TestServerFreesSessions(t *testing.T) {
 		if len(st.Devices) == 1 && st.Devices[0].ReservedBytes == 0 && st.Devices[0].SessionBytes == 0 {
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server still holds the program's share:\n%s", out)
+		if immediate || time.Now().After(deadline) {
+			t.Fatalf("the server still holds the program's share after it exited:\n%s", out)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
