@@ -674,7 +674,7 @@ func TestDialRejects(t *testing.T) {
 	greeting := func(total uint64) []byte {
 		b := make([]byte, greetingSize)
 		binary.LittleEndian.PutUint64(b[0:], greetingMagic)
-		binary.LittleEndian.PutUint32(b[8:], regionVersion)
+		binary.LittleEndian.PutUint32(b[8:], handshakeVersion)
 		binary.LittleEndian.PutUint64(b[16:], total)
 		return b
 	}

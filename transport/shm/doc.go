@@ -4,12 +4,26 @@
 // # Connecting
 //
 // The server listens on a Unix socket ([Listen]; a path starting with "@"
-// is in Linux's abstract namespace). For each connection it accepts, it
-// creates a memfd-backed region, seals its size, maps it and passes the file
-// descriptor to the client over the socket (SCM_RIGHTS); the client checks
-// the seals and the header and maps it too ([Dial]). The region's sizes are
-// the server's: a client's [Options.RingSize] and [Options.SlabSize] are
-// ignored.
+// is in Linux's abstract namespace). The client speaks first ([Dial]): a
+// preamble of 16 bytes (u64 magic "GFSHMCLI", u32 handshake version, u32
+// token length) and its token, at most 4 KiB, empty when it has none. The
+// server reads the peer's credentials from the kernel (SO_PEERCRED): a
+// peer running as the server's user or as root is admitted; one of another
+// user only when the listener has [Options.Token] and the peer presented
+// it (compared in constant time). Only then does the server create a
+// memfd-backed region, seal its size, map it and pass the file descriptor
+// to the client with its greeting (u64 magic "GFSHELLO", u32 handshake
+// version, u32 zero, u64 region size; SCM_RIGHTS); the client checks the
+// seals and the header and maps it too. The region's sizes are the
+// server's: a client's [Options.RingSize] and [Options.SlabSize] are
+// ignored. The handshake version is 3 since the preamble.
+//
+// A listener survives anything a peer does: handshakes run off its accept
+// loop, concurrently, each under [Options.HandshakeTimeout] and at most
+// [Options.MaxHandshakes] at once; a peer that closes, stalls, sends
+// garbage or is not admitted is closed and reported to [Options.OnReject],
+// and [Listener.Accept] fails only when the listener is closed or cannot
+// accept at all (out of file descriptors).
 //
 // The socket stays open for the life of the connection as its liveness
 // channel: nothing more is written on it, and when either process closes the

@@ -4,12 +4,16 @@ package shm
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,59 +21,296 @@ import (
 	"github.com/gpufabric/gpufabric/transport"
 )
 
-// The greeting the server sends with the region's file descriptor.
+// The handshake. The client speaks first, before the server has spent
+// anything on it: a preamble of u64 magic, u32 version, u32 token length,
+// then the token. The server checks who the peer is (SO_PEERCRED) and its
+// token, and only then creates the region and answers with the greeting,
+// carrying the region's file descriptor.
 const (
+	preambleMagic = 0x494c434d48534647 // "GFSHMCLI" as a little-endian u64
+	preambleSize  = 16                 // u64 magic, u32 version, u32 token length
 	greetingMagic = 0x4f4c4c4548534647 // "GFSHELLO" as a little-endian u64
 	greetingSize  = 24                 // u64 magic, u32 version, u32 zero, u64 region size
-	handshakeTime = 10 * time.Second   // bound on a handshake with no deadline of its own
+	// handshakeVersion is the version of the preamble and the greeting: 3
+	// since the client's preamble (2 was the region's version, a greeting
+	// sent unasked).
+	handshakeVersion = 3
+	handshakeTime    = 10 * time.Second // bound on a Dial with no deadline of its own
 )
 
 // Listener accepts shared-memory connections on a Unix socket.
+//
+// Peers are accepted by a goroutine of the listener's own and their
+// handshakes run concurrently, each under Options.HandshakeTimeout, at
+// most Options.MaxHandshakes at once: a slow or hostile peer delays no
+// other. A peer is admitted, and its region created, only once its
+// credentials and token pass (see Options.Token). A peer that fails is
+// closed, counted (Rejected) and reported to Options.OnReject; it never
+// makes Accept fail.
 type Listener struct {
 	l    *net.UnixListener
 	opts Options
+	uid  uint32 // the server's user
+
+	ready    chan *Conn    // set up, waiting for Accept
+	errs     chan error    // listener-level accept errors, for Accept
+	slots    chan struct{} // one per handshake in progress or waiting for Accept
+	done     chan struct{} // closed by Close
+	rejected atomic.Uint64
+	wg       sync.WaitGroup
+
+	mu      sync.Mutex
+	pending map[*net.UnixConn]struct{} // handshakes in progress, closed by Close
+	closed  bool
 }
 
 var _ transport.Listener = (*Listener)(nil)
 
 // Listen listens on the Unix socket path; a leading "@" puts it in the
 // abstract namespace. opts sets the sizes of the regions this listener
-// creates.
+// creates, who it admits and how it bounds handshakes.
 func Listen(path string, opts Options) (*Listener, error) {
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	opts = opts.withDefaults()
+	if len(opts.Token) > MaxTokenLen {
+		return nil, fmt.Errorf("shm: listen %s: token of %d bytes, the most is %d", path, len(opts.Token), MaxTokenLen)
+	}
+	if err := (geometry{ring: uint64(opts.RingSize), slab: uint64(opts.SlabSize)}).valid(); err != nil {
+		return nil, fmt.Errorf("shm: listen %s: %w", path, err)
+	}
+	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("shm: listen %s: %w", path, err)
 	}
-	return &Listener{l: l, opts: opts.withDefaults()}, nil
+	l := &Listener{
+		l:       ul,
+		opts:    opts,
+		uid:     uint32(os.Geteuid()),
+		ready:   make(chan *Conn),
+		errs:    make(chan error),
+		slots:   make(chan struct{}, opts.MaxHandshakes),
+		done:    make(chan struct{}),
+		pending: make(map[*net.UnixConn]struct{}),
+	}
+	l.wg.Add(1)
+	go l.acceptLoop()
+	return l, nil
 }
 
-// Accept waits for the next client and sets up its region. An error from a
-// failed handshake closes only that client's socket; the listener goes on,
-// and errors.Is(err, net.ErrClosed) tells a closed listener.
+// Accept waits for the next admitted peer with its region set up. It
+// fails only when:
+//   - the listener is closed: errors.Is(err, net.ErrClosed); stop.
+//   - accepting failed at the listener, not because of a peer: out of file
+//     descriptors (errors.Is(err, syscall.EMFILE) or ENFILE) or kernel
+//     memory (ENOBUFS, ENOMEM). The listener goes on: back off and call
+//     Accept again.
+//
+// A peer's failure (it closed, stalled, was not admitted) never makes
+// Accept fail; see Options.OnReject.
 func (l *Listener) Accept() (transport.Conn, error) {
-	uc, err := l.l.AcceptUnix()
-	if err != nil {
-		return nil, err
-	}
-	c, err := serverHandshake(uc, l.opts, l.Addr())
-	if err != nil {
-		uc.Close()
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case err := <-l.errs:
 		return nil, fmt.Errorf("shm: accept on %s: %w", l.Addr(), err)
+	case <-l.done:
+		return nil, fmt.Errorf("shm: accept on %s: %w", l.Addr(), net.ErrClosed)
 	}
-	return c, nil
 }
 
-// Close stops listening.
-func (l *Listener) Close() error { return l.l.Close() }
+// Close stops listening, aborts the handshakes in progress and waits for
+// the listener's goroutines. Connections already accepted stay open.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.done)
+	for uc := range l.pending {
+		uc.Close()
+	}
+	l.mu.Unlock()
+	err := l.l.Close()
+	l.wg.Wait()
+	return err
+}
 
 // Addr is the socket path listened on.
 func (l *Listener) Addr() string { return l.l.Addr().String() }
 
-func serverHandshake(uc *net.UnixConn, opts Options, local string) (*Conn, error) {
-	g := geometry{ring: uint64(opts.RingSize), slab: uint64(opts.SlabSize)}
-	if err := g.valid(); err != nil {
+// Rejected is the number of peers turned away or whose handshake failed.
+func (l *Listener) Rejected() uint64 { return l.rejected.Load() }
+
+// acceptLoop accepts peers and starts their handshakes. An accept error
+// is the listener's (Go retries ECONNABORTED, a peer gone before it was
+// accepted, itself): it waits for an Accept to take it, so the loop goes
+// no faster than its caller retries.
+func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
+	for {
+		uc, err := l.l.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			select {
+			case l.errs <- err:
+				continue
+			case <-l.done:
+				return
+			}
+		}
+		select {
+		case l.slots <- struct{}{}:
+		default:
+			l.reject(describePeer(uc), ErrBusy)
+			uc.Close()
+			continue
+		}
+		if !l.track(uc) {
+			uc.Close()
+			<-l.slots
+			return
+		}
+		l.wg.Add(1)
+		go l.serve(uc)
+	}
+}
+
+// track records uc as a handshake in progress, unless the listener is
+// closed; untrack forgets it.
+func (l *Listener) track(uc *net.UnixConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.pending[uc] = struct{}{}
+	return true
+}
+
+func (l *Listener) untrack(uc *net.UnixConn) {
+	l.mu.Lock()
+	delete(l.pending, uc)
+	l.mu.Unlock()
+}
+
+// reject counts a peer turned away and reports it.
+func (l *Listener) reject(peer string, err error) {
+	l.rejected.Add(1)
+	if l.opts.OnReject != nil {
+		l.opts.OnReject(peer, err)
+	}
+}
+
+// serve runs one peer's handshake and hands its connection to Accept.
+func (l *Listener) serve(uc *net.UnixConn) {
+	defer l.wg.Done()
+	defer func() { <-l.slots }()
+	c, err := l.handshake(uc)
+	l.untrack(uc)
+	if err != nil {
+		uc.Close()
+		select {
+		case <-l.done:
+			// Aborted by Close: not the peer's doing.
+		default:
+			l.reject(describePeer(uc), err)
+		}
+		return
+	}
+	select {
+	case l.ready <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+// handshake admits the peer and sets up its region, all within the
+// handshake timeout.
+func (l *Listener) handshake(uc *net.UnixConn) (*Conn, error) {
+	uc.SetDeadline(time.Now().Add(l.opts.HandshakeTimeout))
+	cred, err := peerCred(uc)
+	if err != nil {
+		return nil, fmt.Errorf("peer credentials: %w", err)
+	}
+	// Turn away another user at once when no token could admit it.
+	if !trusted(cred.Uid, l.uid) && l.opts.Token == "" {
+		return nil, fmt.Errorf("%w: uid %d, and the listener takes no token", ErrNotAdmitted, cred.Uid)
+	}
+	token, err := readPreamble(uc)
+	if err != nil {
 		return nil, err
 	}
+	if err := admit(cred.Uid, l.uid, token, l.opts.Token); err != nil {
+		return nil, err
+	}
+	c, err := serverHandshake(uc, l.opts, l.Addr(), cred)
+	if err != nil {
+		return nil, err
+	}
+	uc.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// trusted reports whether a peer of uid is admitted without a token: it
+// is the server's user, or root, who could read the server's memory anyway.
+func trusted(uid, server uint32) bool { return uid == server || uid == 0 }
+
+// admit decides whether a peer of uid that presented token may connect
+// to a server of user server whose listener's token is want.
+func admit(uid, server uint32, token []byte, want string) error {
+	if trusted(uid, server) {
+		return nil
+	}
+	if want == "" {
+		return fmt.Errorf("%w: uid %d, and the listener takes no token", ErrNotAdmitted, uid)
+	}
+	// Compare digests, so that the time taken tells nothing of the token,
+	// its length included.
+	got, exp := sha256.Sum256(token), sha256.Sum256([]byte(want))
+	if len(token) == 0 || subtle.ConstantTimeCompare(got[:], exp[:]) != 1 {
+		return fmt.Errorf("%w: uid %d did not present the listener's token", ErrNotAdmitted, uid)
+	}
+	return nil
+}
+
+// readPreamble reads the client's preamble and returns its token.
+func readPreamble(uc *net.UnixConn) ([]byte, error) {
+	var b [preambleSize]byte
+	if _, err := io.ReadFull(uc, b[:]); err != nil {
+		return nil, fmt.Errorf("preamble: %w", err)
+	}
+	le := binary.LittleEndian
+	switch {
+	case le.Uint64(b[0:]) != preambleMagic:
+		return nil, errors.New("preamble: not a gpufabric shm client")
+	case le.Uint32(b[8:]) != handshakeVersion:
+		return nil, fmt.Errorf("preamble: client speaks version %d, want %d", le.Uint32(b[8:]), handshakeVersion)
+	}
+	n := le.Uint32(b[12:])
+	if n > MaxTokenLen {
+		return nil, fmt.Errorf("preamble: token of %d bytes, the most is %d", n, MaxTokenLen)
+	}
+	token := make([]byte, n)
+	if _, err := io.ReadFull(uc, token); err != nil {
+		return nil, fmt.Errorf("preamble: token: %w", err)
+	}
+	return token, nil
+}
+
+// preamble is the client's preamble presenting token.
+func preamble(token string) []byte {
+	b := binary.LittleEndian.AppendUint64(make([]byte, 0, preambleSize+len(token)), preambleMagic)
+	b = binary.LittleEndian.AppendUint32(b, handshakeVersion)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(token)))
+	return append(b, token...)
+}
+
+// serverHandshake creates an admitted peer's region and sends it.
+func serverHandshake(uc *net.UnixConn, opts Options, local string, cred *unix.Ucred) (*Conn, error) {
+	g := geometry{ring: uint64(opts.RingSize), slab: uint64(opts.SlabSize)}
 	reg, fd, err := createRegion(int(g.total()))
 	if err != nil {
 		return nil, err
@@ -79,40 +320,48 @@ func serverHandshake(uc *net.UnixConn, opts Options, local string) (*Conn, error
 
 	var greet [greetingSize]byte
 	binary.LittleEndian.PutUint64(greet[0:], greetingMagic)
-	binary.LittleEndian.PutUint32(greet[8:], regionVersion)
+	binary.LittleEndian.PutUint32(greet[8:], handshakeVersion)
 	binary.LittleEndian.PutUint64(greet[16:], g.total())
-	uc.SetWriteDeadline(time.Now().Add(handshakeTime))
 	if _, _, err := uc.WriteMsgUnix(greet[:], unix.UnixRights(fd), nil); err != nil {
 		reg.unmap()
 		return nil, fmt.Errorf("send region: %w", err)
 	}
-	uc.SetWriteDeadline(time.Time{})
-
-	remote := "unknown"
-	if pid, err := peerPID(uc); err == nil {
-		remote = fmt.Sprintf("pid:%d", pid)
+	info := transport.Info{
+		Transport: Name,
+		Local:     local,
+		Remote:    fmt.Sprintf("pid:%d", cred.Pid),
+		Peer:      fmt.Sprintf("uid:%d", cred.Uid),
 	}
-	info := transport.Info{Transport: Name, Local: local, Remote: remote}
 	return newConn(uc, reg, g, true, opts, info), nil
 }
 
-// peerPID is the pid of the process at the other end of uc.
-func peerPID(uc *net.UnixConn) (int32, error) {
+// peerCred is the identity of the process at the other end of uc, as the
+// kernel saw it when the connection was made.
+func peerCred(uc *net.UnixConn) (*unix.Ucred, error) {
 	rc, err := uc.SyscallConn()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	var cred *unix.Ucred
 	var cerr error
 	if err := rc.Control(func(fd uintptr) {
 		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	}); err != nil {
-		return 0, err
+		return nil, err
 	}
 	if cerr != nil {
-		return 0, cerr
+		return nil, cerr
 	}
-	return cred.Pid, nil
+	return cred, nil
+}
+
+// describePeer names the peer of uc for OnReject.
+func describePeer(uc *net.UnixConn) string {
+	cred, err := peerCred(uc)
+	if err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("uid:%d pid:%d", cred.Uid, cred.Pid)
 }
 
 // Dial connects to the server listening on path and maps the region it
@@ -138,9 +387,18 @@ func clientHandshake(ctx context.Context, uc *net.UnixConn, opts Options, path s
 	if !ok {
 		deadline = time.Now().Add(handshakeTime)
 	}
-	uc.SetReadDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { uc.SetReadDeadline(time.Unix(1, 0)) })
+	if len(opts.Token) > MaxTokenLen {
+		return nil, fmt.Errorf("handshake: token of %d bytes, the most is %d", len(opts.Token), MaxTokenLen)
+	}
+	uc.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { uc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+
+	// Speak first: the server creates nothing until it has our preamble.
+	_, err := uc.Write(preamble(opts.Token))
+	if err != nil {
+		return nil, handshakeErr(ctx, "preamble", err)
+	}
 
 	var greet [greetingSize]byte
 	oob := make([]byte, unix.CmsgSpace(4*4)) // room for more fds than expected, to see them and close them
@@ -165,21 +423,14 @@ func clientHandshake(ctx context.Context, uc *net.UnixConn, opts Options, path s
 		_, err = io.ReadFull(uc, greet[n:])
 	}
 	if err != nil {
-		if cerr := ctx.Err(); cerr != nil {
-			return nil, fmt.Errorf("handshake: %w", cerr)
-		}
-		if _, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) {
-			// The read deadline was ctx's; its timer may not have fired yet.
-			return nil, fmt.Errorf("handshake: %w: %w", context.DeadlineExceeded, err)
-		}
-		return nil, fmt.Errorf("handshake: %w", err)
+		return nil, handshakeErr(ctx, "greeting", err)
 	}
 	le := binary.LittleEndian
 	switch {
 	case le.Uint64(greet[0:]) != greetingMagic:
 		return nil, errors.New("handshake: not a gpufabric shm server")
-	case le.Uint32(greet[8:]) != regionVersion:
-		return nil, fmt.Errorf("handshake: server speaks version %d, want %d", le.Uint32(greet[8:]), regionVersion)
+	case le.Uint32(greet[8:]) != handshakeVersion:
+		return nil, fmt.Errorf("handshake: server speaks version %d, want %d", le.Uint32(greet[8:]), handshakeVersion)
 	case flags&unix.MSG_CTRUNC != 0 || len(fds) != 1:
 		return nil, fmt.Errorf("handshake: got %d file descriptors with the greeting, want 1", len(fds))
 	}
@@ -203,7 +454,27 @@ func clientHandshake(ctx context.Context, uc *net.UnixConn, opts Options, path s
 		reg.unmap()
 		return nil, fmt.Errorf("handshake: %w", ctx.Err())
 	}
-	uc.SetReadDeadline(time.Time{})
+	uc.SetDeadline(time.Time{})
 	info := transport.Info{Transport: Name, Local: fmt.Sprintf("pid:%d", os.Getpid()), Remote: path}
+	if cred, err := peerCred(uc); err == nil {
+		info.Peer = fmt.Sprintf("uid:%d", cred.Uid)
+	}
 	return newConn(uc, reg, g, false, opts, info), nil
+}
+
+// handshakeErr describes a failed handshake step: ctx's error when ctx
+// ended it, and a hint when the server closed on us, which is how it turns
+// a peer away.
+func handshakeErr(ctx context.Context, step string, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("handshake: %w", cerr)
+	}
+	if _, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) {
+		// The deadline was ctx's; its timer may not have fired yet.
+		return fmt.Errorf("handshake: %w: %w", context.DeadlineExceeded, err)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EPIPE) {
+		return fmt.Errorf("handshake: the server closed the connection at the %s (turned away: another user without its token, or too many handshakes?): %w", step, err)
+	}
+	return fmt.Errorf("handshake: %s: %w", step, err)
 }

@@ -2,6 +2,7 @@ package shm
 
 import (
 	"errors"
+	"time"
 
 	"github.com/gpufabric/gpufabric/transport"
 )
@@ -22,6 +23,12 @@ const (
 	// system call; few enough that an idle connection burns no CPU to
 	// speak of (100-150 µs of polling).
 	DefaultSpin = 200
+	// DefaultHandshakeTimeout bounds a peer's handshake on a listener.
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultMaxHandshakes bounds the handshakes a listener runs at once.
+	DefaultMaxHandshakes = 64
+	// MaxTokenLen bounds the token a client presents.
+	MaxTokenLen = 4 << 10
 )
 
 // Size limits, checked by both sides.
@@ -47,6 +54,27 @@ type Options struct {
 	// Spin is how many times a waiter yields, polling between yields,
 	// before it sleeps; negative means sleep at once.
 	Spin int
+
+	// Token admits peers of another user. On a listener: a peer running as
+	// the server's user, or as root, is admitted; one of another user only
+	// when Token is set and the peer presents it. On Dial: the token to
+	// present (at most MaxTokenLen bytes); empty presents none.
+	Token string
+	// HandshakeTimeout bounds each peer's handshake on a listener, from
+	// its connection to its region's delivery; 0 means
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// MaxHandshakes bounds the handshakes a listener runs at once, counting
+	// connections set up and waiting for Accept; past it new peers are
+	// closed at once (and reported with ErrBusy). 0 means
+	// DefaultMaxHandshakes.
+	MaxHandshakes int
+	// OnReject, when set, is told of each peer a listener turned away or
+	// whose handshake failed: peer is "uid:N pid:M" when known, err says
+	// why (ErrNotAdmitted, ErrBusy, a deadline, a protocol error). It is
+	// called from the listener's goroutines, possibly at once from several;
+	// it must not block for long.
+	OnReject func(peer string, err error)
 }
 
 func (o Options) withDefaults() Options {
@@ -79,6 +107,12 @@ func (o Options) withDefaults() Options {
 	if o.Spin < 0 {
 		o.Spin = 0
 	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if o.MaxHandshakes <= 0 {
+		o.MaxHandshakes = DefaultMaxHandshakes
+	}
 	return o
 }
 
@@ -87,3 +121,12 @@ func (o Options) withDefaults() Options {
 // wrong sequence, kind or length, a chunk outside the slab. The connection
 // is closed.
 var ErrCorrupt = errors.New("shm: peer corrupted the shared region")
+
+// Why a listener turned a peer away, as told to Options.OnReject.
+var (
+	// ErrNotAdmitted: the peer runs as another user and did not present
+	// the listener's token.
+	ErrNotAdmitted = errors.New("shm: peer not admitted")
+	// ErrBusy: Options.MaxHandshakes handshakes were already running.
+	ErrBusy = errors.New("shm: too many handshakes in progress")
+)
