@@ -162,3 +162,29 @@ func TestDiag(t *testing.T) {
 		}
 	}
 }
+
+// TestServerTokenAndLimits: a server with every limit set and its token
+// from a private file admits a client with the token and no other; a
+// token on the command line is warned about.
+func TestServerTokenAndLimits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, "--token-file", path, "--handshake-timeout", "5s", "--max-conns", "64", "--max-conns-per-peer", "32",
+		"--slow-consumer", "5s", "--max-inflight", "256", "--max-module-size", "64MiB", "--max-streams", "16",
+		"--max-events", "256", "--max-modules", "8")
+	if out, err := exec.Command(filepath.Join(binDir, "gpufabric"), "smi", "--server", srv.Addr).CombinedOutput(); err == nil {
+		t.Fatalf("smi without the token succeeded:\n%s", out)
+	}
+	run(t, "gpufabric", "smi", "--server", srv.Addr, "--token", "s3cret")
+	if strings.Contains(srv.Log(), "process list") {
+		t.Errorf("a token from a file is warned about:\n%s", srv.Log())
+	}
+
+	flagged := startServer(t, "--token", "s3cret")
+	run(t, "gpufabric", "smi", "--server", flagged.Addr, "--token", "s3cret")
+	if !strings.Contains(flagged.Log(), "process list") {
+		t.Errorf("no warning for --token on the command line:\n%s", flagged.Log())
+	}
+}

@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -24,36 +28,142 @@ func init() {
 	register("server", "run a GPU server: lend this host's GPUs to clients", runServer)
 }
 
-func runServer(ctx context.Context, args []string) error {
+// serverOptions is what `gpufabric server` was asked, after flags and
+// defaults.
+type serverOptions struct {
+	listen, backend, memory, shm, logLevel string
+	devices                                int
+	// limits holds the engine's configuration from the flags: the token,
+	// the smallest share and the limits a tenant is held to (zero: the
+	// engine's default).
+	limits engine.Config
+	// tokenOnCommandLine: --token was given as a flag, where every user of
+	// the host can read it in the process list.
+	tokenOnCommandLine bool
+}
+
+func parseServerArgs(args []string) (*serverOptions, error) {
 	fs := newFlags("server", "[flags]", "Serve this host's GPUs (or emulated ones) to gpufabric clients.")
-	listen := fs.String("listen", envOr("GPUFABRIC_LISTEN", "127.0.0.1:7070"), "TCP address to listen on")
-	backendName := fs.String("backend", "auto", "device backend: auto (cuda where a GPU and driver are present, else host), cuda, or host (CPU emulation)")
-	devices := fs.Int("devices", 1, "emulated devices (host backend)")
-	memory := fs.String("device-memory", "16GiB", "memory of each emulated device (host backend), e.g. 8GiB, 512MiB")
-	token := fs.String("token", envOr("GPUFABRIC_TOKEN", ""), "token clients must present (default $GPUFABRIC_TOKEN; none when empty)")
-	minShare := fs.Float64("min-share", 1.0/20, "smallest fraction of a device a session may hold")
-	shmPath := fs.String("shm", "auto", `Unix socket of the shared-memory transport for clients on this host ("@name" is Linux's abstract namespace); auto: @gpufabric-PORT; "off": none`)
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	o := &serverOptions{}
+	fs.StringVar(&o.listen, "listen", envOr("GPUFABRIC_LISTEN", "127.0.0.1:7070"), "TCP address to listen on")
+	fs.StringVar(&o.backend, "backend", "auto", "device backend: auto (cuda where a GPU and driver are present, else host), cuda, or host (CPU emulation)")
+	fs.IntVar(&o.devices, "devices", 1, "emulated devices (host backend)")
+	fs.StringVar(&o.memory, "device-memory", "16GiB", "memory of each emulated device (host backend), e.g. 8GiB, 512MiB")
+	token := fs.String("token", envOr("GPUFABRIC_TOKEN", ""), "token clients must present (default $GPUFABRIC_TOKEN; none when empty); prefer --token-file: a flag is visible in the process list")
+	tokenFile := fs.String("token-file", envOr("GPUFABRIC_TOKEN_FILE", ""), "read the token clients must present from this file (its first line, trimmed), which must not be readable by group or others (chmod 600); $GPUFABRIC_TOKEN_FILE sets the default")
+	fs.Float64Var(&o.limits.MinShare, "min-share", 1.0/20, "smallest fraction of a device a session may hold")
+	fs.StringVar(&o.shm, "shm", "auto", `Unix socket of the shared-memory transport for clients on this host ("@name" is Linux's abstract namespace); auto: @gpufabric-PORT; "off": none`)
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	// The limits a tenant is held to; 0 is the engine's default, shown.
+	fs.DurationVar(&o.limits.HandshakeTimeout, "handshake-timeout", 0, "how long a new connection may take to say Hello before it is cut off (0: the default, 10s)")
+	fs.IntVar(&o.limits.MaxConns, "max-conns", 0, "connections served at once, authenticated or not; past it new ones are closed (0: the default, 4096)")
+	fs.IntVar(&o.limits.MaxConnsPerPeer, "max-conns-per-peer", 0, "connections of one peer (a uid over shared memory, an IP address over TCP) at once (0: the default, 256)")
+	fs.DurationVar(&o.limits.SlowConsumer, "slow-consumer", 0, "how long a session's replies may wait for its client to read them before the session is cut off and its memory freed (0: the default, 10s)")
+	fs.IntVar(&o.limits.MaxInflight, "max-inflight", 0, "tasks one session may have queued and not yet run; past it the server stops reading the session until they drain (0: the default, 1024)")
+	moduleSize := fs.String("max-module-size", "0", "largest module image a session may load, e.g. 64MiB (0: the default, 256MiB)")
+	fs.IntVar(&o.limits.MaxStreams, "max-streams", 0, "streams one session may hold at once (0: the default, 1024)")
+	fs.IntVar(&o.limits.MaxEvents, "max-events", 0, "events one session may hold at once (0: the default, 65536)")
+	fs.IntVar(&o.limits.MaxModules, "max-modules", 0, "modules one session may hold at once (0: the default, 4096)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return nil, err
 	}
-	log, err := newLogger(*logLevel)
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, l := range []struct {
+		name string
+		v    int64
+	}{
+		{"handshake-timeout", int64(o.limits.HandshakeTimeout)}, {"max-conns", int64(o.limits.MaxConns)},
+		{"max-conns-per-peer", int64(o.limits.MaxConnsPerPeer)}, {"slow-consumer", int64(o.limits.SlowConsumer)},
+		{"max-inflight", int64(o.limits.MaxInflight)}, {"max-streams", int64(o.limits.MaxStreams)},
+		{"max-events", int64(o.limits.MaxEvents)}, {"max-modules", int64(o.limits.MaxModules)},
+	} {
+		if l.v < 0 {
+			return nil, fmt.Errorf("--%s: negative; 0 means the default", l.name)
+		}
+	}
+	n, err := humanize.ParseBytes(*moduleSize)
+	if err != nil || n > math.MaxInt64 {
+		return nil, fmt.Errorf("--max-module-size %q: want a size such as 256MiB", *moduleSize)
+	}
+	o.limits.MaxModuleImage = int64(n)
+	switch {
+	case *tokenFile != "" && set["token"]:
+		return nil, errors.New("--token and --token-file both given: the token comes from one place")
+	case *tokenFile != "":
+		t, err := readTokenFile(*tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		o.limits.Token = t
+	default:
+		o.limits.Token = *token
+		o.tokenOnCommandLine = set["token"] && *token != ""
+	}
+	return o, nil
+}
+
+// readTokenFile reads a token from its file: the first line, trimmed. The
+// token is the one secret between a tenant and the GPUs, on hosts that
+// other users share, so a file readable by group or others is refused, as
+// ssh refuses such a private key: an operator learns of the leak here
+// rather than from a stranger's session.
+func readTokenFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("--token-file %s: not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("--token-file %s: mode %#o lets group or others read the token; chmod 600 it", path, perm)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	token := strings.TrimSpace(line)
+	if token == "" {
+		return "", fmt.Errorf("--token-file %s: empty", path)
+	}
+	return token, nil
+}
+
+func runServer(ctx context.Context, args []string) error {
+	o, err := parseServerArgs(args)
 	if err != nil {
 		return err
 	}
-	devs, err := openDevices(*backendName, *devices, *memory, log)
+	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err
 	}
-	l, err := tcp.Listen(*listen, transport.Options{MaxPayload: 256 << 20})
+	if o.tokenOnCommandLine {
+		log.Warn("--token is visible to every user of this host in the process list; use --token-file or $GPUFABRIC_TOKEN")
+	}
+	devs, err := openDevices(o.backend, o.devices, o.memory, log)
+	if err != nil {
+		return err
+	}
+	l, err := tcp.Listen(o.listen, transport.Options{MaxPayload: 256 << 20})
 	if err != nil {
 		closeAll(devs)
 		return err
 	}
 	listeners := []transport.Listener{l}
 	offers := []string{tcp.Name + ":" + l.Addr()}
-	if *shmPath != "off" {
-		path := *shmPath
+	if o.shm != "off" {
+		path := o.shm
 		if path == "auto" {
 			_, port, _ := net.SplitHostPort(l.Addr())
 			path = "@gpufabric-" + port
@@ -67,14 +177,9 @@ func runServer(ctx context.Context, args []string) error {
 		}
 	}
 	pin, node := placement(log)
-	srv, err := engine.NewServer(engine.Config{
-		Token:    *token,
-		MinShare: *minShare,
-		Offers:   offers,
-		Pin:      pin,
-		Node:     node,
-		Logger:   log,
-	}, devs)
+	cfg := o.limits
+	cfg.Offers, cfg.Pin, cfg.Node, cfg.Logger = offers, pin, node, log
+	srv, err := engine.NewServer(cfg, devs)
 	if err != nil {
 		for _, l := range listeners {
 			l.Close()
