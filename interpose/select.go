@@ -226,7 +226,8 @@ func shmEndpoint(h api.HelloReply) (endpoint, whyNot string) {
 }
 
 func dialShm(ctx context.Context, endpoint string, opts Options) (*Session, error) {
-	conn, err := shm.Dial(ctx, endpoint, shm.Options{Options: opts.Conn})
+	// The token admits a client of another user than the server's.
+	conn, err := shm.Dial(ctx, endpoint, shm.Options{Options: opts.Conn, Token: opts.Token})
 	if err != nil {
 		return nil, err
 	}

@@ -103,6 +103,9 @@ func parseServerArgs(args []string) (*serverOptions, error) {
 		o.limits.Token = *token
 		o.tokenOnCommandLine = set["token"] && *token != ""
 	}
+	if len(o.limits.Token) > shm.MaxTokenLen {
+		return nil, fmt.Errorf("the token has %d bytes; at most %d", len(o.limits.Token), shm.MaxTokenLen)
+	}
 	return o, nil
 }
 
@@ -168,7 +171,16 @@ func runServer(ctx context.Context, args []string) error {
 			_, port, _ := net.SplitHostPort(l.Addr())
 			path = "@gpufabric-" + port
 		}
-		sl, err := shm.Listen(path, shm.Options{Options: transport.Options{MaxPayload: 256 << 20}})
+		// Peers of the server's own user (and root) are admitted by their
+		// credentials; those of other users must present the token.
+		sl, err := shm.Listen(path, shm.Options{
+			Options:          transport.Options{MaxPayload: 256 << 20},
+			Token:            o.limits.Token,
+			HandshakeTimeout: o.limits.HandshakeTimeout,
+			OnReject: func(peer string, err error) {
+				log.Warn("shared memory: peer turned away", "peer", peer, "err", err)
+			},
+		})
 		if err != nil {
 			log.Warn("no shared-memory transport; clients on this host use TCP", "err", err)
 		} else {
