@@ -23,9 +23,9 @@ func (s *Session) joinBulk(ctx context.Context, tr, endpoint string) error {
 	var err error
 	switch tr {
 	case tcp.Name:
-		conn, err = tcp.Dial(ctx, endpoint, s.opts.Conn)
+		conn, err = s.opts.dialTCP(ctx, endpoint)
 	case shm.Name:
-		conn, err = shm.Dial(ctx, endpoint, shm.Options{Options: s.opts.Conn})
+		conn, err = s.opts.dialShm(ctx, endpoint)
 	default:
 		err = fmt.Errorf("%w %q", ErrUnknownTransport, tr)
 	}

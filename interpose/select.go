@@ -226,8 +226,7 @@ func shmEndpoint(h api.HelloReply) (endpoint, whyNot string) {
 }
 
 func dialShm(ctx context.Context, endpoint string, opts Options) (*Session, error) {
-	// The token admits a client of another user than the server's.
-	conn, err := shm.Dial(ctx, endpoint, shm.Options{Options: opts.Conn, Token: opts.Token})
+	conn, err := opts.dialShm(ctx, endpoint)
 	if err != nil {
 		return nil, err
 	}

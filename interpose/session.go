@@ -15,6 +15,7 @@ import (
 
 	"github.com/gpufabric/gpufabric/engine/api"
 	"github.com/gpufabric/gpufabric/transport"
+	"github.com/gpufabric/gpufabric/transport/shm"
 	"github.com/gpufabric/gpufabric/transport/tcp"
 )
 
@@ -111,11 +112,22 @@ func (p *pending) complete(err error) {
 // Dial connects to the server at addr over TCP and opens a session. Connect
 // does the same but moves to a faster transport where one reaches the server.
 func Dial(ctx context.Context, addr string, opts Options) (*Session, error) {
-	conn, err := tcp.Dial(ctx, addr, opts.Conn)
+	conn, err := opts.dialTCP(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
 	return Open(ctx, conn, opts)
+}
+
+// dialTCP dials the server's TCP endpoint addr.
+func (o Options) dialTCP(ctx context.Context, addr string) (transport.Conn, error) {
+	return tcp.Dial(ctx, addr, o.Conn)
+}
+
+// dialShm dials the server's shared-memory endpoint. The token admits a
+// client of another user than the server's.
+func (o Options) dialShm(ctx context.Context, endpoint string) (transport.Conn, error) {
+	return shm.Dial(ctx, endpoint, shm.Options{Options: o.Conn, Token: o.Token})
 }
 
 // Open opens a session on an established connection, which it then owns.
