@@ -37,9 +37,10 @@ func paramLayout(query paramQuery) []api.Param {
 			return params
 		case r != api.Success:
 			return nil
-		case size == 0 || off < end || off+size > maxParamBytes:
+		case size == 0 || off < end || size > maxParamBytes || off > maxParamBytes-size:
 			// Parameters come in order and do not overlap; anything else
-			// is not a layout a client could pack.
+			// is not a layout a client could pack. (Compared without
+			// adding: off+size could wrap and pass.)
 			return nil
 		}
 		params = append(params, api.Param{Offset: uint32(off), Size: uint32(size)})

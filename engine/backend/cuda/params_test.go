@@ -55,6 +55,21 @@ func TestParamLayout(t *testing.T) {
 			want:  nil,
 		},
 		{
+			name:  "a size that wraps off+size: unknown",
+			query: driverLayout([][2]uint64{{8, ^uint64(0) - 4}}, 0, api.Success),
+			want:  nil,
+		},
+		{
+			name:  "an offset past the buffer: unknown",
+			query: driverLayout([][2]uint64{{1 << 40, 8}}, 0, api.Success),
+			want:  nil,
+		},
+		{
+			name:  "at CUDA's limit",
+			query: driverLayout([][2]uint64{{0, 8}, {8, maxParamBytes - 8}}, 0, api.Success),
+			want:  layoutOf(0, 8, 8, maxParamBytes-8),
+		},
+		{
 			name:  "overlapping parameters: unknown",
 			query: driverLayout([][2]uint64{{0, 8}, {4, 8}}, 0, api.Success),
 			want:  nil,
