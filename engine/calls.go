@@ -221,14 +221,14 @@ func (s *session) onStreamCost(h api.Header, handle api.Handle, cost int, fn fun
 		s.fail(h, err)
 		return
 	}
-	st.dev.submitCost(funcWork(func() {
+	st.dev.submitCost(&callWork{s, h, func() {
 		err := st.ready()
 		if err == nil {
 			s.queuing(st)
 			err = fn(st)
 		}
 		s.done(h, st, err)
-	}), cost)
+	}}, cost)
 }
 
 func (s *session) attach(h api.Header, m *api.Attach) {
@@ -828,6 +828,12 @@ type launchTask struct {
 
 var launchTasks = sync.Pool{New: func() any { return new(launchTask) }}
 
+func (t *launchTask) abort(err error) {
+	t.s.done(t.h, t.st, err)
+	*t = launchTask{params: t.params[:0]}
+	launchTasks.Put(t)
+}
+
 func (t *launchTask) run() {
 	err := t.st.ready()
 	if err == nil && t.f.err != nil {
@@ -873,13 +879,13 @@ func (s *session) makeCost(h api.Header, d *sessionDevice, regErr error, cost in
 		s.fail(h, regErr)
 		return
 	}
-	d.submitCost(funcWork(func() {
+	d.submitCost(&callWork{s, h, func() {
 		if err := mk(); err != nil {
 			s.fail(h, err)
 			return
 		}
 		s.reply0(h)
-	}), cost)
+	}}, cost)
 }
 
 func (s *session) streamDestroy(h api.Header, m *api.StreamDestroy) {

@@ -3,6 +3,8 @@ package engine
 import (
 	"sync"
 	"sync/atomic"
+
+	"github.com/gpufabric/gpufabric/engine/api"
 )
 
 // fairQueue holds a shard's tasks: one FIFO per session, served by deficit
@@ -59,6 +61,24 @@ type runner interface{ run() }
 type funcWork func()
 
 func (f funcWork) run() { f() }
+
+// call is work that answers a client's call. Should it panic (a bug of
+// ours that one client's input hit), the shard answers the call with
+// abort, so that a client waiting for it is never left waiting.
+type call interface {
+	runner
+	abort(err error)
+}
+
+// callWork is a closure that answers the call h of session s.
+type callWork struct {
+	s  *session
+	h  api.Header
+	fn func()
+}
+
+func (w *callWork) run()            { w.fn() }
+func (w *callWork) abort(err error) { w.s.fail(w.h, err) }
 
 func newFairQueue() *fairQueue { return &fairQueue{flows: map[uint64]*flow{}} }
 

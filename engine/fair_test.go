@@ -95,6 +95,10 @@ func TestShareBytes(t *testing.T) {
 		{0, 17 << 30, 0, false},
 		{0, 1024, 0, false},
 		{1, 1 << 30, 0, false},
+		// A share given in bytes obeys the smallest share too.
+		{0, total / 20, total / 20, true},
+		{0, total/20 - 1<<20, 0, false},
+		{0, 512 << 20, 0, false},
 	}
 	for _, tt := range tests {
 		a := &api.Attach{ShareMillionths: tt.millionths, ShareBytes: tt.bytes}
@@ -102,6 +106,30 @@ func TestShareBytes(t *testing.T) {
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("share %d millionths / %d bytes: %d, %v; want %d, ok=%v", tt.millionths, tt.bytes, got, err, tt.want, tt.ok)
 		}
+	}
+}
+
+// TestFairQueueWeighsCost: two flows of equal share, one queuing large
+// copies and one null launches, get equal cost served, not equal tasks.
+func TestFairQueueWeighsCost(t *testing.T) {
+	q := newFairQueue()
+	heavy := costOf(16 << 20) // a 16 MiB copy: 257 units
+	var costServed [2]int
+	for range 200 {
+		q.push(0, quantumOf(500_000), task{cost: heavy, work: funcWork(func() { costServed[0] += heavy })})
+	}
+	for range 200_000 {
+		q.push(1, quantumOf(500_000), task{cost: 1, work: funcWork(func() { costServed[1]++ })})
+	}
+	var batch []task
+	for costServed[0] < 50*heavy {
+		batch = q.pop(batch[:0], 64)
+		for _, t := range batch {
+			t.run()
+		}
+	}
+	if r := float64(costServed[1]) / float64(costServed[0]); r < 0.8 || r > 1.25 {
+		t.Errorf("light flow served %d units to the heavy flow's %d: ratio %.2f, want about 1", costServed[1], costServed[0], r)
 	}
 }
 

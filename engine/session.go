@@ -322,12 +322,21 @@ func (s *session) admit() error {
 		case <-s.progress:
 		case <-t.C:
 			t.Reset(time.Millisecond)
+			// A client that left while held back would otherwise have
+			// its backlog, still in the connection, run for nobody.
+			if pc, ok := s.conn.(peerCloser); ok && pc.PeerClosed() {
+				return io.EOF
+			}
 		case <-s.quit:
 			return s.cutErr
 		}
 	}
 	return nil
 }
+
+// peerCloser is a connection that can tell, without reading, that its
+// peer has closed it.
+type peerCloser interface{ PeerClosed() bool }
 
 // markEvery is how many operations a stream queues between marks: a
 // Notify that subtracts them from the session's count in flight when they
@@ -797,6 +806,7 @@ func (s *session) status() api.SessionStatus {
 	ss := api.SessionStatus{
 		ID: s.id, Client: s.client, Remote: info.Remote, Transport: info.Transport, Selection: s.selection, Started: s.started,
 		Streams: len(s.streams), Events: len(s.events), Modules: len(s.modules),
+		Inflight: s.tasks.Load() + s.ops.Load(), Outbox: s.out.waiting(time.Now()),
 	}
 	for _, d := range s.devices {
 		used, n := d.allocs.usage()

@@ -160,6 +160,9 @@ func (sh *shard) runTask(t task) {
 	defer func() {
 		if r := recover(); r != nil {
 			sh.log.Error("task panicked; the shard goes on", "device", sh.index, "panic", r, "stack", string(debug.Stack()))
+			if c, ok := t.work.(call); ok {
+				c.abort(api.Errorf(api.ErrUnknown, "internal error: %v", r))
+			}
 		}
 	}()
 	t.run()

@@ -46,6 +46,12 @@ type SessionStatus struct {
 	Streams   int                   `json:"streams"`
 	Events    int                   `json:"events"`
 	Modules   int                   `json:"modules"`
+	// Inflight is the work the session has queued on the server and not
+	// seen finish: tasks waiting for a shard and operations on its streams.
+	Inflight int64 `json:"inflight"`
+	// Outbox is how long the session's replies have waited for its client
+	// to read them; zero when none wait.
+	Outbox time.Duration `json:"outbox_wait_ns"`
 }
 
 // SessionDeviceStatus is a session's hold on one device.
