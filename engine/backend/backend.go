@@ -143,12 +143,43 @@ type Event interface {
 	Destroy() error
 }
 
+// ModulePreparer is implemented by devices that can split LoadModule in two:
+// the expensive part (checking and parsing the image) on any goroutine,
+// then a cheap load on the shard, so that a tenant's large image does not
+// hold the shard (and every other tenant's work on the device) while it is
+// read. LoadModule(image) is PrepareModule then LoadPrepared.
+type ModulePreparer interface {
+	// PrepareModule checks and parses image. It is safe from any
+	// goroutine, concurrently with anything else the device does, and
+	// touches no device state. A bad image fails here, with the error
+	// LoadModule would give. The prepared module may keep image (the cuda
+	// backend does): the caller must not modify image until it has dropped
+	// the prepared module.
+	PrepareModule(image []byte) (PreparedModule, error)
+	// LoadPrepared loads a module that this device's PrepareModule made.
+	// It is called from the shard, like LoadModule; a prepared module may
+	// be loaded more than once, each load a Module of its own.
+	LoadPrepared(p PreparedModule) (Module, error)
+}
+
+// PreparedModule is a checked, parsed module image, not yet on a device.
+type PreparedModule interface {
+	// GlobalBytes is the device memory that loading will allocate for the
+	// module's .global variables (each rounded up to the allocation
+	// granularity), so that the engine can charge it to the session's
+	// share before it loads; known is false where the backend cannot tell
+	// before the driver has loaded the image (cuda).
+	GlobalBytes() (n uint64, known bool)
+}
+
 // Module is a loaded module image.
 type Module interface {
 	// Function looks up a kernel by name: api.ErrNotFound if the module has
 	// no such entry, api.ErrNotSupported if the backend cannot run it.
 	Function(name string) (Function, error)
-	// Global looks up a module-scope variable: its address and size.
+	// Global looks up a module-scope variable: its address and size. The
+	// size is what the module's declaration asks, checked against the
+	// backend's limits when the module was loaded, never a wrapped value.
 	Global(name string) (DevicePtr, uint64, error)
 	// Unload releases the module. Its functions must not be launched after.
 	Unload() error

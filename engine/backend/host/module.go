@@ -31,23 +31,47 @@ var (
 	_ backend.Function = (*function)(nil)
 )
 
-func loadModule(d *Device, image []byte) (*module, error) {
+// prepared is a parsed PTX image: what loading needs, and nothing of the
+// device, so it can be made on any goroutine and shared by the modules
+// loaded from it (they only read it).
+type prepared struct {
+	entries     map[string]ptxEntry
+	globals     []ptxGlobal
+	globalBytes uint64
+}
+
+var _ backend.PreparedModule = (*prepared)(nil)
+
+func prepare(image []byte) (*prepared, error) {
 	entries, globals, err := parsePTX(image)
 	if err != nil {
 		return nil, err
 	}
-	m := &module{dev: d, entries: map[string]ptxEntry{}, globals: map[string]global{}}
+	p := &prepared{entries: make(map[string]ptxEntry, len(entries)), globals: globals}
 	for _, e := range entries {
-		m.entries[e.name] = e
+		p.entries[e.name] = e
 	}
 	for _, g := range globals {
+		n, _ := roundUp(max(g.size, 1)) // bounded by parsePTX: no overflow
+		p.globalBytes += n
+	}
+	return p, nil
+}
+
+// GlobalBytes is what loading allocates for the module's globals.
+func (p *prepared) GlobalBytes() (uint64, bool) { return p.globalBytes, true }
+
+// load allocates the module's globals; the parse is done.
+func (p *prepared) load(d *Device) (*module, error) {
+	m := &module{dev: d, entries: p.entries, globals: make(map[string]global, len(p.globals))}
+	for _, g := range p.globals {
+		// PTX globals without an initialiser start at zero, which Alloc's
+		// guarantee already gives.
 		ptr, err := d.Alloc(max(g.size, 1))
 		if err != nil {
 			m.Unload()
 			return nil, err
 		}
-		// PTX globals without an initialiser start at zero, which Alloc's
-		// guarantee already gives.
 		m.globals[g.name] = global{ptr, g.size}
 	}
 	return m, nil
