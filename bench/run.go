@@ -262,7 +262,10 @@ func (r *runner) setup() error {
 	r.res.Server.DeviceMemoryBytes = best.TotalBytes
 	// Each single-client session holds room for the copy sweep: two
 	// buffers of the largest size (source and destination of DtoD).
-	share := interpose.Share{Bytes: 2*uint64(r.res.Config.MaxCopyBytes) + 8<<20}
+	// A server refuses a share below its smallest (1/20 of the device by
+	// default): a small sweep asks for that much.
+	need := 2*uint64(r.res.Config.MaxCopyBytes) + 8<<20
+	share := interpose.Share{Bytes: max(need, (best.TotalBytes+19)/20)}
 	for _, tr := range r.order {
 		if err := r.clients[tr].attach(r.ctx, r.device, share); err != nil {
 			return fmt.Errorf("bench: %s session: %w", tr, err)
