@@ -23,11 +23,23 @@
 //   - many tenants: 1, 2, 5, 10 and 20 clients at once, each holding 1/N of
 //     one device and running a mixed stream of small operations (TenantOp),
 //     with the aggregate and per-client rates, fairness (max/min and Jain's
-//     index, see Fairness) and the operations' latency.
+//     index, see Fairness) and the operations' latency;
+//   - noisy neighbours (opt-in: ScenarioNoisy, `gpufabric bench --noisy`):
+//     a bystander's synchronous calls (a Ping, and a spin(0) launch with
+//     its stream's Synchronize) over each transport, first alone, then
+//     while another tenant floods launches of a long kernel, stops reading
+//     its replies, loads huge module images, or holds thousands of idle
+//     connections; per phase the bystander's p50, p99 and max beside the
+//     idle p99, its failed and over-1-s calls, and the server's resident
+//     memory at the phase's end and at its peak (/proc/PID/status of the
+//     server process when it runs on this host, of this process for the
+//     in-process server). Five phases of NoisyConfig.Phase, 4/5 of a step
+//     by default.
 //
 // Each step of each scenario measures for Config.Step; a run has a bounded
 // number of steps (about a dozen), so its length is proportional to it:
-// about 30 seconds at the default 2s.
+// about 30 seconds at the default 2s. Config.Scenarios chooses the
+// scenarios (DefaultScenarios: all but the noisy neighbours).
 //
 // Without Config.Server, Run starts an in-process server on the host
 // backend (a CPU emulation of a GPU) on loopback, with TCP and

@@ -33,6 +33,8 @@ type Results struct {
 	CopyFloors []CopyFloor `json:"copy_floors"`
 	Copy       []Copy      `json:"copy"`
 	Tenants    *Tenants    `json:"tenants,omitempty"`
+	// Noisy is the noisy-neighbour scenario, run only when asked for.
+	Noisy *Noisy `json:"noisy,omitempty"`
 }
 
 // RunConfig is how the run was asked for.
@@ -41,6 +43,9 @@ type RunConfig struct {
 	Transports   []string `json:"transports"`
 	Clients      []int    `json:"clients"`
 	MaxCopyBytes int64    `json:"max_copy_bytes"`
+	// Scenarios are the scenarios run; empty for DefaultScenarios (runs
+	// recorded before scenarios could be chosen).
+	Scenarios []string `json:"scenarios,omitempty"`
 }
 
 // Machine describes the client host the run measured from (and, for an
@@ -167,6 +172,66 @@ type TenantStep struct {
 	// OpLatency is every client's operations together, without the CDF.
 	OpLatency Dist   `json:"op_latency"`
 	Error     string `json:"error,omitempty"`
+}
+
+// Noisy is the noisy-neighbour scenario: a bystander tenant makes
+// synchronous calls, first alone on the server, then while another tenant
+// misbehaves in one way per phase. Every figure is set beside the same
+// call's figure in the idle phase.
+type Noisy struct {
+	// Bystander describes the bystander's calls, made in turns from one
+	// goroutine, over each transport measured.
+	Bystander string `json:"bystander"`
+	// RSSOf says whose memory the RSS figures are: the server process's
+	// (found by its listening socket or given), or this process's, which
+	// holds the in-process server and the clients too; empty when it could
+	// not be read.
+	RSSOf string `json:"rss_of"`
+	// ServerPID is the process whose memory was read; 0 when none.
+	ServerPID int `json:"server_pid"`
+	// Targets are the goals the figures are set beside (not asserted).
+	Targets string       `json:"targets"`
+	Phases  []NoisyPhase `json:"phases"`
+}
+
+// NoisyPhase is one phase: what the other tenant did, and the bystander's
+// calls meanwhile.
+type NoisyPhase struct {
+	// Name is short ("idle", "launch flood", ...); Hostile says what the
+	// other tenant did, with its figures.
+	Name    string  `json:"name"`
+	Hostile string  `json:"hostile"`
+	Seconds float64 `json:"seconds"`
+	// Calls are the bystander's, one entry per transport and call.
+	Calls []NoisyCalls `json:"calls"`
+	// RSSBytes is the server's resident memory at the end of the phase,
+	// before the other tenant let go; PeakRSSBytes the most it held during
+	// the phase (VmHWM, reset at the phase's start where the kernel allows,
+	// else the highest of samples every 20 ms). 0 when unknown.
+	RSSBytes     uint64 `json:"rss_bytes"`
+	PeakRSSBytes uint64 `json:"peak_rss_bytes"`
+	// PeakFrom says how PeakRSSBytes was found: "hwm" or "sampled".
+	PeakFrom string `json:"peak_from,omitempty"`
+	// Error is what went wrong with the phase's setup or the other tenant
+	// (the bystander's failures are counted in Calls).
+	Error string `json:"error,omitempty"`
+}
+
+// NoisyCalls are the bystander's calls of one kind over one transport in
+// one phase.
+type NoisyCalls struct {
+	Transport string `json:"transport"`
+	Call      string `json:"call"` // "ping" or "launch+sync"
+	// Latency is that of the calls that succeeded, without the CDF.
+	Latency Dist `json:"latency"`
+	// XIdleP99 is Latency.P99 over the same call's p99 in the idle phase.
+	XIdleP99 float64 `json:"x_idle_p99"`
+	// Failed counts calls that returned an error, Slow those that took
+	// over SlowCall (succeeded or not).
+	Failed int `json:"failed"`
+	Slow   int `json:"slow"`
+	// FirstError is the first failure's message.
+	FirstError string `json:"first_error,omitempty"`
 }
 
 // WriteJSON writes r as indented JSON.

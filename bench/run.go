@@ -38,6 +38,22 @@ var DefaultClients = []int{1, 2, 5, 10, 20}
 // them.
 var Transports = []string{tcp.Name, shm.Name}
 
+// Scenario names, as Config.Scenarios lists them.
+const (
+	ScenarioLatency = "latency" // call latency, with the round-trip floors
+	ScenarioLaunch  = "launch"  // launch throughput (beside the sync call rate, when latency runs)
+	ScenarioCopy    = "copy"    // copy bandwidth, with the copy floors
+	ScenarioTenants = "tenants" // many tenants sharing a device
+	ScenarioNoisy   = "noisy"   // a bystander beside misbehaving tenants; opt-in
+)
+
+// Scenarios are every scenario, in the order a run measures them;
+// DefaultScenarios those a run measures unless told otherwise.
+var (
+	Scenarios        = []string{ScenarioLatency, ScenarioLaunch, ScenarioCopy, ScenarioTenants, ScenarioNoisy}
+	DefaultScenarios = []string{ScenarioLatency, ScenarioLaunch, ScenarioCopy, ScenarioTenants}
+)
+
 // Config configures a run. The zero value measures an in-process server
 // with the defaults.
 type Config struct {
@@ -58,6 +74,11 @@ type Config struct {
 	Step time.Duration
 	// MaxCopySize caps the copy sweep; DefaultMaxCopySize when 0.
 	MaxCopySize int
+	// Scenarios are the scenarios to run (see Scenarios);
+	// DefaultScenarios when nil.
+	Scenarios []string
+	// Noisy tunes the noisy-neighbour scenario.
+	Noisy NoisyConfig
 	// Progress, when set, is called as each step starts.
 	Progress func(Progress)
 	// Logger receives the in-process server's logs; they are dropped when
@@ -99,6 +120,18 @@ func (cfg Config) withDefaults() (Config, error) {
 			return cfg, fmt.Errorf("bench: %d clients: want 1 to %d", n, MaxClients)
 		}
 	}
+	if cfg.Scenarios == nil {
+		cfg.Scenarios = DefaultScenarios
+	}
+	for _, sc := range cfg.Scenarios {
+		if !slices.Contains(Scenarios, sc) {
+			return cfg, fmt.Errorf("bench: unknown scenario %q: want some of %v", sc, Scenarios)
+		}
+	}
+	var err error
+	if cfg.Noisy, err = cfg.Noisy.withDefaults(cfg.Step); err != nil {
+		return cfg, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -137,6 +170,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		},
 		Machine: DescribeMachine(),
 	}
+	if !slices.Equal(cfg.Scenarios, DefaultScenarios) {
+		res.Config.Scenarios = cfg.Scenarios
+	}
 	r.res = res
 	start := time.Now()
 	defer func() { res.Elapsed = time.Since(start).Seconds() }()
@@ -162,6 +198,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	res.Server.Address = r.addr
 	defer r.closeClients()
+	defer r.closeNoisy()
 	if err := r.setup(); err != nil {
 		return nil, err
 	}
@@ -175,7 +212,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			break
 		}
 		if cfg.Progress != nil {
-			cfg.Progress(Progress{Step: i + 1, Steps: len(steps), Name: s.name, Expected: cfg.Step})
+			expected := cfg.Step
+			if s.expected > 0 {
+				expected = s.expected
+			}
+			cfg.Progress(Progress{Step: i + 1, Steps: len(steps), Name: s.name, Expected: expected})
 		}
 		if err := s.run(); err != nil && ctx.Err() == nil {
 			err = fmt.Errorf("%s: %w", s.name, err)
@@ -200,14 +241,19 @@ type runner struct {
 
 	pingFloor     map[string]Dist   // the round-trip floor of each transport
 	pingFloorName map[string]string // and what it was
+	noisy         *noisyState       // the noisy-neighbour scenario's, once it has started
 	bufs          [2][]byte         // see buffers
 }
 
-// step is one measurement of a scenario, about cfg.Step long.
+// step is one measurement of a scenario, about cfg.Step long unless
+// expected says otherwise.
 type step struct {
-	name string
-	run  func() error
+	name     string
+	run      func() error
+	expected time.Duration
 }
+
+func (r *runner) runs(scenario string) bool { return slices.Contains(r.cfg.Scenarios, scenario) }
 
 // setup connects once over each transport to learn which reach the
 // server, describes the server and its device, and keeps the sessions for
@@ -274,32 +320,44 @@ func (r *runner) setup() error {
 	return nil
 }
 
-// plan lists the steps: the floors, then per transport the latency,
-// launch and copy scenarios, then the tenant counts.
+// plan lists the steps of the scenarios asked for: the floors, then per
+// transport the latency, launch and copy scenarios, then the tenant
+// counts, then the noisy neighbours.
 func (r *runner) plan() []step {
 	var steps []step
-	steps = append(steps, step{"floors: round trips", r.pingFloors})
-	for _, tr := range r.order {
-		steps = append(steps, step{"call latency " + tr, func() error { return r.latency(tr) }})
+	if r.runs(ScenarioLatency) {
+		steps = append(steps, step{name: "floors: round trips", run: r.pingFloors})
+		for _, tr := range r.order {
+			steps = append(steps, step{name: "call latency " + tr, run: func() error { return r.latency(tr) }})
+		}
 	}
-	for _, tr := range r.order {
-		steps = append(steps, step{"launch throughput " + tr, func() error { return r.launch(tr) }})
+	if r.runs(ScenarioLaunch) {
+		for _, tr := range r.order {
+			steps = append(steps, step{name: "launch throughput " + tr, run: func() error { return r.launch(tr) }})
+		}
 	}
-	steps = append(steps, step{"floors: copies", r.copyFloors})
-	for _, tr := range r.order {
-		steps = append(steps, step{"copy bandwidth " + tr, func() error { return r.copies(tr) }})
+	if r.runs(ScenarioCopy) {
+		steps = append(steps, step{name: "floors: copies", run: r.copyFloors})
+		for _, tr := range r.order {
+			steps = append(steps, step{name: "copy bandwidth " + tr, run: func() error { return r.copies(tr) }})
+		}
 	}
-	// The tenants share the device out entirely: the single-client
-	// sessions go first.
-	tr := r.tenantTransport()
-	r.res.Tenants = &Tenants{Transport: tr, Device: r.device, Op: TenantOp}
-	for i, n := range r.cfg.Clients {
-		steps = append(steps, step{fmt.Sprintf("tenants %d over %s", n, tr), func() error {
-			if i == 0 {
-				r.closeClients()
-			}
-			return r.tenants(tr, n)
-		}})
+	if r.runs(ScenarioTenants) {
+		// The tenants share the device out entirely: the single-client
+		// sessions go first.
+		tr := r.tenantTransport()
+		r.res.Tenants = &Tenants{Transport: tr, Device: r.device, Op: TenantOp}
+		for i, n := range r.cfg.Clients {
+			steps = append(steps, step{name: fmt.Sprintf("tenants %d over %s", n, tr), run: func() error {
+				if i == 0 {
+					r.closeClients()
+				}
+				return r.tenants(tr, n)
+			}})
+		}
+	}
+	if r.runs(ScenarioNoisy) {
+		steps = append(steps, r.noisySteps()...)
 	}
 	return steps
 }

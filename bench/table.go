@@ -202,7 +202,57 @@ func (r *Results) tables() []table {
 		}
 		ts = append(ts, t)
 	}
+	if n := r.Noisy; n != nil && len(n.Phases) > 0 {
+		ts = append(ts, n.table())
+	}
 	return ts
+}
+
+// table is the noisy-neighbour scenario's: a row per phase, transport and
+// call, the phase's memory on its first row.
+func (n *Noisy) table() table {
+	t := table{
+		title: "Noisy neighbours",
+		notes: []string{
+			"Bystander: " + n.Bystander,
+			fmt.Sprintf("x idle = p99 over the same call's p99 in the idle phase; failed: calls that returned an error; >1s: calls that took over %v", SlowCall),
+			"Server RSS: " + orUnknownRSS(n.RSSOf) + "; at the phase's end, and its peak during the phase",
+			"Targets (not asserted): " + n.Targets,
+		},
+		header: []string{"phase", "transport", "call", "calls", "p50", "p99", "max", "x idle", "failed", ">1s", "RSS", "peak RSS"},
+	}
+	for _, p := range n.Phases {
+		t.notes = append(t.notes, fmt.Sprintf("%s: %s", p.Name, p.Hostile))
+		if p.Error != "" {
+			t.notes = append(t.notes, fmt.Sprintf("%s: error: %s", p.Name, p.Error))
+		}
+		for i, c := range p.Calls {
+			row := []string{"", c.Transport, c.Call, fmt.Sprint(c.Latency.Samples), fmtSeconds(c.Latency.P50), fmtSeconds(c.Latency.P99),
+				fmtSeconds(c.Latency.Max), fmtX(c.XIdleP99), fmt.Sprint(c.Failed), fmt.Sprint(c.Slow), "", ""}
+			if i == 0 {
+				row[0], row[10], row[11] = p.Name, fmtRSS(p.RSSBytes), fmtRSS(p.PeakRSSBytes)
+			}
+			t.rows = append(t.rows, row)
+		}
+		if len(p.Calls) == 0 {
+			t.rows = append(t.rows, []string{p.Name, "", "failed", "", "", "", "", "", "", "", fmtRSS(p.RSSBytes), fmtRSS(p.PeakRSSBytes)})
+		}
+	}
+	return t
+}
+
+func orUnknownRSS(s string) string {
+	if s == "" {
+		return "not read"
+	}
+	return s
+}
+
+func fmtRSS(n uint64) string {
+	if n == 0 {
+		return "-"
+	}
+	return fmtBytes(n)
 }
 
 func shortFloor(tr string) string {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -20,10 +21,13 @@ func init() {
 }
 
 func runBench(ctx context.Context, args []string) error {
-	fs := newFlags("bench", "[--server ADDR] [--transport T] [--clients N] [--duration D] [--json FILE] [--plot DIR] [--markdown FILE]",
+	fs := newFlags("bench", "[--server ADDR] [--transport T] [--clients N] [--duration D] [--noisy | --scenarios LIST] [--json FILE] [--plot DIR] [--markdown FILE]",
 		"Measure call latency, launch throughput, copy bandwidth and many tenants sharing a device, each figure\n"+
 			"beside its floor (raw TCP, raw shared memory, memcpy) measured in the same run. Without --server it\n"+
-			"starts an in-process server on the host backend (CPU emulation) on loopback.")
+			"starts an in-process server on the host backend (CPU emulation) on loopback.\n"+
+			"--noisy runs the noisy-neighbour scenario instead: a bystander's synchronous calls, alone and while\n"+
+			"another tenant floods launches, stops reading its replies, loads huge modules or opens thousands of\n"+
+			"idle connections; five phases of 4/5 of --duration each, with the server's memory.")
 	server := fs.String("server", "", "GPU server to measure (TCP address); empty: an in-process server on the host backend")
 	token := fs.String("token", envOr("GPUFABRIC_TOKEN", ""), "token the server requires; $GPUFABRIC_TOKEN sets the default")
 	transportName := fs.String("transport", "all", "transport to measure: tcp, shm, or all that reach the server")
@@ -33,6 +37,9 @@ func runBench(ctx context.Context, args []string) error {
 	jsonFile := fs.String("json", "", "write the results as JSON to FILE (stable field names, base units)")
 	plotDir := fs.String("plot", "", "write the charts to DIR as PNG and SVG")
 	mdFile := fs.String("markdown", "", "replace the generated section of the Markdown FILE (between "+bench.BeginMarker+" and "+bench.EndMarker+") with the results, linking the --plot charts")
+	noisy := fs.Bool("noisy", false, "run only the noisy-neighbour scenario (same as --scenarios noisy)")
+	scenarios := fs.String("scenarios", "", "comma-separated scenarios to run, of "+strings.Join(bench.Scenarios, ",")+" (default: all but noisy)")
+	serverPID := fs.Int("server-pid", 0, "process whose memory the noisy scenario reads (default: found by the --server port on this host)")
 	from := fs.String("from", "", "render results recorded earlier with --json instead of running (table, --plot, --markdown)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -59,6 +66,15 @@ func runBench(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		switch {
+		case *noisy && *scenarios != "":
+			return fmt.Errorf("--noisy and --scenarios: give one")
+		case *noisy:
+			cfg.Scenarios = []string{bench.ScenarioNoisy}
+		case *scenarios != "":
+			cfg.Scenarios = strings.Split(*scenarios, ",")
+		}
+		cfg.Noisy.ServerPID = *serverPID
 		if term.IsTerminal(int(os.Stderr.Fd())) {
 			bar := bench.NewProgressBar(os.Stderr)
 			cfg.Progress = bar.Update
