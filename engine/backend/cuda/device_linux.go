@@ -122,11 +122,81 @@ func (d *Device) NewEvent(flags uint32) (backend.Event, error) {
 }
 
 func (d *Device) LoadModule(image []byte) (backend.Module, error) {
+	p, err := d.prepare(image)
+	if err != nil {
+		return nil, err
+	}
+	return d.load(p)
+}
+
+// prepared is an image that passed the cheap checks; it keeps the caller's
+// image (see backend.ModulePreparer) rather than copy what may be 100 MiB.
+type prepared struct {
+	d     *Device
+	image []byte
+	kind  string
+}
+
+var (
+	_ backend.ModulePreparer = (*Device)(nil)
+	_ backend.PreparedModule = (*prepared)(nil)
+)
+
+// GlobalBytes is unknown: the driver allocates a module's globals inside
+// cuModuleLoadData, and what it allocates is known only after (Module.Global
+// gives each one's size then).
+func (p *prepared) GlobalBytes() (uint64, bool) { return 0, false }
+
+// PrepareModule does what can be done without the driver: the image must
+// be non-empty and of a kind the driver loads (PTX text, a cubin, a
+// fatbin), not a host-side fatbin wrapper, whose pointer means nothing
+// here, nor other binary data. It reads at most the first 4 KiB.
+//
+// The expensive part stays in LoadPrepared, on the shard: cuModuleLoadData
+// JIT-compiles PTX there, which for a large PTX image takes as long as the
+// driver's compiler needs. What would move it off the shard is linking on
+// the preparing goroutine (cuLinkCreate, cuLinkAddData with the PTX,
+// cuLinkComplete, all legal on any thread with the context current) and
+// handing LoadPrepared the resulting cubin, which loads without a JIT;
+// not done yet because it cannot be tested here without a GPU.
+func (d *Device) PrepareModule(image []byte) (backend.PreparedModule, error) {
+	p, err := d.prepare(image)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return p, nil
+}
+
+func (d *Device) prepare(image []byte) (*prepared, error) {
 	if len(image) == 0 {
 		return nil, api.Errorf(api.ErrInvalidImage, "empty module image")
 	}
-	h, r := moduleLoad(d.ctx, image)
-	if err := check(r, "cuModuleLoadData (%d-byte %s image)", len(image), imageKind(image)); err != nil {
+	kind := imageKind(image)
+	switch kind {
+	case "fatbin wrapper":
+		return nil, api.Errorf(api.ErrInvalidImage, "a %d-byte fatbin wrapper: it points into the client's memory; send the fatbin it points to", len(image))
+	case "binary":
+		return nil, api.Errorf(api.ErrInvalidImage, "a %d-byte image that is neither PTX text, a cubin nor a fatbin", len(image))
+	}
+	return &prepared{d: d, image: image, kind: kind}, nil
+}
+
+// LoadPrepared loads a prepared image: cuModuleLoadData, on the shard.
+func (d *Device) LoadPrepared(bp backend.PreparedModule) (backend.Module, error) {
+	p, ok := bp.(*prepared)
+	if !ok || p == nil || p.d != d {
+		return nil, api.Errorf(api.ErrInvalidHandle, "a module prepared by another device or backend")
+	}
+	m, err := d.load(p)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return m, nil
+}
+
+func (d *Device) load(p *prepared) (*module, error) {
+	h, r := moduleLoad(d.ctx, p.image)
+	if err := check(r, "cuModuleLoadData (%d-byte %s image)", len(p.image), p.kind); err != nil {
 		return nil, err
 	}
 	return &module{d: d, h: h}, nil

@@ -25,6 +25,10 @@
 //   - Scrubbing: every allocation is cleared (cuMemsetD8Async on an
 //     internal stream, waited for) before Alloc returns it, since sessions
 //     share a context and the driver reuses freed memory unscrubbed.
+//   - Module preparation (backend.ModulePreparer): PrepareModule checks an
+//     image's kind on any goroutine; LoadPrepared calls cuModuleLoadData on
+//     the shard, so the driver's JIT of PTX still runs there (see
+//     Device.PrepareModule for what would move it).
 //   - Cancellation (backend.Canceler): a cancelled stream drops the
 //     host-side work queued on it; what the driver already has (a running
 //     kernel above all) runs to its end, since CUDA cannot cancel it
