@@ -113,9 +113,10 @@ type Stream interface {
 //     event (so that other streams waiting on it are not held by a stream
 //     that will never reach it), a Wait no longer waits;
 //   - work already running stops where the backend can stop it: the host
-//     backend ends a kernel at its next chunk of whole blocks, the cuda
-//     backend cannot stop a kernel the driver has started, which ends by
-//     itself (see each backend);
+//     backend ends a kernel at its next chunk of whole blocks; the cuda
+//     backend ends a staged copy before its next chunk, but cannot stop
+//     what the driver already has: a kernel it has started, or queued,
+//     runs to its end by itself (see each backend);
 //   - every later queuing call fails with ErrCancelled, except Notify,
 //     which is accepted and calls fn, with that error, once the stream is
 //     quiet; Query and Destroy work as before.

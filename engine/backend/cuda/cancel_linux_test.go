@@ -66,10 +66,16 @@ func TestFakeCancel(t *testing.T) {
 	victim, bystander := newStream(t, d), newStream(t, d)
 	p, q := alloc(t, d, 4*n), alloc(t, d, 4*n)
 
+	// A copy of many chunks (the device stages 64 KiB at a time) whose
+	// sink holds the worker at the first.
+	big := alloc(t, d, 1<<20)
 	entered, release := make(chan struct{}), make(chan struct{})
-	if err := victim.CopyDtoH(p, 4, func(uint64, []byte) error {
-		close(entered)
-		<-release
+	pieces := 0
+	if err := victim.CopyDtoH(big, 1<<20, func(uint64, []byte) error {
+		if pieces++; pieces == 1 {
+			close(entered)
+			<-release
+		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -121,6 +127,9 @@ func TestFakeCancel(t *testing.T) {
 	}
 	if sunk {
 		t.Error("a dropped CopyDtoH called its sink")
+	}
+	if pieces > 2 {
+		t.Errorf("the running copy delivered %d of its 16 chunks after Cancel, want it stopped", pieces)
 	}
 	if err := within(t, bystanderDone, "the bystander's Notify"); err != nil {
 		t.Fatalf("bystander: %v", err)

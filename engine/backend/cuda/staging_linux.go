@@ -5,6 +5,7 @@ package cuda
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gpufabric/gpufabric/engine/api"
 )
@@ -187,6 +188,9 @@ func (p *eventPool) close() {
 type copyStager struct {
 	ctx, s handle
 	bufs   []*stagingBuf
+	// stop, when set, ends the copy at its next chunk: the stream was
+	// cancelled (nil: never).
+	stop *atomic.Bool
 }
 
 var _ stager = (*copyStager)(nil)
@@ -215,6 +219,12 @@ func (c *copyStager) mark(i int) error {
 }
 
 func (c *copyStager) wait(i int) error {
+	// Before every chunk, the pipelines wait for its buffer: the place to
+	// notice a cancellation. The buffer's DMA may still be in flight; it
+	// goes back to the pool marked so, and its next user waits for it.
+	if c.stop != nil && c.stop.Load() {
+		return errCancelled()
+	}
 	b := c.bufs[i]
 	if !b.inflight {
 		return nil

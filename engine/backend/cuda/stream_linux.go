@@ -143,7 +143,7 @@ func (s *stream) runOr(op func() error, drop func()) error {
 // driver has started (or queued) runs to its end, holding the GPU as long
 // as it would have; only a context reset would stop it, and that would
 // take every other session's work on the GPU with it. A staged copy that
-// the worker has begun finishes its chunks.
+// the worker has begun stops before its next chunk.
 func (s *stream) Cancel() {
 	s.mu.Lock()
 	s.cancelled.Store(true)
@@ -213,7 +213,7 @@ func (s *stream) stager(n uint64) (*copyStager, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &copyStager{ctx: s.d.ctx, s: s.h, bufs: []*stagingBuf{first}}
+	c := &copyStager{ctx: s.d.ctx, s: s.h, bufs: []*stagingBuf{first}, stop: &s.cancelled}
 	if n > uint64(s.d.staging.size) {
 		if second, err := s.d.staging.get(false); err == nil && second != nil {
 			c.bufs = append(c.bufs, second)
