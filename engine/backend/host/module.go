@@ -14,6 +14,7 @@ type module struct {
 	dev     *Device
 	entries map[string]ptxEntry
 	globals map[string]global
+	block   backend.DevicePtr // the allocation holding the globals; 0 if none
 	gone    atomic.Bool
 }
 
@@ -61,18 +62,27 @@ func prepare(image []byte) (*prepared, error) {
 // GlobalBytes is what loading allocates for the module's globals.
 func (p *prepared) GlobalBytes() (uint64, bool) { return p.globalBytes, true }
 
-// load allocates the module's globals; the parse is done.
+// load allocates the module's globals, all in one allocation (each at a
+// multiple of allocAlign inside it, which is every alignment parsePTX
+// accepts): one first-fit search on the shard however many globals the
+// image declares, and the block is exactly GlobalBytes.
 func (p *prepared) load(d *Device) (*module, error) {
 	m := &module{dev: d, entries: p.entries, globals: make(map[string]global, len(p.globals))}
+	if len(p.globals) == 0 {
+		return m, nil
+	}
+	// PTX globals without an initialiser start at zero, which Alloc's
+	// guarantee already gives.
+	block, err := d.Alloc(p.globalBytes)
+	if err != nil {
+		return nil, err
+	}
+	m.block = block
+	off := uint64(0)
 	for _, g := range p.globals {
-		// PTX globals without an initialiser start at zero, which Alloc's
-		// guarantee already gives.
-		ptr, err := d.Alloc(max(g.size, 1))
-		if err != nil {
-			m.Unload()
-			return nil, err
-		}
-		m.globals[g.name] = global{ptr, g.size}
+		m.globals[g.name] = global{block + off, g.size}
+		n, _ := roundUp(max(g.size, 1))
+		off += n
 	}
 	return m, nil
 }
@@ -107,8 +117,8 @@ func (m *module) Unload() error {
 	if m.gone.Swap(true) {
 		return api.Errorf(api.ErrInvalidHandle, "module already unloaded")
 	}
-	for _, g := range m.globals {
-		m.dev.Free(g.ptr)
+	if m.block != 0 {
+		m.dev.Free(m.block)
 	}
 	return nil
 }
