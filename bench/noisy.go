@@ -116,6 +116,7 @@ type noisyState struct {
 	bystanders []*bystander
 	pid        int // whose memory is read; 0 for none
 	idle       []NoisyCalls
+	idleRSS    uint64 // at the end of the idle phase
 	image      []byte // the huge module image, made once
 	offers     []string
 }
@@ -294,7 +295,10 @@ func (r *runner) noisyPhase(name string, start func(ctx context.Context) (*tenan
 	}
 	ph.PeakRSSBytes, ph.PeakFrom = watch.stop()
 	if name == PhaseIdle {
-		ns.idle = calls
+		ns.idle, ns.idleRSS = calls, ph.RSSBytes
+	}
+	if ph.PeakRSSBytes > 0 && ns.idleRSS > 0 {
+		ph.PeakOverIdleBytes = int64(ph.PeakRSSBytes) - int64(ns.idleRSS)
 	}
 	for i := range calls {
 		for _, idle := range ns.idle {

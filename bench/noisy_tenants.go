@@ -313,14 +313,15 @@ func (r *runner) hugeModules(ctx context.Context) (*tenant, error) {
 		}
 		return nil
 	})
-	// A load in flight at the end is cut off by the close.
-	stopClose := context.AfterFunc(ctx, func() { c.close() })
+	// A load in flight at the end is cut off by the close, which stop
+	// waits for.
+	var closeOnce sync.Once
+	closeIt := func() { closeOnce.Do(c.close) }
+	context.AfterFunc(ctx, closeIt)
 	return &tenant{stop: func() (string, error) {
 		t0 := time.Now()
 		err := g.wait()
-		if stopClose() {
-			c.close()
-		}
+		closeIt()
 		return fmt.Sprintf("loaded %d module images of %s (kernels.ptx and a comment) in a row over tcp in %s, each kept loaded (at most %d); its Close took %s",
 			loaded.Load(), fmtBytes(uint64(len(ns.image))), fmtSeconds(time.Duration(took.Load()).Seconds()), r.cfg.Noisy.Modules, fmtSeconds(time.Since(t0).Seconds())), err
 	}}, nil

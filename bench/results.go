@@ -212,6 +212,9 @@ type NoisyPhase struct {
 	PeakRSSBytes uint64 `json:"peak_rss_bytes"`
 	// PeakFrom says how PeakRSSBytes was found: "hwm" or "sampled".
 	PeakFrom string `json:"peak_from,omitempty"`
+	// PeakOverIdleBytes is PeakRSSBytes less the RSS at the end of the
+	// idle phase: what the other tenant cost the server, at most.
+	PeakOverIdleBytes int64 `json:"peak_over_idle_bytes"`
 	// Error is what went wrong with the phase's setup or the other tenant
 	// (the bystander's failures are counted in Calls).
 	Error string `json:"error,omitempty"`

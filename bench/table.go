@@ -216,10 +216,10 @@ func (n *Noisy) table() table {
 		notes: []string{
 			"Bystander: " + n.Bystander,
 			fmt.Sprintf("x idle = p99 over the same call's p99 in the idle phase; failed: calls that returned an error; >1s: calls that took over %v", SlowCall),
-			"Server RSS: " + orUnknownRSS(n.RSSOf) + "; at the phase's end, and its peak during the phase",
+			"Server RSS: " + orUnknownRSS(n.RSSOf) + "; at the phase's end, its peak during the phase, and that peak less the RSS at the end of the idle phase",
 			"Targets (not asserted): " + n.Targets,
 		},
-		header: []string{"phase", "transport", "call", "calls", "p50", "p99", "max", "x idle", "failed", ">1s", "RSS", "peak RSS"},
+		header: []string{"phase", "transport", "call", "calls", "p50", "p99", "max", "x idle", "failed", ">1s", "RSS", "peak RSS", "peak - idle"},
 	}
 	for _, p := range n.Phases {
 		t.notes = append(t.notes, fmt.Sprintf("%s: %s", p.Name, p.Hostile))
@@ -228,14 +228,14 @@ func (n *Noisy) table() table {
 		}
 		for i, c := range p.Calls {
 			row := []string{"", c.Transport, c.Call, fmt.Sprint(c.Latency.Samples), fmtSeconds(c.Latency.P50), fmtSeconds(c.Latency.P99),
-				fmtSeconds(c.Latency.Max), fmtX(c.XIdleP99), fmt.Sprint(c.Failed), fmt.Sprint(c.Slow), "", ""}
+				fmtSeconds(c.Latency.Max), fmtX(c.XIdleP99), fmt.Sprint(c.Failed), fmt.Sprint(c.Slow), "", "", ""}
 			if i == 0 {
-				row[0], row[10], row[11] = p.Name, fmtRSS(p.RSSBytes), fmtRSS(p.PeakRSSBytes)
+				row[0], row[10], row[11], row[12] = p.Name, fmtRSS(p.RSSBytes), fmtRSS(p.PeakRSSBytes), fmtGrowth(p, n)
 			}
 			t.rows = append(t.rows, row)
 		}
 		if len(p.Calls) == 0 {
-			t.rows = append(t.rows, []string{p.Name, "", "failed", "", "", "", "", "", "", "", fmtRSS(p.RSSBytes), fmtRSS(p.PeakRSSBytes)})
+			t.rows = append(t.rows, []string{p.Name, "", "failed", "", "", "", "", "", "", "", fmtRSS(p.RSSBytes), fmtRSS(p.PeakRSSBytes), fmtGrowth(p, n)})
 		}
 	}
 	return t
@@ -246,6 +246,18 @@ func orUnknownRSS(s string) string {
 		return "not read"
 	}
 	return s
+}
+
+// fmtGrowth prints a phase's peak over the idle RSS; nothing for the idle
+// phase itself.
+func fmtGrowth(p NoisyPhase, n *Noisy) string {
+	if p.PeakRSSBytes == 0 || len(n.Phases) == 0 || p.Name == n.Phases[0].Name {
+		return ""
+	}
+	if p.PeakOverIdleBytes < 0 {
+		return "-" + fmtBytes(uint64(-p.PeakOverIdleBytes))
+	}
+	return "+" + fmtBytes(uint64(p.PeakOverIdleBytes))
 }
 
 func fmtRSS(n uint64) string {
