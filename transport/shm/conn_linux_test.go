@@ -99,6 +99,9 @@ func TestInfo(t *testing.T) {
 	if want := fmt.Sprintf("pid:%d", os.Getpid()); s.Info().Remote != want {
 		t.Errorf("server Info().Remote = %q, want %q", s.Info().Remote, want)
 	}
+	if want := fmt.Sprintf("uid:%d", os.Geteuid()); s.Info().Peer != want || c.Info().Peer != want {
+		t.Errorf("Info().Peer = %q (server), %q (client); want %q", s.Info().Peer, c.Info().Peer, want)
+	}
 }
 
 func TestSendRecv(t *testing.T) {

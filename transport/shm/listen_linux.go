@@ -208,7 +208,15 @@ func (l *Listener) reject(peer string, err error) {
 func (l *Listener) serve(uc *net.UnixConn) {
 	defer l.wg.Done()
 	defer func() { <-l.slots }()
-	c, err := l.handshake(uc)
+	peer := "unknown"
+	cred, err := peerCred(uc)
+	var c *Conn
+	if err != nil {
+		err = fmt.Errorf("peer credentials: %w", err)
+	} else {
+		peer = fmt.Sprintf("uid:%d pid:%d", cred.Uid, cred.Pid)
+		c, err = l.handshake(uc, cred)
+	}
 	l.untrack(uc)
 	if err != nil {
 		uc.Close()
@@ -216,7 +224,7 @@ func (l *Listener) serve(uc *net.UnixConn) {
 		case <-l.done:
 			// Aborted by Close: not the peer's doing.
 		default:
-			l.reject(describePeer(uc), err)
+			l.reject(peer, err)
 		}
 		return
 	}
@@ -229,12 +237,8 @@ func (l *Listener) serve(uc *net.UnixConn) {
 
 // handshake admits the peer and sets up its region, all within the
 // handshake timeout.
-func (l *Listener) handshake(uc *net.UnixConn) (*Conn, error) {
+func (l *Listener) handshake(uc *net.UnixConn, cred *unix.Ucred) (*Conn, error) {
 	uc.SetDeadline(time.Now().Add(l.opts.HandshakeTimeout))
-	cred, err := peerCred(uc)
-	if err != nil {
-		return nil, fmt.Errorf("peer credentials: %w", err)
-	}
 	// Turn away another user at once when no token could admit it.
 	if !trusted(cred.Uid, l.uid) && l.opts.Token == "" {
 		return nil, fmt.Errorf("%w: uid %d, and the listener takes no token", ErrNotAdmitted, cred.Uid)

@@ -26,6 +26,9 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(childEnv); path != "" {
 		os.Exit(runChild(path))
 	}
+	if path := os.Getenv(tokenChildEnv); path != "" {
+		os.Exit(runTokenChild(path, os.Getenv(tokenEnv)))
+	}
 	// Start the network poller (an epoll and an event descriptor, kept for
 	// the life of the process) before counting.
 	if l, err := net.Listen("unix", fmt.Sprintf("@gpufabric-shm-test-%d-poller", os.Getpid())); err == nil {

@@ -38,3 +38,6 @@ type Conn struct{}
 
 // PlaceOnNode returns an error matching transport.ErrNotSupported.
 func (c *Conn) PlaceOnNode(node int) error { return errNotSupported }
+
+// Rejected returns 0.
+func (l *Listener) Rejected() uint64 { return 0 }
