@@ -44,7 +44,7 @@ const NoisyGrace = 10 * time.Second
 const NoisyTargets = "bystander p99 within 2x of its idle p99; no call past 1 s; server RSS within its configured budgets + 256 MiB"
 
 // NoisyBystander describes the bystander's calls.
-const NoisyBystander = "one goroutine making, in blocks of 256 turns (or 20 ms) over each transport in turn, a synchronous null call (ping: Session.Ping) and a spin(0) launch on its own stream followed by that stream's Synchronize (launch+sync), on a 1/20 share"
+const NoisyBystander = "one goroutine making, over each transport in turn, in slices of a twentieth of the phase (10-250 ms), a synchronous null call (ping: Session.Ping) and a spin(0) launch on its own stream followed by that stream's Synchronize (launch+sync), on a 1/20 share"
 
 // Phase names, as NoisyPhase.Name gives them.
 const (
@@ -338,12 +338,13 @@ func (t *callTally) add(d time.Duration, err error) {
 	}
 }
 
-// bystanderBlock is how many turns the bystander takes over one transport
-// before it moves to the next, unless bystanderBlockTime passes first.
-const (
-	bystanderBlock     = 256
-	bystanderBlockTime = 20 * time.Millisecond
-)
+// bystanderBlock is how long the bystander calls over one transport before
+// it moves to the next: a twentieth of the phase, within bounds, so that
+// each transport's calls cover the whole phase in slices, and a peer that
+// went to sleep while the other transport had its turn is woken rarely.
+func (r *runner) bystanderBlock() time.Duration {
+	return min(max(r.cfg.Noisy.Phase/20, 10*time.Millisecond), 250*time.Millisecond)
+}
 
 // bystand makes the bystander's calls in turns until end (or the run is
 // cancelled). A call still stuck NoisyGrace after end has its session cut,
@@ -377,13 +378,12 @@ func (r *runner) bystand(end time.Time) []NoisyCalls {
 			return b.st.Synchronize()
 		},
 	}
-	// Each bystander makes its calls in blocks of bystanderBlock turns, so
-	// that the cost of switching transports (a shared-memory peer that has
-	// gone to sleep) stays under the 99th percentile.
+	// Each bystander makes its calls in blocks (bystanderBlock).
+	block := r.bystanderBlock()
 	for time.Now().Before(end) && r.ctx.Err() == nil {
 		for i, b := range bs {
-			blockEnd := time.Now().Add(bystanderBlockTime)
-			for range bystanderBlock {
+			blockEnd := time.Now().Add(block)
+			for {
 				for j, call := range calls {
 					t := &tallies[2*i+j]
 					if b.s.Err() != nil {
