@@ -227,6 +227,7 @@ func (r *runner) newBystander(tr string) (*bystander, error) {
 		return nil, err
 	}
 	b := &bystander{client: client{tr: tr, s: s}}
+	defer guard(s)()
 	if err := r.attachSmall(&b.client, r.ctx); err != nil {
 		b.close()
 		return nil, err

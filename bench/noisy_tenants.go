@@ -33,6 +33,7 @@ func (r *runner) hostileClient(ctx context.Context, tr string, shares []float64)
 		return nil, 0, err
 	}
 	c := &client{tr: tr, s: s}
+	defer guard(s)()
 	for _, f := range shares {
 		if err = c.attach(ctx, r.device, interpose.Share{Fraction: f}); err == nil {
 			return c, f, nil
@@ -44,6 +45,13 @@ func (r *runner) hostileClient(ctx context.Context, tr string, shares []float64)
 
 // MaxFloodLaunches bounds the launches of the flooding tenant.
 const MaxFloodLaunches = 1 << 20
+
+// guard cuts s off should setupTime pass before the returned stop is
+// called: a call to a server that stopped answering would wait forever.
+func guard(s *interpose.Session) (stop func()) {
+	t := time.AfterFunc(setupTime, func() { s.Close() })
+	return func() { t.Stop() }
+}
 
 // launchFlood: asynchronous launches of spin(Kernel) on a large share, as
 // fast as they go, never synchronised, until the phase ends or
