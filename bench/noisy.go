@@ -46,6 +46,10 @@ const NoisyTargets = "bystander p99 within 2x of its idle p99; no call past 1 s;
 // NoisyBystander describes the bystander's calls.
 const NoisyBystander = "one goroutine making, over each transport in turn, in slices of a twentieth of the phase (10-250 ms), a synchronous null call (ping: Session.Ping) and a spin(0) launch on its own stream followed by that stream's Synchronize (launch+sync), on a 1/20 share"
 
+// NoisyNotStarted is NoisyPhase.Hostile for a phase whose other tenant
+// could not start; the bystander measured anyway.
+const NoisyNotStarted = "could not start (see the error); the bystander measured anyway"
+
 // Phase names, as NoisyPhase.Name gives them.
 const (
 	PhaseIdle     = "idle"
@@ -275,6 +279,7 @@ func (r *runner) noisyPhase(name string, start func(ctx context.Context) (*tenan
 	if start != nil {
 		var err error
 		if t, err = start(hctx); err != nil {
+			ph.Hostile = NoisyNotStarted
 			errs = append(errs, err)
 		}
 	}

@@ -85,6 +85,27 @@ func sampleResults() *Results {
 	r.Tenants.Steps = append(r.Tenants.Steps, TenantStep{Clients: 10, Share: 0.1, Error: "attach device 0: CUDA_ERROR_OUT_OF_MEMORY"})
 	r.Errors = []string{"tenants 10 over shm: attach device 0: CUDA_ERROR_OUT_OF_MEMORY"}
 	r.Skipped = []Skip{{Transport: "rdma", Reason: "no RDMA device"}}
+	r.Noisy = &Noisy{Bystander: NoisyBystander, RSSOf: "server process 4242 (listening on 127.0.0.1:40000)", ServerPID: 4242, Targets: NoisyTargets}
+	for i, name := range []string{PhaseIdle, PhaseFlood, PhaseNoRead} {
+		p := NoisyPhase{Name: name, Hostile: "none: the bystander alone on the server", Seconds: 1.6,
+			RSSBytes: uint64(60+40*i) << 20, PeakRSSBytes: uint64(62+50*i) << 20, PeakFrom: "hwm"}
+		if i > 0 {
+			p.Hostile = "a tenant doing something unkind"
+			p.PeakOverIdleBytes = int64(p.PeakRSSBytes) - 60<<20
+		}
+		for _, tr := range []string{"tcp", "shm"} {
+			for j, call := range []string{"ping", "launch+sync"} {
+				c := NoisyCalls{Transport: tr, Call: call, Latency: lat(time.Duration(5+5*j+10*i)*time.Microsecond, 200), XIdleP99: 1 + float64(i)}
+				c.Latency.CDF = nil
+				if i == 2 && j == 1 {
+					c.Failed, c.Slow, c.FirstError = 3, 1, "CUDA_ERROR_DEINITIALIZED"
+				}
+				p.Calls = append(p.Calls, c)
+			}
+		}
+		r.Noisy.Phases = append(r.Noisy.Phases, p)
+	}
+	r.Noisy.Phases = append(r.Noisy.Phases, NoisyPhase{Name: PhaseModules, Hostile: NoisyNotStarted, Error: "tenant loading modules: attach device 0: CUDA_ERROR_OUT_OF_MEMORY"})
 	return r
 }
 
