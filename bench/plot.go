@@ -25,13 +25,15 @@ const (
 	LatencyChart   = "latency"
 	BandwidthChart = "bandwidth"
 	TenantsChart   = "tenants"
+	NoisyChart     = "noisy"
 )
 
 // Plot writes the charts of r into dir, each as PNG and SVG: the latency
 // CDF of each transport beside its floor, copy bandwidth against size
 // (log-log, a line per direction and transport, and the floors), and the
 // many-tenant scaling (aggregate and per-client rate against the number of
-// clients, and fairness). A chart with nothing to show is not written. It
+// clients, and fairness), and the noisy neighbours (the bystander's p50
+// and p99 in each phase). A chart with nothing to show is not written. It
 // returns the files written.
 func (r *Results) Plot(dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -46,6 +48,7 @@ func (r *Results) Plot(dir string) ([]string, error) {
 		{LatencyChart, 7 * vg.Inch, 4.5 * vg.Inch, r.latencyChart},
 		{BandwidthChart, 7 * vg.Inch, 5 * vg.Inch, r.bandwidthChart},
 		{TenantsChart, 7 * vg.Inch, 7 * vg.Inch, r.tenantsChart},
+		{NoisyChart, 7 * vg.Inch, 4.5 * vg.Inch, r.noisyChart},
 	} {
 		paint, err := c.draw()
 		if err != nil {
@@ -267,6 +270,65 @@ func (r *Results) tenantsChart() (func(draw.Canvas), error) {
 		rates.Draw(canvases[0][0])
 		fairness.Draw(canvases[1][0])
 	}, nil
+}
+
+// noisyChart draws the bystander's p99 (solid) and p50 (dotted) in each
+// phase of the noisy-neighbour scenario, a line per transport and call.
+func (r *Results) noisyChart() (func(draw.Canvas), error) {
+	n := r.Noisy
+	if n == nil || len(n.Phases) == 0 {
+		return nil, nil
+	}
+	p := newPlot("Noisy neighbours: the bystander's calls in each phase", "phase", "latency (log scale): p99 solid, p50 dotted")
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = logTicks{format: fmtSeconds}
+	var ticks plot.ConstantTicks
+	type key struct{ tr, call string }
+	var order []key
+	p99s, p50s := map[key]plotter.XYs{}, map[key]plotter.XYs{}
+	for i, ph := range n.Phases {
+		ticks = append(ticks, plot.Tick{Value: float64(i), Label: ph.Name})
+		for _, c := range ph.Calls {
+			if c.Latency.P99 <= 0 {
+				continue
+			}
+			k := key{c.Transport, c.Call}
+			if _, ok := p99s[k]; !ok {
+				order = append(order, k)
+			}
+			p99s[k] = append(p99s[k], plotter.XY{X: float64(i), Y: c.Latency.P99})
+			p50s[k] = append(p50s[k], plotter.XY{X: float64(i), Y: c.Latency.P50})
+		}
+	}
+	if len(order) == 0 {
+		return nil, nil
+	}
+	p.X.Tick.Marker = ticks
+	p.X.Min, p.X.Max = -0.3, float64(len(n.Phases))-0.7
+	for i, k := range order {
+		line, points, err := plotter.NewLinePoints(p99s[k])
+		if err != nil {
+			return nil, err
+		}
+		col := transportColor(k.tr)
+		line.Color, points.Color = col, col
+		line.Width = vg.Points(1.5)
+		points.Shape = plotutil.Shape(i)
+		if k.call != "ping" {
+			line.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+		}
+		median, err := plotter.NewLine(p50s[k])
+		if err != nil {
+			return nil, err
+		}
+		median.Color, median.Width = col, vg.Points(1)
+		median.Dashes = []vg.Length{vg.Points(1), vg.Points(3)}
+		p.Add(line, points, median)
+		p.Legend.Add(k.tr+" "+k.call, line, points)
+	}
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs = vg.Points(8)
+	return p.Draw, nil
 }
 
 func newPlot(title, x, y string) *plot.Plot {

@@ -17,7 +17,7 @@ func TestPlot(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, name := range []string{LatencyChart, BandwidthChart, TenantsChart} {
+	for _, name := range []string{LatencyChart, BandwidthChart, TenantsChart, NoisyChart} {
 		want = append(want, filepath.Join(dir, name+".png"), filepath.Join(dir, name+".svg"))
 	}
 	if !slices.Equal(files, want) {

@@ -220,6 +220,7 @@ func (n *Noisy) table() table {
 			"Targets (not asserted): " + n.Targets,
 		},
 		header: []string{"phase", "transport", "call", "calls", "p50", "p99", "max", "x idle", "failed", ">1s", "RSS", "peak RSS", "peak - idle"},
+		chart:  "noisy",
 	}
 	for _, p := range n.Phases {
 		t.notes = append(t.notes, fmt.Sprintf("%s: %s", p.Name, p.Hostile))
