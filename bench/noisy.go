@@ -204,9 +204,18 @@ func (r *runner) closeNoisy() {
 		return
 	}
 	for _, b := range r.noisy.bystanders {
-		b.close()
+		b.closeContext(r.ctx)
 	}
 	r.noisy.bystanders = nil
+}
+
+// closeContext closes c, waiting for the server's answer to its Goodbye
+// only while ctx is not done: a cancelled run does not wait on a server
+// that is slow to let a session go.
+func (c *client) closeContext(ctx context.Context) {
+	if c.s != nil {
+		c.s.CloseContext(ctx)
+	}
 }
 
 // smallShares are the shares a tenant that needs little asks for, in turn:

@@ -87,7 +87,7 @@ func (r *runner) launchFlood(ctx context.Context) (*tenant, error) {
 		// A launch the server holds back is released by the close.
 		t0 := time.Now()
 		closed := make(chan struct{})
-		go func() { c.close(); close(closed) }()
+		go func() { c.closeContext(r.ctx); close(closed) }()
 		err := g.wait()
 		select {
 		case <-closed:
@@ -324,7 +324,7 @@ func (r *runner) hugeModules(ctx context.Context) (*tenant, error) {
 	// A load in flight at the end is cut off by the close, which stop
 	// waits for.
 	var closeOnce sync.Once
-	closeIt := func() { closeOnce.Do(c.close) }
+	closeIt := func() { closeOnce.Do(func() { c.closeContext(r.ctx) }) }
 	context.AfterFunc(ctx, closeIt)
 	return &tenant{stop: func() (string, error) {
 		t0 := time.Now()

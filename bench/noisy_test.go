@@ -2,6 +2,8 @@ package bench
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"net"
 	"os"
 	"runtime"
@@ -155,5 +157,42 @@ func TestListenerPID(t *testing.T) {
 	l.Close()
 	if !onLoopback("localhost:1") || !onLoopback("[::1]:1") || onLoopback("10.0.0.1:1") || onLoopback("nonsense") {
 		t.Error("onLoopback")
+	}
+}
+
+// TestNoisyCancel: a run cancelled while a tenant floods the server ends
+// without waiting out its phase, or for the server to let the tenant go,
+// and leaves nothing running (TestMain).
+func TestNoisyCancel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an in-process server")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var cancelled time.Time
+	res, err := Run(ctx, Config{
+		Step:       time.Minute,
+		Transports: []string{"tcp"},
+		Scenarios:  []string{ScenarioNoisy},
+		Noisy:      NoisyConfig{Phase: 200 * time.Millisecond},
+		Progress: func(p Progress) {
+			if p.Name == "noisy neighbours: "+PhaseFlood {
+				// The idle phase was short; cut the flood's.
+				time.AfterFunc(100*time.Millisecond, func() { cancelled = time.Now(); cancel() })
+			}
+		},
+	})
+	if err == nil {
+		// The flood's phase ended before the cancel: nothing was cut.
+		t.Skip("the run ended before it was cancelled")
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	if el := time.Since(cancelled); el > NoisyGrace {
+		t.Errorf("a cancelled run took %v to end", el)
+	}
+	if res == nil || res.Noisy == nil || len(res.Noisy.Phases) == 0 || len(res.Noisy.Phases) > 2 {
+		t.Errorf("cancelled run: %+v", res)
 	}
 }
