@@ -207,7 +207,6 @@ func (l *Listener) reject(peer string, err error) {
 // serve runs one peer's handshake and hands its connection to Accept.
 func (l *Listener) serve(uc *net.UnixConn) {
 	defer l.wg.Done()
-	defer func() { <-l.slots }()
 	peer := "unknown"
 	cred, err := peerCred(uc)
 	var c *Conn
@@ -220,6 +219,7 @@ func (l *Listener) serve(uc *net.UnixConn) {
 	l.untrack(uc)
 	if err != nil {
 		uc.Close()
+		<-l.slots // free before telling: whoever hears of it may connect again
 		select {
 		case <-l.done:
 			// Aborted by Close: not the peer's doing.
@@ -228,11 +228,14 @@ func (l *Listener) serve(uc *net.UnixConn) {
 		}
 		return
 	}
+	// The slot is held until Accept takes the connection: set-up regions
+	// waiting for Accept count against MaxHandshakes too.
 	select {
 	case l.ready <- c:
 	case <-l.done:
 		c.Close()
 	}
+	<-l.slots
 }
 
 // handshake admits the peer and sets up its region, all within the

@@ -74,22 +74,23 @@ func bystander(t *testing.T, l *Listener) {
 		c   transport.Conn
 		err error
 	}
-	dialed := make(chan res, 1)
+	accepted := make(chan res, 1)
 	go func() {
-		c, err := Dial(ctx, l.Addr(), Options{})
-		dialed <- res{c, err}
+		c, err := l.Accept()
+		accepted <- res{c, err}
 	}()
-	s, err := l.Accept()
+	c, err := Dial(ctx, l.Addr(), Options{})
 	if err != nil {
-		t.Fatalf("bystander: Accept: %v", err)
+		t.Fatalf("bystander: Dial: %v", err)
 	}
-	defer s.Close()
-	r := <-dialed
+	defer c.Close()
+	r := <-accepted
 	if r.err != nil {
-		t.Fatalf("bystander: Dial: %v", r.err)
+		t.Fatalf("bystander: Accept: %v", r.err)
 	}
-	defer r.c.Close()
-	if err := r.c.Send([]byte("hello"), nil); err != nil {
+	s := r.c
+	defer s.Close()
+	if err := c.Send([]byte("hello"), nil); err != nil {
 		t.Fatalf("bystander: Send: %v", err)
 	}
 	if body, _, err := recvFrame(s); err != nil || string(body) != "hello" {
