@@ -179,7 +179,7 @@ func (r *runner) noisySetup() error {
 	default:
 		found, err := listenerPID(r.addr)
 		if err != nil {
-			r.res.Noisy.RSSOf = "unknown: " + err.Error()
+			r.res.Noisy.RSSOf = "not read: " + err.Error() + " (--server-pid names it)"
 		} else {
 			ns.pid = found
 			r.res.Noisy.RSSOf = fmt.Sprintf("server process %d (listening on %s)", found, r.addr)
@@ -252,6 +252,12 @@ func (r *runner) newBystander(tr string) (*bystander, error) {
 	return b, nil
 }
 
+// skipPhase is returned by a tenant's start for a phase that does not
+// apply to this server; it says why.
+type skipPhase string
+
+func (s skipPhase) Error() string { return string(s) }
+
 // tenant is the other tenant of a phase, running until the context its
 // start was given is done.
 type tenant struct {
@@ -288,6 +294,12 @@ func (r *runner) noisyPhase(name string, start func(ctx context.Context) (*tenan
 	if start != nil {
 		var err error
 		if t, err = start(hctx); err != nil {
+			var skip skipPhase
+			if errors.As(err, &skip) {
+				ph.Hostile = "skipped: " + string(skip)
+				watch.stop()
+				return nil
+			}
 			ph.Hostile = NoisyNotStarted
 			errs = append(errs, err)
 		}

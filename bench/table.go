@@ -236,7 +236,11 @@ func (n *Noisy) table() table {
 			t.rows = append(t.rows, row)
 		}
 		if len(p.Calls) == 0 {
-			t.rows = append(t.rows, []string{p.Name, "", "failed", "", "", "", "", "", "", "", fmtRSS(p.RSSBytes), fmtRSS(p.PeakRSSBytes), fmtGrowth(p, n)})
+			what := "failed"
+			if strings.HasPrefix(p.Hostile, "skipped") {
+				what = "skipped"
+			}
+			t.rows = append(t.rows, []string{p.Name, "", what, "", "", "", "", "", "", "", fmtRSS(p.RSSBytes), fmtRSS(p.PeakRSSBytes), fmtGrowth(p, n)})
 		}
 	}
 	return t
