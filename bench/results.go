@@ -184,8 +184,8 @@ type Noisy struct {
 	Bystander string `json:"bystander"`
 	// RSSOf says whose memory the RSS figures are: the server process's
 	// (found by its listening socket or given), or this process's, which
-	// holds the in-process server and the clients too; empty when it could
-	// not be read.
+	// holds the in-process server and the clients too; "not read: why"
+	// when it could not be.
 	RSSOf string `json:"rss_of"`
 	// ServerPID is the process whose memory was read; 0 when none.
 	ServerPID int `json:"server_pid"`
