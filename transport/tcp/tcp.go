@@ -15,6 +15,7 @@ const Name = "tcp"
 type Listener struct {
 	l    *net.TCPListener
 	opts transport.Options
+	tls  *tlsAcceptor // nil: plain TCP
 }
 
 var _ transport.Listener = (*Listener)(nil)
@@ -28,8 +29,16 @@ func Listen(addr string, opts transport.Options) (*Listener, error) {
 	return &Listener{l: l.(*net.TCPListener), opts: opts}, nil
 }
 
-// Accept waits for the next connection.
+// Accept waits for the next connection. On a TLS listener, the next
+// handshaken one; see ListenTLS.
 func (l *Listener) Accept() (transport.Conn, error) {
+	if l.tls != nil {
+		c, err := l.tls.accept()
+		if err != nil {
+			return nil, fmt.Errorf("tcp: accept on %s: %w", l.Addr(), err)
+		}
+		return c, nil
+	}
 	c, err := l.l.AcceptTCP()
 	if err != nil {
 		return nil, err
@@ -37,8 +46,14 @@ func (l *Listener) Accept() (transport.Conn, error) {
 	return wrap(c, l.opts), nil
 }
 
-// Close stops listening.
-func (l *Listener) Close() error { return l.l.Close() }
+// Close stops listening. On a TLS listener it also ends the handshakes in
+// progress; connections already accepted stay open.
+func (l *Listener) Close() error {
+	if l.tls != nil {
+		return l.tls.close(l.l.Close)
+	}
+	return l.l.Close()
+}
 
 // Addr is the address listened on.
 func (l *Listener) Addr() string { return l.l.Addr().String() }
@@ -58,6 +73,28 @@ func wrap(c *net.TCPConn, opts transport.Options) *transport.FramedConn {
 	// is the design: the writer coalesces, the kernel must not wait.
 	c.SetNoDelay(true)
 	c.SetKeepAlive(true)
-	info := transport.Info{Transport: Name, Local: c.LocalAddr().String(), Remote: c.RemoteAddr().String()}
-	return transport.NewFramedConn(c, info, opts)
+	return transport.NewFramedConn(c, info(c), opts)
+}
+
+// info describes c, a plain TCP connection.
+func info(c net.Conn) transport.Info {
+	return transport.Info{
+		Transport: Name,
+		Local:     c.LocalAddr().String(),
+		Remote:    c.RemoteAddr().String(),
+		Peer:      peerOf(c.RemoteAddr()),
+	}
+}
+
+// peerOf identifies a remote address for per-peer limits: its IP, without
+// the port, which a client picks at will.
+func peerOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return "tcp:" + ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "tcp:" + a.String()
+	}
+	return "tcp:" + host
 }
