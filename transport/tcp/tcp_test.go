@@ -74,6 +74,9 @@ func TestInfo(t *testing.T) {
 	if ci.Local != si.Remote || ci.Remote != si.Local {
 		t.Fatalf("client %+v and server %+v do not mirror", ci, si)
 	}
+	if ci.Peer != "tcp:127.0.0.1" || si.Peer != "tcp:127.0.0.1" || ci.Secure || si.Secure {
+		t.Fatalf("client %+v and server %+v: want Peer tcp:127.0.0.1, not secure", ci, si)
+	}
 }
 
 func TestSizes(t *testing.T) {
