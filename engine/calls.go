@@ -623,71 +623,61 @@ func (s *session) moduleLoad(h api.Header, m *api.ModuleLoad, pl payload) error 
 		s.fail(h, err)
 		return nil
 	}
-	var prepared preparedModule
-	prep, canPrepare := d.shard.dev.(modulePreparer)
+	var prepared backend.PreparedModule
+	prep, canPrepare := d.shard.dev.(backend.ModulePreparer)
 	if canPrepare {
-		prepared, err = prep.PrepareModule(image)
-		release()
-		if err != nil {
+		if prepared, err = prep.PrepareModule(image); err != nil {
+			release()
 			s.fail(h, err)
 			return nil
 		}
 	}
 	mod := &moduleObj{dev: d, globals: map[string]allocation{}}
 	regErr := register(s, s.modules, m.Module, "module", mod, s.srv.cfg.MaxModules)
-	if regErr != nil && !canPrepare {
+	if regErr != nil {
 		release()
 	}
 	s.makeCost(h, d, regErr, costOf(pl.n), func() error {
+		// The image is the prepared module's until the load is done.
+		defer release()
+		if canPrepare {
+			if n, known := prepared.GlobalBytes(); known {
+				if err := s.chargeGlobals(d, mod, n); err != nil {
+					mod.err = err
+					return err
+				}
+			}
+		}
 		var bm backend.Module
 		var err error
 		if canPrepare {
 			bm, err = prep.LoadPrepared(prepared)
 		} else {
 			bm, err = d.shard.dev.LoadModule(image)
-			release()
-		}
-		if err == nil {
-			err = s.chargeGlobals(d, mod, bm)
 		}
 		if err != nil {
-			mod.err = err
-		} else {
-			mod.bm = bm
+			d.allocs.uncharge(mod.charged)
+			mod.charged, mod.err = 0, err
+			return err
 		}
-		return err
+		mod.bm = bm
+		return nil
 	})
 	return nil
 }
 
-// modulePreparer is a device that can parse a module image on any
-// goroutine, leaving the shard only the cheap part of loading it.
-type modulePreparer interface {
-	PrepareModule(image []byte) (preparedModule, error)
-	LoadPrepared(preparedModule) (backend.Module, error)
-}
-
-// preparedModule is a parsed module image, ready to load.
-type preparedModule = any
-
-// globalSizer is a module that knows the device memory its globals take.
-type globalSizer interface{ GlobalBytes() uint64 }
-
-// chargeGlobals charges the memory of bm's globals to the session's share
-// on d, unloading bm and failing with CUDA_ERROR_OUT_OF_MEMORY when they do
-// not fit: a module's variables are the session's memory like any other.
-func (s *session) chargeGlobals(d *sessionDevice, mod *moduleObj, bm backend.Module) error {
-	gs, ok := bm.(globalSizer)
-	if !ok {
-		return nil
-	}
-	n := accounted(gs.GlobalBytes())
-	if n < gs.GlobalBytes() || !d.allocs.charge(n, d.quota) {
-		bm.Unload()
+// chargeGlobals charges the n bytes of a module's globals to the session's
+// share on d, or fails with CUDA_ERROR_OUT_OF_MEMORY when they do not fit:
+// a module's variables are the session's memory like any other. (The cuda
+// backend cannot tell before the driver has loaded the image, and there
+// they go uncharged.)
+func (s *session) chargeGlobals(d *sessionDevice, mod *moduleObj, n uint64) error {
+	c := accounted(n)
+	if c < n || !d.allocs.charge(c, d.quota) {
 		used, _ := d.allocs.usage()
-		return api.Errorf(api.ErrOutOfMemory, "the module's globals take %d bytes, past the session's share: %d of %d bytes in use", gs.GlobalBytes(), used, d.quota)
+		return api.Errorf(api.ErrOutOfMemory, "the module's globals take %d bytes, past the session's share: %d of %d bytes in use", n, used, d.quota)
 	}
-	mod.charged = n
+	mod.charged = c
 	return nil
 }
 

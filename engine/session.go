@@ -499,10 +499,6 @@ func (s *session) end(reason error, bye *api.Header) {
 	}
 }
 
-// canceler is a stream that can drop the work queued on it and not yet
-// started, and stop what is running as soon as it can.
-type canceler interface{ Cancel() }
-
 // cancelStreams cancels every stream the session has on d. It runs on the
 // shard, after every task the session queued there.
 func (s *session) cancelStreams(d *sessionDevice) {
@@ -515,7 +511,7 @@ func (s *session) cancelStreams(d *sessionDevice) {
 	}
 	s.mu.Unlock()
 	for _, bs := range streams {
-		if c, ok := bs.(canceler); ok {
+		if c, ok := bs.(backend.Canceler); ok {
 			c.Cancel()
 		}
 	}
