@@ -380,25 +380,41 @@ func (c *Conn) TrySend(body, payload []byte) error {
 var _ transport.TrySender = (*Conn)(nil)
 
 // fits reports whether a frame of nb body and np payload bytes can be
-// written now without waiting: it reloads the consumer's tails and walks
-// the records send would write (the frame record, then a chunk record per
-// slab chunk, each with the padding reserve would add), checking each as
-// reserve and allocSlab would. c.sendMu is held.
+// written now without waiting. It looks first with the consumer's tails
+// as last seen, and reloads them only when that says no, as reserve does,
+// so as not to pull the consumer's cache line over on every frame.
+// c.sendMu is held.
 func (c *Conn) fits(nb, np uint64) (bool, error) {
-	ring, slab := c.geo.ring, c.geo.slab
+	if c.fitsWith(nb, np, c.tailSeen, c.slabTailSeen) {
+		return true, nil
+	}
 	tail := c.tx.tail.Load()
-	if c.head-tail > ring {
-		return false, c.corrupt("ring tail %d is not within %d bytes behind head %d", tail, ring, c.head)
+	if c.head-tail > c.geo.ring {
+		return false, c.corrupt("ring tail %d is not within %d bytes behind head %d", tail, c.geo.ring, c.head)
 	}
 	slabTail := c.tx.slabTail.Load()
-	if c.slabHead-slabTail > slab {
-		return false, c.corrupt("slab tail %d is not within %d bytes behind slab head %d", slabTail, slab, c.slabHead)
+	if c.slabHead-slabTail > c.geo.slab {
+		return false, c.corrupt("slab tail %d is not within %d bytes behind slab head %d", slabTail, c.geo.slab, c.slabHead)
 	}
 	c.tailSeen, c.slabTailSeen = tail, slabTail
+	return c.fitsWith(nb, np, tail, slabTail), nil
+}
 
-	streamed := nb + np - c.inline(nb, np)
-	if streamed > slab-(c.slabHead-slabTail) {
-		return false, nil
+// fitsWith walks the records send would write for the frame (the frame
+// record, then a chunk record per slab chunk, each with the padding
+// reserve would add before it), checking each as reserve and allocSlab
+// would against the consumer's tails tail and slabTail.
+func (c *Conn) fitsWith(nb, np, tail, slabTail uint64) bool {
+	ring, slab := c.geo.ring, c.geo.slab
+	in := c.inline(nb, np)
+	// send streams what of the body is not inline, then the payload, each
+	// in chunks of its own.
+	var streams [2]uint64
+	if in < nb+np {
+		streams = [2]uint64{nb - min(in, nb), np}
+	}
+	if streams[0]+streams[1] > slab-(c.slabHead-slabTail) {
+		return false
 	}
 	head := c.head
 	record := func(n uint64) bool {
@@ -413,27 +429,21 @@ func (c *Conn) fits(nb, np uint64) (bool, error) {
 		head += pad + alignRec(n)
 		return true
 	}
-	if !record(recHeader + c.inline(nb, np)) {
-		return false, nil
-	}
-	// send streams what of the body is not inline, then the payload, each
-	// in chunks of its own.
-	var streams [2]uint64
-	if in := c.inline(nb, np); in < nb+np {
-		streams = [2]uint64{nb - min(in, nb), np}
+	if !record(recHeader + in) {
+		return false
 	}
 	slabHead := c.slabHead
 	for _, left := range streams {
 		for left > 0 {
 			n := min(left, c.chunkMax, slab-slabHead%slab)
 			if !record(recChunk) {
-				return false, nil
+				return false
 			}
 			slabHead += n
 			left -= n
 		}
 	}
-	return true, nil
+	return true
 }
 
 // SendNow is Send: a shared-memory Send has published its frame when it
