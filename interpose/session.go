@@ -2,6 +2,7 @@ package interpose
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +39,12 @@ type Options struct {
 	BulkTransport string
 	// Conn tunes the connection.
 	Conn transport.Options
+	// TLS, when set, secures every TCP connection to the server (the bulk
+	// lane's too); TLSFiles.Config makes one from files. A ServerName left
+	// empty is taken from the host of the address dialed. Shared memory
+	// never leaves the host and is admitted by the kernel's credentials
+	// and the token: it needs no TLS.
+	TLS *tls.Config
 }
 
 // DefaultChunkSize splits large copies so that several chunks are in flight:
@@ -121,7 +128,10 @@ func Dial(ctx context.Context, addr string, opts Options) (*Session, error) {
 
 // dialTCP dials the server's TCP endpoint addr.
 func (o Options) dialTCP(ctx context.Context, addr string) (transport.Conn, error) {
-	return tcp.Dial(ctx, addr, o.Conn)
+	if o.TLS == nil {
+		return tcp.Dial(ctx, addr, o.Conn)
+	}
+	return tcp.DialTLS(ctx, addr, o.TLS, o.Conn)
 }
 
 // dialShm dials the server's shared-memory endpoint. The token admits a

@@ -14,12 +14,13 @@ import (
 // config is what the library reads from the environment that
 // `gpufabric run` prepares.
 type config struct {
-	server    string          // GPUFABRIC_SERVER: host:port
-	devices   int             // GPUFABRIC_DEVICES: how many; 0 means all the server has
-	share     interpose.Share // GPUFABRIC_SHARE: "0.25", "25%" or "512MiB"
-	token     string          // GPUFABRIC_TOKEN
-	transport string          // GPUFABRIC_TRANSPORT: "", "auto", "tcp" or "shm"
-	bulk      string          // GPUFABRIC_BULK_TRANSPORT: the same, for the bulk lane
+	server    string             // GPUFABRIC_SERVER: host:port
+	devices   int                // GPUFABRIC_DEVICES: how many; 0 means all the server has
+	share     interpose.Share    // GPUFABRIC_SHARE: "0.25", "25%" or "512MiB"
+	token     string             // GPUFABRIC_TOKEN
+	transport string             // GPUFABRIC_TRANSPORT: "", "auto", "tcp" or "shm"
+	bulk      string             // GPUFABRIC_BULK_TRANSPORT: the same, for the bulk lane
+	tls       interpose.TLSFiles // GPUFABRIC_TLS_CA, _CERT, _KEY, _SERVER_NAME
 }
 
 // parseConfig reads the configuration through getenv.
@@ -29,6 +30,7 @@ func parseConfig(getenv func(string) string) (config, error) {
 		token:     getenv("GPUFABRIC_TOKEN"),
 		transport: strings.TrimSpace(getenv("GPUFABRIC_TRANSPORT")),
 		bulk:      strings.TrimSpace(getenv("GPUFABRIC_BULK_TRANSPORT")),
+		tls:       interpose.TLSFilesFromEnv(getenv),
 		devices:   1,
 	}
 	if c.server == "" {

@@ -42,11 +42,13 @@ func TestParseConfig(t *testing.T) {
 	c, err := parseConfig(env(map[string]string{
 		"GPUFABRIC_SERVER": "10.0.0.1:7070", "GPUFABRIC_DEVICES": "2", "GPUFABRIC_SHARE": "256MiB",
 		"GPUFABRIC_TOKEN": "s3cret", "GPUFABRIC_TRANSPORT": "tcp", "GPUFABRIC_BULK_TRANSPORT": "shm",
+		"GPUFABRIC_TLS_CA": "/ca.pem", "GPUFABRIC_TLS_CERT": "/c.pem", "GPUFABRIC_TLS_KEY": "/k.pem", "GPUFABRIC_TLS_SERVER_NAME": "gpu-1",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{server: "10.0.0.1:7070", devices: 2, share: interpose.Share{Bytes: 256 << 20}, token: "s3cret", transport: "tcp", bulk: "shm"}
+	want := config{server: "10.0.0.1:7070", devices: 2, share: interpose.Share{Bytes: 256 << 20}, token: "s3cret", transport: "tcp", bulk: "shm",
+		tls: interpose.TLSFiles{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem", ServerName: "gpu-1"}}
 	if c != want {
 		t.Errorf("got %+v, want %+v", c, want)
 	}

@@ -68,11 +68,15 @@ func dial() (*conn, api.Result, error) {
 	if err != nil {
 		return nil, api.ErrNoDevice, err
 	}
+	tlsConfig, err := cfg.tls.Config()
+	if err != nil {
+		return nil, api.ErrNoDevice, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
 	// Connect measures the transports that reach the server (shared memory
 	// when it shares this host) and keeps the fastest, unless one is forced.
-	s, err := interpose.Connect(ctx, cfg.server, interpose.Options{Token: cfg.token, Transport: cfg.transport, BulkTransport: cfg.bulk})
+	s, err := interpose.Connect(ctx, cfg.server, interpose.Options{Token: cfg.token, Transport: cfg.transport, BulkTransport: cfg.bulk, TLS: tlsConfig})
 	if err != nil {
 		r := api.ErrNoDevice
 		if api.ResultOf(err) == api.ErrNotPermitted {
