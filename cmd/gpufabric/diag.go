@@ -20,7 +20,12 @@ func runDiag(ctx context.Context, args []string) error {
 	server := fs.String("server", envOr("GPUFABRIC_SERVER", ""), "server to measure the transports to")
 	token := fs.String("token", envOr("GPUFABRIC_TOKEN", ""), "token the server requires")
 	asJSON := fs.Bool("json", false, "print JSON (stable field names, base units)")
+	tlsFiles := tlsFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tlsConfig, err := tlsFiles().Config()
+	if err != nil {
 		return err
 	}
 	host, err := diag.CollectHost()
@@ -31,7 +36,7 @@ func runDiag(ctx context.Context, args []string) error {
 	if *server != "" {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		sel, err := interpose.Probe(ctx, *server, interpose.Options{Token: *token, Client: "gpufabric diag"})
+		sel, err := interpose.Probe(ctx, *server, interpose.Options{Token: *token, Client: "gpufabric diag", TLS: tlsConfig})
 		if err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/gpufabric/gpufabric/bench"
+	"github.com/gpufabric/gpufabric/interpose"
 )
 
 // command is one subcommand.
@@ -102,6 +103,17 @@ func newLogger(level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: %w", level, err)
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// tlsFlags adds the client's TLS flags to fs, each defaulting to its
+// GPUFABRIC_TLS_* variable, and returns what they name once parsed.
+func tlsFlags(fs *flag.FlagSet) func() interpose.TLSFiles {
+	var f interpose.TLSFiles
+	fs.StringVar(&f.CA, "tls-ca", os.Getenv(interpose.EnvTLSCA), "dial the server over TLS, trusting the CA of this file (PEM); $"+interpose.EnvTLSCA+" sets the default")
+	fs.StringVar(&f.Cert, "tls-cert", os.Getenv(interpose.EnvTLSCert), "client certificate (PEM) for a server that requires one; $"+interpose.EnvTLSCert+" sets the default")
+	fs.StringVar(&f.Key, "tls-key", os.Getenv(interpose.EnvTLSKey), "the private key of --tls-cert (PEM); $"+interpose.EnvTLSKey+" sets the default")
+	fs.StringVar(&f.ServerName, "tls-server-name", os.Getenv(interpose.EnvTLSServerName), "name the server's certificate must carry (default: the host of --server); $"+interpose.EnvTLSServerName+" sets the default")
+	return func() interpose.TLSFiles { return f }
 }
 
 // envOr returns the environment variable's value, or def.

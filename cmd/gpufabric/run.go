@@ -29,8 +29,8 @@ func init() {
 
 const runSummary = `Run COMMAND with the fabric's libcuda.so.1 and libnvidia-ml.so.1 first on
 its LD_LIBRARY_PATH, so its CUDA calls go to the GPU server. The server is
-checked first; the share, devices, token and trace reach the library through
-GPUFABRIC_* variables. SIGINT, SIGTERM and SIGHUP are passed on to COMMAND,
+checked first; the share, devices, token, trace and TLS files reach the
+library through GPUFABRIC_* variables. SIGINT, SIGTERM and SIGHUP are passed on to COMMAND,
 COMMAND dies with gpufabric run, and gpufabric run exits with COMMAND's status
 (128+N when it died of signal N). The server frees everything COMMAND held
 when its connection closes.`
@@ -43,7 +43,8 @@ type runOptions struct {
 	devices   string // "1".."64" or "all"
 	share     string // as GPUFABRIC_SHARE takes it
 	token     string
-	trace     string // absolute path, or ""
+	trace     string             // absolute path, or ""
+	tls       interpose.TLSFiles // absolute paths
 	command   []string
 }
 
@@ -57,6 +58,7 @@ func parseRunArgs(args []string) (*runOptions, error) {
 	size := fs.String("m", "", "share of each GPU as a memory size, e.g. 4GiB (instead of -p)")
 	token := fs.String("token", envOr("GPUFABRIC_TOKEN", ""), "token the server requires; $GPUFABRIC_TOKEN sets the default")
 	trace := fs.String("trace", envOr("GPUFABRIC_TRACE", ""), "append every driver and NVML call to this file as JSON lines; $GPUFABRIC_TRACE sets the default")
+	tlsFiles := tlsFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -95,6 +97,14 @@ func parseRunArgs(args []string) (*runOptions, error) {
 	default:
 		o.share = os.Getenv("GPUFABRIC_SHARE")
 	}
+	tls, err := tlsFiles().Abs()
+	if err != nil {
+		return nil, fmt.Errorf("--tls-*: %w", err)
+	}
+	if _, err := tls.Config(); err != nil { // fail here, not in the program
+		return nil, err
+	}
+	o.tls = tls
 	if *trace != "" {
 		abs, err := filepath.Abs(*trace)
 		if err != nil {
@@ -114,7 +124,7 @@ func runRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkServer(ctx, o.server, o.token); err != nil {
+	if err := checkServer(ctx, o); err != nil {
 		return err
 	}
 	cmd, err := prepareCommand(o, lib)
@@ -163,14 +173,18 @@ func hasLib(dir string) bool {
 // checkServer makes sure the server answers (a dial and its Hello) before
 // the program starts, so a wrong address fails here and not deep in a
 // framework's initialisation.
-func checkServer(ctx context.Context, addr, token string) error {
+func checkServer(ctx context.Context, o *runOptions) error {
+	tlsConfig, err := o.tls.Config()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	s, err := interpose.Dial(ctx, addr, interpose.Options{Token: token, Client: "gpufabric run (check)"})
+	s, err := interpose.Dial(ctx, o.server, interpose.Options{Token: o.token, Client: "gpufabric run (check)", TLS: tlsConfig})
 	if err != nil {
-		return fmt.Errorf("GPU server %s: %w", addr, err)
+		return fmt.Errorf("GPU server %s: %w", o.server, err)
 	}
-	return s.Close()
+	return s.CloseContext(ctx)
 }
 
 // prepareCommand prepares COMMAND with the library first on its search path and
@@ -190,6 +204,10 @@ func prepareCommand(o *runOptions, lib string) (*exec.Cmd, error) {
 		"GPUFABRIC_SHARE":          o.share,
 		"GPUFABRIC_TOKEN":          o.token,
 		"GPUFABRIC_TRACE":          o.trace,
+		interpose.EnvTLSCA:         o.tls.CA,
+		interpose.EnvTLSCert:       o.tls.Cert,
+		interpose.EnvTLSKey:        o.tls.Key,
+		interpose.EnvTLSServerName: o.tls.ServerName,
 		"LD_LIBRARY_PATH":          prependPath(lib, os.Getenv("LD_LIBRARY_PATH")),
 	}
 	cmd := exec.Command(path, o.command[1:]...)

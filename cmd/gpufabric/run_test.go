@@ -60,6 +60,30 @@ func TestParseRunArgs(t *testing.T) {
 	}
 }
 
+func TestParseRunTLS(t *testing.T) {
+	for _, k := range []string{"GPUFABRIC_TLS_CA", "GPUFABRIC_TLS_CERT", "GPUFABRIC_TLS_KEY", "GPUFABRIC_TLS_SERVER_NAME"} {
+		t.Setenv(k, "")
+	}
+	o, err := parseRunArgs([]string{"true"})
+	if err != nil || o.tls.Enabled() {
+		t.Errorf("no TLS asked: %+v, %v", o, err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	for _, bad := range [][]string{
+		{"--tls-cert", missing, "true"},
+		{"--tls-key", missing, "true"},
+		{"--tls-ca", missing, "true"},
+	} {
+		if _, err := parseRunArgs(bad); err == nil {
+			t.Errorf("parseRunArgs(%q) succeeded", bad)
+		}
+	}
+	t.Setenv("GPUFABRIC_TLS_CA", missing)
+	if _, err := parseRunArgs([]string{"true"}); err == nil {
+		t.Error("a CA file that is not there, from $GPUFABRIC_TLS_CA, was accepted")
+	}
+}
+
 func TestChildEnv(t *testing.T) {
 	base := []string{"PATH=/bin", "GPUFABRIC_SHARE=0.9", "GPUFABRIC_TRACE=/old", "HOME=/home/u"}
 	got := childEnv(base, map[string]string{"GPUFABRIC_SHARE": "0.25", "GPUFABRIC_TRACE": "", "LD_LIBRARY_PATH": "/lib"})

@@ -33,6 +33,9 @@ func init() {
 type serverOptions struct {
 	listen, backend, memory, shm, logLevel string
 	devices                                int
+	// TLS for TCP: the server's certificate and key, and the CA that
+	// signs the client certificates it then requires.
+	tlsCert, tlsKey, tlsClientCA string
 	// limits holds the engine's configuration from the flags: the token,
 	// the smallest share and the limits a tenant is held to (zero: the
 	// engine's default).
@@ -54,6 +57,9 @@ func parseServerArgs(args []string) (*serverOptions, error) {
 	fs.Float64Var(&o.limits.MinShare, "min-share", 1.0/20, "smallest fraction of a device a session may hold")
 	fs.StringVar(&o.shm, "shm", "auto", `Unix socket of the shared-memory transport for clients on this host ("@name" is Linux's abstract namespace); auto: @gpufabric-PORT; "off": none`)
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve TCP over TLS with this certificate (PEM; with --tls-key)")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
+	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "require every TCP client to present a certificate signed by this CA (PEM; with --tls-cert)")
 	// The limits a tenant is held to; 0 is the engine's default, shown.
 	fs.DurationVar(&o.limits.HandshakeTimeout, "handshake-timeout", 0, "how long a new connection may take to say Hello before it is cut off (0: the default, 10s)")
 	fs.IntVar(&o.limits.MaxConns, "max-conns", 0, "connections served at once, authenticated or not; past it new ones are closed (0: the default, 4096)")
@@ -102,6 +108,12 @@ func parseServerArgs(args []string) (*serverOptions, error) {
 	default:
 		o.limits.Token = *token
 		o.tokenOnCommandLine = set["token"] && *token != ""
+	}
+	switch {
+	case (o.tlsCert == "") != (o.tlsKey == ""):
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	case o.tlsClientCA != "" && o.tlsCert == "":
+		return nil, errors.New("--tls-client-ca needs --tls-cert and --tls-key: client certificates are checked over TLS")
 	}
 	if len(o.limits.Token) > shm.MaxTokenLen {
 		return nil, fmt.Errorf("the token has %d bytes; at most %d", len(o.limits.Token), shm.MaxTokenLen)
@@ -158,7 +170,7 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	l, err := tcp.Listen(o.listen, transport.Options{MaxPayload: 256 << 20})
+	l, security, err := listenTCP(o)
 	if err != nil {
 		closeAll(devs)
 		return err
@@ -204,7 +216,7 @@ func runServer(ctx context.Context, args []string) error {
 		log.Info("device", "index", info.Index, "name", info.Name, "backend", info.Backend,
 			"emulated", info.Emulated, "memory", humanize.IBytes(info.TotalMem))
 	}
-	log.Info("serving", "listen", l.Addr(), "offers", strings.Join(offers, " "), "devices", len(devs), "gomaxprocs", runtime.GOMAXPROCS(0))
+	log.Info("serving", "listen", l.Addr(), "tls", security, "offers", strings.Join(offers, " "), "devices", len(devs), "gomaxprocs", runtime.GOMAXPROCS(0))
 	served := make(chan error, len(listeners))
 	for _, l := range listeners {
 		go func() { served <- srv.Serve(l) }()
@@ -225,6 +237,29 @@ func runServer(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// listenTCP listens for TCP clients, over TLS when a certificate is given.
+// It says how clients are checked: "off", "server" (TLS, the server's
+// certificate only) or "mutual" (client certificates required).
+func listenTCP(o *serverOptions) (transport.Listener, string, error) {
+	opts := transport.Options{MaxPayload: 256 << 20}
+	if o.tlsCert == "" {
+		l, err := tcp.Listen(o.listen, opts)
+		return l, "off", err
+	}
+	cfg, err := tcp.ServerTLSConfig(o.tlsCert, o.tlsKey, o.tlsClientCA)
+	if err != nil {
+		return nil, "", fmt.Errorf("TLS: %w", err)
+	}
+	l, err := tcp.ListenTLS(o.listen, cfg, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	if o.tlsClientCA != "" {
+		return l, "mutual", nil
+	}
+	return l, "server", nil
 }
 
 // openDevices opens the devices of the chosen backend.

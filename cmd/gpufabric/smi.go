@@ -24,12 +24,17 @@ func runSMI(ctx context.Context, args []string) error {
 	server := fs.String("server", envOr("GPUFABRIC_SERVER", "127.0.0.1:7070"), "server address")
 	token := fs.String("token", envOr("GPUFABRIC_TOKEN", ""), "token the server requires")
 	asJSON := fs.Bool("json", false, "print JSON")
+	tlsFiles := tlsFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tlsConfig, err := tlsFiles().Config()
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	s, err := interpose.Dial(ctx, *server, interpose.Options{Token: *token, Client: "gpufabric smi"})
+	s, err := interpose.Dial(ctx, *server, interpose.Options{Token: *token, Client: "gpufabric smi", TLS: tlsConfig})
 	if err != nil {
 		return err
 	}
