@@ -217,9 +217,10 @@ const GoodbyeTimeout = 5 * time.Second
 // queued work), and waits for that answer up to GoodbyeTimeout: when Close
 // returns, the next smi, or another client's Attach, sees the capacity free.
 // A server that does not answer in time is cut off, and frees the session
-// when it sees the connection close. Calls still waiting when Close is
-// called fail with CUDA_ERROR_DEINITIALIZED; asynchronous calls sent before
-// it reach the server before the Goodbye.
+// when it sees the connection close. Calls sent before Close reach the
+// server before the Goodbye, and those that want an answer get it; a call
+// still waiting when Close returns, or made after, fails with
+// CUDA_ERROR_DEINITIALIZED.
 func (s *Session) Close() error {
 	return s.CloseContext(context.Background())
 }
