@@ -12,23 +12,6 @@ import (
 	"github.com/gpufabric/gpufabric/transport/tcp"
 )
 
-// requireGoodbye skips the test when the server at addr answers Goodbye
-// with CUDA_ERROR_NOT_SUPPORTED: an engine from before the call releases
-// a session only when it sees the connection close, later.
-func requireGoodbye(t *testing.T, addr string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := interpose.Dial(ctx, addr, interpose.Options{Client: "goodbye probe"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.SayGoodbye(ctx); errors.Is(err, api.ErrNotSupported) {
-		t.Skipf("the engine does not implement Goodbye yet: %v", err)
-	}
-}
-
 // TestCloseReleasesAtOnce: once Close returns, the server holds nothing of
 // the session, with no waiting: another client's Status sees the session
 // gone and its share and memory back, over each transport.
@@ -36,7 +19,6 @@ func TestCloseReleasesAtOnce(t *testing.T) {
 	for _, tr := range []string{"tcp", "shm"} {
 		t.Run(tr, func(t *testing.T) {
 			addr, _ := server(t, true, "auto")
-			requireGoodbye(t, addr)
 			s, err := connect(t, addr, tr)
 			if err != nil {
 				t.Fatal(err)

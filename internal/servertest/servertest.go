@@ -18,7 +18,6 @@ package servertest
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -30,10 +29,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/gpufabric/gpufabric/engine/api"
-	"github.com/gpufabric/gpufabric/transport"
-	"github.com/gpufabric/gpufabric/transport/tcp"
 )
 
 // Timeouts: how long a server may take to start serving, and to stop after
@@ -226,59 +221,4 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-// ReleasesOnGoodbye reports whether the server implements Goodbye (it
-// answers it without error), so that a client's exit is visible at once
-// to the next smi. A server that refuses the call frees a session only
-// when it sees the connection drop, a moment later: tests of it must wait
-// for the release. It speaks the protocol itself, over plain TCP.
-func (s *Server) ReleasesOnGoodbye(token string) (bool, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := tcp.Dial(ctx, s.Addr, transport.Options{})
-	if err != nil {
-		return false, err
-	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
-	defer stop()
-	call := func(seq uint32, req, reply api.Message) error {
-		if err := transport.SendNow(c, api.AppendRequest(nil, seq, 0, req), nil); err != nil {
-			return err
-		}
-		body, n, err := c.Recv()
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			if err := c.ReadPayload(make([]byte, n)); err != nil {
-				return err
-			}
-		}
-		h, fields, err := api.ReadHeader(body)
-		if err != nil {
-			return err
-		}
-		if h.Seq != seq {
-			return fmt.Errorf("servertest: answer to call %d, want %d", h.Seq, seq)
-		}
-		callErr, err := api.DecodeReply(fields, reply)
-		if err != nil {
-			return err
-		}
-		return callErr
-	}
-	hello := &api.Hello{Magic: api.Magic, Version: api.Version, Client: "servertest", Token: token}
-	if err := call(1, hello, new(api.HelloReply)); err != nil {
-		return false, fmt.Errorf("servertest: hello: %w", err)
-	}
-	switch err := call(2, &api.Goodbye{}, nil); {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, api.ErrNotSupported):
-		return false, nil
-	default:
-		return false, err
-	}
 }
