@@ -66,7 +66,7 @@ func parseServerArgs(args []string) (*serverOptions, error) {
 	fs.IntVar(&o.limits.MaxConnsPerPeer, "max-conns-per-peer", 0, "connections of one peer (a uid over shared memory, an IP address over TCP) at once (0: the default, 256)")
 	fs.DurationVar(&o.limits.SlowConsumer, "slow-consumer", 0, "how long a session's replies may wait for its client to read them before the session is cut off and its memory freed (0: the default, 10s)")
 	fs.IntVar(&o.limits.MaxInflight, "max-inflight", 0, "tasks one session may have queued and not yet run; past it the server stops reading the session until they drain (0: the default, 1024)")
-	moduleSize := fs.String("max-module-size", "0", "largest module image a session may load, e.g. 64MiB (0: the default, 256MiB)")
+	moduleSize := fs.String("max-module-size", "", "largest module image a session may load, e.g. 64MiB (0: the default, 256MiB)")
 	fs.IntVar(&o.limits.MaxStreams, "max-streams", 0, "streams one session may hold at once (0: the default, 1024)")
 	fs.IntVar(&o.limits.MaxEvents, "max-events", 0, "events one session may hold at once (0: the default, 65536)")
 	fs.IntVar(&o.limits.MaxModules, "max-modules", 0, "modules one session may hold at once (0: the default, 4096)")
@@ -91,11 +91,13 @@ func parseServerArgs(args []string) (*serverOptions, error) {
 			return nil, fmt.Errorf("--%s: negative; 0 means the default", l.name)
 		}
 	}
-	n, err := humanize.ParseBytes(*moduleSize)
-	if err != nil || n > math.MaxInt64 {
-		return nil, fmt.Errorf("--max-module-size %q: want a size such as 256MiB", *moduleSize)
+	if *moduleSize != "" {
+		n, err := humanize.ParseBytes(*moduleSize)
+		if err != nil || n > math.MaxInt64 {
+			return nil, fmt.Errorf("--max-module-size %q: want a size such as 256MiB", *moduleSize)
+		}
+		o.limits.MaxModuleImage = int64(n)
 	}
-	o.limits.MaxModuleImage = int64(n)
 	switch {
 	case *tokenFile != "" && set["token"]:
 		return nil, errors.New("--token and --token-file both given: the token comes from one place")
