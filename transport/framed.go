@@ -259,6 +259,14 @@ func (c *FramedConn) writeLoop() {
 			c.finish(b, err)
 		}
 		c.drain()
+		// Close's kick may have been the one dropped for the kick this
+		// round consumed: look again rather than wait for another.
+		c.mu.Lock()
+		stop := c.err != nil && !c.handoff
+		c.mu.Unlock()
+		if stop {
+			return
+		}
 	}
 }
 
