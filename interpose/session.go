@@ -252,7 +252,9 @@ func (s *Session) abort() error {
 // connection, which fails the wait. It returns the answer.
 func (s *Session) goodbye(ctx context.Context) error {
 	// Armed before the send: a server that stopped reading can block it.
-	stop := context.AfterFunc(ctx, func() { s.conn.Close() })
+	// Aborted, not closed: a backlog of our calls the server has not read
+	// yet must not run after we are gone (see transport.Abort).
+	stop := context.AfterFunc(ctx, func() { transport.Abort(s.conn) })
 	defer stop()
 	p, err := s.start(&api.Goodbye{}, &pending{}, nil)
 	if err != nil {
