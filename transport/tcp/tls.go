@@ -232,6 +232,12 @@ func DialTLS(ctx context.Context, addr string, cfg *tls.Config, opts transport.O
 }
 
 // wrapTLS frames a handshaken TLS connection over c.
+//
+// Writes go through tc, so TrySend never writes from its caller here: it
+// queues and leaves the write to the connection's writer. Close sends
+// TLS's close_notify, unless a write is in flight (then it just closes
+// the socket); against a peer that reads nothing and a full socket
+// buffer, that alert can take crypto/tls's bound of 5 s.
 func wrapTLS(c *net.TCPConn, tc *tls.Conn, opts transport.Options) *transport.FramedConn {
 	c.SetNoDelay(true)
 	c.SetKeepAlive(true)
