@@ -103,7 +103,8 @@ type Options struct {
 	MaxBody int
 	// MaxPayload bounds a received payload; a larger one closes the connection.
 	MaxPayload int
-	// MaxQueued bounds the bytes waiting to be written; Send blocks past it.
+	// MaxQueued bounds the bytes waiting to be written; Send blocks past
+	// it, TrySend refuses a frame that would pass it.
 	MaxQueued int
 }
 
