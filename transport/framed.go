@@ -340,11 +340,18 @@ func (c *FramedConn) tryWrite() {
 	if !ok {
 		return
 	}
-	iov := b.bufs
-	if len(iov) > maxIOV {
-		iov = iov[:maxIOV]
+	// At most maxTryWrite bytes: the queue may hold others' large payloads,
+	// and copying megabytes into the socket is the writer's job, not that
+	// of a caller who must not be held up.
+	c.iov = c.iov[:0]
+	for budget, i := maxTryWrite, 0; budget > 0 && i < len(b.bufs) && i < maxIOV; i++ {
+		buf := b.bufs[i]
+		if len(buf) > budget {
+			buf = buf[:budget]
+		}
+		c.iov = append(c.iov, buf)
+		budget -= len(buf)
 	}
-	c.iov = append(c.iov[:0], iov...)
 	n := writeNonblock(c.rw, c.iov)
 	clear(c.iov)
 	advance(&b.bufs, n)
@@ -381,8 +388,12 @@ func (c *FramedConn) tryWrite() {
 	}
 }
 
-// maxIOV bounds the buffers one writev takes (Linux's IOV_MAX).
-const maxIOV = 1024
+const (
+	// maxIOV bounds the buffers one writev takes (Linux's IOV_MAX).
+	maxIOV = 1024
+	// maxTryWrite bounds the bytes a TrySend caller writes itself.
+	maxTryWrite = 256 << 10
+)
 
 // advance drops the first n bytes from bufs.
 func advance(bufs *net.Buffers, n int) {
