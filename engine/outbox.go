@@ -182,13 +182,6 @@ func (o *outbox) waiting(now time.Time) time.Duration {
 	return now.Sub(o.since)
 }
 
-// failed reports the error that closed the outbox, if any.
-func (o *outbox) failed() error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.err
-}
-
 // close drops what is queued and stops the writer; waiting writers return.
 func (o *outbox) close(err error) {
 	o.mu.Lock()
