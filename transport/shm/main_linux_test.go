@@ -4,9 +4,7 @@ package shm
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -29,22 +27,7 @@ func TestMain(m *testing.M) {
 	if path := os.Getenv(tokenChildEnv); path != "" {
 		os.Exit(runTokenChild(path, os.Getenv(tokenEnv)))
 	}
-	// Start the network poller (an epoll and an event descriptor, kept for
-	// the life of the process) before counting.
-	if l, err := net.Listen("unix", fmt.Sprintf("@gpufabric-shm-test-%d-poller", os.Getpid())); err == nil {
-		l.Close()
-	}
-	before := leakcheck.Take()
-	code := m.Run()
-	// The fuzzing engine keeps goroutines of its own; check plain runs only.
-	fuzzing := flag.Lookup("test.fuzz").Value.String() != "" || flag.Lookup("test.fuzzworker").Value.String() == "true"
-	if code == 0 && !fuzzing {
-		if err := before.Check(os.Stderr, 2*time.Second); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(leakcheck.Run(m, 2*time.Second))
 }
 
 // runChild dials path, says it is ready and holds the connection until it
