@@ -468,6 +468,9 @@ func (s *session) end(reason error, bye *api.Header) {
 	switch {
 	case bye != nil:
 		s.log.Info("session closing: the client said goodbye")
+	case !s.helloDone.Load():
+		// Unauthenticated peers come in floods; they must not flood the log.
+		s.log.Debug("connection closed before Hello", "reason", reason)
 	case reason == nil, errors.Is(reason, io.EOF), errors.Is(reason, transport.ErrClosed):
 		s.log.Info("session closed")
 	default:

@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -156,6 +157,9 @@ func readTokenFile(path string) (string, error) {
 	return token, nil
 }
 
+// lastReject is when a turned-away peer was last logged (unix nanoseconds).
+var lastReject atomic.Int64
+
 func runServer(ctx context.Context, args []string) error {
 	o, err := parseServerArgs(args)
 	if err != nil {
@@ -192,7 +196,12 @@ func runServer(ctx context.Context, args []string) error {
 			Token:            o.limits.Token,
 			HandshakeTimeout: o.limits.HandshakeTimeout,
 			OnReject: func(peer string, err error) {
-				log.Warn("shared memory: peer turned away", "peer", peer, "err", err)
+				// At most a line a second: a peer can be turned away as
+				// fast as it can connect.
+				now := time.Now().UnixNano()
+				if last := lastReject.Load(); now-last >= int64(time.Second) && lastReject.CompareAndSwap(last, now) {
+					log.Warn("shared memory: peer turned away (at most one such line a second)", "peer", peer, "err", err)
+				}
 			},
 		})
 		if err != nil {
