@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -31,6 +32,9 @@ type localServer struct {
 	addr      string
 	// noShm says why shared memory is not offered; empty when it is.
 	noShm string
+	// tlsAddr is a second TCP listener's, with TLS; tlsClient trusts it.
+	tlsAddr   string
+	tlsClient *tls.Config
 }
 
 // startLocal starts the server; minShare is the smallest share it grants
@@ -56,6 +60,12 @@ func startLocal(deviceMemory uint64, minShare float64, log *slog.Logger) (*local
 	} else {
 		listeners = append(listeners, sl)
 		offers = append(offers, shm.Name+":"+path)
+	}
+	if serverTLS, clientTLS, err := selfSigned(); err == nil {
+		if tl, err := tcp.ListenTLS("127.0.0.1:0", serverTLS, opts); err == nil {
+			listeners = append(listeners, tl)
+			ls.tlsAddr, ls.tlsClient = tl.Addr(), clientTLS
+		}
 	}
 	srv, err := engine.NewServer(engine.Config{Name: "bench (in-process)", MinShare: minShare, Offers: offers, Logger: log}, []backend.Device{dev})
 	if err != nil {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -36,7 +37,7 @@ var DefaultClients = []int{1, 2, 5, 10, 20}
 
 // Transports are the transports a run knows, in the order it measures
 // them.
-var Transports = []string{tcp.Name, shm.Name}
+var Transports = []string{tcp.Name, shm.Name, TLS}
 
 // Scenario names, as Config.Scenarios lists them.
 const (
@@ -191,6 +192,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		}
 		defer ls.close()
 		r.addr, r.noShm = ls.addr, ls.noShm
+		r.tlsAddr, r.tlsCfg = ls.tlsAddr, ls.tlsClient
 		res.Server.InProcess = true
 		res.Server.Floors = "measured in this process, beside the in-process server, over the same loopback"
 	} else {
@@ -234,6 +236,8 @@ type runner struct {
 	res     *Results
 	addr    string
 	noShm   string
+	tlsAddr string      // the in-process server's TLS listener
+	tlsCfg  *tls.Config // and what trusts it
 	sizes   []int
 	device  int                // the device every scenario uses
 	order   []string           // the transports measured, in order
@@ -262,6 +266,10 @@ func (r *runner) setup() error {
 	for _, tr := range r.cfg.Transports {
 		if tr == shm.Name && r.noShm != "" {
 			r.res.Skipped = append(r.res.Skipped, Skip{tr, r.noShm})
+			continue
+		}
+		if tr == TLS && r.tlsAddr == "" {
+			r.res.Skipped = append(r.res.Skipped, Skip{tr, "measured against the in-process server only, which presents a certificate made for the run"})
 			continue
 		}
 		s, err := r.connect(tr)
@@ -375,6 +383,14 @@ func (r *runner) tenantTransport() string {
 func (r *runner) connect(tr string) (*interpose.Session, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, 20*time.Second)
 	defer cancel()
+	if tr == TLS {
+		return interpose.Connect(ctx, r.tlsAddr, interpose.Options{
+			Token:     r.cfg.Token,
+			Client:    "gpufabric bench " + tr,
+			Transport: tcp.Name,
+			TLS:       r.tlsCfg,
+		})
+	}
 	return interpose.Connect(ctx, r.addr, interpose.Options{
 		Token:     r.cfg.Token,
 		Client:    "gpufabric bench " + tr,

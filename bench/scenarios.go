@@ -36,7 +36,7 @@ func (r *runner) pingFloors() error {
 		var err error
 		name := TCPPingPongFloor
 		switch tr {
-		case tcp.Name:
+		case tcp.Name, TLS:
 			samples, err = TCPPingPong(64, b)
 		case shm.Name:
 			name = ShmProcessesFloor
@@ -125,7 +125,7 @@ func (r *runner) launch(tr string) error {
 // are set beside it).
 func (r *runner) copyFloors() error {
 	floors := []string{"memcpy"}
-	if _, ok := r.clients[tcp.Name]; ok {
+	if _, ok := r.clients[tcp.Name]; ok || r.clients[TLS] != nil {
 		floors = append([]string{"tcp"}, floors...)
 	}
 	b := Budget{Time: r.cfg.Step / time.Duration(len(floors)*len(r.sizes)), Done: r.ctx.Done()}
@@ -197,7 +197,7 @@ func (r *runner) copies(tr string) error {
 	slot := r.cfg.Step / time.Duration(len(dirs)*len(r.sizes))
 	for _, d := range dirs {
 		cp := Copy{Transport: tr, Direction: d.name, Floor: "memcpy"}
-		if tr == tcp.Name && d.name != "DtoD" {
+		if (tr == tcp.Name || tr == TLS) && d.name != "DtoD" {
 			cp.Floor = "tcp"
 		}
 		for _, size := range r.sizes {

@@ -274,7 +274,7 @@ func fmtRSS(n uint64) string {
 
 func shortFloor(tr string) string {
 	switch tr {
-	case tcp.Name:
+	case tcp.Name, TLS:
 		return "raw TCP"
 	case shm.Name:
 		return "raw shm spin"
