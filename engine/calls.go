@@ -24,7 +24,7 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 	case *api.Hello:
 		s.fail(h, api.Errorf(api.ErrIllegalState, "second Hello"))
 	case *api.Ping:
-		s.reply(h, nil, nil, nil)
+		s.replyOnReader(h, nil, nil, nil)
 	case *api.Echo:
 		return s.echo(h, pl)
 	case *api.Describe:
@@ -52,7 +52,7 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 			break
 		}
 		if s.idle(d) {
-			s.syncReply(h, nil, nil) // nothing to wait for: no trip through shard and streams
+			s.replyOnReader(h, s.latched.Take(), nil, nil) // nothing to wait for: no trip through shard and streams
 			break
 		}
 		s.afterStreams(d, func() { s.syncReply(h, nil, nil) })
@@ -107,7 +107,7 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 		s.streamDestroy(h, m)
 	case *api.StreamSynchronize:
 		if st, err := s.stream(m.Stream); err == nil && s.idle(st.dev, st) {
-			s.syncReply(h, nil, nil)
+			s.replyOnReader(h, s.latched.Take(), nil, nil)
 			break
 		}
 		s.withStream(h, m.Stream, func(st *streamObj) error {
@@ -153,7 +153,7 @@ func (s *session) echo(h api.Header, pl payload) error {
 	if err := pl.read(buf); err != nil {
 		return err
 	}
-	s.reply(h, nil, nil, buf)
+	s.replyOnReader(h, nil, nil, buf)
 	return nil
 }
 
@@ -332,7 +332,7 @@ func (s *session) deviceGet(h api.Header, m *api.DeviceGet) {
 		return
 	}
 	info := d.shard.info
-	s.reply(h, nil, &api.DeviceInfo{
+	s.replyOnReader(h, nil, &api.DeviceInfo{
 		Name: info.Name, UUID: info.UUID, TotalMem: d.quota,
 		DriverVersion: info.DriverVersion, Attrs: info.Attrs,
 	}, nil)

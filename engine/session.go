@@ -621,6 +621,19 @@ var replyEncoders = sync.Pool{New: func() any { return api.NewEncoder(make([]byt
 // goes through the session's outbox, so it never waits on the client
 // unless its payload is large; see outbox for who may send those.
 func (s *session) reply(h api.Header, err error, m api.Message, payload []byte) {
+	s.answer(h, err, m, payload, false)
+}
+
+// replyOnReader is reply for the session's reader, which may wait on its
+// own client: when nothing is queued ahead, it writes the reply itself
+// (transport.SendNow), sparing the calls it answers alone (Ping, an idle
+// synchronisation) a hand-off to a writer where the transport has no
+// write that cannot wait (TLS).
+func (s *session) replyOnReader(h api.Header, err error, m api.Message, payload []byte) {
+	s.answer(h, err, m, payload, true)
+}
+
+func (s *session) answer(h api.Header, err error, m api.Message, payload []byte, onReader bool) {
 	if err != nil {
 		s.complain(h.Op, err)
 		payload = nil
@@ -636,7 +649,11 @@ func (s *session) reply(h api.Header, err error, m api.Message, payload []byte) 
 	e.Reply(h.Op, h.Seq, 0, err, m)
 	// A send fails only when the session is going, and the reader sees
 	// that, except for a client too slow to read, which is cut off here.
-	if err := s.out.send(e.Bytes(), payload); errors.Is(err, errSlowConsumer) {
+	send := s.out.send
+	if onReader {
+		send = s.out.sendMayWait
+	}
+	if err := send(e.Bytes(), payload); errors.Is(err, errSlowConsumer) {
 		s.cut(err)
 	}
 	replyEncoders.Put(e)
