@@ -419,18 +419,18 @@ func (s *session) memcpyHtoD(h api.Header, m *api.MemcpyHtoD, pl payload) error 
 		return nil
 	}
 	weight := min(int64(n), s.srv.cfg.MaxStaging)
-	if err := s.staging.Acquire(s.ctx, weight); err != nil {
+	if err := s.stage(weight); err != nil {
 		return err
 	}
 	buf := getStaging(n)
 	if err := pl.read(buf); err != nil {
 		putStaging(buf)
-		s.staging.Release(weight)
+		s.unstage(weight)
 		return err
 	}
 	release := func() {
 		putStaging(buf)
-		s.staging.Release(weight)
+		s.unstage(weight)
 	}
 	if n == 0 {
 		release()
@@ -605,13 +605,13 @@ func (s *session) moduleLoad(h api.Header, m *api.ModuleLoad, pl payload) error 
 		return pl.discard()
 	}
 	weight := min(int64(pl.n), s.srv.cfg.MaxStaging)
-	if err := s.staging.Acquire(s.ctx, weight); err != nil {
+	if err := s.stage(weight); err != nil {
 		return err
 	}
 	image := getStaging(pl.n)
 	release := func() {
 		putStaging(image)
-		s.staging.Release(weight)
+		s.unstage(weight)
 	}
 	if err := pl.read(image); err != nil {
 		release()

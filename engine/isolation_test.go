@@ -3,9 +3,11 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -379,4 +381,62 @@ func TestConcurrentHostileTenants(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+}
+
+// TestStalledPayloadsCostWhatArrived: module images (and copies) that are
+// announced at their full size and then stall cost the server the bytes
+// that arrived, not the bytes announced.
+func TestStalledPayloadsCostWhatArrived(t *testing.T) {
+	f := newFixture(t, 1, 1<<30)
+	by := newBystander(t, f)
+	const sessions, announced, sent = 8, 256 << 20, 1 << 20
+	before := residentBytes(t)
+	for range sessions {
+		c, err := net.Dial("tcp", f.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		r := &rawConn{t: t, conn: transport.NewFramedConn(c, transport.Info{}, transport.Options{})}
+		if err := r.call(&api.Hello{Magic: api.Magic, Version: api.Version, Client: "stalling"}, new(api.HelloReply)); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.call(&api.Attach{Device: 0, ShareMillionths: 50_000}, new(api.AttachReply)); err != nil {
+			t.Fatal(err)
+		}
+		body := api.AppendRequest(nil, 99, 0, &api.ModuleLoad{Module: 1})
+		frame := binary.LittleEndian.AppendUint32(nil, uint32(len(body)))
+		frame = binary.LittleEndian.AppendUint32(frame, announced)
+		c.Write(append(frame, body...))
+		c.Write(make([]byte, sent))
+	}
+	by.check(12)
+	waitFor(t, func() bool { // every payload's buffer taken, its bytes awaited
+		stalled := 0
+		for _, ss := range f.srv.Status().Sessions {
+			if ss.StagingBytes == announced {
+				stalled++
+			}
+		}
+		return stalled == sessions
+	})
+	// Announced: 2 GiB. Generous: a quarter of it would still mean the
+	// announced sizes were being allocated and touched.
+	if grown := residentBytes(t) - before; grown > sessions*announced/4 {
+		t.Errorf("%d stalled %d MiB payloads of which %d KiB arrived grew the process by %d MiB", sessions, announced>>20, sent>>10, grown>>20)
+	}
+	by.check(13)
+}
+
+// residentBytes is this process's resident set.
+func residentBytes(t *testing.T) int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		t.Skipf("no /proc/self/statm: %v", err)
+	}
+	var size, resident int64
+	if _, err := fmt.Sscan(string(b), &size, &resident); err != nil {
+		t.Fatal(err)
+	}
+	return resident * int64(os.Getpagesize())
 }

@@ -32,6 +32,7 @@ type session struct {
 	log     *slog.Logger
 	started time.Time
 	staging *semaphore.Weighted
+	staged  atomic.Int64 // bytes of staging held: payloads being read or copied
 
 	// helloDone is set once the connection has said who it is (Hello, or
 	// JoinBulk): the handshake deadline then no longer applies.
@@ -614,6 +615,22 @@ func (s *session) afterStreams(d *sessionDevice, fn func()) {
 	})
 }
 
+// stage takes n bytes of the session's staging budget, waiting (on the
+// reader, holding the session back) until its earlier payloads are copied.
+func (s *session) stage(n int64) error {
+	if err := s.staging.Acquire(s.ctx, n); err != nil {
+		return err
+	}
+	s.staged.Add(n)
+	return nil
+}
+
+// unstage gives back what stage took.
+func (s *session) unstage(n int64) {
+	s.staged.Add(-n)
+	s.staging.Release(n)
+}
+
 // replyEncoders recycle the encoders of replies, with their buffers.
 var replyEncoders = sync.Pool{New: func() any { return api.NewEncoder(make([]byte, 0, 256)) }}
 
@@ -822,7 +839,7 @@ func (s *session) status() api.SessionStatus {
 	ss := api.SessionStatus{
 		ID: s.id, Client: s.client, Remote: info.Remote, Transport: info.Transport, Selection: s.selection, Started: s.started,
 		Streams: len(s.streams), Events: len(s.events), Modules: len(s.modules),
-		Inflight: s.tasks.Load() + s.ops.Load(), Outbox: s.out.waiting(time.Now()),
+		Inflight: s.tasks.Load() + s.ops.Load(), Outbox: s.out.waiting(time.Now()), StagingBytes: s.staged.Load(),
 	}
 	for _, d := range s.devices {
 		used, n := d.allocs.usage()

@@ -52,6 +52,9 @@ type SessionStatus struct {
 	// Outbox is how long the session's replies have waited for its client
 	// to read them; zero when none wait.
 	Outbox time.Duration `json:"outbox_wait_ns"`
+	// StagingBytes is the session's staging budget in use: payloads being
+	// received or waiting to be copied to a device.
+	StagingBytes int64 `json:"staging_bytes"`
 }
 
 // SessionDeviceStatus is a session's hold on one device.
