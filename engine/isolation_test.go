@@ -440,3 +440,36 @@ func residentBytes(t *testing.T) int64 {
 	}
 	return resident * int64(os.Getpagesize())
 }
+
+// TestHugeModuleDoesNotHoldTheShard: a tenant's large image is parsed off
+// the shard, so the bystander is served while it loads.
+func TestHugeModuleDoesNotHoldTheShard(t *testing.T) {
+	f := newFixture(t, 1, 256<<20)
+	by := newBystander(t, f)
+	s := f.dial(t)
+	dev, err := s.Attach(0, interpose.Share{Fraction: 0.5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	image := append(bytes.Repeat([]byte("// a tenant's very long comment\n"), 2<<20), examples.KernelsPTX...) // 64 MiB
+	loaded := make(chan error, 1)
+	go func() {
+		_, err := dev.LoadModule(image)
+		loaded <- err
+	}()
+	for {
+		start := time.Now()
+		by.check(14)
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("a bystander call took %v while a 64 MiB module loaded", d)
+		}
+		select {
+		case err := <-loaded:
+			if err != nil {
+				t.Fatalf("the 64 MiB module: %v", err)
+			}
+			return
+		default:
+		}
+	}
+}
