@@ -273,7 +273,7 @@ func (s *session) attach(h api.Header, m *api.Attach) {
 		return
 	}
 	s.mu.Lock()
-	d := &sessionDevice{session: s.id, ordinal: uint32(len(s.devices)), shard: sh, quota: quota, quantum: quantumOf(millionths), tasks: &s.tasks}
+	d := &sessionDevice{session: s.id, ordinal: uint32(len(s.devices)), shard: sh, quota: quota, quantum: quantumOf(millionths)}
 	s.devices = append(s.devices, d)
 	def := &streamObj{dev: d}
 	s.streams[api.DefaultStream(d.ordinal)] = def

@@ -32,14 +32,13 @@ type flow struct {
 	active bool
 }
 
-// task is work to run on the shard and, when done and total are not nil,
-// counters to decrement once it has run (the session device's and the
-// session's). cost is its weight in the fair queue, at least 1.
+// task is work to run on the shard and, when done is not nil, a counter
+// to decrement once it has run. cost is its weight in the fair queue, at
+// least 1.
 type task struct {
-	work  runner
-	done  *atomic.Int64
-	total *atomic.Int64
-	cost  int
+	work runner
+	done *atomic.Int64
+	cost int
 }
 
 // costUnit is the bytes of payload worth one cost unit: a task that moves

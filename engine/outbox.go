@@ -25,6 +25,10 @@ import (
 // Server.watch), which unblocks the write and ends the session.
 type outbox struct {
 	conn transport.Conn
+	// inline is false where the connection's TrySend cannot write at once
+	// and only hands the frame to a writer (TLS): a goroutine that may wait
+	// then writes its replies itself (sendMayWait).
+	inline bool
 
 	mu      sync.Mutex
 	cond    sync.Cond // signalled when the writer role is given up
@@ -55,7 +59,7 @@ const maxQueuedPayload = 64 << 10
 var errSlowConsumer = errors.New("slow consumer: the client does not read its replies")
 
 func newOutbox(c transport.Conn) *outbox {
-	o := &outbox{conn: c, kick: make(chan struct{}, 1)}
+	o := &outbox{conn: c, inline: !c.Info().Secure, kick: make(chan struct{}, 1)}
 	o.cond.L = &o.mu
 	go o.writeLoop()
 	return o
@@ -105,7 +109,7 @@ func (o *outbox) send(body, payload []byte) error {
 // takes the writer role and writes the reply itself, waiting if it must;
 // otherwise it queues it as send does.
 func (o *outbox) sendMayWait(body, payload []byte) error {
-	if len(payload) > maxQueuedPayload {
+	if o.inline || len(payload) > maxQueuedPayload {
 		return o.send(body, payload)
 	}
 	o.mu.Lock()

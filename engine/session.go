@@ -45,14 +45,17 @@ type session struct {
 	quitOnce sync.Once
 	cutErr   error
 
-	// tasks counts the session's tasks queued on shards and not yet run;
-	// ops counts the device operations it has queued on its streams and not
-	// yet seen finish (see markEvery). Together they are the work in
-	// flight that MaxInflight bounds. progress wakes a reader waiting for
-	// them to fall.
-	tasks    atomic.Int64
+	// ops counts the device operations the session has queued on its
+	// streams and not yet seen finish (see markEvery); with the tasks its
+	// devices have on their shards (sessionDevice.outstanding) it is the
+	// work in flight that MaxInflight bounds. Shards write it, the reader
+	// reads it now and then (gateEvery): it has a cache line of its own.
+	// progress wakes a reader waiting for it to fall.
+	_        [64]byte
 	ops      atomic.Int64
+	_        [56]byte
 	progress chan struct{}
+	unGated  int // frames read since the reader last looked at the gate
 
 	// The reader's alone.
 	hello     bool
@@ -92,8 +95,6 @@ type sessionDevice struct {
 	// freeing counts frees taken out of the table whose device frees wait
 	// for the session's queued work.
 	freeing atomic.Int64
-	// tasks is the session's count of tasks on every shard (session.tasks).
-	tasks *atomic.Int64
 }
 
 // submit queues fn on the device's shard, in order with the session's
@@ -107,8 +108,7 @@ func (d *sessionDevice) submitRunner(r runner) { d.submitCost(r, 1) }
 // shard's fair queue (see costOf).
 func (d *sessionDevice) submitCost(r runner, cost int) {
 	d.outstanding.Add(1)
-	d.tasks.Add(1)
-	d.shard.submit(d.session, d.quantum, task{work: r, done: &d.outstanding, total: d.tasks, cost: cost})
+	d.shard.submit(d.session, d.quantum, task{work: r, done: &d.outstanding, cost: cost})
 }
 
 // Objects are registered by the reader when the client names them, and
@@ -244,8 +244,11 @@ func (s *session) read() (err error) {
 
 func (s *session) readLoop() error {
 	for {
-		if err := s.admit(); err != nil {
-			return err
+		if s.unGated++; s.unGated >= gateEvery {
+			s.unGated = 0
+			if err := s.admit(); err != nil {
+				return err
+			}
 		}
 		body, payloadLen, err := s.conn.Recv()
 		if err != nil {
@@ -310,13 +313,13 @@ func (s *session) readLoop() error {
 // blocks a launch when its push buffer is full, and nobody else notices.
 func (s *session) admit() error {
 	limit := int64(s.srv.cfg.MaxInflight)
-	if s.tasks.Load()+s.ops.Load() < limit {
+	if s.inflight() < limit {
 		return nil
 	}
 	s.flushMarks()
 	t := time.NewTimer(time.Millisecond)
 	defer t.Stop()
-	for s.tasks.Load()+s.ops.Load() >= limit {
+	for s.inflight() >= limit {
 		// Marks wake us as operations finish; the timer covers tasks,
 		// which the shards run without telling.
 		select {
@@ -333,6 +336,24 @@ func (s *session) admit() error {
 		}
 	}
 	return nil
+}
+
+// gateEvery is how many frames the reader reads between looks at the work
+// in flight: a look reads counters that shards and streams write, and
+// every frame paying for those cache lines cost launches a fifth of their
+// rate. A session may so pass MaxInflight by gateEvery-1 calls.
+const gateEvery = 16
+
+// inflight is the session's work in flight: its tasks on shards and its
+// operations on streams.
+func (s *session) inflight() int64 {
+	n := s.ops.Load()
+	s.mu.Lock()
+	for _, d := range s.devices {
+		n += d.outstanding.Load()
+	}
+	s.mu.Unlock()
+	return n
 }
 
 // peerCloser is a connection that can tell, without reading, that its
@@ -839,7 +860,7 @@ func (s *session) status() api.SessionStatus {
 	ss := api.SessionStatus{
 		ID: s.id, Client: s.client, Remote: info.Remote, Transport: info.Transport, Selection: s.selection, Started: s.started,
 		Streams: len(s.streams), Events: len(s.events), Modules: len(s.modules),
-		Inflight: s.tasks.Load() + s.ops.Load(), Outbox: s.out.waiting(time.Now()), StagingBytes: s.staged.Load(),
+		Inflight: s.ops.Load() + s.outstandingLocked(), Outbox: s.out.waiting(time.Now()), StagingBytes: s.staged.Load(),
 	}
 	for _, d := range s.devices {
 		used, n := d.allocs.usage()
@@ -848,6 +869,15 @@ func (s *session) status() api.SessionStatus {
 		})
 	}
 	return ss
+}
+
+// outstandingLocked is the session's tasks on shards; s.mu is held.
+func (s *session) outstandingLocked() int64 {
+	var n int64
+	for _, d := range s.devices {
+		n += d.outstanding.Load()
+	}
+	return n
 }
 
 func sortSessions(ss []api.SessionStatus) {

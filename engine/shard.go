@@ -126,9 +126,6 @@ func (sh *shard) run(errs chan<- error) {
 			if t.done != nil {
 				t.done.Add(-1)
 			}
-			if t.total != nil {
-				t.total.Add(-1)
-			}
 			batch[i] = task{}
 		}
 	}
