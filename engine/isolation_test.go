@@ -163,8 +163,9 @@ func TestFloodIsHeldBack(t *testing.T) {
 	waitFor(t, func() bool { return sent.Load() > 2*limit })
 	for range 20 {
 		for _, ss := range f.srv.Status().Sessions {
-			if ss.Inflight > limit+1 {
-				t.Fatalf("session %d has %d calls in flight; the limit is %d", ss.ID, ss.Inflight, limit)
+			// The reader looks at the gate every 16 frames.
+			if ss.Inflight > limit+16 {
+				t.Fatalf("session %d has %d calls in flight; the limit is %d (and 16 frames between looks)", ss.ID, ss.Inflight, limit)
 			}
 		}
 		by.check(5)
