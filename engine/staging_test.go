@@ -1,0 +1,28 @@
+package engine
+
+import "testing"
+
+func TestStagingBuffers(t *testing.T) {
+	for _, n := range []int{1, 4096, 4097, 1 << 19, 1<<20 + 1, 3 << 20, 64 << 20, 64<<20 + 1} {
+		b := getStaging(n)
+		if len(b) != n || cap(b) < n {
+			t.Fatalf("getStaging(%d): len %d cap %d", n, len(b), cap(b))
+		}
+		b[0], b[n-1] = 1, 2 // writable end to end
+		putStaging(b)
+	}
+	// Big classes keep a few buffers, no more.
+	var bufs [][]byte
+	for range keptPerClass + 3 {
+		bufs = append(bufs, getStaging(2<<20))
+	}
+	for _, b := range bufs {
+		putStaging(b)
+	}
+	keptMu.Lock()
+	n := len(kept[stagingClass(2<<20)])
+	keptMu.Unlock()
+	if n != keptPerClass {
+		t.Errorf("%d buffers of 2 MiB kept, want %d", n, keptPerClass)
+	}
+}
