@@ -72,3 +72,11 @@ gpu-check:
 
 clean:
 	rm -rf $(BUILD)
+
+# The eBPF probes' objects (engine/probe), rebuilt from engine/probe/bpf/*.c
+# with bpf2go. Needs clang, llvm-strip and libbpf's headers (Debian: clang
+# llvm libbpf-dev); the generated .o and .go files are committed, so a build
+# needs none of them.
+.PHONY: generate
+generate:
+	$(GO) generate ./engine/probe/

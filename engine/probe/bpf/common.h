@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * common.h: the maps every probe shares (the Go side creates them once and
+ * hands them to each program as it loads it) and the log2 histogram.
+ *
+ * Keep the constants and layouts in step with engine/probe/layout.go.
+ */
+#ifndef GPUFABRIC_COMMON_H
+#define GPUFABRIC_COMMON_H
+
+#include "kernel.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "log2.h"
+
+#define MAX_ROLES 16
+#define MAX_TRACKED 4096
+
+/* Metrics: one histogram per (role, metric). */
+enum metric {
+	M_RUNQ = 0,    /* wake-up (or preemption) to running again */
+	M_OFFCPU = 1,  /* switched out to switched back in */
+	M_SYS_READ = 2,
+	M_SYS_WRITE = 3,
+	M_SYS_FUTEX = 4,
+	M_SYS_EPOLL = 5,
+	M_SYS_OTHER = 6,
+	NMETRICS = 7,
+};
+
+/* A log2 histogram of nanoseconds: buckets[b] counts values v with
+ * floor(log2(v)) == b (0 and 1 go to bucket 0). */
+struct hist {
+	__u64 buckets[NBUCKETS];
+	__u64 count;
+	__u64 sum;
+};
+
+struct config {
+	__u32 tgid;         /* the server's process, 0 for none */
+	__u32 process_role; /* the role its untracked threads count under */
+};
+
+/* TID -> role id, filled from Go (Probes.Track). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TRACKED);
+	__type(key, __u32);
+	__type(value, __u32);
+} tracked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} config SEC(".maps");
+
+/* Index role*NMETRICS+metric. Per-CPU: no atomics on the hot path; Go sums
+ * the CPUs' copies. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MAX_ROLES * NMETRICS);
+	__type(key, __u32);
+	__type(value, struct hist);
+} hists SEC(".maps");
+
+/* role_of returns the role a thread counts under, or -1 when it is
+ * neither tracked nor a thread of the watched process. */
+static __always_inline int role_of(__u32 tid, __u32 tgid)
+{
+	__u32 *role = bpf_map_lookup_elem(&tracked, &tid);
+	__u32 zero = 0;
+	struct config *cfg;
+
+	if (role)
+		return *role < MAX_ROLES ? (int)*role : -1;
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (cfg && cfg->tgid != 0 && cfg->tgid == tgid && cfg->process_role < MAX_ROLES)
+		return (int)cfg->process_role;
+	return -1;
+}
+
+static __always_inline void hist_add(struct hist *h, __u64 v)
+{
+	__u32 b = log2_u64(v);
+
+	if (b >= NBUCKETS)
+		b = NBUCKETS - 1;
+	h->buckets[b]++;
+	h->count++;
+	h->sum += v;
+}
+
+static __always_inline void record(int role, __u32 metric, __u64 ns)
+{
+	__u32 idx;
+	struct hist *h;
+
+	if (role < 0 || role >= MAX_ROLES || metric >= NMETRICS)
+		return;
+	idx = (__u32)role * NMETRICS + metric;
+	h = bpf_map_lookup_elem(&hists, &idx);
+	if (h)
+		hist_add(h, ns);
+}
+
+#endif

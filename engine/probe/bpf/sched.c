@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * sched.c: run-queue delay and off-CPU time of the threads the engine
+ * registers (and, when asked, of every thread of its process).
+ *
+ *   run-queue delay: from the moment a thread becomes runnable (woken by
+ *   sched_wakeup/sched_wakeup_new, or preempted while still runnable) to the
+ *   sched_switch that puts it on a CPU: time it wanted a CPU and had none.
+ *
+ *   off-CPU time: from the sched_switch that takes a thread off a CPU to the
+ *   one that puts it back: blocked time plus its run-queue delay.
+ */
+#include "common.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define MAX_PENDING 16384
+
+/* TID -> when it became runnable. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_PENDING);
+	__type(key, __u32);
+	__type(value, __u64);
+} runnable_since SEC(".maps");
+
+/* TID -> when it left its CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_PENDING);
+	__type(key, __u32);
+	__type(value, __u64);
+} offcpu_since SEC(".maps");
+
+static __always_inline void mark_runnable(struct task_struct *p)
+{
+	__u32 tid = BPF_CORE_READ(p, pid);
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+	__u64 now;
+
+	if (role_of(tid, tgid) < 0)
+		return;
+	now = bpf_ktime_get_ns();
+	bpf_map_update_elem(&runnable_since, &tid, &now, BPF_ANY);
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(sched_wakeup, struct task_struct *p)
+{
+	mark_runnable(p);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(sched_wakeup_new, struct task_struct *p)
+{
+	mark_runnable(p);
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev,
+	     struct task_struct *next, unsigned int prev_state)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u32 tid, tgid;
+	__u64 *ts;
+	int role;
+
+	/* The thread leaving the CPU. */
+	tid = BPF_CORE_READ(prev, pid);
+	tgid = BPF_CORE_READ(prev, tgid);
+	if (tid != 0 && role_of(tid, tgid) >= 0) {
+		bpf_map_update_elem(&offcpu_since, &tid, &now, BPF_ANY);
+		/* Preempted (still runnable): it waits on the run queue from now. */
+		if (preempt || prev_state == 0)
+			bpf_map_update_elem(&runnable_since, &tid, &now, BPF_ANY);
+	}
+
+	/* The thread coming on. */
+	tid = BPF_CORE_READ(next, pid);
+	if (tid == 0)
+		return 0;
+	tgid = BPF_CORE_READ(next, tgid);
+	role = -2;
+	ts = bpf_map_lookup_elem(&runnable_since, &tid);
+	if (ts) {
+		role = role_of(tid, tgid);
+		if (now > *ts)
+			record(role, M_RUNQ, now - *ts);
+		bpf_map_delete_elem(&runnable_since, &tid);
+	}
+	ts = bpf_map_lookup_elem(&offcpu_since, &tid);
+	if (ts) {
+		if (role == -2)
+			role = role_of(tid, tgid);
+		if (now > *ts)
+			record(role, M_OFFCPU, now - *ts);
+		bpf_map_delete_elem(&offcpu_since, &tid);
+	}
+	return 0;
+}
