@@ -55,7 +55,7 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 			s.replyOnReader(h, s.latched.Take(), nil, nil) // nothing to wait for: no trip through shard and streams
 			break
 		}
-		s.afterStreams(d, func() { s.syncReply(h, nil, nil) })
+		s.afterStreamsFor(h, d, func() { s.syncReply(h, nil, nil) })
 	case *api.MemAlloc:
 		s.onDevice(h, m.Ordinal, func(d *sessionDevice) { s.memAlloc(h, d, m.Size, false) })
 	case *api.MemFree:
@@ -164,7 +164,7 @@ func (s *session) onDevice(h api.Header, ordinal uint32, fn func(*sessionDevice)
 		s.fail(h, err)
 		return
 	}
-	d.submit(func() { fn(d) })
+	d.submitRunner(s.newCall(h, func() { fn(d) }))
 }
 
 // withStream runs fn on the stream's shard, once the stream exists there.
@@ -197,7 +197,7 @@ func onShard[T deviceObj](s *session, h api.Header, obj T, lookupErr error, fn f
 		s.fail(h, lookupErr)
 		return
 	}
-	obj.device().submit(func() {
+	obj.device().submitRunner(s.newCall(h, func() {
 		err := obj.ready()
 		if err == nil {
 			err = fn(obj)
@@ -205,7 +205,7 @@ func onShard[T deviceObj](s *session, h api.Header, obj T, lookupErr error, fn f
 		if err != nil {
 			s.fail(h, err)
 		}
-	})
+	}))
 }
 
 // onStream queues work on a stream: fn checks and queues it on the shard;
@@ -221,14 +221,14 @@ func (s *session) onStreamCost(h api.Header, handle api.Handle, cost int, fn fun
 		s.fail(h, err)
 		return
 	}
-	st.dev.submitCost(&callWork{s, h, func() {
+	st.dev.submitCost(s.newCall(h, func() {
 		err := st.ready()
 		if err == nil {
 			s.queuing(st)
 			err = fn(st)
 		}
 		s.done(h, st, err)
-	}}, cost)
+	}), cost)
 }
 
 func (s *session) attach(h api.Header, m *api.Attach) {
@@ -869,13 +869,13 @@ func (s *session) makeCost(h api.Header, d *sessionDevice, regErr error, cost in
 		s.fail(h, regErr)
 		return
 	}
-	d.submitCost(&callWork{s, h, func() {
+	d.submitCost(s.newCall(h, func() {
 		if err := mk(); err != nil {
 			s.fail(h, err)
 			return
 		}
 		s.reply0(h)
-	}}, cost)
+	}), cost)
 }
 
 func (s *session) streamDestroy(h api.Header, m *api.StreamDestroy) {

@@ -76,7 +76,21 @@ type callWork struct {
 	fn func()
 }
 
-func (w *callWork) run()            { w.fn() }
+// newCall is the work fn of call h, about to be handed to a shard.
+func (s *session) newCall(h api.Header, fn func()) *callWork {
+	if sampled(h) {
+		s.clocks.submitted(h.Seq)
+	}
+	return &callWork{s, h, fn}
+}
+
+func (w *callWork) run() {
+	if sampled(w.h) {
+		w.s.clocks.started(w.h.Seq)
+	}
+	w.fn()
+}
+
 func (w *callWork) abort(err error) { w.s.fail(w.h, err) }
 
 func newFairQueue() *fairQueue { return &fairQueue{flows: map[uint64]*flow{}} }

@@ -81,6 +81,7 @@ type Server struct {
 	bootID  string
 	started time.Time
 
+	stages      stageTimes // every session's sampled calls, by stage
 	nextID      atomic.Uint64
 	lastRefusal atomic.Int64 // unix nanoseconds of the last refusal logged
 
@@ -368,7 +369,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Status reports the server's devices and sessions.
 func (s *Server) Status() api.Status {
-	st := api.Status{Server: s.cfg.Name, Version: api.Version, Started: s.started}
+	st := api.Status{Server: s.cfg.Name, Version: api.Version, Started: s.started, Stages: s.stages.summary()}
 	s.mu.Lock()
 	sessions := make([]*session, 0, len(s.sessions))
 	for _, sess := range s.sessions {

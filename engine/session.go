@@ -33,6 +33,7 @@ type session struct {
 	started time.Time
 	staging *semaphore.Weighted
 	staged  atomic.Int64 // bytes of staging held: payloads being read or copied
+	clocks  stageClocks  // where sampled calls' time goes: see stages.go
 
 	// helloDone is set once the connection has said who it is (Hello, or
 	// JoinBulk): the handshake deadline then no longer applies.
@@ -148,6 +149,7 @@ func newSession(srv *Server, id uint64, c transport.Conn) *session {
 	info := c.Info()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &session{
+		clocks:    stageClocks{server: &srv.stages},
 		ctx:       ctx,
 		cancel:    cancel,
 		srv:       srv,
@@ -264,6 +266,9 @@ func (s *session) readLoop() error {
 		h, fields, err := api.ReadHeader(body)
 		if err != nil {
 			return err // a frame too short for a header: framing is broken
+		}
+		if sampled(h) {
+			s.clocks.read(h.Seq)
 		}
 		pl := payload{from: s.conn, n: payloadLen}
 		if h.Flags&api.FlagBulkPayload != 0 {
@@ -602,6 +607,17 @@ func (s *session) release(d *sessionDevice) {
 	s.log.Info("device released", "device", d.shard.index, "freed_bytes", freed)
 }
 
+// afterStreamsFor is afterStreams for call h, whose stage clock it keeps:
+// a sampled call gets a task that stamps its start, which the shard runs
+// just before afterStreams' own, the session's tasks running in order.
+func (s *session) afterStreamsFor(h api.Header, d *sessionDevice, fn func()) {
+	if sampled(h) {
+		s.clocks.submitted(h.Seq)
+		d.submit(func() { s.clocks.started(h.Seq) })
+	}
+	s.afterStreams(d, fn)
+}
+
 // afterStreams calls fn once all work the session has queued on d's
 // streams has finished: at once when there is none, else from the
 // goroutine of the stream that finishes last. It never blocks the shard;
@@ -691,8 +707,15 @@ func (s *session) answer(h api.Header, err error, m api.Message, payload []byte,
 	if onReader {
 		send = s.out.sendMayWait
 	}
+	var ready int64
+	if sampled(h) {
+		ready = nanotime()
+	}
 	if err := send(e.Bytes(), payload); errors.Is(err, errSlowConsumer) {
 		s.cut(err)
+	}
+	if ready != 0 {
+		s.clocks.replied(h.Seq, ready, nanotime())
 	}
 	replyEncoders.Put(e)
 }
@@ -861,6 +884,7 @@ func (s *session) status() api.SessionStatus {
 		ID: s.id, Client: s.client, Remote: info.Remote, Transport: info.Transport, Selection: s.selection, Started: s.started,
 		Streams: len(s.streams), Events: len(s.events), Modules: len(s.modules),
 		Inflight: s.ops.Load() + s.outstandingLocked(), Outbox: s.out.waiting(time.Now()), StagingBytes: s.staged.Load(),
+		Stages: s.clocks.times.summary(),
 	}
 	for _, d := range s.devices {
 		used, n := d.allocs.usage()

@@ -10,6 +10,9 @@ type Status struct {
 	Started  time.Time       `json:"started"`
 	Devices  []DeviceStatus  `json:"devices"`
 	Sessions []SessionStatus `json:"sessions"`
+	// Stages break every session's synchronous calls down by where in the
+	// server their time went (sampled, since the server started).
+	Stages []StageHistogram `json:"stages,omitempty"`
 }
 
 // DeviceStatus is one device of the server.
@@ -55,6 +58,9 @@ type SessionStatus struct {
 	// StagingBytes is the session's staging budget in use: payloads being
 	// received or waiting to be copied to a device.
 	StagingBytes int64 `json:"staging_bytes"`
+	// Stages break the session's synchronous calls down by where in the
+	// server their time went (sampled; cumulative since the session began).
+	Stages []StageHistogram `json:"stages,omitempty"`
 }
 
 // SessionDeviceStatus is a session's hold on one device.
@@ -64,4 +70,41 @@ type SessionDeviceStatus struct {
 	QuotaBytes  uint64 `json:"quota_bytes"`
 	UsedBytes   uint64 `json:"used_bytes"`
 	Allocations int    `json:"allocations"`
+}
+
+// Histogram is a log2 histogram of durations in nanoseconds: Buckets[b]
+// counts the values v with 2^b <= v < 2^(b+1) (bucket 0 also holds 0);
+// trailing empty buckets are left out. Sum is the values' total, so the
+// mean is exact; quantiles are as precise as a bucket, a factor of 2.
+type Histogram struct {
+	Buckets []uint64 `json:"buckets,omitempty"`
+	Count   uint64   `json:"count"`
+	Sum     uint64   `json:"sum_ns"`
+}
+
+// Stage names the part of a call's time in the server a StageHistogram
+// measures, in the order a call passes them.
+const (
+	// StageDispatch: from the call's frame read off the connection to its
+	// work handed to a shard (or answered, for calls the reader answers).
+	StageDispatch = "dispatch"
+	// StageQueued: handed to the shard to the shard running it: the wait
+	// behind other work on the device's shard, other tenants' included.
+	StageQueued = "queued"
+	// StageDevice: the shard running it to its reply being ready: the
+	// device's work, and the wait behind earlier work on the same stream.
+	StageDevice = "device"
+	// StageReply: the reply ready to the reply written, or queued for the
+	// session's writer when the client is not reading.
+	StageReply = "reply"
+	// StageServer: the frame read to the reply written: the whole of the
+	// call's time in the server.
+	StageServer = "server"
+)
+
+// StageHistogram is one stage's times over a sample of a session's
+// synchronous calls (one in 64, by sequence number).
+type StageHistogram struct {
+	Stage string    `json:"stage"`
+	Times Histogram `json:"times"`
 }
