@@ -88,11 +88,14 @@ func writeStatus(w io.Writer, st *api.Status) error {
 		return nil
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SESSION\tCLIENT\tTRANSPORT\tREMOTE\tAGE\tDEV\tSHARE\tUSED\tALLOCS\tSTREAMS\tEVENTS\tMODULES")
+	fmt.Fprintln(tw, "SESSION\tCLIENT\tTRANSPORT\tREMOTE\tAGE\tDEV\tSHARE\tUSED\tALLOCS\tSTREAMS\tEVENTS\tMODULES\tINFLIGHT\tSTAGING\tUNREAD")
 	for _, ss := range st.Sessions {
 		age := time.Since(ss.Started).Round(time.Second)
+		// Work in flight, payloads being staged, and how long replies have
+		// waited for the client: what the server holds a tenant to.
+		load := fmt.Sprintf("%d\t%s\t%s", ss.Inflight, humanize.IBytes(uint64(max(ss.StagingBytes, 0))), unread(ss.Outbox))
 		if len(ss.Devices) == 0 {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t%d\t%d\t%d\n", ss.ID, ss.Client, ss.Transport, ss.Remote, age, ss.Streams, ss.Events, ss.Modules)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t%d\t%d\t%d\t%s\n", ss.ID, ss.Client, ss.Transport, ss.Remote, age, ss.Streams, ss.Events, ss.Modules, load)
 		}
 		for i, d := range ss.Devices {
 			if i == 0 {
@@ -100,11 +103,20 @@ func writeStatus(w io.Writer, st *api.Status) error {
 			} else {
 				fmt.Fprint(tw, "\t\t\t\t\t")
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\n", d.Device, humanize.IBytes(d.QuotaBytes), humanize.IBytes(d.UsedBytes),
-				d.Allocations, ss.Streams, ss.Events, ss.Modules)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", d.Device, humanize.IBytes(d.QuotaBytes), humanize.IBytes(d.UsedBytes),
+				d.Allocations, ss.Streams, ss.Events, ss.Modules, load)
 		}
 	}
 	return tw.Flush()
+}
+
+// unread is how long a session's replies have waited for its client: "-"
+// when none wait.
+func unread(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 func unknown(v float64, format string, scale float64) string {
