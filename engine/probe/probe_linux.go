@@ -73,12 +73,9 @@ func isPermission(err error) bool {
 // with an error that says what is missing; a program that fails on this
 // kernel is left out and named in Disabled.
 func Open(opts Options) (*Probes, error) {
-	if err := rlimit.RemoveMemlock(); err != nil {
-		if isPermission(err) {
-			return nil, errNeedsPrivilege(err)
-		}
-		return nil, fmt.Errorf("probe: raising RLIMIT_MEMLOCK for BPF maps: %w", err)
-	}
+	// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK. Raising it
+	// needs privileges too; without them the map creation below says so.
+	memlockErr := rlimit.RemoveMemlock()
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
 		return nil, fmt.Errorf("probe: counting CPUs: %w", err)
@@ -113,6 +110,9 @@ func Open(opts Options) (*Probes, error) {
 			m, err := ebpf.NewMap(ms)
 			if err != nil {
 				p.Close()
+				if memlockErr != nil {
+					err = fmt.Errorf("%w (and raising RLIMIT_MEMLOCK: %v)", err, memlockErr)
+				}
 				if isPermission(err) {
 					return nil, errNeedsPrivilege(err)
 				}

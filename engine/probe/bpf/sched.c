@@ -32,6 +32,32 @@ struct {
 	__type(value, __u64);
 } offcpu_since SEC(".maps");
 
+/* stamp sets tid's time in m, in place when it has an entry: entries are
+ * never deleted (0 means none), since map updates and deletes cost far
+ * more than lookups; the LRU evicts the entries of threads gone. */
+static __always_inline void stamp(void *m, __u32 tid, __u64 now)
+{
+	__u64 *ts = bpf_map_lookup_elem(m, &tid);
+
+	if (ts)
+		*ts = now;
+	else
+		bpf_map_update_elem(m, &tid, &now, BPF_ANY);
+}
+
+/* since returns the time in tid's entry of m and clears it, 0 if none. */
+static __always_inline __u64 since(void *m, __u32 tid)
+{
+	__u64 *ts = bpf_map_lookup_elem(m, &tid);
+	__u64 t;
+
+	if (!ts)
+		return 0;
+	t = *ts;
+	*ts = 0;
+	return t;
+}
+
 static __always_inline void mark_runnable(struct task_struct *p)
 {
 	__u32 tid = BPF_CORE_READ(p, pid);
@@ -41,7 +67,7 @@ static __always_inline void mark_runnable(struct task_struct *p)
 	if (role_of(tid, tgid) < 0)
 		return;
 	now = bpf_ktime_get_ns();
-	bpf_map_update_elem(&runnable_since, &tid, &now, BPF_ANY);
+	stamp(&runnable_since, tid, now);
 }
 
 SEC("tp_btf/sched_wakeup")
@@ -64,17 +90,17 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev,
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u32 tid, tgid;
-	__u64 *ts;
+	__u64 ts;
 	int role;
 
 	/* The thread leaving the CPU. */
 	tid = BPF_CORE_READ(prev, pid);
 	tgid = BPF_CORE_READ(prev, tgid);
 	if (tid != 0 && role_of(tid, tgid) >= 0) {
-		bpf_map_update_elem(&offcpu_since, &tid, &now, BPF_ANY);
+		stamp(&offcpu_since, tid, now);
 		/* Preempted (still runnable): it waits on the run queue from now. */
 		if (preempt || prev_state == 0)
-			bpf_map_update_elem(&runnable_since, &tid, &now, BPF_ANY);
+			stamp(&runnable_since, tid, now);
 	}
 
 	/* The thread coming on. */
@@ -83,20 +109,18 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev,
 		return 0;
 	tgid = BPF_CORE_READ(next, tgid);
 	role = -2;
-	ts = bpf_map_lookup_elem(&runnable_since, &tid);
+	ts = since(&runnable_since, tid);
 	if (ts) {
 		role = role_of(tid, tgid);
-		if (now > *ts)
-			record(role, M_RUNQ, now - *ts);
-		bpf_map_delete_elem(&runnable_since, &tid);
+		if (now > ts)
+			record(role, M_RUNQ, now - ts);
 	}
-	ts = bpf_map_lookup_elem(&offcpu_since, &tid);
+	ts = since(&offcpu_since, tid);
 	if (ts) {
 		if (role == -2)
 			role = role_of(tid, tgid);
-		if (now > *ts)
-			record(role, M_OFFCPU, now - *ts);
-		bpf_map_delete_elem(&offcpu_since, &tid);
+		if (now > ts)
+			record(role, M_OFFCPU, now - ts);
 	}
 	return 0;
 }

@@ -75,21 +75,33 @@ static __always_inline __u32 classify(long id)
 	}
 }
 
+/* The entry of a thread is written in place and never deleted (start 0
+ * means "not in a call"): map updates and deletes cost far more than
+ * lookups, and the LRU evicts the entries of threads gone. */
 SEC("raw_tracepoint/sys_enter")
 int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
-	struct incall c = {};
+	struct incall *c;
 	int role;
 
 	role = role_of(tid, id >> 32);
 	if (role < 0)
 		return 0;
-	c.role = role;
-	c.metric = classify((long)ctx->args[1]);
-	c.start = bpf_ktime_get_ns();
-	bpf_map_update_elem(&incall, &tid, &c, BPF_ANY);
+	c = bpf_map_lookup_elem(&incall, &tid);
+	if (c) {
+		c->role = role;
+		c->metric = classify((long)ctx->args[1]);
+		c->start = bpf_ktime_get_ns();
+		return 0;
+	}
+	struct incall n = {
+		.role = role,
+		.metric = classify((long)ctx->args[1]),
+		.start = bpf_ktime_get_ns(),
+	};
+	bpf_map_update_elem(&incall, &tid, &n, BPF_ANY);
 	return 0;
 }
 
@@ -98,14 +110,15 @@ int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct incall *c;
-	__u64 now;
+	__u64 now, start;
 
 	c = bpf_map_lookup_elem(&incall, &tid);
-	if (!c)
+	if (!c || c->start == 0)
 		return 0;
+	start = c->start;
+	c->start = 0;
 	now = bpf_ktime_get_ns();
-	if (now > c->start)
-		record((int)c->role, c->metric, now - c->start);
-	bpf_map_delete_elem(&incall, &tid);
+	if (now > start)
+		record((int)c->role, c->metric, now - start);
 	return 0;
 }
