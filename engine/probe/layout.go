@@ -99,8 +99,10 @@ func decodeConnKey(b []byte) (connKey, error) {
 		la = netip.AddrFrom4([4]byte(b[0:4]))
 		ra = netip.AddrFrom4([4]byte(b[16:20]))
 	case afInet6:
-		la = netip.AddrFrom16([16]byte(b[0:16]))
-		ra = netip.AddrFrom16([16]byte(b[16:32]))
+		// A dual-stack socket (Go's "tcp" on ":port") talking IPv4 has
+		// v4-mapped addresses: unmapped, as net.Conn reports them.
+		la = netip.AddrFrom16([16]byte(b[0:16])).Unmap()
+		ra = netip.AddrFrom16([16]byte(b[16:32])).Unmap()
 	default:
 		return connKey{}, fmt.Errorf("probe: connection key has address family %d", family)
 	}

@@ -97,6 +97,11 @@ func TestDecodeTable(t *testing.T) {
 	if k, err := decodeConnKey(key); err != nil || k.local.Addr() != a6 {
 		t.Errorf("IPv6 key: %v, %v", k, err)
 	}
+	m := netip.MustParseAddr("::ffff:192.0.2.7").As16()
+	copy(key[16:], m[:])
+	if k, err := decodeConnKey(key); err != nil || k.remote.Addr() != netip.MustParseAddr("192.0.2.7") {
+		t.Errorf("v4-mapped key: %v, %v, want 192.0.2.7 unmapped", k, err)
+	}
 	binary.NativeEndian.PutUint16(key[36:], 1)
 	if _, err := decodeConnKey(key); err == nil {
 		t.Error("a key of family AF_UNIX decoded")
@@ -133,7 +138,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decoded %d bytes as a histogram: %+v", len(b), h)
 		}
 		if k, err := decodeConnKey(b); err == nil {
-			if !k.local.IsValid() || !k.remote.IsValid() || k.local.Addr().BitLen() != k.remote.Addr().BitLen() {
+			if !k.local.IsValid() || !k.remote.IsValid() || k.local.Addr().Is4In6() || k.remote.Addr().Is4In6() {
 				t.Fatalf("bad key %+v", k)
 			}
 		}

@@ -11,7 +11,8 @@
 //
 // Open loads the programs, each on its own: one the verifier rejects on some
 // kernel is left out alone, with the verifier's reason in Disabled (the
-// caller logs it). Open fails only when no BPF can load at all, and says
+// caller logs it; formatted with %+v a rejection gives the verifier's whole
+// log, with %v its last lines). Open fails only when no BPF can load at all, and says
 // what is missing (CAP_BPF and CAP_PERFMON, BTF, a locked-down kernel); a
 // server that gets that error runs as before without probes.
 //
@@ -122,6 +123,9 @@ type ConnStats struct {
 	// SendQueue is bytes written and not yet acknowledged, RecvQueue bytes
 	// received and not yet read, SendCwnd the congestion window in
 	// segments: latest values.
+	// They are read as the kernel's tcp_probe sees them, as a segment
+	// arrives and before it is processed, so SendQueue still counts what
+	// that segment acknowledges.
 	SendQueue, RecvQueue, SendCwnd uint32
 	// Retransmits counts retransmitted segments.
 	Retransmits uint64

@@ -19,7 +19,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Probes is a set of loaded probes. Its methods are safe for concurrent use.
+// Probes is a set of loaded probes. Its methods are safe for concurrent
+// use. A nil *Probes is a server without probes: Track, Untrack, Process
+// and WatchPort do nothing, Snapshot fails, Close succeeds.
 type Probes struct {
 	mu       sync.Mutex
 	maps     []*ebpf.Map // every map, to close
@@ -54,6 +56,8 @@ var objects = []object{
 // sharedMaps are created once and handed to every object that declares
 // them (bpf/common.h).
 var sharedMaps = []string{"tracked", "config", "hists"}
+
+var errNil = errors.New("probe: no probes (Open failed or was not called)")
 
 // errNeedsPrivilege wraps a permission error from the kernel.
 func errNeedsPrivilege(err error) error {
@@ -158,7 +162,8 @@ func Open(opts Options) (*Probes, error) {
 		}
 		p.Close()
 		if allPerm && len(errs) > 0 {
-			return nil, errNeedsPrivilege(errors.Join(errs...))
+			// Each says it needs privileges: one is enough.
+			return nil, fmt.Errorf("%w (and %d more programs refused alike)", errs[0], len(errs)-1)
 		}
 		return nil, fmt.Errorf("probe: no BPF program could load: %w", errors.Join(errs...))
 	}
@@ -243,6 +248,9 @@ func (p *Probes) loadProgram(spec *ebpf.CollectionSpec, ps *ebpf.ProgramSpec, ob
 // Disabled returns the programs that are not running, each with why: the
 // verifier's rejection, a missing tracepoint, Options.Skip.
 func (p *Probes) Disabled() map[string]error {
+	if p == nil {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return maps.Clone(p.disabled)
@@ -265,6 +273,9 @@ func (p *Probes) roleID(role string) (uint32, error) {
 // Track counts thread tid (an OS thread id, as unix.Gettid returns) under
 // role. A thread tracked again changes role. At most 4096 threads.
 func (p *Probes) Track(tid int, role string) error {
+	if p == nil {
+		return nil
+	}
 	if tid <= 0 || role == "" {
 		return fmt.Errorf("probe: Track(%d, %q): need a thread id and a role", tid, role)
 	}
@@ -287,6 +298,9 @@ func (p *Probes) Track(tid int, role string) error {
 // Untrack stops counting thread tid under its role (it still counts under
 // ProcessRole if it belongs to the process given to Process).
 func (p *Probes) Untrack(tid int) error {
+	if p == nil {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -302,6 +316,9 @@ func (p *Probes) Untrack(tid int) error {
 // Process counts every thread of process pid that is not tracked under
 // ProcessRole; 0 stops it.
 func (p *Probes) Process(pid int) error {
+	if p == nil {
+		return nil
+	}
 	if pid < 0 {
 		return fmt.Errorf("probe: Process(%d): not a process id", pid)
 	}
@@ -325,6 +342,9 @@ func (p *Probes) Process(pid int) error {
 
 // WatchPort watches TCP connections with this local or remote port.
 func (p *Probes) WatchPort(port int) error {
+	if p == nil {
+		return nil
+	}
 	if port <= 0 || port > 65535 {
 		return fmt.Errorf("probe: WatchPort(%d): not a port", port)
 	}
@@ -341,6 +361,9 @@ func (p *Probes) WatchPort(port int) error {
 
 // Snapshot reads every histogram and connection.
 func (p *Probes) Snapshot() (Snapshot, error) {
+	if p == nil {
+		return Snapshot{}, errNil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -400,6 +423,9 @@ func (p *Probes) Snapshot() (Snapshot, error) {
 
 // Close detaches every probe and frees its maps.
 func (p *Probes) Close() error {
+	if p == nil {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strconv"
@@ -325,10 +326,21 @@ func checkBlockedRead(t *testing.T, p *Probes) {
 }
 
 func TestTCPSRTT(t *testing.T) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct{ name, network, addr string }{
+		{"ipv4", "tcp4", "127.0.0.1:0"},
+		{"dual-stack", "tcp", ":0"}, // an IPv6 socket, v4-mapped addresses
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen(tc.network, tc.addr)
+			if err != nil {
+				t.Skipf("skipping: cannot listen on %s %s: %v", tc.network, tc.addr, err)
+			}
+			testTCPSRTT(t, ln)
+		})
 	}
+}
+
+func testTCPSRTT(t *testing.T, ln net.Listener) {
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
 	p := openOrSkip(t, Options{Ports: []int{port}})
@@ -351,7 +363,8 @@ func TestTCPSRTT(t *testing.T) {
 			}
 		}
 	}()
-	c, err := net.Dial("tcp4", ln.Addr().String())
+	port16 := uint16(port)
+	c, err := net.Dial("tcp4", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port16).String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,4 +477,26 @@ func TestProcessRole(t *testing.T) {
 		}
 		return n > 0, nil
 	})
+}
+
+func TestNilProbes(t *testing.T) {
+	var p *Probes
+	if err := p.Track(1, "shard"); err != nil {
+		t.Error(err)
+	}
+	if err := p.Untrack(1); err != nil {
+		t.Error(err)
+	}
+	if err := p.Process(1); err != nil {
+		t.Error(err)
+	}
+	if err := p.WatchPort(1); err != nil {
+		t.Error(err)
+	}
+	if _, err := p.Snapshot(); err == nil {
+		t.Error("Snapshot of nil probes succeeded")
+	}
+	if p.Disabled() != nil || p.Close() != nil {
+		t.Error("nil probes: Disabled or Close")
+	}
 }
