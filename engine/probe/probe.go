@@ -3,9 +3,14 @@
 // waiting for a CPU, and its system calls. It loads small BPF programs
 // (bpf/*.c, built by bpf2go and committed) on the scheduler, system-call and
 // TCP tracepoints, each keeping log2 histograms in bounded BPF maps that
-// Snapshot reads; nothing is sent per event, so a probe costs a few hundred
-// nanoseconds in the kernel at each event it sees and never blocks the
-// engine.
+// Snapshot reads; nothing is sent per event and no program waits, so a
+// probe never blocks the engine. What it costs (BenchmarkSyscallOverhead,
+// BenchmarkWakeupOverhead): on a KVM Xeon with kernel 6.18, about 100 ns
+// per system call of a tracked thread (72 ns becomes 172 ns for getppid),
+// about 40 ns per system call of any other thread on the machine once the
+// syscall probes are attached, and about 1 µs per cross-CPU hand-off
+// between two tracked threads (two wake-ups, four system calls: 8.5 µs
+// becomes 9.5 µs).
 //
 // # Using it
 //
