@@ -15,6 +15,7 @@ import (
 
 	"github.com/gpufabric/gpufabric/engine/api"
 	"github.com/gpufabric/gpufabric/engine/backend"
+	"github.com/gpufabric/gpufabric/engine/probe"
 	"github.com/gpufabric/gpufabric/transport"
 )
 
@@ -68,6 +69,12 @@ type Config struct {
 	// slabs) then move to the node of the first device the session
 	// attaches, where the shard's thread copies out of them.
 	Node func(device backend.Info) int
+	// Probes, when set, are the eBPF probes the server reports in Status:
+	// each shard's thread is tracked under ShardRole (and so locked to its
+	// thread, whatever the backend). ProbeError, when Probes could not be
+	// opened, says why, and Status reports it.
+	Probes     *probe.Probes
+	ProbeError error
 	// Logger receives the server's logs; slog.Default() when nil.
 	Logger *slog.Logger
 }
@@ -160,6 +167,8 @@ func NewServer(cfg Config, devices []backend.Device) (*Server, error) {
 			pin = func() error { return cfg.Pin(info) }
 		}
 		sh := newShard(i, dev, pin, s.log)
+		sh.probes = cfg.Probes
+		sh.locked = sh.info.ThreadAffine || cfg.Probes != nil
 		if cfg.Node != nil {
 			sh.node = cfg.Node(sh.info)
 		}
@@ -369,7 +378,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Status reports the server's devices and sessions.
 func (s *Server) Status() api.Status {
-	st := api.Status{Server: s.cfg.Name, Version: api.Version, Started: s.started, Stages: s.stages.summary()}
+	st := api.Status{Server: s.cfg.Name, Version: api.Version, Started: s.started, Stages: s.stages.summary(), Probes: s.probeStatus()}
 	s.mu.Lock()
 	sessions := make([]*session, 0, len(s.sessions))
 	for _, sess := range s.sessions {
@@ -379,6 +388,7 @@ func (s *Server) Status() api.Status {
 	perDevice := make([]uint64, len(s.shards))
 	for _, sess := range sessions {
 		ss := sess.status()
+		ss.TCP = connProbe(st.Probes, sess.conn.Info().Local, ss.Remote)
 		for _, d := range ss.Devices {
 			perDevice[d.Device] += d.UsedBytes
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gpufabric/gpufabric/engine/api"
 	"github.com/gpufabric/gpufabric/engine/backend"
+	"github.com/gpufabric/gpufabric/engine/probe"
 )
 
 // shard owns one device: one goroutine runs every call into the device, so
@@ -30,6 +31,10 @@ type shard struct {
 	// node is the device's NUMA node, negative when unknown.
 	node int
 	log  *slog.Logger
+	// locked: the shard's goroutine keeps its own OS thread, for a backend
+	// that binds a context to a thread, or for probes to know it by.
+	locked bool
+	probes *probe.Probes
 
 	ledger ledger
 }
@@ -96,7 +101,7 @@ func (sh *shard) submit(sessionID uint64, quantum int, t task) {
 
 func (sh *shard) run(errs chan<- error) {
 	defer close(sh.done)
-	if sh.info.ThreadAffine {
+	if sh.locked {
 		// The thread stays locked until the goroutine exits, and then dies
 		// with it, which is what a thread holding a device context should do.
 		runtime.LockOSThread()
@@ -105,12 +110,17 @@ func (sh *shard) run(errs chan<- error) {
 				errs <- err
 			}
 		}
+		if tid := gettid(); tid > 0 && sh.probes != nil {
+			if err := sh.probes.Track(tid, ShardRole); err != nil {
+				sh.log.Warn("the probes do not see this shard's thread", "device", sh.index, "err", err)
+			}
+		}
 	}
 	close(errs)
 	batch := make([]task, 0, 64)
 	for {
 		batch = sh.queue.pop(batch[:0], cap(batch))
-		if len(batch) == 0 && sh.info.ThreadAffine {
+		if len(batch) == 0 && sh.locked {
 			batch = sh.poll(batch)
 		}
 		if len(batch) == 0 {

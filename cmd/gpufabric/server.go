@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/gpufabric/gpufabric/engine"
 	"github.com/gpufabric/gpufabric/engine/backend"
 	"github.com/gpufabric/gpufabric/engine/backend/host"
+	"github.com/gpufabric/gpufabric/engine/probe"
 	"github.com/gpufabric/gpufabric/transport"
 	"github.com/gpufabric/gpufabric/transport/shm"
 	"github.com/gpufabric/gpufabric/transport/tcp"
@@ -37,6 +39,9 @@ type serverOptions struct {
 	// TLS for TCP: the server's certificate and key, and the CA that
 	// signs the client certificates it then requires.
 	tlsCert, tlsKey, tlsClientCA string
+	// probe: auto (load the eBPF probes where this host lets us), on
+	// (fail without them) or off.
+	probe string
 	// limits holds the engine's configuration from the flags: the token,
 	// the smallest share and the limits a tenant is held to (zero: the
 	// engine's default).
@@ -58,6 +63,7 @@ func parseServerArgs(args []string) (*serverOptions, error) {
 	fs.Float64Var(&o.limits.MinShare, "min-share", 1.0/20, "smallest fraction of a device a session may hold")
 	fs.StringVar(&o.shm, "shm", "auto", `Unix socket of the shared-memory transport for clients on this host ("@name" is Linux's abstract namespace); auto: @gpufabric-PORT; "off": none`)
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.probe, "probe", "off", "eBPF latency probes (scheduling, system calls, TCP) shown by smi --json: auto (where the kernel and privileges allow), on (refuse to start without them) or off; with probes, each shard keeps an OS thread of its own")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve TCP over TLS with this certificate (PEM; with --tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "require every TCP client to present a certificate signed by this CA (PEM; with --tls-cert)")
@@ -214,6 +220,14 @@ func runServer(ctx context.Context, args []string) error {
 	pin, node := placement(log)
 	cfg := o.limits
 	cfg.Offers, cfg.Pin, cfg.Node, cfg.Logger = offers, pin, node, log
+	if cfg.Probes, cfg.ProbeError, err = openProbes(o.probe, l.Addr(), log); err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
+		closeAll(devs)
+		return err
+	}
+	defer cfg.Probes.Close()
 	srv, err := engine.NewServer(cfg, devs)
 	if err != nil {
 		for _, l := range listeners {
@@ -317,4 +331,36 @@ func closeAll(devs []backend.Device) {
 	for _, d := range devs {
 		d.Close()
 	}
+}
+
+// openProbes loads the eBPF probes as --probe asks, watching the TCP port
+// of listen. With auto, probes that cannot load are logged and reported in
+// the server's status (why), and the server runs without them.
+func openProbes(mode, listen string, log *slog.Logger) (*probe.Probes, error, error) {
+	switch mode {
+	case "off":
+		return nil, nil, nil
+	case "auto", "on":
+	default:
+		return nil, nil, fmt.Errorf("--probe %q: want auto, on or off", mode)
+	}
+	var ports []int
+	if _, port, err := net.SplitHostPort(listen); err == nil {
+		if n, err := strconv.Atoi(port); err == nil {
+			ports = append(ports, n)
+		}
+	}
+	p, err := probe.Open(probe.Options{Ports: ports, PID: os.Getpid()})
+	if err != nil {
+		if mode == "on" {
+			return nil, nil, fmt.Errorf("--probe on: %w", err)
+		}
+		log.Warn("running without eBPF probes", "err", err)
+		return nil, err, nil
+	}
+	for name, err := range p.Disabled() {
+		log.Warn("an eBPF probe could not load; the others run", "probe", name, "err", err)
+	}
+	log.Info("eBPF probes loaded", "ports", ports)
+	return p, nil, nil
 }

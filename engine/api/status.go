@@ -13,6 +13,9 @@ type Status struct {
 	// Stages break every session's synchronous calls down by where in the
 	// server their time went (sampled, since the server started).
 	Stages []StageHistogram `json:"stages,omitempty"`
+	// Probes is what the eBPF probes counted; nil when the server was not
+	// asked to load them.
+	Probes *ProbeStatus `json:"probes,omitempty"`
 }
 
 // DeviceStatus is one device of the server.
@@ -61,6 +64,8 @@ type SessionStatus struct {
 	// Stages break the session's synchronous calls down by where in the
 	// server their time went (sampled; cumulative since the session began).
 	Stages []StageHistogram `json:"stages,omitempty"`
+	// TCP is the session's connection as the server's probes saw it.
+	TCP *ConnProbe `json:"tcp,omitempty"`
 }
 
 // SessionDeviceStatus is a session's hold on one device.
@@ -107,4 +112,35 @@ const (
 type StageHistogram struct {
 	Stage string    `json:"stage"`
 	Times Histogram `json:"times"`
+}
+
+// ProbeStatus is what the server's eBPF probes have counted since they
+// were loaded: scheduling and system calls by thread role, and the TCP
+// connections of its listening ports.
+type ProbeStatus struct {
+	// Error says why the server has no probes; empty when it has them.
+	Error string `json:"error,omitempty"`
+	// Disabled names the probes that could not load, with why.
+	Disabled map[string]string `json:"disabled,omitempty"`
+	Roles    []RoleHistogram   `json:"roles,omitempty"`
+	Conns    []ConnProbe       `json:"conns,omitempty"`
+}
+
+// RoleHistogram is one metric of the server's threads of one role
+// ("shard": a device's shard thread; "process": every other thread).
+type RoleHistogram struct {
+	Role   string    `json:"role"`
+	Metric string    `json:"metric"` // runqueue, offcpu, syscall_read, ...
+	Times  Histogram `json:"times"`
+}
+
+// ConnProbe is one TCP connection as the kernel saw it.
+type ConnProbe struct {
+	Local       string    `json:"local"`
+	Remote      string    `json:"remote"`
+	SRTT        Histogram `json:"srtt"` // the smoothed RTT at each segment received
+	LastSRTT    int64     `json:"last_srtt_ns"`
+	SendQueue   uint32    `json:"send_queue_bytes"`
+	RecvQueue   uint32    `json:"recv_queue_bytes"`
+	Retransmits uint64    `json:"retransmits"`
 }
