@@ -143,6 +143,10 @@ func WriteTable(w io.Writer, r Report) error {
 		}
 	}
 
+	if b := r.Breakdown; b != nil {
+		writeBreakdown(p, b)
+	}
+
 	if len(h.Warnings) > 0 {
 		p("\nWARNINGS")
 		for _, warning := range h.Warnings {

@@ -11,6 +11,9 @@ type Report struct {
 	Host HostReport `json:"host"`
 	// Server is present when diag was pointed at a GPU server.
 	Server *ServerReport `json:"server,omitempty"`
+	// Breakdown is present when diag was asked (--probe) where a call's
+	// latency goes on that server.
+	Breakdown *Breakdown `json:"breakdown,omitempty"`
 }
 
 // HostReport describes the machine diag runs on. The lists are never nil
