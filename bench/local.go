@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 
 	"github.com/gpufabric/gpufabric/engine"
 	"github.com/gpufabric/gpufabric/engine/backend"
 	"github.com/gpufabric/gpufabric/engine/backend/host"
+	"github.com/gpufabric/gpufabric/engine/probe"
 	"github.com/gpufabric/gpufabric/transport"
 	"github.com/gpufabric/gpufabric/transport/shm"
 	"github.com/gpufabric/gpufabric/transport/tcp"
@@ -35,11 +37,12 @@ type localServer struct {
 	// tlsAddr is a second TCP listener's, with TLS; tlsClient trusts it.
 	tlsAddr   string
 	tlsClient *tls.Config
+	probes    *probe.Probes // when asked for and loaded
 }
 
 // startLocal starts the server; minShare is the smallest share it grants
 // (the many-tenant scenario's 1/N).
-func startLocal(deviceMemory uint64, minShare float64, log *slog.Logger) (*localServer, error) {
+func startLocal(deviceMemory uint64, minShare float64, probes bool, log *slog.Logger) (*localServer, error) {
 	dev, err := host.New(host.Config{Index: 0, MemorySize: deviceMemory})
 	if err != nil {
 		return nil, fmt.Errorf("bench: in-process server: %w", err)
@@ -67,7 +70,14 @@ func startLocal(deviceMemory uint64, minShare float64, log *slog.Logger) (*local
 			ls.tlsAddr, ls.tlsClient = tl.Addr(), clientTLS
 		}
 	}
-	srv, err := engine.NewServer(engine.Config{Name: "bench (in-process)", MinShare: minShare, Offers: offers, Logger: log}, []backend.Device{dev})
+	cfg := engine.Config{Name: "bench (in-process)", MinShare: minShare, Offers: offers, Logger: log}
+	if probes {
+		_, port, _ := net.SplitHostPort(l.Addr())
+		n, _ := strconv.Atoi(port)
+		cfg.Probes, cfg.ProbeError = probe.Open(probe.Options{Ports: []int{n}, PID: os.Getpid()})
+		ls.probes = cfg.Probes
+	}
+	srv, err := engine.NewServer(cfg, []backend.Device{dev})
 	if err != nil {
 		for _, l := range listeners {
 			l.Close()
@@ -91,5 +101,6 @@ func (ls *localServer) close() error {
 		l.Close()
 	}
 	ls.served.Wait()
+	ls.probes.Close()
 	return err
 }

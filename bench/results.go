@@ -97,6 +97,23 @@ type Latency struct {
 	Floor          Dist    `json:"floor"`
 	// XFloor is the median call over the median floor round trip.
 	XFloor float64 `json:"x_floor"`
+	// Breakdown is where the calls' time went, when the server tells.
+	Breakdown *CallBreakdown `json:"breakdown,omitempty"`
+}
+
+// CallBreakdown is where a step's synchronous calls spent their time, from
+// the server's stage clocks (one call in 64) and, when the server has
+// them, its eBPF probes.
+type CallBreakdown struct {
+	// ServerMean is the calls' mean time in the server; OutsideMean the
+	// mean round trip less it: transport, kernels and client library.
+	ServerMean  float64 `json:"server_mean_seconds"`
+	OutsideMean float64 `json:"outside_mean_seconds"`
+	// RunQueueMean is the server threads' mean wait for a CPU after a
+	// wake-up over the step (eBPF); 0 without probes.
+	RunQueueMean float64 `json:"runqueue_mean_seconds,omitempty"`
+	// Probes says why the kernel's side is missing, when it is.
+	Probes string `json:"probes,omitempty"`
 }
 
 // Launch is the rate of asynchronous kernel launches from one client.

@@ -80,6 +80,10 @@ type Config struct {
 	Scenarios []string
 	// Noisy tunes the noisy-neighbour scenario.
 	Noisy NoisyConfig
+	// Probe loads eBPF probes into the in-process server (engine/probe),
+	// for the latency breakdown; without the privileges the run goes on
+	// and says why.
+	Probe bool
 	// Progress, when set, is called as each step starts.
 	Progress func(Progress)
 	// Logger receives the in-process server's logs; they are dropped when
@@ -186,7 +190,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		for _, n := range cfg.Clients {
 			minShare = min(minShare, 1/float64(n))
 		}
-		ls, err := startLocal(LocalDeviceMemory, minShare, cfg.Logger)
+		ls, err := startLocal(LocalDeviceMemory, minShare, cfg.Probe, cfg.Logger)
 		if err != nil {
 			return nil, err
 		}

@@ -62,6 +62,7 @@ func (r *runner) latency(tr string) error {
 			return err
 		}
 	}
+	before, _ := s.Status()
 	start := time.Now()
 	samples, err := timeRounds(Budget{Time: r.cfg.Step, Done: r.ctx.Done()}.start(), s.Ping)
 	if err != nil {
@@ -69,6 +70,9 @@ func (r *runner) latency(tr string) error {
 	}
 	elapsed := time.Since(start)
 	l := Latency{Transport: tr, Call: Summarize(samples), CallsPerSecond: float64(len(samples)) / elapsed.Seconds()}
+	if after, err := s.Status(); err == nil && before != nil {
+		l.Breakdown = breakdown(*before, *after, s.ID(), l.Call.Mean)
+	}
 	l.FloorName = r.pingFloorName[tr]
 	if f, ok := r.pingFloor[tr]; ok {
 		l.Floor = f

@@ -120,6 +120,23 @@ func (r *Results) tables() []table {
 				t.rows = append(t.rows, []string{"  floor: " + shortFloor(l.Transport), fmt.Sprint(l.Floor.Samples), "",
 					fmtSeconds(l.Floor.P50), fmtSeconds(l.Floor.P90), fmtSeconds(l.Floor.P99), fmtSeconds(l.Floor.P999), ""})
 			}
+			if b := l.Breakdown; b != nil {
+				t.rows = append(t.rows, []string{"  in the server (mean)", "", "", fmtSeconds(b.ServerMean), "", "", "", ""},
+					[]string{"  outside it (mean)", "", "", fmtSeconds(b.OutsideMean), "", "", "", ""})
+				if b.RunQueueMean > 0 {
+					t.rows = append(t.rows, []string{"  server threads' run-queue wait", "", "", fmtSeconds(b.RunQueueMean), "", "", "", ""})
+				}
+			}
+		}
+		for _, l := range r.Latency {
+			if b := l.Breakdown; b != nil {
+				note := "Breakdown: the server's stage clocks (one call in 64); outside = round trip less the server's part; run-queue wait: every thread of the server's process (eBPF), the client's too when the server runs in-process"
+				if b.Probes != "" {
+					note += "; " + b.Probes
+				}
+				t.notes = append(t.notes, note)
+				break
+			}
 		}
 		for _, l := range r.Latency {
 			if l.FloorName != "" {

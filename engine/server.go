@@ -69,10 +69,13 @@ type Config struct {
 	// slabs) then move to the node of the first device the session
 	// attaches, where the shard's thread copies out of them.
 	Node func(device backend.Info) int
-	// Probes, when set, are the eBPF probes the server reports in Status:
-	// each shard's thread is tracked under ShardRole (and so locked to its
-	// thread, whatever the backend). ProbeError, when Probes could not be
-	// opened, says why, and Status reports it.
+	// Probes, when set, are the eBPF probes the server reports in Status.
+	// A shard that keeps an OS thread of its own (its backend binds a
+	// context to a thread, as CUDA does) is tracked under ShardRole; on
+	// the host backend the shard's goroutine moves between threads and
+	// counts under probe.ProcessRole: locking it for the probes' sake cost
+	// a third of the launch rate on two vCPUs. ProbeError, when Probes
+	// could not be opened, says why, and Status reports it.
 	Probes     *probe.Probes
 	ProbeError error
 	// Logger receives the server's logs; slog.Default() when nil.
@@ -168,7 +171,7 @@ func NewServer(cfg Config, devices []backend.Device) (*Server, error) {
 		}
 		sh := newShard(i, dev, pin, s.log)
 		sh.probes = cfg.Probes
-		sh.locked = sh.info.ThreadAffine || cfg.Probes != nil
+		sh.locked = sh.info.ThreadAffine
 		if cfg.Node != nil {
 			sh.node = cfg.Node(sh.info)
 		}

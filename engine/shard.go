@@ -32,7 +32,7 @@ type shard struct {
 	node int
 	log  *slog.Logger
 	// locked: the shard's goroutine keeps its own OS thread, for a backend
-	// that binds a context to a thread, or for probes to know it by.
+	// that binds a context to a thread; the probes then know it by it.
 	locked bool
 	probes *probe.Probes
 

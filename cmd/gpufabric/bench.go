@@ -39,6 +39,7 @@ func runBench(ctx context.Context, args []string) error {
 	mdFile := fs.String("markdown", "", "replace the generated section of the Markdown FILE (between "+bench.BeginMarker+" and "+bench.EndMarker+") with the results, linking the --plot charts")
 	noisy := fs.Bool("noisy", false, "run only the noisy-neighbour scenario (same as --scenarios noisy)")
 	scenarios := fs.String("scenarios", "", "comma-separated scenarios to run, of "+strings.Join(bench.Scenarios, ",")+" (default: all but noisy)")
+	probes := fs.Bool("probe", false, "load eBPF probes into the in-process server, so that call latency is broken down with the server threads' scheduling too (needs root or CAP_BPF and CAP_PERFMON)")
 	serverPID := fs.Int("server-pid", 0, "process whose memory the noisy scenario reads (default: found by the --server port on this host)")
 	from := fs.String("from", "", "render results recorded earlier with --json instead of running (table, --plot, --markdown)")
 	if err := fs.Parse(args); err != nil {
@@ -75,6 +76,7 @@ func runBench(ctx context.Context, args []string) error {
 			cfg.Scenarios = strings.Split(*scenarios, ",")
 		}
 		cfg.Noisy.ServerPID = *serverPID
+		cfg.Probe = *probes
 		if term.IsTerminal(int(os.Stderr.Fd())) {
 			bar := bench.NewProgressBar(os.Stderr)
 			cfg.Progress = bar.Update
