@@ -88,8 +88,8 @@ func (st *stageTimes) summary() []api.StageHistogram {
 // callClock is the timestamps of one sampled call in flight; zero where
 // the call did not pass a stage (one the reader answers goes to no shard).
 type callClock struct {
-	seq                               uint32
-	read, submitted, started, written int64
+	seq                      uint32
+	read, submitted, started int64
 }
 
 // stageClocks are a session's: its sampled calls in flight, by sequence
