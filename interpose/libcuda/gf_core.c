@@ -893,7 +893,7 @@ GF_EXPORT CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int cudaV
 // Two undocumented tables are mandatory for the CUDA runtime: its interface
 // (module registration from fatbins, the primary context) and context-local
 // storage, where it keeps its per-context state. Their slots' meaning is
-// known from the public work of ZLUDA and LUPINE; see CUDA-INTERPOSITION.md.
+// known from the public work of ZLUDA and LUPINE; docs/interposer.md keeps it.
 // Every other table is refused with CUDA_ERROR_INVALID_VALUE, which the
 // runtime tolerates.
 
