@@ -4,6 +4,7 @@ package transport_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,17 +31,24 @@ func TestPeerClosedSeesAnAbortBehindABacklog(t *testing.T) {
 	}
 	defer server.Close()
 	pc := server.(interface{ PeerClosed() bool })
-	// More frames than the socket buffers hold, none read.
+	// Frames nobody reads: a backlog in the sockets' buffers.
 	sent := make(chan struct{})
+	var n atomic.Int64
 	go func() {
 		defer close(sent)
 		for range 200_000 {
 			if client.Send(make([]byte, 60), nil) != nil {
 				return
 			}
+			n.Add(1)
 		}
 	}()
-	time.Sleep(50 * time.Millisecond) // let the buffers fill; nothing is timed
+	for deadline := time.Now().Add(10 * time.Second); n.Load() < 50_000; { // 3.4 MB
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d frames sent in 10 s", n.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
 	if pc.PeerClosed() {
 		t.Fatal("PeerClosed with the peer still there")
 	}
