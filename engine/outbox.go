@@ -106,33 +106,19 @@ func (o *outbox) send(body, payload []byte) error {
 
 // sendMayWait is send for a goroutine that may wait on the client (the
 // session's reader): with nothing queued ahead and no write in flight it
-// takes the writer role and writes the reply itself, waiting if it must;
-// otherwise it queues it as send does.
+// writes the reply itself as the writer, waiting if it must; otherwise it
+// queues it as send does.
 func (o *outbox) sendMayWait(body, payload []byte) error {
 	if o.inline || len(payload) > maxQueuedPayload {
 		return o.send(body, payload)
 	}
 	o.mu.Lock()
-	if o.err != nil || o.writing || len(o.queue) > 0 {
-		o.mu.Unlock()
+	busy := o.err != nil || o.writing || len(o.queue) > 0
+	o.mu.Unlock()
+	if busy {
 		return o.send(body, payload)
 	}
-	o.writing = true
-	o.since = time.Now()
-	o.mu.Unlock()
-	err := transport.SendNow(o.conn, body, payload)
-	o.mu.Lock()
-	o.writing = false
-	if len(o.queue) > 0 {
-		o.since = o.queue[0].queued
-		select {
-		case o.kick <- struct{}{}:
-		default:
-		}
-	}
-	o.cond.Broadcast()
-	o.mu.Unlock()
-	return err
+	return o.sendWaiting(func() error { return transport.SendNow(o.conn, body, payload) })
 }
 
 // sendWaiting takes the writer role, waiting for it, and runs write, which
@@ -156,6 +142,7 @@ func (o *outbox) sendWaiting(write func() error) error {
 	o.mu.Lock()
 	o.writing = false
 	if len(o.queue) > 0 {
+		// Replies queued while we wrote: the writer's now.
 		o.since = o.queue[0].queued
 		select {
 		case o.kick <- struct{}{}:
