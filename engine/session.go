@@ -36,15 +36,15 @@ type session struct {
 	clocks  stageClocks  // where sampled calls' time goes: see stages.go
 
 	// helloDone is set once the connection has said who it is (Hello, or
-	// JoinBulk): the handshake deadline then no longer applies.
+	// JoinBulk): the handshake deadline then no longer applies, and calls
+	// other than Hello are served.
 	helloDone atomic.Bool
-	// quit is closed by cut, with cutErr set first: the session is over.
-	// ctx ends with it, for the waits that take a context.
-	ctx      context.Context
-	cancel   context.CancelFunc
-	quit     chan struct{}
-	quitOnce sync.Once
-	cutErr   error
+	// ctx is cancelled by cut, with cutErr set first: the session is over,
+	// and every wait of its reader ends.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	cutOnce sync.Once
+	cutErr  error
 
 	// ops counts the device operations the session has queued on its
 	// streams and not yet seen finish (see markEvery); with the tasks its
@@ -59,7 +59,6 @@ type session struct {
 	unGated  int // frames read since the reader last looked at the gate
 
 	// The reader's alone.
-	hello     bool
 	dec       *api.Decoder     // of requests; a line of its own, away from mu
 	launchMsg api.LaunchKernel // every launch is decoded into it: see decode
 
@@ -75,9 +74,9 @@ type session struct {
 	complaints int
 
 	// The bulk lane, once a second connection of the client has joined
-	// (JoinBulk with bulkKey). The reader alone reads it; bulkSend orders
-	// the replies whose payloads go there, so that they travel in the
-	// order of the replies that announce them.
+	// (JoinBulk with bulkKey). The reader alone reads it; replies whose
+	// payloads go there are written by the outbox's writer (replyBulk), so
+	// that they travel in the order of the replies that announce them.
 	bulkKey string
 	bulk    transport.Conn
 	ended   bool // end has begun: no bulk lane may join
@@ -156,7 +155,6 @@ func newSession(srv *Server, id uint64, c transport.Conn) *session {
 		id:        id,
 		conn:      c,
 		out:       newOutbox(c),
-		quit:      make(chan struct{}),
 		progress:  make(chan struct{}, 1),
 		log:       srv.log.With("session", id, "remote", info.Remote, "transport", info.Transport),
 		started:   time.Now(),
@@ -220,9 +218,8 @@ func (goodbye) Error() string { return "the client said goodbye" }
 // cut ends the session from any goroutine: its connections close, its
 // replies are dropped, and its reader, wherever it waits, returns.
 func (s *session) cut(reason error) {
-	s.quitOnce.Do(func() {
+	s.cutOnce.Do(func() {
 		s.cutErr = reason
-		close(s.quit)
 		s.cancel()
 		s.out.close(transport.ErrClosed)
 		s.conn.Close()
@@ -255,7 +252,7 @@ func (s *session) readLoop() error {
 		body, payloadLen, err := s.conn.Recv()
 		if err != nil {
 			select {
-			case <-s.quit:
+			case <-s.ctx.Done():
 				if s.cutErr != nil {
 					return s.cutErr
 				}
@@ -289,7 +286,7 @@ func (s *session) readLoop() error {
 			}
 			continue
 		}
-		if !s.hello {
+		if !s.helloDone.Load() {
 			switch m := m.(type) {
 			case *api.Hello:
 				if err := s.handleHello(h, m); err != nil {
@@ -336,7 +333,7 @@ func (s *session) admit() error {
 			if pc, ok := s.conn.(peerCloser); ok && pc.PeerClosed() {
 				return io.EOF
 			}
-		case <-s.quit:
+		case <-s.ctx.Done():
 			return s.cutErr
 		}
 	}
@@ -458,7 +455,6 @@ func (s *session) handleHello(h api.Header, m *api.Hello) error {
 		s.reply(h, api.Errorf(api.ErrNotPermitted, "bad token"), nil, nil)
 		return errors.New("bad token")
 	}
-	s.hello = true
 	s.helloDone.Store(true)
 	key := newBulkKey()
 	s.mu.Lock() // status() and adoptBulk read these from other goroutines
