@@ -16,8 +16,9 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 		switch m.(type) {
 		case *api.MemcpyHtoD, *api.ModuleLoad, *api.Echo:
 		default:
+			// The payload, unread, is skipped by the next Recv.
 			s.fail(h, api.Errorf(api.ErrInvalidValue, "%v carries no payload", h.Op))
-			return pl.discard()
+			return nil
 		}
 	}
 	switch m := m.(type) {
@@ -146,7 +147,7 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 func (s *session) echo(h api.Header, pl payload) error {
 	if pl.n > api.MaxEcho {
 		s.fail(h, api.Errorf(api.ErrInvalidValue, "echo of %d bytes; the limit is %d", pl.n, api.MaxEcho))
-		return pl.discard()
+		return nil // the payload, unread, is skipped by the next Recv
 	}
 	buf := getStaging(pl.n)
 	defer putStaging(buf)
@@ -602,7 +603,7 @@ func (s *session) moduleLoad(h api.Header, m *api.ModuleLoad, pl payload) error 
 		return nil
 	case int64(pl.n) > s.srv.cfg.MaxModuleImage:
 		s.fail(h, api.Errorf(api.ErrInvalidImage, "module image of %d bytes; the limit is %d", pl.n, s.srv.cfg.MaxModuleImage))
-		return pl.discard()
+		return nil // the payload, unread, is skipped by the next Recv
 	}
 	weight := min(int64(pl.n), s.srv.cfg.MaxStaging)
 	if err := s.stage(weight); err != nil {

@@ -279,11 +279,9 @@ func (s *session) readLoop() error {
 		}
 		m, err := s.decode(h, fields)
 		if err != nil {
-			// The frame is intact, only the call is bad: answer it and go on.
+			// The frame is intact, only the call is bad: answer it and go on
+			// (its payload, unread, is skipped by the next Recv).
 			s.reply(h, api.Errorf(errorResult(err), "%v", err), nil, nil)
-			if err := pl.discard(); err != nil {
-				return err
-			}
 			continue
 		}
 		if !s.helloDone.Load() {
@@ -349,13 +347,9 @@ const gateEvery = 16
 // inflight is the session's work in flight: its tasks on shards and its
 // operations on streams.
 func (s *session) inflight() int64 {
-	n := s.ops.Load()
 	s.mu.Lock()
-	for _, d := range s.devices {
-		n += d.outstanding.Load()
-	}
-	s.mu.Unlock()
-	return n
+	defer s.mu.Unlock()
+	return s.inflightLocked()
 }
 
 // peerCloser is a connection that can tell, without reading, that its
@@ -868,10 +862,6 @@ type payload struct {
 
 func (p payload) read(dst []byte) error { return p.from.ReadPayload(dst) }
 
-// discard leaves a payload the call does not use unread: the connection
-// skips it at the next Recv (the Conn contract), without buffering it.
-func (p payload) discard() error { return nil }
-
 func (s *session) status() api.SessionStatus {
 	info := s.conn.Info()
 	s.mu.Lock()
@@ -879,7 +869,7 @@ func (s *session) status() api.SessionStatus {
 	ss := api.SessionStatus{
 		ID: s.id, Client: s.client, Remote: info.Remote, Transport: info.Transport, Selection: s.selection, Started: s.started,
 		Streams: len(s.streams), Events: len(s.events), Modules: len(s.modules),
-		Inflight: s.ops.Load() + s.outstandingLocked(), Outbox: s.out.waiting(time.Now()), StagingBytes: s.staged.Load(),
+		Inflight: s.inflightLocked(), Outbox: s.out.waiting(time.Now()), StagingBytes: s.staged.Load(),
 		Stages: s.clocks.times.summary(),
 	}
 	for _, d := range s.devices {
@@ -891,9 +881,9 @@ func (s *session) status() api.SessionStatus {
 	return ss
 }
 
-// outstandingLocked is the session's tasks on shards; s.mu is held.
-func (s *session) outstandingLocked() int64 {
-	var n int64
+// inflightLocked is inflight with s.mu held.
+func (s *session) inflightLocked() int64 {
+	n := s.ops.Load()
 	for _, d := range s.devices {
 		n += d.outstanding.Load()
 	}
