@@ -903,9 +903,7 @@ func (s *session) streamDestroy(h api.Header, m *api.StreamDestroy) {
 		st.bs = nil
 		n := st.unmarked
 		st.unmarked = 0
-		if bs.Notify(func(err error) { s.latched.Set(err); s.ops.Add(-n) }) != nil {
-			s.ops.Add(-n)
-		}
+		s.settle(bs, n)
 		if err := bs.Destroy(); err != nil {
 			s.fail(h, err)
 			return

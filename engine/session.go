@@ -384,7 +384,14 @@ func (s *session) mark(st *streamObj) {
 		return
 	}
 	st.unmarked = 0
-	err := st.bs.Notify(func(err error) {
+	s.settle(st.bs, n)
+}
+
+// settle queues on bs a Notify that, once the work before it has run,
+// latches its errors (they are the session's, as for any asynchronous
+// call) and counts n operations of it finished.
+func (s *session) settle(bs backend.Stream, n int64) {
+	err := bs.Notify(func(err error) {
 		s.latched.Set(err)
 		s.ops.Add(-n)
 		select {
