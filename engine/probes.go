@@ -5,7 +5,6 @@ import (
 	"sort"
 
 	"github.com/gpufabric/gpufabric/engine/api"
-	"github.com/gpufabric/gpufabric/engine/probe"
 )
 
 // ShardRole is the probe role of a device's shard thread.
@@ -35,7 +34,7 @@ func (s *Server) probeStatus() *api.ProbeStatus {
 	for role, metrics := range snap.Roles {
 		for m, h := range metrics {
 			if h.Count > 0 {
-				ps.Roles = append(ps.Roles, api.RoleHistogram{Role: role, Metric: string(m), Times: wireHistogram(h)})
+				ps.Roles = append(ps.Roles, api.RoleHistogram{Role: role, Metric: string(m), Times: h.Wire()})
 			}
 		}
 	}
@@ -45,7 +44,7 @@ func (s *Server) probeStatus() *api.ProbeStatus {
 	})
 	for _, c := range snap.Conns {
 		ps.Conns = append(ps.Conns, api.ConnProbe{
-			Local: c.Local.String(), Remote: c.Remote.String(), SRTT: wireHistogram(c.SRTT),
+			Local: c.Local.String(), Remote: c.Remote.String(), SRTT: c.SRTT.Wire(),
 			LastSRTT: int64(c.LastSRTT), SendQueue: c.SendQueue, RecvQueue: c.RecvQueue, Retransmits: c.Retransmits,
 		})
 	}
@@ -69,14 +68,4 @@ func connProbe(ps *api.ProbeStatus, local, remote string) *api.ConnProbe {
 		}
 	}
 	return nil
-}
-
-func wireHistogram(h probe.Histogram) api.Histogram {
-	last := -1
-	for i, n := range h.Buckets {
-		if n != 0 {
-			last = i
-		}
-	}
-	return api.Histogram{Buckets: append([]uint64(nil), h.Buckets[:last+1]...), Count: h.Count, Sum: h.Sum}
 }

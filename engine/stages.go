@@ -60,16 +60,11 @@ func (h *histogram) add(ns int64) {
 }
 
 func (h *histogram) snapshot() api.Histogram {
-	s := api.Histogram{Count: h.count.Load(), Sum: h.sum.Load()}
-	last := -1
 	var b [64]uint64
 	for i := range h.buckets {
-		if b[i] = h.buckets[i].Load(); b[i] != 0 {
-			last = i
-		}
+		b[i] = h.buckets[i].Load()
 	}
-	s.Buckets = append([]uint64(nil), b[:last+1]...)
-	return s
+	return api.NewHistogram(b[:], h.count.Load(), h.sum.Load())
 }
 
 // stageTimes are histograms of each stage.

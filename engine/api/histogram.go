@@ -5,6 +5,18 @@ import (
 	"time"
 )
 
+// NewHistogram is a histogram of these log2 buckets (copied, trailing
+// empty ones left out), count values and their sum in nanoseconds.
+func NewHistogram(buckets []uint64, count, sum uint64) Histogram {
+	last := -1
+	for i, n := range buckets {
+		if n != 0 {
+			last = i
+		}
+	}
+	return Histogram{Buckets: append([]uint64(nil), buckets[:last+1]...), Count: count, Sum: sum}
+}
+
 // Sub returns what h counted since earlier, a snapshot of the same
 // histogram; a count that went backwards counts from zero.
 func (h Histogram) Sub(earlier Histogram) Histogram {

@@ -1,8 +1,9 @@
 package probe
 
 import (
-	"math"
 	"time"
+
+	"github.com/gpufabric/gpufabric/engine/api"
 )
 
 // NumBuckets is the number of buckets of a Histogram.
@@ -21,59 +22,16 @@ type Histogram struct {
 }
 
 // Mean returns the exact mean, 0 for an empty histogram.
-func (h Histogram) Mean() time.Duration {
-	if h.Count == 0 {
-		return 0
-	}
-	return time.Duration(h.Sum / h.Count)
-}
+func (h Histogram) Mean() time.Duration { return h.Wire().Mean() }
 
 // Quantile returns an estimate of the q-quantile (0 <= q <= 1), 0 for an
 // empty histogram: it finds the bucket holding the q-th value and
 // interpolates linearly inside it, so the answer lies in the right bucket
 // and may be off by up to its width.
-func (h Histogram) Quantile(q float64) time.Duration {
-	var total uint64
-	for _, n := range h.Buckets {
-		total += n
-	}
-	if total == 0 || math.IsNaN(q) {
-		return 0
-	}
-	q = min(max(q, 0), 1)
-	rank := q * float64(total)
-	var seen float64
-	for b, n := range h.Buckets {
-		if n == 0 {
-			continue
-		}
-		if seen+float64(n) >= rank {
-			lo, hi := bucketBounds(b)
-			frac := (rank - seen) / float64(n)
-			return toDuration(lo + frac*(hi-lo))
-		}
-		seen += float64(n)
-	}
-	_, hi := bucketBounds(NumBuckets - 1)
-	return toDuration(hi)
-}
+func (h Histogram) Quantile(q float64) time.Duration { return h.Wire().Quantile(q) }
 
-// toDuration converts ns, clamped: the top buckets pass what a Duration
-// holds (2^63 ns, 292 years).
-func toDuration(ns float64) time.Duration {
-	if ns >= math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return time.Duration(ns)
-}
-
-// bucketBounds returns the values bucket b holds, [lo, hi).
-func bucketBounds(b int) (lo, hi float64) {
-	if b == 0 {
-		return 0, 2
-	}
-	return math.Ldexp(1, b), math.Ldexp(1, b+1)
-}
+// Wire is h as the server's status carries it.
+func (h Histogram) Wire() api.Histogram { return api.NewHistogram(h.Buckets[:], h.Count, h.Sum) }
 
 // Sub returns h minus an earlier snapshot of the same histogram: what was
 // recorded between the two. A counter that went backwards (the map was
