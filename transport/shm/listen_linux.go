@@ -12,8 +12,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,17 +49,7 @@ type Listener struct {
 	l    *net.UnixListener
 	opts Options
 	uid  uint32 // the server's user
-
-	ready    chan *Conn    // set up, waiting for Accept
-	errs     chan error    // listener-level accept errors, for Accept
-	slots    chan struct{} // one per handshake in progress or waiting for Accept
-	done     chan struct{} // closed by Close
-	rejected atomic.Uint64
-	wg       sync.WaitGroup
-
-	mu      sync.Mutex
-	pending map[*net.UnixConn]struct{} // handshakes in progress, closed by Close
-	closed  bool
+	adm  *transport.Admission
 }
 
 var _ transport.Listener = (*Listener)(nil)
@@ -81,18 +69,13 @@ func Listen(path string, opts Options) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shm: listen %s: %w", path, err)
 	}
-	l := &Listener{
-		l:       ul,
-		opts:    opts,
-		uid:     uint32(os.Geteuid()),
-		ready:   make(chan *Conn),
-		errs:    make(chan error),
-		slots:   make(chan struct{}, opts.MaxHandshakes),
-		done:    make(chan struct{}),
-		pending: make(map[*net.UnixConn]struct{}),
-	}
-	l.wg.Add(1)
-	go l.acceptLoop()
+	l := &Listener{l: ul, opts: opts, uid: uint32(os.Geteuid())}
+	l.adm = transport.NewAdmission(func() (net.Conn, error) { return ul.AcceptUnix() }, opts.MaxHandshakes,
+		l.handshake, func(c net.Conn, err error) {
+			if opts.OnReject != nil {
+				opts.OnReject(describePeer(c.(*net.UnixConn)), err)
+			}
+		})
 	return l, nil
 }
 
@@ -107,140 +90,31 @@ func Listen(path string, opts Options) (*Listener, error) {
 // A peer's failure (it closed, stalled, was not admitted) never makes
 // Accept fail; see Options.OnReject.
 func (l *Listener) Accept() (transport.Conn, error) {
-	select {
-	case c := <-l.ready:
-		return c, nil
-	case err := <-l.errs:
+	c, err := l.adm.Accept()
+	if err != nil {
 		return nil, fmt.Errorf("shm: accept on %s: %w", l.Addr(), err)
-	case <-l.done:
-		return nil, fmt.Errorf("shm: accept on %s: %w", l.Addr(), net.ErrClosed)
 	}
+	return c, nil
 }
 
 // Close stops listening, aborts the handshakes in progress and waits for
 // the listener's goroutines. Connections already accepted stay open.
-func (l *Listener) Close() error {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return nil
-	}
-	l.closed = true
-	close(l.done)
-	for uc := range l.pending {
-		uc.Close()
-	}
-	l.mu.Unlock()
-	err := l.l.Close()
-	l.wg.Wait()
-	return err
-}
+func (l *Listener) Close() error { return l.adm.Close(l.l.Close) }
 
 // Addr is the socket path listened on.
 func (l *Listener) Addr() string { return l.l.Addr().String() }
 
 // Rejected is the number of peers turned away or whose handshake failed.
-func (l *Listener) Rejected() uint64 { return l.rejected.Load() }
-
-// acceptLoop accepts peers and starts their handshakes. An accept error
-// is the listener's (Go retries ECONNABORTED, a peer gone before it was
-// accepted, itself): it waits for an Accept to take it, so the loop goes
-// no faster than its caller retries.
-func (l *Listener) acceptLoop() {
-	defer l.wg.Done()
-	for {
-		uc, err := l.l.AcceptUnix()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			select {
-			case l.errs <- err:
-				continue
-			case <-l.done:
-				return
-			}
-		}
-		select {
-		case l.slots <- struct{}{}:
-		default:
-			l.reject(describePeer(uc), ErrBusy)
-			uc.Close()
-			continue
-		}
-		if !l.track(uc) {
-			uc.Close()
-			<-l.slots
-			return
-		}
-		l.wg.Add(1)
-		go l.serve(uc)
-	}
-}
-
-// track records uc as a handshake in progress, unless the listener is
-// closed; untrack forgets it.
-func (l *Listener) track(uc *net.UnixConn) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return false
-	}
-	l.pending[uc] = struct{}{}
-	return true
-}
-
-func (l *Listener) untrack(uc *net.UnixConn) {
-	l.mu.Lock()
-	delete(l.pending, uc)
-	l.mu.Unlock()
-}
-
-// reject counts a peer turned away and reports it.
-func (l *Listener) reject(peer string, err error) {
-	l.rejected.Add(1)
-	if l.opts.OnReject != nil {
-		l.opts.OnReject(peer, err)
-	}
-}
-
-// serve runs one peer's handshake and hands its connection to Accept.
-func (l *Listener) serve(uc *net.UnixConn) {
-	defer l.wg.Done()
-	peer := "unknown"
-	cred, err := peerCred(uc)
-	var c *Conn
-	if err != nil {
-		err = fmt.Errorf("peer credentials: %w", err)
-	} else {
-		peer = fmt.Sprintf("uid:%d pid:%d", cred.Uid, cred.Pid)
-		c, err = l.handshake(uc, cred)
-	}
-	l.untrack(uc)
-	if err != nil {
-		uc.Close()
-		<-l.slots // free before telling: whoever hears of it may connect again
-		select {
-		case <-l.done:
-			// Aborted by Close: not the peer's doing.
-		default:
-			l.reject(peer, err)
-		}
-		return
-	}
-	// The slot is held until Accept takes the connection: set-up regions
-	// waiting for Accept count against MaxHandshakes too.
-	select {
-	case l.ready <- c:
-	case <-l.done:
-		c.Close()
-	}
-	<-l.slots
-}
+func (l *Listener) Rejected() uint64 { return l.adm.Rejected() }
 
 // handshake admits the peer and sets up its region, all within the
 // handshake timeout.
-func (l *Listener) handshake(uc *net.UnixConn, cred *unix.Ucred) (*Conn, error) {
+func (l *Listener) handshake(nc net.Conn) (transport.Conn, error) {
+	uc := nc.(*net.UnixConn)
+	cred, err := peerCred(uc)
+	if err != nil {
+		return nil, fmt.Errorf("peer credentials: %w", err)
+	}
 	uc.SetDeadline(time.Now().Add(l.opts.HandshakeTimeout))
 	// Turn away another user at once when no token could admit it.
 	if !trusted(cred.Uid, l.uid) && l.opts.Token == "" {

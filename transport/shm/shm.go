@@ -128,5 +128,5 @@ var (
 	// the listener's token.
 	ErrNotAdmitted = errors.New("shm: peer not admitted")
 	// ErrBusy: Options.MaxHandshakes handshakes were already running.
-	ErrBusy = errors.New("shm: too many handshakes in progress")
+	ErrBusy = transport.ErrBusy
 )

@@ -15,7 +15,7 @@ const Name = "tcp"
 type Listener struct {
 	l    *net.TCPListener
 	opts transport.Options
-	tls  *tlsAcceptor // nil: plain TCP
+	tls  *transport.Admission // TLS handshakes; nil: plain TCP
 }
 
 var _ transport.Listener = (*Listener)(nil)
@@ -33,7 +33,7 @@ func Listen(addr string, opts transport.Options) (*Listener, error) {
 // handshaken one; see ListenTLS.
 func (l *Listener) Accept() (transport.Conn, error) {
 	if l.tls != nil {
-		c, err := l.tls.accept()
+		c, err := l.tls.Accept()
 		if err != nil {
 			return nil, fmt.Errorf("tcp: accept on %s: %w", l.Addr(), err)
 		}
@@ -50,7 +50,7 @@ func (l *Listener) Accept() (transport.Conn, error) {
 // progress; connections already accepted stay open.
 func (l *Listener) Close() error {
 	if l.tls != nil {
-		return l.tls.close(l.l.Close)
+		return l.tls.Close(l.l.Close)
 	}
 	return l.l.Close()
 }

@@ -4,12 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gpufabric/gpufabric/transport"
@@ -28,22 +25,7 @@ const (
 
 // ErrBusy is why a TLS listener closed a peer at once: MaxTLSHandshakes
 // handshakes were in progress.
-var ErrBusy = errors.New("tcp: too many TLS handshakes in progress")
-
-// tlsAcceptor is the part of a Listener that serves TLS.
-type tlsAcceptor struct {
-	cfg      *tls.Config
-	ready    chan *transport.FramedConn
-	errs     chan error
-	slots    chan struct{}
-	done     chan struct{}
-	rejected atomic.Uint64
-	wg       sync.WaitGroup
-
-	mu      sync.Mutex
-	pending map[net.Conn]struct{}
-	closed  bool
-}
+var ErrBusy = transport.ErrBusy
 
 // ListenTLS listens on addr ("host:port") and serves TLS with cfg, which
 // must hold a certificate; setting cfg.ClientAuth and cfg.ClientCAs asks
@@ -62,16 +44,9 @@ func ListenTLS(addr string, cfg *tls.Config, opts transport.Options) (*Listener,
 	if err != nil {
 		return nil, err
 	}
-	l.tls = &tlsAcceptor{
-		cfg:     cfg.Clone(),
-		ready:   make(chan *transport.FramedConn),
-		errs:    make(chan error),
-		slots:   make(chan struct{}, MaxTLSHandshakes),
-		done:    make(chan struct{}),
-		pending: make(map[net.Conn]struct{}),
-	}
-	l.tls.wg.Add(1)
-	go l.acceptTLS()
+	cfg = cfg.Clone()
+	l.tls = transport.NewAdmission(func() (net.Conn, error) { return l.l.AcceptTCP() }, MaxTLSHandshakes,
+		func(c net.Conn) (transport.Conn, error) { return handshakeTLS(c.(*net.TCPConn), cfg, opts) }, nil)
 	return l, nil
 }
 
@@ -81,124 +56,20 @@ func (l *Listener) Rejected() uint64 {
 	if l.tls == nil {
 		return 0
 	}
-	return l.tls.rejected.Load()
+	return l.tls.Rejected()
 }
 
-// acceptTLS accepts peers and starts their handshakes. An accept error is
-// the listener's (out of file descriptors, say): it waits for an Accept to
-// take it, so the loop goes no faster than its caller retries.
-func (l *Listener) acceptTLS() {
-	a := l.tls
-	defer a.wg.Done()
-	for {
-		c, err := l.l.AcceptTCP()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			select {
-			case a.errs <- err:
-				continue
-			case <-a.done:
-				return
-			}
-		}
-		select {
-		case a.slots <- struct{}{}:
-		default:
-			a.rejected.Add(1)
-			c.Close()
-			continue
-		}
-		if !a.track(c) {
-			c.Close()
-			<-a.slots
-			return
-		}
-		a.wg.Add(1)
-		go l.serveTLS(c)
-	}
-}
-
-func (a *tlsAcceptor) track(c net.Conn) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return false
-	}
-	a.pending[c] = struct{}{}
-	return true
-}
-
-func (a *tlsAcceptor) untrack(c net.Conn) {
-	a.mu.Lock()
-	delete(a.pending, c)
-	a.mu.Unlock()
-}
-
-// serveTLS runs one peer's handshake and hands its connection to Accept.
-func (l *Listener) serveTLS(c *net.TCPConn) {
-	a := l.tls
-	defer a.wg.Done()
-	tc := tls.Server(c, a.cfg)
+// handshakeTLS runs a peer's TLS handshake, within TLSHandshakeTimeout.
+func handshakeTLS(c *net.TCPConn, cfg *tls.Config, opts transport.Options) (transport.Conn, error) {
+	tc := tls.Server(c, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), TLSHandshakeTimeout)
+	defer cancel()
 	c.SetDeadline(time.Now().Add(TLSHandshakeTimeout)) // for a peer that stalls after the handshake's last read
-	err := tc.HandshakeContext(ctx)
-	cancel()
-	c.SetDeadline(time.Time{})
-	a.untrack(c)
-	if err != nil {
-		c.Close()
-		<-a.slots
-		select {
-		case <-a.done: // aborted by Close: not the peer's doing
-		default:
-			a.rejected.Add(1)
-		}
-		return
-	}
-	fc := wrapTLS(c, tc, l.opts)
-	// The slot is held until Accept takes the connection.
-	select {
-	case a.ready <- fc:
-	case <-a.done:
-		fc.Close()
-	}
-	<-a.slots
-}
-
-// accept waits for the next handshaken connection. It fails only when
-// the listener is closed (errors.Is(err, net.ErrClosed)) or accepting
-// failed at the listener, for want of file descriptors or memory: back off
-// and call Accept again.
-func (a *tlsAcceptor) accept() (transport.Conn, error) {
-	select {
-	case c := <-a.ready:
-		return c, nil
-	case err := <-a.errs:
+	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, err
-	case <-a.done:
-		return nil, net.ErrClosed
 	}
-}
-
-// close stops the handshakes in progress and waits for the goroutines;
-// l.l is closed by then.
-func (a *tlsAcceptor) close(closeListener func() error) error {
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return nil
-	}
-	a.closed = true
-	close(a.done)
-	for c := range a.pending {
-		c.Close()
-	}
-	a.mu.Unlock()
-	err := closeListener()
-	a.wg.Wait()
-	return err
+	c.SetDeadline(time.Time{})
+	return wrapTLS(c, tc, opts), nil
 }
 
 // DialTLS connects to addr over TLS with cfg (see ClientTLSConfig); the
