@@ -82,6 +82,28 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// What a Config field left at zero (or below) gets.
+const (
+	DefaultMinShare         = 1.0 / 20
+	DefaultMaxStaging       = 256 << 20
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxConns         = 4096
+	DefaultMaxConnsPerPeer  = 256
+	DefaultSlowConsumer     = 10 * time.Second
+	DefaultMaxInflight      = 1024
+	DefaultMaxModuleImage   = 256 << 20
+	DefaultMaxStreams       = 1024
+	DefaultMaxEvents        = 65536
+	DefaultMaxModules       = 4096
+)
+
+// orDefault sets *v to def when it is not positive.
+func orDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 // Server is a GPU server: devices, their shards, and the sessions of the
 // clients connected to it.
 type Server struct {
@@ -117,39 +139,17 @@ func NewServer(cfg Config, devices []backend.Device) (*Server, error) {
 	if cfg.Name == "" {
 		cfg.Name, _ = os.Hostname()
 	}
-	if cfg.MinShare <= 0 {
-		cfg.MinShare = 1.0 / 20
-	}
-	if cfg.MaxStaging <= 0 {
-		cfg.MaxStaging = 256 << 20
-	}
-	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = 10 * time.Second
-	}
-	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = 4096
-	}
-	if cfg.MaxConnsPerPeer <= 0 {
-		cfg.MaxConnsPerPeer = 256
-	}
-	if cfg.SlowConsumer <= 0 {
-		cfg.SlowConsumer = 10 * time.Second
-	}
-	if cfg.MaxInflight <= 0 {
-		cfg.MaxInflight = 1024
-	}
-	if cfg.MaxModuleImage <= 0 {
-		cfg.MaxModuleImage = 256 << 20
-	}
-	if cfg.MaxStreams <= 0 {
-		cfg.MaxStreams = 1024
-	}
-	if cfg.MaxEvents <= 0 {
-		cfg.MaxEvents = 65536
-	}
-	if cfg.MaxModules <= 0 {
-		cfg.MaxModules = 4096
-	}
+	orDefault(&cfg.MinShare, DefaultMinShare)
+	orDefault(&cfg.MaxStaging, DefaultMaxStaging)
+	orDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
+	orDefault(&cfg.MaxConns, DefaultMaxConns)
+	orDefault(&cfg.MaxConnsPerPeer, DefaultMaxConnsPerPeer)
+	orDefault(&cfg.SlowConsumer, DefaultSlowConsumer)
+	orDefault(&cfg.MaxInflight, DefaultMaxInflight)
+	orDefault(&cfg.MaxModuleImage, DefaultMaxModuleImage)
+	orDefault(&cfg.MaxStreams, DefaultMaxStreams)
+	orDefault(&cfg.MaxEvents, DefaultMaxEvents)
+	orDefault(&cfg.MaxModules, DefaultMaxModules)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

@@ -60,7 +60,7 @@ func parseServerArgs(args []string) (*serverOptions, error) {
 	fs.StringVar(&o.memory, "device-memory", "16GiB", "memory of each emulated device (host backend), e.g. 8GiB, 512MiB")
 	token := fs.String("token", envOr("GPUFABRIC_TOKEN", ""), "token clients must present (default $GPUFABRIC_TOKEN; none when empty); prefer --token-file: a flag is visible in the process list")
 	tokenFile := fs.String("token-file", envOr("GPUFABRIC_TOKEN_FILE", ""), "read the token clients must present from this file (its first line, trimmed), which must not be readable by group or others (chmod 600); $GPUFABRIC_TOKEN_FILE sets the default")
-	fs.Float64Var(&o.limits.MinShare, "min-share", 1.0/20, "smallest fraction of a device a session may hold")
+	fs.Float64Var(&o.limits.MinShare, "min-share", engine.DefaultMinShare, "smallest fraction of a device a session may hold")
 	fs.StringVar(&o.shm, "shm", "auto", `Unix socket of the shared-memory transport for clients on this host ("@name" is Linux's abstract namespace); auto: @gpufabric-PORT; "off": none`)
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.probe, "probe", "off", "eBPF latency probes (scheduling, system calls, TCP) shown by smi --json: auto (where the kernel and privileges allow), on (refuse to start without them) or off; they cost a synchronous TCP call 7-12 % more on a 2-vCPU VM (docs/latency.md)")
@@ -68,15 +68,15 @@ func parseServerArgs(args []string) (*serverOptions, error) {
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "require every TCP client to present a certificate signed by this CA (PEM; with --tls-cert)")
 	// The limits a tenant is held to; 0 is the engine's default, shown.
-	fs.DurationVar(&o.limits.HandshakeTimeout, "handshake-timeout", 0, "how long a new connection may take to say Hello before it is cut off (0: the default, 10s)")
-	fs.IntVar(&o.limits.MaxConns, "max-conns", 0, "connections served at once, authenticated or not; past it new ones are closed (0: the default, 4096)")
-	fs.IntVar(&o.limits.MaxConnsPerPeer, "max-conns-per-peer", 0, "connections of one peer (a uid over shared memory, an IP address over TCP) at once (0: the default, 256)")
-	fs.DurationVar(&o.limits.SlowConsumer, "slow-consumer", 0, "how long a session's replies may wait for its client to read them before the session is cut off and its memory freed (0: the default, 10s)")
-	fs.IntVar(&o.limits.MaxInflight, "max-inflight", 0, "tasks one session may have queued and not yet run; past it the server stops reading the session until they drain (0: the default, 1024)")
-	moduleSize := fs.String("max-module-size", "", "largest module image a session may load, e.g. 64MiB (0: the default, 256MiB)")
-	fs.IntVar(&o.limits.MaxStreams, "max-streams", 0, "streams one session may hold at once (0: the default, 1024)")
-	fs.IntVar(&o.limits.MaxEvents, "max-events", 0, "events one session may hold at once (0: the default, 65536)")
-	fs.IntVar(&o.limits.MaxModules, "max-modules", 0, "modules one session may hold at once (0: the default, 4096)")
+	fs.DurationVar(&o.limits.HandshakeTimeout, "handshake-timeout", 0, fmt.Sprintf("how long a new connection may take to say Hello before it is cut off (0: the default, %v)", engine.DefaultHandshakeTimeout))
+	fs.IntVar(&o.limits.MaxConns, "max-conns", 0, fmt.Sprintf("connections served at once, authenticated or not; past it new ones are closed (0: the default, %d)", engine.DefaultMaxConns))
+	fs.IntVar(&o.limits.MaxConnsPerPeer, "max-conns-per-peer", 0, fmt.Sprintf("connections of one peer (a uid over shared memory, an IP address over TCP) at once (0: the default, %d)", engine.DefaultMaxConnsPerPeer))
+	fs.DurationVar(&o.limits.SlowConsumer, "slow-consumer", 0, fmt.Sprintf("how long a session's replies may wait for its client to read them before the session is cut off and its memory freed (0: the default, %v)", engine.DefaultSlowConsumer))
+	fs.IntVar(&o.limits.MaxInflight, "max-inflight", 0, fmt.Sprintf("tasks and stream operations one session may have in flight; past it the server stops reading the session until they drain (0: the default, %d)", engine.DefaultMaxInflight))
+	moduleSize := fs.String("max-module-size", "", fmt.Sprintf("largest module image a session may load, e.g. 64MiB (0: the default, %s)", humanize.IBytes(engine.DefaultMaxModuleImage)))
+	fs.IntVar(&o.limits.MaxStreams, "max-streams", 0, fmt.Sprintf("streams one session may hold at once (0: the default, %d)", engine.DefaultMaxStreams))
+	fs.IntVar(&o.limits.MaxEvents, "max-events", 0, fmt.Sprintf("events one session may hold at once (0: the default, %d)", engine.DefaultMaxEvents))
+	fs.IntVar(&o.limits.MaxModules, "max-modules", 0, fmt.Sprintf("modules one session may hold at once (0: the default, %d)", engine.DefaultMaxModules))
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
