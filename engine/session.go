@@ -529,19 +529,24 @@ func (s *session) end(reason error, bye *api.Header) {
 // cancelStreams cancels every stream the session has on d. It runs on the
 // shard, after every task the session queued there.
 func (s *session) cancelStreams(d *sessionDevice) {
+	for _, bs := range s.streamsOn(d) {
+		if c, ok := bs.(backend.Canceler); ok {
+			c.Cancel()
+		}
+	}
+}
+
+// streamsOn is the session's live streams on d.
+func (s *session) streamsOn(d *sessionDevice) []backend.Stream {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	var streams []backend.Stream
 	for _, st := range s.streams {
 		if st.dev == d && st.bs != nil {
 			streams = append(streams, st.bs)
 		}
 	}
-	s.mu.Unlock()
-	for _, bs := range streams {
-		if c, ok := bs.(backend.Canceler); ok {
-			c.Cancel()
-		}
-	}
+	return streams
 }
 
 // release frees one device's share of the session. It runs on the shard.
@@ -621,14 +626,7 @@ func (s *session) afterStreamsFor(h api.Header, d *sessionDevice, fn func()) {
 // an fn that must call the device submits to the shard itself.
 func (s *session) afterStreams(d *sessionDevice, fn func()) {
 	d.submit(func() {
-		s.mu.Lock()
-		var streams []backend.Stream
-		for _, st := range s.streams {
-			if st.dev == d && st.bs != nil {
-				streams = append(streams, st.bs)
-			}
-		}
-		s.mu.Unlock()
+		streams := s.streamsOn(d)
 		left := atomic.Int64{}
 		left.Store(int64(len(streams)) + 1) // +1 until every Notify is queued
 		done := func() {
