@@ -1,224 +1,40 @@
 // Package servertest starts `gpufabric server` processes for tests: the
 // end-to-end tests of e2e/ and cmd/gpufabric run real servers, clients and
 // smi as separate processes over loopback, and this is the one harness
-// they share.
-//
-// Launch (or Start, for one test) runs the server on a free loopback port
-// (--listen 127.0.0.1:0; the server logs the address it got) with the host
-// backend, unless the flags say otherwise, and returns once it accepts
-// connections, waiting for that with a deadline rather than a fixed sleep.
-// The server's log is captured in a buffer safe to read while the server
-// writes it. Stop ends it with SIGTERM, then SIGKILL after a deadline;
-// Start arranges that at the test's cleanup and prints the log of a failed
-// test.
-//
-// The environment's GPUFABRIC_* variables are not passed on, so a
-// developer's settings cannot change what a test runs.
+// they share. The processes are internal/serverproc's; Start ties one to a
+// test's lifetime.
 package servertest
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"regexp"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/gpufabric/gpufabric/internal/serverproc"
 )
 
-// Timeouts: how long a server may take to start serving, and to stop after
-// SIGTERM before it is killed.
-const (
-	StartTimeout = 30 * time.Second
-	StopTimeout  = 10 * time.Second
-)
-
-// Config says how to start a server.
-type Config struct {
-	// Bin is the gpufabric binary.
-	Bin string
-	// Args are flags of `gpufabric server`, after the harness's own
-	// (--listen 127.0.0.1:0 --backend host), which they may override.
-	Args []string
-	// Env is added to the server's environment.
-	Env []string
-}
-
-// Server is a running `gpufabric server` process.
-type Server struct {
-	// Addr is the TCP address it serves (host:port).
-	Addr string
-	// Shm is its shared-memory endpoint, as offered to clients
-	// ("@gpufabric-PORT"), or "" when it offers none.
-	Shm string
-
-	cmd  *exec.Cmd
-	log  *Buffer
-	done chan struct{} // closed when the process has exited
-	err  error         // how it exited; set before done closes
-	stop sync.Once
-}
-
-var (
-	servingRE = regexp.MustCompile(`msg=serving listen=(\S+)`)
-	shmRE     = regexp.MustCompile(`\bshm:(@?[^\s"]+)`)
+type (
+	// Config says how to start a server.
+	Config = serverproc.Config
+	// Server is a running `gpufabric server` process.
+	Server = serverproc.Server
 )
 
 // Launch starts a server and waits until it accepts connections. The
 // caller stops it.
-func Launch(cfg Config) (*Server, error) {
-	args := append([]string{"server", "--listen", "127.0.0.1:0", "--backend", "host"}, cfg.Args...)
-	cmd := exec.Command(cfg.Bin, args...)
-	cmd.Env = append(cleanEnv(os.Environ()), cfg.Env...)
-	s := &Server{cmd: cmd, log: new(Buffer), done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = s.log, s.log
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() {
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
-	deadline := time.Now().Add(StartTimeout)
-	for {
-		m := servingRE.FindStringSubmatch(s.log.String())
-		if m != nil && accepts(m[1]) {
-			s.Addr = m[1]
-			break
-		}
-		select {
-		case <-s.done:
-			return nil, fmt.Errorf("servertest: the server exited (%v) before serving:\n%s", s.err, s.log)
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.Stop()
-			return nil, fmt.Errorf("servertest: the server did not serve within %v:\n%s", StartTimeout, s.log)
-		}
-	}
-	for _, line := range strings.Split(s.log.String(), "\n") {
-		if servingRE.MatchString(line) {
-			if m := shmRE.FindStringSubmatch(line); m != nil {
-				s.Shm = m[1]
-			}
-		}
-	}
-	return s, nil
-}
+func Launch(cfg Config) (*Server, error) { return serverproc.Launch(cfg) }
 
 // Start launches a server for t and stops it at t's cleanup, printing its
 // log when t failed.
 func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
-	s, err := Launch(cfg)
+	s, err := serverproc.Launch(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
-			t.Logf("server log:\n%s", s.log)
+			t.Logf("server log:\n%s", s.Log())
 		}
 	})
 	return s
-}
-
-// accepts reports whether a TCP connection to addr is accepted.
-func accepts(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
-// cleanEnv is env without the GPUFABRIC_* variables.
-func cleanEnv(env []string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "GPUFABRIC_") {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
-// Log is what the server has written to stdout and stderr so far.
-func (s *Server) Log() string { return s.log.String() }
-
-// Signal sends sig to the server.
-func (s *Server) Signal(sig os.Signal) error { return s.cmd.Process.Signal(sig) }
-
-// Done is closed when the server process has exited; Err then says how.
-func (s *Server) Done() <-chan struct{} { return s.done }
-
-// Err is how the process exited (nil for status 0), once Done is closed.
-func (s *Server) Err() error {
-	select {
-	case <-s.done:
-		return s.err
-	default:
-		return errors.New("servertest: the server is still running")
-	}
-}
-
-// Wait waits until the server exits or the timeout passes, and returns
-// how it exited.
-func (s *Server) Wait(timeout time.Duration) error {
-	select {
-	case <-s.done:
-		return s.err
-	case <-time.After(timeout):
-		return fmt.Errorf("servertest: the server is still running after %v", timeout)
-	}
-}
-
-// Stop ends the server: SIGTERM, which stops it cleanly, then SIGKILL if
-// it is still running after StopTimeout. It returns once the process has
-// exited, with how it exited; later calls do nothing more.
-func (s *Server) Stop() error {
-	s.stop.Do(func() {
-		s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(StopTimeout):
-			s.cmd.Process.Kill()
-			<-s.done
-		}
-	})
-	<-s.done
-	return s.err
-}
-
-// Kill ends the server at once with SIGKILL, as a crash would.
-func (s *Server) Kill() {
-	s.stop.Do(func() {
-		s.cmd.Process.Kill()
-		<-s.done
-	})
-	<-s.done
-}
-
-// Buffer is a bytes.Buffer safe for one writer and many readers at once.
-type Buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *Buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,4 +1,4 @@
-package servertest
+package serverproc
 
 import (
 	"fmt"
