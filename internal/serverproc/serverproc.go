@@ -15,7 +15,6 @@
 // developer's settings cannot change what a test or a benchmark runs.
 package serverproc
 
-
 import (
 	"bytes"
 	"errors"
