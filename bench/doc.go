@@ -34,7 +34,12 @@
 //     memory at the phase's end and at its peak (/proc/PID/status of the
 //     server process when it runs on this host, of this process for the
 //     in-process server). Five phases of NoisyConfig.Phase, 4/5 of a step
-//     by default.
+//     by default;
+//   - probe cost (opt-in: ScenarioProbeCost, `gpufabric bench --probe`):
+//     the round trip and launch rate of one client against servers started
+//     from Config.ServerBin in turn without and with --probe on
+//     (ProbeCostArms), each a process of its own so that nothing is loaded
+//     while the unprobed side runs, as the ratio of the two.
 //
 // Each step of each scenario measures for Config.Step; a run has a bounded
 // number of steps (about a dozen), so its length is proportional to it:
@@ -64,5 +69,6 @@
 // # What it does not do
 //
 // It asserts nothing about speed: it measures and reports. It does not
-// start or stop remote servers, and it holds no results between runs.
+// start or stop remote servers (the probe-cost scenario's are local
+// processes of its own), and it holds no results between runs.
 package bench

@@ -35,6 +35,9 @@ type Results struct {
 	Tenants    *Tenants    `json:"tenants,omitempty"`
 	// Noisy is the noisy-neighbour scenario, run only when asked for.
 	Noisy *Noisy `json:"noisy,omitempty"`
+	// ProbeCost is what the server's eBPF probes cost, run only when
+	// asked for.
+	ProbeCost *ProbeCost `json:"probe_cost,omitempty"`
 }
 
 // RunConfig is how the run was asked for.
@@ -272,4 +275,33 @@ func ReadResults(rd io.Reader) (*Results, error) {
 		return nil, fmt.Errorf("bench: results of schema %d; this build reads %d", r.Schema, SchemaVersion)
 	}
 	return &r, nil
+}
+
+// ProbeCost is what loading the eBPF probes into a server costs its
+// calls: one client's round trips and launches against servers started
+// without and with probes (ProbeCostArms), each a separate process.
+type ProbeCost struct {
+	// Arms counts the servers measured, half of them with probes.
+	Arms int `json:"arms"`
+	// Loaded says which probe programs the probed servers ran.
+	Loaded     string         `json:"loaded"`
+	Transports []ProbeCostRow `json:"transports"`
+	Targets    string         `json:"targets"`
+}
+
+// ProbeCostRow is the probes' cost over one transport.
+type ProbeCostRow struct {
+	Transport string `json:"transport"`
+	// CallOff and CallOn are the synchronous null calls' round trips,
+	// every arm's samples pooled.
+	CallOff Dist `json:"call_off"`
+	CallOn  Dist `json:"call_on"`
+	// XCall is the median round trip with probes over the one without.
+	XCall float64 `json:"x_call"`
+	// LaunchOff and LaunchOn are asynchronous launch rates, all arms'
+	// launches over all their time.
+	LaunchOff float64 `json:"launches_per_second_off"`
+	LaunchOn  float64 `json:"launches_per_second_on"`
+	// XLaunch is the launch rate with probes over the one without.
+	XLaunch float64 `json:"x_launch"`
 }

@@ -46,12 +46,15 @@ const (
 	ScenarioCopy    = "copy"    // copy bandwidth, with the copy floors
 	ScenarioTenants = "tenants" // many tenants sharing a device
 	ScenarioNoisy   = "noisy"   // a bystander beside misbehaving tenants; opt-in
+	// ScenarioProbeCost measures the eBPF probes' cost on servers it
+	// starts from Config.ServerBin; opt-in.
+	ScenarioProbeCost = "probe-cost"
 )
 
 // Scenarios are every scenario, in the order a run measures them;
 // DefaultScenarios those a run measures unless told otherwise.
 var (
-	Scenarios        = []string{ScenarioLatency, ScenarioLaunch, ScenarioCopy, ScenarioTenants, ScenarioNoisy}
+	Scenarios        = []string{ScenarioLatency, ScenarioLaunch, ScenarioCopy, ScenarioTenants, ScenarioNoisy, ScenarioProbeCost}
 	DefaultScenarios = []string{ScenarioLatency, ScenarioLaunch, ScenarioCopy, ScenarioTenants}
 )
 
@@ -84,6 +87,9 @@ type Config struct {
 	// for the latency breakdown; without the privileges the run goes on
 	// and says why.
 	Probe bool
+	// ServerBin is the gpufabric binary, which the probe-cost scenario
+	// starts as servers without and with probes.
+	ServerBin string
 	// Progress, when set, is called as each step starts.
 	Progress func(Progress)
 	// Logger receives the in-process server's logs; they are dropped when
@@ -370,6 +376,9 @@ func (r *runner) plan() []step {
 	}
 	if r.runs(ScenarioNoisy) {
 		steps = append(steps, r.noisySteps()...)
+	}
+	if r.runs(ScenarioProbeCost) {
+		steps = append(steps, step{name: "probe cost: servers without and with probes", run: r.probeCost, expected: r.probeCostExpected()})
 	}
 	return steps
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -85,35 +86,11 @@ func (r *runner) latency(tr string) error {
 // launch measures asynchronous launches of spin(0) for one step, ended by
 // a Synchronize.
 func (r *runner) launch(tr string) error {
-	c := r.clients[tr]
-	st := c.dev.DefaultStream()
-	one := interpose.D1(1)
-	for range 64 { // warm up
-		if err := c.spin.Launch(st, one, one, 0, uint64(0)); err != nil {
-			return err
-		}
-	}
-	if err := st.Synchronize(); err != nil {
+	n, rate, err := r.clients[tr].launchRate(r.ctx, r.cfg.Step)
+	if err != nil {
 		return err
 	}
-	n := 0
-	start := time.Now()
-	end := start.Add(r.cfg.Step)
-	for {
-		for range 64 {
-			if err := c.spin.Launch(st, one, one, 0, uint64(0)); err != nil {
-				return err
-			}
-		}
-		n += 64
-		if !time.Now().Before(end) || r.ctx.Err() != nil {
-			break
-		}
-	}
-	if err := st.Synchronize(); err != nil {
-		return err
-	}
-	l := Launch{Transport: tr, Launches: n, LaunchesPerSecond: float64(n) / time.Since(start).Seconds()}
+	l := Launch{Transport: tr, Launches: n, LaunchesPerSecond: rate}
 	for _, lat := range r.res.Latency {
 		if lat.Transport == tr {
 			l.SyncCallsPerSecond = lat.CallsPerSecond
@@ -122,6 +99,40 @@ func (r *runner) launch(tr string) error {
 	}
 	r.res.Launch = append(r.res.Launch, l)
 	return nil
+}
+
+// launchRate launches spin(0) asynchronously on the default stream for
+// about d, then synchronizes: the launches, and their rate from the first
+// to the end of the Synchronize.
+func (c *client) launchRate(ctx context.Context, d time.Duration) (int, float64, error) {
+	st := c.dev.DefaultStream()
+	one := interpose.D1(1)
+	for range 64 { // warm up
+		if err := c.spin.Launch(st, one, one, 0, uint64(0)); err != nil {
+			return 0, 0, err
+		}
+	}
+	if err := st.Synchronize(); err != nil {
+		return 0, 0, err
+	}
+	n := 0
+	start := time.Now()
+	end := start.Add(d)
+	for {
+		for range 64 {
+			if err := c.spin.Launch(st, one, one, 0, uint64(0)); err != nil {
+				return 0, 0, err
+			}
+		}
+		n += 64
+		if !time.Now().Before(end) || ctx.Err() != nil {
+			break
+		}
+	}
+	if err := st.Synchronize(); err != nil {
+		return 0, 0, err
+	}
+	return n, float64(n) / time.Since(start).Seconds(), nil
 }
 
 // copyFloors measures the floors of the copy sweep at each size: a TCP

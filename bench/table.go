@@ -222,7 +222,28 @@ func (r *Results) tables() []table {
 	if n := r.Noisy; n != nil && len(n.Phases) > 0 {
 		ts = append(ts, n.table())
 	}
+	if pc := r.ProbeCost; pc != nil && len(pc.Transports) > 0 {
+		ts = append(ts, pc.table())
+	}
 	return ts
+}
+
+// table is the probe-cost scenario's: a row per transport.
+func (pc *ProbeCost) table() table {
+	t := table{
+		title: "What the eBPF probes cost",
+		notes: []string{
+			fmt.Sprintf("The same client against %d servers started in turn (off, on, on, off, ...), half with --probe on; probes loaded: %s", pc.Arms, pc.Loaded),
+			"x = with probes over without: the median round trip (above 1 is slower), the launch rate (below 1 is slower)",
+			"Targets (not asserted): " + pc.Targets,
+		},
+		header: []string{"transport", "p50 off", "p50 on", "x call", "p99 off", "p99 on", "launches/s off", "launches/s on", "x launch"},
+	}
+	for _, row := range pc.Transports {
+		t.rows = append(t.rows, []string{row.Transport, fmtSeconds(row.CallOff.P50), fmtSeconds(row.CallOn.P50), fmtX(row.XCall),
+			fmtSeconds(row.CallOff.P99), fmtSeconds(row.CallOn.P99), fmtRate(row.LaunchOff), fmtRate(row.LaunchOn), fmtX(row.XLaunch)})
+	}
+	return t
 }
 
 // table is the noisy-neighbour scenario's: a row per phase, transport and

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,7 +40,7 @@ func runBench(ctx context.Context, args []string) error {
 	mdFile := fs.String("markdown", "", "replace the generated section of the Markdown FILE (between "+bench.BeginMarker+" and "+bench.EndMarker+") with the results, linking the --plot charts")
 	noisy := fs.Bool("noisy", false, "run only the noisy-neighbour scenario (same as --scenarios noisy)")
 	scenarios := fs.String("scenarios", "", "comma-separated scenarios to run, of "+strings.Join(bench.Scenarios, ",")+" (default: all but noisy)")
-	probes := fs.Bool("probe", false, "load eBPF probes into the in-process server, so that call latency is broken down with the server threads' scheduling too (needs root or CAP_BPF and CAP_PERFMON)")
+	probes := fs.Bool("probe", false, "load eBPF probes into the in-process server, so that call latency is broken down with the server threads' scheduling too, and measure what the probes cost (the probe-cost scenario: servers started from this binary without and with --probe on); needs root or CAP_BPF and CAP_PERFMON")
 	serverPID := fs.Int("server-pid", 0, "process whose memory the noisy scenario reads (default: found by the --server port on this host)")
 	from := fs.String("from", "", "render results recorded earlier with --json instead of running (table, --plot, --markdown)")
 	if err := fs.Parse(args); err != nil {
@@ -77,6 +78,12 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		cfg.Noisy.ServerPID = *serverPID
 		cfg.Probe = *probes
+		if cfg.ServerBin, err = os.Executable(); err != nil {
+			return fmt.Errorf("the probe-cost scenario starts servers from this binary: %w", err)
+		}
+		if *probes && !*noisy && *scenarios == "" {
+			cfg.Scenarios = append(slices.Clone(bench.DefaultScenarios), bench.ScenarioProbeCost)
+		}
 		if term.IsTerminal(int(os.Stderr.Fd())) {
 			bar := bench.NewProgressBar(os.Stderr)
 			cfg.Progress = bar.Update

@@ -175,3 +175,53 @@ func TestServerTokenAndLimits(t *testing.T) {
 		t.Errorf("no warning for --token on the command line:\n%s", flagged.Log())
 	}
 }
+
+// TestBenchProbeCost: `gpufabric bench --scenarios probe-cost` starts
+// servers from its own binary without and with probes, and records both
+// sides of each transport. Where BPF cannot load, the probed servers
+// refuse to start and the run says why; the test then skips.
+func TestBenchProbeCost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts six servers")
+	}
+	jsonFile := filepath.Join(t.TempDir(), "probe-cost.json")
+	out, err := exec.Command(filepath.Join(binDir, "gpufabric"), "bench", "--scenarios", "probe-cost",
+		"--duration", "200ms", "--transport", "tcp", "--json", jsonFile).CombinedOutput()
+	if err != nil && strings.Contains(string(out), "--probe on:") {
+		t.Skipf("the probed server could not load its probes here:\n%s", out)
+	}
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		ProbeCost *struct {
+			Arms       int    `json:"arms"`
+			Loaded     string `json:"loaded"`
+			Transports []struct {
+				Transport string  `json:"transport"`
+				XCall     float64 `json:"x_call"`
+				XLaunch   float64 `json:"x_launch"`
+			} `json:"transports"`
+		} `json:"probe_cost"`
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	pc := res.ProbeCost
+	if pc == nil || pc.Arms != 6 || len(pc.Transports) != 1 || pc.Transports[0].Transport != "tcp" {
+		t.Fatalf("probe cost %+v, want 6 arms over tcp:\n%s", pc, out)
+	}
+	if tr := pc.Transports[0]; tr.XCall <= 0 || tr.XLaunch <= 0 {
+		t.Errorf("tcp: x call %g, x launch %g: a side was not measured:\n%s", tr.XCall, tr.XLaunch, out)
+	}
+	if !strings.HasPrefix(pc.Loaded, "all") {
+		t.Errorf("probes loaded: %q, want every program (or all but some, named)", pc.Loaded)
+	}
+	if !strings.Contains(string(out), "WHAT THE EBPF PROBES COST") {
+		t.Errorf("the table has no probe-cost section:\n%s", out)
+	}
+}
