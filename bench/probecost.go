@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gpufabric/gpufabric/interpose"
 	"github.com/gpufabric/gpufabric/internal/serverproc"
+	"github.com/gpufabric/gpufabric/interpose"
 )
 
 // ProbeCostArms is the order of the probe-cost scenario's servers: false
