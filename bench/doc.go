@@ -38,7 +38,7 @@
 //   - probe cost (opt-in: ScenarioProbeCost, `gpufabric bench --probe`):
 //     the round trip and launch rate of one client against servers started
 //     from Config.ServerBin in turn without and with --probe on
-//     (ProbeCostArms), each a process of its own so that nothing is loaded
+//     (ProbeCostPairs), each a process of its own so that nothing is loaded
 //     while the unprobed side runs, as the ratio of the two.
 //
 // Each step of each scenario measures for Config.Step; a run has a bounded

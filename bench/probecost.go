@@ -13,10 +13,11 @@ import (
 	"github.com/gpufabric/gpufabric/interpose"
 )
 
-// ProbeCostArms is the order of the probe-cost scenario's servers: false
-// without probes, true with. Off, on, on, off, off, on: a machine that
-// drifts (a neighbour's load, a frequency step) weighs on both sides alike.
-var ProbeCostArms = []bool{false, true, true, false, false, true}
+// ProbeCostPairs is how many pairs of servers the probe-cost scenario
+// starts, one without probes and one with, in turn off-on, on-off, ...: a
+// machine whose load drifts weighs on both sides alike, and a pair's ratio
+// compares two servers measured a moment apart.
+const ProbeCostPairs = 6
 
 // ProbeCostTargets are the targets for the probes' cost, reported
 // beside the figures and not asserted.
@@ -40,22 +41,23 @@ func (r *runner) probeCost() error {
 			trs = append(trs, tr)
 		}
 	}
-	// Per arm and transport: half the slot for round trips, half for
+	// Per server and transport: half the slot for round trips, half for
 	// launches.
-	slot := r.cfg.Step / 2
-	type side struct {
-		calls         []time.Duration
-		launches      int
-		launchSeconds float64
+	slot := r.cfg.Step / 3
+	type arm struct {
+		calls      []time.Duration
+		launchRate float64
 	}
-	sides := map[string]*[2]side{}
+	arms := map[string][][2]arm{} // per transport, per pair: off, on
 	for _, tr := range trs {
-		sides[tr] = new([2]side)
+		arms[tr] = make([][2]arm, ProbeCostPairs)
 	}
-	for _, on := range ProbeCostArms {
+	for i := range 2 * ProbeCostPairs {
 		if r.ctx.Err() != nil {
 			return r.ctx.Err()
 		}
+		pair := i / 2
+		on := (i%2 == 1) != (pair%2 == 1) // off-on, on-off, off-on, ...
 		mode := "off"
 		if on {
 			mode = "on"
@@ -73,16 +75,10 @@ func (r *runner) probeCost() error {
 				if on && pc.Loaded == "" {
 					pc.Loaded = loadedProbes(c.s)
 				}
-				s := &sides[tr][b2i(on)]
-				calls, err := pingFor(r.ctx, c.s, slot/2)
+				a := &arms[tr][pair][b2i(on)]
+				a.calls, err = pingFor(r.ctx, c.s, slot/2)
 				if err == nil {
-					s.calls = append(s.calls, calls...)
-					var n int
-					var rate float64
-					if n, rate, err = c.launchRate(r.ctx, slot/2); err == nil {
-						s.launches += n
-						s.launchSeconds += float64(n) / rate
-					}
+					_, a.launchRate, err = c.launchRate(r.ctx, slot/2)
 				}
 				c.close()
 				if err != nil {
@@ -95,20 +91,48 @@ func (r *runner) probeCost() error {
 		if err != nil {
 			return err
 		}
-		pc.Arms++
+		pc.Servers++
 	}
 	for _, tr := range trs {
-		off, on := sides[tr][0], sides[tr][1]
-		row := ProbeCostRow{Transport: tr, CallOff: Summarize(off.calls), CallOn: Summarize(on.calls)}
-		row.XCall = ratio(row.CallOn.P50, row.CallOff.P50)
-		if off.launchSeconds > 0 && on.launchSeconds > 0 {
-			row.LaunchOff = float64(off.launches) / off.launchSeconds
-			row.LaunchOn = float64(on.launches) / on.launchSeconds
-			row.XLaunch = ratio(row.LaunchOn, row.LaunchOff)
+		var calls [2][]time.Duration
+		var rates [2][]float64
+		var xCall, xLaunch []float64
+		for _, p := range arms[tr] {
+			for side, a := range p {
+				calls[side] = append(calls[side], a.calls...)
+				rates[side] = append(rates[side], a.launchRate)
+			}
+			xCall = append(xCall, ratio(Summarize(p[1].calls).P50, Summarize(p[0].calls).P50))
+			xLaunch = append(xLaunch, ratio(p[1].launchRate, p[0].launchRate))
 		}
+		row := ProbeCostRow{Transport: tr, CallOff: Summarize(calls[0]), CallOn: Summarize(calls[1]),
+			LaunchOff: median(rates[0]), LaunchOn: median(rates[1])}
+		row.CallOff.CDF, row.CallOn.CDF = nil, nil
+		row.XCall, row.XCallRange = median(xCall), spread(xCall)
+		row.XLaunch, row.XLaunchRange = median(xLaunch), spread(xLaunch)
 		pc.Transports = append(pc.Transports, row)
 	}
 	return nil
+}
+
+// median is the middle of xs (the mean of the middle two when even).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// spread is the least and the greatest of xs.
+func spread(xs []float64) [2]float64 {
+	if len(xs) == 0 {
+		return [2]float64{}
+	}
+	return [2]float64{slices.Min(xs), slices.Max(xs)}
 }
 
 // probeCostClient connects to one of the scenario's servers over tr and
@@ -170,5 +194,5 @@ func b2i(b bool) int {
 // slots, and a server start and stop each.
 func (r *runner) probeCostExpected() time.Duration {
 	n := len(slices.DeleteFunc(slices.Clone(r.order), func(tr string) bool { return tr == TLS }))
-	return time.Duration(len(ProbeCostArms)) * (time.Duration(n)*r.cfg.Step/2 + time.Second)
+	return 2 * ProbeCostPairs * (time.Duration(n)*r.cfg.Step/3 + time.Second/2)
 }

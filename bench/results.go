@@ -278,11 +278,12 @@ func ReadResults(rd io.Reader) (*Results, error) {
 }
 
 // ProbeCost is what loading the eBPF probes into a server costs its
-// calls: one client's round trips and launches against servers started
-// without and with probes (ProbeCostArms), each a separate process.
+// calls: one client's round trips and launches against pairs of servers
+// started without and with probes (ProbeCostPairs), each a separate
+// process.
 type ProbeCost struct {
-	// Arms counts the servers measured, half of them with probes.
-	Arms int `json:"arms"`
+	// Servers counts the servers measured, half of them with probes.
+	Servers int `json:"servers"`
 	// Loaded says which probe programs the probed servers ran.
 	Loaded     string         `json:"loaded"`
 	Transports []ProbeCostRow `json:"transports"`
@@ -293,15 +294,19 @@ type ProbeCost struct {
 type ProbeCostRow struct {
 	Transport string `json:"transport"`
 	// CallOff and CallOn are the synchronous null calls' round trips,
-	// every arm's samples pooled.
+	// every server's samples pooled.
 	CallOff Dist `json:"call_off"`
 	CallOn  Dist `json:"call_on"`
-	// XCall is the median round trip with probes over the one without.
-	XCall float64 `json:"x_call"`
-	// LaunchOff and LaunchOn are asynchronous launch rates, all arms'
-	// launches over all their time.
+	// XCall is the median over the pairs of servers of the median round
+	// trip with probes over the one without; XCallRange the least and
+	// greatest pair's.
+	XCall      float64    `json:"x_call"`
+	XCallRange [2]float64 `json:"x_call_range"`
+	// LaunchOff and LaunchOn are the median asynchronous launch rates.
 	LaunchOff float64 `json:"launches_per_second_off"`
 	LaunchOn  float64 `json:"launches_per_second_on"`
-	// XLaunch is the launch rate with probes over the one without.
-	XLaunch float64 `json:"x_launch"`
+	// XLaunch is the median over the pairs of the launch rate with probes
+	// over the one without; XLaunchRange the least and greatest pair's.
+	XLaunch      float64    `json:"x_launch"`
+	XLaunchRange [2]float64 `json:"x_launch_range"`
 }

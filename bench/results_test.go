@@ -105,12 +105,13 @@ func sampleResults() *Results {
 		}
 		r.Noisy.Phases = append(r.Noisy.Phases, p)
 	}
-	r.ProbeCost = &ProbeCost{Arms: len(ProbeCostArms), Loaded: "all but tcp_probe", Targets: ProbeCostTargets}
+	r.ProbeCost = &ProbeCost{Servers: 2 * ProbeCostPairs, Loaded: "all but tcp_probe", Targets: ProbeCostTargets}
 	for i, tr := range []string{"tcp", "shm"} {
 		row := ProbeCostRow{Transport: tr, CallOff: lat(time.Duration(8-6*i)*time.Microsecond, 100), CallOn: lat(time.Duration(9-6*i)*time.Microsecond, 100),
 			LaunchOff: 2.8e6, LaunchOn: 2.7e6}
 		row.CallOff.CDF, row.CallOn.CDF = nil, nil
 		row.XCall, row.XLaunch = row.CallOn.P50/row.CallOff.P50, row.LaunchOn/row.LaunchOff
+		row.XCallRange, row.XLaunchRange = [2]float64{row.XCall - 0.05, row.XCall + 0.1}, [2]float64{0.9, 1.01}
 		r.ProbeCost.Transports = append(r.ProbeCost.Transports, row)
 	}
 	r.Noisy.Phases = append(r.Noisy.Phases, NoisyPhase{Name: PhaseModules, Hostile: NoisyNotStarted, Error: "tenant loading modules: attach device 0: CUDA_ERROR_OUT_OF_MEMORY"})

@@ -233,15 +233,15 @@ func (pc *ProbeCost) table() table {
 	t := table{
 		title: "What the eBPF probes cost",
 		notes: []string{
-			fmt.Sprintf("The same client against %d servers started in turn (off, on, on, off, ...), half with --probe on; probes loaded: %s", pc.Arms, pc.Loaded),
-			"x = with probes over without: the median round trip (above 1 is slower), the launch rate (below 1 is slower)",
+			fmt.Sprintf("The same client against %d servers started in pairs (off-on, on-off, ...), one of each pair with --probe on; probes loaded: %s", pc.Servers, pc.Loaded),
+			"x = with probes over without, the median of the pairs' (and the least and greatest): the median round trip (above 1 is slower), the launch rate (below 1 is slower)",
 			"Targets (not asserted): " + pc.Targets,
 		},
-		header: []string{"transport", "p50 off", "p50 on", "x call", "p99 off", "p99 on", "launches/s off", "launches/s on", "x launch"},
+		header: []string{"transport", "p50 off", "p50 on", "x call", "range", "p99 off", "p99 on", "launches/s off", "launches/s on", "x launch", "range"},
 	}
 	for _, row := range pc.Transports {
-		t.rows = append(t.rows, []string{row.Transport, fmtSeconds(row.CallOff.P50), fmtSeconds(row.CallOn.P50), fmtX(row.XCall),
-			fmtSeconds(row.CallOff.P99), fmtSeconds(row.CallOn.P99), fmtRate(row.LaunchOff), fmtRate(row.LaunchOn), fmtX(row.XLaunch)})
+		t.rows = append(t.rows, []string{row.Transport, fmtSeconds(row.CallOff.P50), fmtSeconds(row.CallOn.P50), fmtX(row.XCall), fmtRange(row.XCallRange),
+			fmtSeconds(row.CallOff.P99), fmtSeconds(row.CallOn.P99), fmtRate(row.LaunchOff), fmtRate(row.LaunchOn), fmtX(row.XLaunch), fmtRange(row.XLaunchRange)})
 	}
 	return t
 }
@@ -453,6 +453,14 @@ func fmtBytes(n uint64) string {
 }
 
 // fmtX prints a multiple: 0.75x, 12.3x, 0.0049x.
+// fmtRange prints the least and greatest of ratios.
+func fmtRange(r [2]float64) string {
+	if r[1] <= 0 {
+		return "-"
+	}
+	return sig3(r[0]) + "-" + sig3(r[1])
+}
+
 func fmtX(x float64) string {
 	switch {
 	case x <= 0:

@@ -182,7 +182,7 @@ func TestServerTokenAndLimits(t *testing.T) {
 // refuse to start and the run says why; the test then skips.
 func TestBenchProbeCost(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts six servers")
+		t.Skip("starts twelve servers")
 	}
 	jsonFile := filepath.Join(t.TempDir(), "probe-cost.json")
 	out, err := exec.Command(filepath.Join(binDir, "gpufabric"), "bench", "--scenarios", "probe-cost",
@@ -199,7 +199,7 @@ func TestBenchProbeCost(t *testing.T) {
 	}
 	var res struct {
 		ProbeCost *struct {
-			Arms       int    `json:"arms"`
+			Servers    int    `json:"servers"`
 			Loaded     string `json:"loaded"`
 			Transports []struct {
 				Transport string  `json:"transport"`
@@ -212,8 +212,8 @@ func TestBenchProbeCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	pc := res.ProbeCost
-	if pc == nil || pc.Arms != 6 || len(pc.Transports) != 1 || pc.Transports[0].Transport != "tcp" {
-		t.Fatalf("probe cost %+v, want 6 arms over tcp:\n%s", pc, out)
+	if pc == nil || pc.Servers != 12 || len(pc.Transports) != 1 || pc.Transports[0].Transport != "tcp" {
+		t.Fatalf("probe cost %+v, want 12 servers over tcp:\n%s", pc, out)
 	}
 	if tr := pc.Transports[0]; tr.XCall <= 0 || tr.XLaunch <= 0 {
 		t.Errorf("tcp: x call %g, x launch %g: a side was not measured:\n%s", tr.XCall, tr.XLaunch, out)

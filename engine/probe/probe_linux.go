@@ -36,6 +36,8 @@ type Probes struct {
 	roles    map[string]uint32
 	names    []string // role id -> name
 	tids     map[int]string
+	pid      int         // given to Process
+	stamps   []*ebpf.Map // per-thread timestamps: runnable_since, offcpu_since, incall
 	ncpu     int
 	closed   bool
 }
@@ -130,6 +132,11 @@ func Open(opts Options) (*Probes, error) {
 		}
 		if obj.name == "tcp" {
 			p.ports, p.conns = objMaps["ports"], objMaps["conns"]
+		}
+		for _, name := range []string{"runnable_since", "offcpu_since", "incall"} {
+			if m := objMaps[name]; m != nil {
+				p.stamps = append(p.stamps, m)
+			}
 		}
 		for _, prog := range obj.progs {
 			if slices.Contains(opts.Skip, prog) {
@@ -288,11 +295,16 @@ func (p *Probes) Track(tid int, role string) error {
 	if err != nil {
 		return err
 	}
+	// A thread id is reused once its thread has gone: what an earlier
+	// thread of that id left stamped must not be counted against this one.
+	for _, m := range p.stamps {
+		m.Delete(uint32(tid))
+	}
 	if err := p.tracked.Put(uint32(tid), id); err != nil {
 		return fmt.Errorf("probe: tracking thread %d: %w", tid, err)
 	}
 	p.tids[tid] = role
-	return nil
+	return p.writeConfig()
 }
 
 // Untrack stops counting thread tid under its role (it still counts under
@@ -310,7 +322,7 @@ func (p *Probes) Untrack(tid int) error {
 	if err := p.tracked.Delete(uint32(tid)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("probe: untracking thread %d: %w", tid, err)
 	}
-	return nil
+	return p.writeConfig()
 }
 
 // Process counts every thread of process pid that is not tracked under
@@ -327,17 +339,38 @@ func (p *Probes) Process(pid int) error {
 	if p.closed {
 		return errors.New("probe: closed")
 	}
-	id, err := p.roleID(ProcessRole)
-	if err != nil {
+	if _, err := p.roleID(ProcessRole); err != nil {
 		return err
 	}
-	cfg := make([]byte, 8)
-	putU32(cfg[0:], uint32(pid))
-	putU32(cfg[4:], id)
+	p.pid = pid
+	return p.writeConfig()
+}
+
+// writeConfig writes the programs' config (bpf/common.h): the watched
+// process, its role, and how many tracked threads lie outside it, since
+// the programs skip every thread of another process at once only when
+// none does. p.mu is held.
+func (p *Probes) writeConfig() error {
+	foreign := 0
+	for tid := range p.tids {
+		if p.pid == 0 || !threadOf(p.pid, tid) {
+			foreign++
+		}
+	}
+	cfg := make([]byte, configSize)
+	putU32(cfg[0:], uint32(p.pid))
+	putU32(cfg[4:], p.roles[ProcessRole])
+	putU32(cfg[8:], uint32(foreign))
 	if err := p.config.Put(uint32(0), cfg); err != nil {
-		return fmt.Errorf("probe: watching process %d: %w", pid, err)
+		return fmt.Errorf("probe: watching process %d: %w", p.pid, err)
 	}
 	return nil
+}
+
+// threadOf reports whether thread tid belongs to process pid.
+func threadOf(pid, tid int) bool {
+	_, err := os.Stat(fmt.Sprintf("/proc/%d/task/%d", pid, tid))
+	return err == nil
 }
 
 // WatchPort watches TCP connections with this local or remote port.

@@ -17,6 +17,7 @@ type syscallsConfig struct {
 	_           structs.HostLayout
 	Tgid        uint32
 	ProcessRole uint32
+	Foreign     uint32
 }
 
 type syscallsHist struct {

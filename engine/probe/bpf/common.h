@@ -40,6 +40,7 @@ struct hist {
 struct config {
 	__u32 tgid;         /* the server's process, 0 for none */
 	__u32 process_role; /* the role its untracked threads count under */
+	__u32 foreign;      /* tracked threads outside tgid (all, when it is 0) */
 };
 
 /* TID -> role id, filled from Go (Probes.Track). */
@@ -66,18 +67,35 @@ struct {
 	__type(value, struct hist);
 } hists SEC(".maps");
 
+static __always_inline struct config *config_of(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&config, &zero);
+}
+
+/* foreign_thread reports whether a thread of process tgid can be neither
+ * tracked nor watched: the first test of every program, because the
+ * tracepoints fire for every thread of the machine and most are not the
+ * server's. It costs an array lookup, which the verifier inlines, where a
+ * lookup in the tracked hash costs a hash of the key and a bucket walk. */
+static __always_inline bool foreign_thread(struct config *cfg, __u32 tgid)
+{
+	return !cfg || (cfg->foreign == 0 && cfg->tgid != tgid);
+}
+
 /* role_of returns the role a thread counts under, or -1 when it is
  * neither tracked nor a thread of the watched process. */
-static __always_inline int role_of(__u32 tid, __u32 tgid)
+static __always_inline int role_of(struct config *cfg, __u32 tid, __u32 tgid)
 {
-	__u32 *role = bpf_map_lookup_elem(&tracked, &tid);
-	__u32 zero = 0;
-	struct config *cfg;
+	__u32 *role;
 
+	if (foreign_thread(cfg, tgid))
+		return -1;
+	role = bpf_map_lookup_elem(&tracked, &tid);
 	if (role)
 		return *role < MAX_ROLES ? (int)*role : -1;
-	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (cfg && cfg->tgid != 0 && cfg->tgid == tgid && cfg->process_role < MAX_ROLES)
+	if (cfg->tgid != 0 && cfg->tgid == tgid && cfg->process_role < MAX_ROLES)
 		return (int)cfg->process_role;
 	return -1;
 }

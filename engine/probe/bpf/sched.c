@@ -64,7 +64,7 @@ static __always_inline void mark_runnable(struct task_struct *p)
 	__u32 tgid = BPF_CORE_READ(p, tgid);
 	__u64 now;
 
-	if (role_of(tid, tgid) < 0)
+	if (role_of(config_of(), tid, tgid) < 0)
 		return;
 	now = bpf_ktime_get_ns();
 	stamp(&runnable_since, tid, now);
@@ -88,39 +88,39 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next, unsigned int prev_state)
 {
-	__u64 now = bpf_ktime_get_ns();
-	__u32 tid, tgid;
-	__u64 ts;
+	struct config *cfg = config_of();
+	__u32 tid, tgid, next_tgid;
+	__u64 now, ts;
 	int role;
+
+	tgid = BPF_CORE_READ(prev, tgid);
+	next_tgid = BPF_CORE_READ(next, tgid);
+	if (foreign_thread(cfg, tgid) && foreign_thread(cfg, next_tgid))
+		return 0;
+	now = bpf_ktime_get_ns();
 
 	/* The thread leaving the CPU. */
 	tid = BPF_CORE_READ(prev, pid);
-	tgid = BPF_CORE_READ(prev, tgid);
-	if (tid != 0 && role_of(tid, tgid) >= 0) {
+	if (tid != 0 && role_of(cfg, tid, tgid) >= 0) {
 		stamp(&offcpu_since, tid, now);
 		/* Preempted (still runnable): it waits on the run queue from now. */
 		if (preempt || prev_state == 0)
 			stamp(&runnable_since, tid, now);
 	}
 
-	/* The thread coming on. */
+	/* The thread coming on. Its entries were stamped only while it had a
+	 * role; it is looked up again, since it may have lost it since. */
 	tid = BPF_CORE_READ(next, pid);
 	if (tid == 0)
 		return 0;
-	tgid = BPF_CORE_READ(next, tgid);
-	role = -2;
+	role = role_of(cfg, tid, next_tgid);
+	if (role < 0)
+		return 0;
 	ts = since(&runnable_since, tid);
-	if (ts) {
-		role = role_of(tid, tgid);
-		if (now > ts)
-			record(role, M_RUNQ, now - ts);
-	}
+	if (ts && now > ts)
+		record(role, M_RUNQ, now - ts);
 	ts = since(&offcpu_since, tid);
-	if (ts) {
-		if (role == -2)
-			role = role_of(tid, tgid);
-		if (now > ts)
-			record(role, M_OFFCPU, now - ts);
-	}
+	if (ts && now > ts)
+		record(role, M_OFFCPU, now - ts);
 	return 0;
 }

@@ -86,7 +86,7 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	struct incall *c;
 	int role;
 
-	role = role_of(tid, id >> 32);
+	role = role_of(config_of(), tid, id >> 32);
 	if (role < 0)
 		return 0;
 	c = bpf_map_lookup_elem(&incall, &tid);
@@ -108,10 +108,13 @@ int sys_enter(struct bpf_raw_tracepoint_args *ctx)
 SEC("raw_tracepoint/sys_exit")
 int sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
 	struct incall *c;
 	__u64 now, start;
 
+	if (foreign_thread(config_of(), id >> 32))
+		return 0;
 	c = bpf_map_lookup_elem(&incall, &tid);
 	if (!c || c->start == 0)
 		return 0;
