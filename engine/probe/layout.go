@@ -15,7 +15,7 @@ const (
 	numMetrics = 7  // NMETRICS
 
 	histSize    = (NumBuckets + 2) * 8    // struct hist
-	configSize  = 3 * 4                   // struct config
+	configSize  = 4*4 + 8                 // struct config
 	connKeySize = 16 + 16 + 2 + 2 + 2 + 2 // struct conn_key
 	connValSize = (NumBuckets+4)*8 + 4*4  // struct conn_val
 	afInet      = 2                       // AF_INET

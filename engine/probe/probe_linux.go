@@ -3,6 +3,7 @@
 package probe
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -36,8 +37,8 @@ type Probes struct {
 	roles    map[string]uint32
 	names    []string // role id -> name
 	tids     map[int]string
-	pid      int         // given to Process
-	stamps   []*ebpf.Map // per-thread timestamps: runnable_since, offcpu_since, incall
+	pid      int    // given to Process
+	gen      uint64 // of the config last written
 	ncpu     int
 	closed   bool
 }
@@ -57,7 +58,7 @@ var objects = []object{
 
 // sharedMaps are created once and handed to every object that declares
 // them (bpf/common.h).
-var sharedMaps = []string{"tracked", "config", "hists"}
+var sharedMaps = []string{"tracked", "config", "hists", "threads"}
 
 var errNil = errors.New("probe: no probes (Open failed or was not called)")
 
@@ -132,11 +133,6 @@ func Open(opts Options) (*Probes, error) {
 		}
 		if obj.name == "tcp" {
 			p.ports, p.conns = objMaps["ports"], objMaps["conns"]
-		}
-		for _, name := range []string{"runnable_since", "offcpu_since", "incall"} {
-			if m := objMaps[name]; m != nil {
-				p.stamps = append(p.stamps, m)
-			}
 		}
 		for _, prog := range obj.progs {
 			if slices.Contains(opts.Skip, prog) {
@@ -295,11 +291,6 @@ func (p *Probes) Track(tid int, role string) error {
 	if err != nil {
 		return err
 	}
-	// A thread id is reused once its thread has gone: what an earlier
-	// thread of that id left stamped must not be counted against this one.
-	for _, m := range p.stamps {
-		m.Delete(uint32(tid))
-	}
 	if err := p.tracked.Put(uint32(tid), id); err != nil {
 		return fmt.Errorf("probe: tracking thread %d: %w", tid, err)
 	}
@@ -347,9 +338,11 @@ func (p *Probes) Process(pid int) error {
 }
 
 // writeConfig writes the programs' config (bpf/common.h): the watched
-// process, its role, and how many tracked threads lie outside it, since
-// the programs skip every thread of another process at once only when
-// none does. p.mu is held.
+// process, its role, how many tracked threads lie outside it (the
+// programs skip every thread of another process at once only when none
+// does), and a new generation, which tells the programs to read each
+// thread's role again instead of the one its task storage holds. p.mu is
+// held.
 func (p *Probes) writeConfig() error {
 	foreign := 0
 	for tid := range p.tids {
@@ -361,6 +354,8 @@ func (p *Probes) writeConfig() error {
 	putU32(cfg[0:], uint32(p.pid))
 	putU32(cfg[4:], p.roles[ProcessRole])
 	putU32(cfg[8:], uint32(foreign))
+	p.gen++
+	binary.NativeEndian.PutUint64(cfg[16:], p.gen)
 	if err := p.config.Put(uint32(0), cfg); err != nil {
 		return fmt.Errorf("probe: watching process %d: %w", p.pid, err)
 	}

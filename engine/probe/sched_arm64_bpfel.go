@@ -18,6 +18,8 @@ type schedConfig struct {
 	Tgid        uint32
 	ProcessRole uint32
 	Foreign     uint32
+	Pad         uint32
+	Gen         uint64
 }
 
 type schedHist struct {
@@ -27,14 +29,23 @@ type schedHist struct {
 	Sum     uint64
 }
 
+type schedThreadState struct {
+	_             structs.HostLayout
+	Gen           uint64
+	Role          int32
+	Metric        uint32
+	SysStart      uint64
+	RunnableSince uint64
+	OffcpuSince   uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	schedMapConfig          = "config"
 	schedMapHists           = "hists"
-	schedMapOffcpuSince     = "offcpu_since"
-	schedMapRunnableSince   = "runnable_since"
+	schedMapThreads         = "threads"
 	schedMapTracked         = "tracked"
 	schedProgSchedSwitch    = "sched_switch"
 	schedProgSchedWakeup    = "sched_wakeup"
@@ -92,11 +103,10 @@ type schedProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type schedMapSpecs struct {
-	Config        *ebpf.MapSpec `ebpf:"config"`
-	Hists         *ebpf.MapSpec `ebpf:"hists"`
-	OffcpuSince   *ebpf.MapSpec `ebpf:"offcpu_since"`
-	RunnableSince *ebpf.MapSpec `ebpf:"runnable_since"`
-	Tracked       *ebpf.MapSpec `ebpf:"tracked"`
+	Config  *ebpf.MapSpec `ebpf:"config"`
+	Hists   *ebpf.MapSpec `ebpf:"hists"`
+	Threads *ebpf.MapSpec `ebpf:"threads"`
+	Tracked *ebpf.MapSpec `ebpf:"tracked"`
 }
 
 // schedVariableSpecs contains global variables before they are loaded into the kernel.
@@ -125,19 +135,17 @@ func (o *schedObjects) Close() error {
 //
 // It can be passed to loadSchedObjects or ebpf.CollectionSpec.LoadAndAssign.
 type schedMaps struct {
-	Config        *ebpf.Map `ebpf:"config"`
-	Hists         *ebpf.Map `ebpf:"hists"`
-	OffcpuSince   *ebpf.Map `ebpf:"offcpu_since"`
-	RunnableSince *ebpf.Map `ebpf:"runnable_since"`
-	Tracked       *ebpf.Map `ebpf:"tracked"`
+	Config  *ebpf.Map `ebpf:"config"`
+	Hists   *ebpf.Map `ebpf:"hists"`
+	Threads *ebpf.Map `ebpf:"threads"`
+	Tracked *ebpf.Map `ebpf:"tracked"`
 }
 
 func (m *schedMaps) Close() error {
 	return _SchedClose(
 		m.Config,
 		m.Hists,
-		m.OffcpuSince,
-		m.RunnableSince,
+		m.Threads,
 		m.Tracked,
 	)
 }

@@ -18,6 +18,8 @@ type syscallsConfig struct {
 	Tgid        uint32
 	ProcessRole uint32
 	Foreign     uint32
+	Pad         uint32
+	Gen         uint64
 }
 
 type syscallsHist struct {
@@ -27,11 +29,14 @@ type syscallsHist struct {
 	Sum     uint64
 }
 
-type syscallsIncall struct {
-	_      structs.HostLayout
-	Start  uint64
-	Role   uint32
-	Metric uint32
+type syscallsThreadState struct {
+	_             structs.HostLayout
+	Gen           uint64
+	Role          int32
+	Metric        uint32
+	SysStart      uint64
+	RunnableSince uint64
+	OffcpuSince   uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -40,7 +45,7 @@ type syscallsIncall struct {
 const (
 	syscallsMapConfig    = "config"
 	syscallsMapHists     = "hists"
-	syscallsMapIncall    = "incall"
+	syscallsMapThreads   = "threads"
 	syscallsMapTracked   = "tracked"
 	syscallsProgSysEnter = "sys_enter"
 	syscallsProgSysExit  = "sys_exit"
@@ -98,7 +103,7 @@ type syscallsProgramSpecs struct {
 type syscallsMapSpecs struct {
 	Config  *ebpf.MapSpec `ebpf:"config"`
 	Hists   *ebpf.MapSpec `ebpf:"hists"`
-	Incall  *ebpf.MapSpec `ebpf:"incall"`
+	Threads *ebpf.MapSpec `ebpf:"threads"`
 	Tracked *ebpf.MapSpec `ebpf:"tracked"`
 }
 
@@ -130,7 +135,7 @@ func (o *syscallsObjects) Close() error {
 type syscallsMaps struct {
 	Config  *ebpf.Map `ebpf:"config"`
 	Hists   *ebpf.Map `ebpf:"hists"`
-	Incall  *ebpf.Map `ebpf:"incall"`
+	Threads *ebpf.Map `ebpf:"threads"`
 	Tracked *ebpf.Map `ebpf:"tracked"`
 }
 
@@ -138,7 +143,7 @@ func (m *syscallsMaps) Close() error {
 	return _SyscallsClose(
 		m.Config,
 		m.Hists,
-		m.Incall,
+		m.Threads,
 		m.Tracked,
 	)
 }

@@ -41,6 +41,21 @@ struct config {
 	__u32 tgid;         /* the server's process, 0 for none */
 	__u32 process_role; /* the role its untracked threads count under */
 	__u32 foreign;      /* tracked threads outside tgid (all, when it is 0) */
+	__u32 pad;
+	__u64 gen;          /* bumped by every change of roles, never 0 */
+};
+
+/* What the probes keep of a thread, in its task's local storage: found
+ * from the task without hashing anything, and freed by the kernel with
+ * the task, so a reused thread id never inherits a stale stamp. Only
+ * threads with a role get one. Timestamps are 0 when not set. */
+struct thread_state {
+	__u64 gen;            /* the config's gen when role was read */
+	__s32 role;
+	__u32 metric;         /* the class of the system call in flight */
+	__u64 sys_start;      /* sys_enter of the call in flight */
+	__u64 runnable_since; /* woken or preempted, not yet on a CPU */
+	__u64 offcpu_since;   /* switched out */
 };
 
 /* TID -> role id, filled from Go (Probes.Track). */
@@ -57,6 +72,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct config);
 } config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct thread_state);
+} threads SEC(".maps");
 
 /* Index role*NMETRICS+metric. Per-CPU: no atomics on the hot path; Go sums
  * the CPUs' copies. */
@@ -98,6 +120,33 @@ static __always_inline int role_of(struct config *cfg, __u32 tid, __u32 tgid)
 	if (cfg->tgid != 0 && cfg->tgid == tgid && cfg->process_role < MAX_ROLES)
 		return (int)cfg->process_role;
 	return -1;
+}
+
+/* state_of returns the state of task t when it has a role, else NULL.
+ * The role is read from the maps once per change of the config (gen),
+ * then from the task's storage, which costs no hash lookup. */
+static __always_inline struct thread_state *state_of(struct config *cfg, struct task_struct *t)
+{
+	struct thread_state *st;
+	__u32 tgid = BPF_CORE_READ(t, tgid);
+	int role;
+
+	if (foreign_thread(cfg, tgid))
+		return NULL;
+	st = bpf_task_storage_get(&threads, t, 0, 0);
+	if (st && st->gen == cfg->gen)
+		return st->role >= 0 ? st : NULL;
+	role = role_of(cfg, BPF_CORE_READ(t, pid), tgid);
+	if (!st) {
+		if (role < 0)
+			return NULL;
+		st = bpf_task_storage_get(&threads, t, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!st)
+			return NULL;
+	}
+	st->role = role;
+	st->gen = cfg->gen;
+	return role >= 0 ? st : NULL;
 }
 
 static __always_inline void hist_add(struct hist *h, __u64 v)

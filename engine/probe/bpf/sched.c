@@ -9,65 +9,19 @@
  *
  *   off-CPU time: from the sched_switch that takes a thread off a CPU to the
  *   one that puts it back: blocked time plus its run-queue delay.
+ *
+ * The stamps live in each thread's task storage (common.h).
  */
 #include "common.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define MAX_PENDING 16384
-
-/* TID -> when it became runnable. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MAX_PENDING);
-	__type(key, __u32);
-	__type(value, __u64);
-} runnable_since SEC(".maps");
-
-/* TID -> when it left its CPU. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MAX_PENDING);
-	__type(key, __u32);
-	__type(value, __u64);
-} offcpu_since SEC(".maps");
-
-/* stamp sets tid's time in m, in place when it has an entry: entries are
- * never deleted (0 means none), since map updates and deletes cost far
- * more than lookups; the LRU evicts the entries of threads gone. */
-static __always_inline void stamp(void *m, __u32 tid, __u64 now)
-{
-	__u64 *ts = bpf_map_lookup_elem(m, &tid);
-
-	if (ts)
-		*ts = now;
-	else
-		bpf_map_update_elem(m, &tid, &now, BPF_ANY);
-}
-
-/* since returns the time in tid's entry of m and clears it, 0 if none. */
-static __always_inline __u64 since(void *m, __u32 tid)
-{
-	__u64 *ts = bpf_map_lookup_elem(m, &tid);
-	__u64 t;
-
-	if (!ts)
-		return 0;
-	t = *ts;
-	*ts = 0;
-	return t;
-}
-
 static __always_inline void mark_runnable(struct task_struct *p)
 {
-	__u32 tid = BPF_CORE_READ(p, pid);
-	__u32 tgid = BPF_CORE_READ(p, tgid);
-	__u64 now;
+	struct thread_state *st = state_of(config_of(), p);
 
-	if (role_of(config_of(), tid, tgid) < 0)
-		return;
-	now = bpf_ktime_get_ns();
-	stamp(&runnable_since, tid, now);
+	if (st)
+		st->runnable_since = bpf_ktime_get_ns();
 }
 
 SEC("tp_btf/sched_wakeup")
@@ -89,38 +43,35 @@ int BPF_PROG(sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next, unsigned int prev_state)
 {
 	struct config *cfg = config_of();
-	__u32 tid, tgid, next_tgid;
-	__u64 now, ts;
-	int role;
+	struct thread_state *out, *in;
+	__u64 now = 0, ts;
 
-	tgid = BPF_CORE_READ(prev, tgid);
-	next_tgid = BPF_CORE_READ(next, tgid);
-	if (foreign_thread(cfg, tgid) && foreign_thread(cfg, next_tgid))
-		return 0;
-	now = bpf_ktime_get_ns();
+	/* The idle task (pid 0) has no role: state_of leaves it out. The
+	 * clock is read only when a thread has one. */
+	out = state_of(cfg, prev);
+	in = state_of(cfg, next);
 
-	/* The thread leaving the CPU. */
-	tid = BPF_CORE_READ(prev, pid);
-	if (tid != 0 && role_of(cfg, tid, tgid) >= 0) {
-		stamp(&offcpu_since, tid, now);
-		/* Preempted (still runnable): it waits on the run queue from now. */
+	/* The thread leaving the CPU. Preempted (still runnable), it waits on
+	 * the run queue from now. */
+	if (out) {
+		now = bpf_ktime_get_ns();
+		out->offcpu_since = now;
 		if (preempt || prev_state == 0)
-			stamp(&runnable_since, tid, now);
+			out->runnable_since = now;
 	}
 
-	/* The thread coming on. Its entries were stamped only while it had a
-	 * role; it is looked up again, since it may have lost it since. */
-	tid = BPF_CORE_READ(next, pid);
-	if (tid == 0)
-		return 0;
-	role = role_of(cfg, tid, next_tgid);
-	if (role < 0)
-		return 0;
-	ts = since(&runnable_since, tid);
-	if (ts && now > ts)
-		record(role, M_RUNQ, now - ts);
-	ts = since(&offcpu_since, tid);
-	if (ts && now > ts)
-		record(role, M_OFFCPU, now - ts);
+	/* The thread coming on. */
+	if (in) {
+		if (!now)
+			now = bpf_ktime_get_ns();
+		ts = in->runnable_since;
+		in->runnable_since = 0;
+		if (ts && now > ts)
+			record(in->role, M_RUNQ, now - ts);
+		ts = in->offcpu_since;
+		in->offcpu_since = 0;
+		if (ts && now > ts)
+			record(in->role, M_OFFCPU, now - ts);
+	}
 	return 0;
 }

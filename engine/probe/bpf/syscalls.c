@@ -9,22 +9,6 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define MAX_INCALL 16384
-
-struct incall {
-	__u64 start;
-	__u32 role;
-	__u32 metric;
-};
-
-/* TID -> the call it is in. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MAX_INCALL);
-	__type(key, __u32);
-	__type(value, struct incall);
-} incall SEC(".maps");
-
 static __always_inline __u32 classify(long id)
 {
 	switch (id) {
@@ -75,53 +59,37 @@ static __always_inline __u32 classify(long id)
 	}
 }
 
-/* The entry of a thread is written in place and never deleted (start 0
- * means "not in a call"): map updates and deletes cost far more than
- * lookups, and the LRU evicts the entries of threads gone. */
-SEC("raw_tracepoint/sys_enter")
-int sys_enter(struct bpf_raw_tracepoint_args *ctx)
+/* tp_btf rather than raw_tracepoint: a BTF program may take the current
+ * task (bpf_get_current_task_btf) and so its task storage, where the call
+ * in flight is kept without a hash lookup. */
+SEC("tp_btf/sys_enter")
+int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	struct incall *c;
-	int role;
+	struct thread_state *st = state_of(config_of(), bpf_get_current_task_btf());
 
-	role = role_of(config_of(), tid, id >> 32);
-	if (role < 0)
+	if (!st)
 		return 0;
-	c = bpf_map_lookup_elem(&incall, &tid);
-	if (c) {
-		c->role = role;
-		c->metric = classify((long)ctx->args[1]);
-		c->start = bpf_ktime_get_ns();
-		return 0;
-	}
-	struct incall n = {
-		.role = role,
-		.metric = classify((long)ctx->args[1]),
-		.start = bpf_ktime_get_ns(),
-	};
-	bpf_map_update_elem(&incall, &tid, &n, BPF_ANY);
+	st->metric = classify(id);
+	st->sys_start = bpf_ktime_get_ns();
 	return 0;
 }
 
-SEC("raw_tracepoint/sys_exit")
-int sys_exit(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	struct incall *c;
+	struct config *cfg = config_of();
+	struct thread_state *st;
 	__u64 now, start;
 
-	if (foreign_thread(config_of(), id >> 32))
+	if (foreign_thread(cfg, bpf_get_current_pid_tgid() >> 32))
 		return 0;
-	c = bpf_map_lookup_elem(&incall, &tid);
-	if (!c || c->start == 0)
+	st = bpf_task_storage_get(&threads, bpf_get_current_task_btf(), 0, 0);
+	if (!st || st->sys_start == 0)
 		return 0;
-	start = c->start;
-	c->start = 0;
+	start = st->sys_start;
+	st->sys_start = 0;
 	now = bpf_ktime_get_ns();
 	if (now > start)
-		record((int)c->role, c->metric, now - start);
+		record(st->role, st->metric, now - start);
 	return 0;
 }
