@@ -97,7 +97,7 @@ var ErrSkipped = errors.New("probe: skipped by Options.Skip")
 // Options configures Open.
 type Options struct {
 	// Ports are TCP ports: every connection whose local or remote port is
-	// one of them is watched (the server's listening ports). At most 64.
+	// one of them is watched (the server's listening ports).
 	Ports []int
 	// PID, when not zero, is passed to Process.
 	PID int

@@ -381,7 +381,7 @@ func (p *Probes) WatchPort(port int) error {
 	if p.closed {
 		return errors.New("probe: closed")
 	}
-	if err := p.ports.Put(uint16(port), uint8(1)); err != nil {
+	if err := p.ports.Put(uint32(port), uint8(1)); err != nil {
 		return fmt.Errorf("probe: watching port %d: %w", port, err)
 	}
 	return nil

@@ -128,7 +128,7 @@ static __always_inline int role_of(struct config *cfg, __u32 tid, __u32 tgid)
 static __always_inline struct thread_state *state_of(struct config *cfg, struct task_struct *t)
 {
 	struct thread_state *st;
-	__u32 tgid = BPF_CORE_READ(t, tgid);
+	__u32 tgid = t->tgid; /* a BTF pointer: read directly, no helper call */
 	int role;
 
 	if (foreign_thread(cfg, tgid))
@@ -136,7 +136,7 @@ static __always_inline struct thread_state *state_of(struct config *cfg, struct 
 	st = bpf_task_storage_get(&threads, t, 0, 0);
 	if (st && st->gen == cfg->gen)
 		return st->role >= 0 ? st : NULL;
-	role = role_of(cfg, BPF_CORE_READ(t, pid), tgid);
+	role = role_of(cfg, t->pid, tgid);
 	if (!st) {
 		if (role < 0)
 			return NULL;

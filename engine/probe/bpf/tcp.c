@@ -20,7 +20,7 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define MAX_PORTS 64
+#define NPORTS 65536
 #define MAX_CONNS 4096
 
 struct conn_key {
@@ -44,13 +44,23 @@ struct conn_val {
 	__u32 snd_cwnd;
 };
 
-/* Local or remote ports to watch (host order) -> 1. */
+/* Port (host order) -> 1 when connections with that local or remote port
+ * are watched. An array, not a hash: tcp_probe fires for every segment any
+ * socket of the machine receives, and an array lookup is inlined by the
+ * verifier where a hash lookup hashes the key. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_PORTS);
-	__type(key, __u16);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NPORTS);
+	__type(key, __u32);
 	__type(value, __u8);
 } ports SEC(".maps");
+
+static __always_inline bool watched(__u32 port)
+{
+	__u8 *on = bpf_map_lookup_elem(&ports, &port);
+
+	return on && *on;
+}
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -68,6 +78,9 @@ struct {
 	__type(value, struct conn_val);
 } conn_zero SEC(".maps");
 
+/* The sockets come from BTF-typed tracepoint arguments, so their fields are
+ * read directly (CO-RE relocated through kernel.h's preserve_access_index)
+ * rather than through bpf_probe_read_kernel, a helper call per field. */
 static __always_inline struct conn_val *conn_of(const struct sock *sk)
 {
 	struct conn_key key = {};
@@ -75,19 +88,18 @@ static __always_inline struct conn_val *conn_of(const struct sock *sk)
 	__u32 zkey = 0;
 	__u16 family;
 
-	key.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	key.rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (!bpf_map_lookup_elem(&ports, &key.lport) &&
-	    !bpf_map_lookup_elem(&ports, &key.rport))
+	key.lport = sk->__sk_common.skc_num;
+	key.rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	if (!watched(key.lport) && !watched(key.rport))
 		return 0;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	family = sk->__sk_common.skc_family;
 	key.family = family;
 	if (family == AF_INET) {
 		__be32 a;
 
-		a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		a = sk->__sk_common.skc_rcv_saddr;
 		__builtin_memcpy(key.laddr, &a, 4);
-		a = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		a = sk->__sk_common.skc_daddr;
 		__builtin_memcpy(key.raddr, &a, 4);
 	} else if (family == AF_INET6) {
 		BPF_CORE_READ_INTO(&key.laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
@@ -105,10 +117,12 @@ static __always_inline struct conn_val *conn_of(const struct sock *sk)
 	return bpf_map_lookup_elem(&conns, &key);
 }
 
+/* Both tracepoints run under the socket's lock, and a connection's entry
+ * belongs to one socket, so its counters are updated without atomics. */
 SEC("tp_btf/tcp_probe")
 int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 {
-	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	struct tcp_sock *tp;
 	struct conn_val *v;
 	__u32 srtt_us, b;
 	__u64 ns;
@@ -116,11 +130,14 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	v = conn_of(sk);
 	if (!v)
 		return 0;
-	srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return 0;
+	srtt_us = tp->srtt_us >> 3;
 	v->srtt_us = srtt_us;
-	v->snd_queue = BPF_CORE_READ(tp, write_seq) - BPF_CORE_READ(tp, snd_una);
-	v->rcv_queue = BPF_CORE_READ(tp, rcv_nxt) - BPF_CORE_READ(tp, copied_seq);
-	v->snd_cwnd = BPF_CORE_READ(tp, snd_cwnd);
+	v->snd_queue = tp->write_seq - tp->snd_una;
+	v->rcv_queue = tp->rcv_nxt - tp->copied_seq;
+	v->snd_cwnd = tp->snd_cwnd;
 	v->last_ns = bpf_ktime_get_ns();
 	if (srtt_us == 0)
 		return 0;
@@ -128,9 +145,9 @@ int BPF_PROG(tcp_probe, struct sock *sk, const struct sk_buff *skb)
 	b = log2_u64(ns);
 	if (b >= NBUCKETS)
 		b = NBUCKETS - 1;
-	__sync_fetch_and_add(&v->buckets[b], 1);
-	__sync_fetch_and_add(&v->count, 1);
-	__sync_fetch_and_add(&v->sum, ns);
+	v->buckets[b]++;
+	v->count++;
+	v->sum += ns;
 	return 0;
 }
 
@@ -142,7 +159,7 @@ int BPF_PROG(tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *sk
 	v = conn_of(sk);
 	if (!v)
 		return 0;
-	__sync_fetch_and_add(&v->retransmits, 1);
+	v->retransmits++;
 	v->last_ns = bpf_ktime_get_ns();
 	return 0;
 }
