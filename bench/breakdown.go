@@ -27,6 +27,9 @@ func breakdown(before, after api.Status, id uint64, mean float64) *CallBreakdown
 	}
 	b := &CallBreakdown{ServerMean: server.Mean().Seconds()}
 	b.OutsideMean = max(mean-b.ServerMean, 0)
+	if g := after.GoRunQueue; g != nil && before.GoRunQueue != nil {
+		b.GoRunQueueMean = g.Sub(*before.GoRunQueue).Mean().Seconds()
+	}
 	switch p := after.Probes; {
 	case p == nil:
 		b.Probes = "the server has no eBPF probes (gpufabric bench --probe, or server --probe)"

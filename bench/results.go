@@ -115,6 +115,9 @@ type CallBreakdown struct {
 	// RunQueueMean is the server threads' mean wait for a CPU after a
 	// wake-up over the step (eBPF); 0 without probes.
 	RunQueueMean float64 `json:"runqueue_mean_seconds,omitempty"`
+	// GoRunQueueMean is the server's goroutines' mean wait for a thread
+	// over the step (the Go runtime's sampled histogram).
+	GoRunQueueMean float64 `json:"go_runqueue_mean_seconds,omitempty"`
 	// Probes says why the kernel's side is missing, when it is.
 	Probes string `json:"probes,omitempty"`
 }

@@ -123,6 +123,9 @@ func (r *Results) tables() []table {
 			if b := l.Breakdown; b != nil {
 				t.rows = append(t.rows, []string{"  in the server (mean)", "", "", fmtSeconds(b.ServerMean), "", "", "", ""},
 					[]string{"  outside it (mean)", "", "", fmtSeconds(b.OutsideMean), "", "", "", ""})
+				if b.GoRunQueueMean > 0 {
+					t.rows = append(t.rows, []string{"  server goroutines' wait for a thread", "", "", fmtSeconds(b.GoRunQueueMean), "", "", "", ""})
+				}
 				if b.RunQueueMean > 0 {
 					t.rows = append(t.rows, []string{"  server threads' run-queue wait", "", "", fmtSeconds(b.RunQueueMean), "", "", "", ""})
 				}

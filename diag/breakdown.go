@@ -20,6 +20,10 @@ type Breakdown struct {
 	Own OwnCalls `json:"own"`
 	// Stages are every session's sampled calls in the window, by stage.
 	Stages []StageRow `json:"stages"`
+	// Goroutines is how long the server's goroutines waited for a thread
+	// in the window (the Go runtime's sampled histogram); nil when the
+	// server does not say.
+	Goroutines *KernelRow `json:"goroutines,omitempty"`
 	// Probes says why the kernel's side is missing, when it is.
 	ProbesNote string      `json:"probes_note,omitempty"`
 	Kernel     []KernelRow `json:"kernel"`
@@ -137,6 +141,15 @@ func BuildBreakdown(before, after api.Status, window time.Duration, own uint64, 
 	slices.SortFunc(b.Top, func(x, y SessionRow) int { return cmp.Compare(y.Total, x.Total) })
 	b.Top = b.Top[:min(len(b.Top), 5)]
 
+	if g := after.GoRunQueue; g != nil {
+		var was api.Histogram
+		if before.GoRunQueue != nil {
+			was = *before.GoRunQueue
+		}
+		h := g.Sub(was)
+		b.Goroutines = &KernelRow{Role: "goroutines", Metric: "runqueue", Count: h.Count, P50: h.Quantile(0.5), P99: h.Quantile(0.99), Mean: h.Mean()}
+	}
+
 	switch p := after.Probes; {
 	case p == nil:
 		b.ProbesNote = "the server runs without eBPF probes (start it with --probe auto or --probe on)"
@@ -193,6 +206,11 @@ func writeBreakdown(p func(string, ...any), b *Breakdown) {
 	}
 	for _, s := range b.Stages {
 		p("  %s\t%d\t%s\t%s\t%s\t%.0f%%", s.Stage, s.Calls, latency(s.P50), latency(s.P99), latency(s.Mean), 100*s.Share)
+	}
+	if g := b.Goroutines; g != nil {
+		p("\nGOROUTINES WAITING FOR A THREAD (the Go runtime's sampled run queue: readers, writers, stream workers, host shards)")
+		p("  COUNT\tP50\tP99\tMEAN")
+		p("  %d\t%s\t%s\t%s", g.Count, latency(g.P50), latency(g.P99), latency(g.Mean))
 	}
 	p("\nTHE KERNEL'S PART (eBPF, by server thread role)")
 	if b.ProbesNote != "" {

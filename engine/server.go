@@ -381,7 +381,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Status reports the server's devices and sessions.
 func (s *Server) Status() api.Status {
-	st := api.Status{Server: s.cfg.Name, Version: api.Version, Started: s.started, Stages: s.stages.summary(), Probes: s.probeStatus()}
+	st := api.Status{Server: s.cfg.Name, Version: api.Version, Started: s.started, Stages: s.stages.summary(), Probes: s.probeStatus(), GoRunQueue: goRunQueue()}
 	s.mu.Lock()
 	sessions := make([]*session, 0, len(s.sessions))
 	for _, sess := range s.sessions {

@@ -16,6 +16,12 @@ type Status struct {
 	// Probes is what the eBPF probes counted; nil when the server was not
 	// asked to load them.
 	Probes *ProbeStatus `json:"probes,omitempty"`
+	// GoRunQueue is how long the server's goroutines waited, runnable,
+	// for a thread to run them, since it started (the Go runtime's own
+	// sampled histogram, /sched/latencies; its sum estimated). Readers,
+	// writers, stream workers and the host backend's shards are
+	// goroutines, which the eBPF probes cannot tell apart.
+	GoRunQueue *Histogram `json:"go_runqueue,omitempty"`
 }
 
 // DeviceStatus is one device of the server.
