@@ -2,9 +2,12 @@ package main_test
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -223,5 +226,32 @@ func TestBenchProbeCost(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "WHAT THE EBPF PROBES COST") {
 		t.Errorf("the table has no probe-cost section:\n%s", out)
+	}
+}
+
+// TestMetricsEndpoint: --metrics serves the server's state to Prometheus.
+func TestMetricsEndpoint(t *testing.T) {
+	srv := startServer(t, "--metrics", "127.0.0.1:0", "--device-memory", "256MiB")
+	url := regexp.MustCompile(`url=(http://\S+/metrics)`).FindStringSubmatch(srv.Log())
+	if url == nil {
+		t.Fatalf("the server logged no metrics URL:\n%s", srv.Log())
+	}
+	resp, err := http.Get(url[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`gpufabric_device_memory_bytes{backend="host",device="0",kind="total",name="gpufabric host emulation (CPU)"} 2.68435456e+08`,
+		"gpufabric_goroutine_wait_seconds_count",
+		"go_goroutines", "process_resident_memory_bytes",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, body)
+		}
 	}
 }

@@ -42,6 +42,8 @@ type serverOptions struct {
 	// probe: auto (load the eBPF probes where this host lets us), on
 	// (fail without them) or off.
 	probe string
+	// metrics: the address of the Prometheus endpoint; none when empty.
+	metrics string
 	// limits holds the engine's configuration from the flags: the token,
 	// the smallest share and the limits a tenant is held to (zero: the
 	// engine's default).
@@ -55,6 +57,7 @@ func parseServerArgs(args []string) (*serverOptions, error) {
 	fs := newFlags("server", "[flags]", "Serve this host's GPUs (or emulated ones) to gpufabric clients.")
 	o := &serverOptions{}
 	fs.StringVar(&o.listen, "listen", envOr("GPUFABRIC_LISTEN", "127.0.0.1:7070"), "TCP address to listen on")
+	fs.StringVar(&o.metrics, "metrics", envOr("GPUFABRIC_METRICS", ""), "serve Prometheus metrics (devices, sessions, call stages, eBPF probes) at http://ADDR/metrics, e.g. 127.0.0.1:9400; none when empty")
 	fs.StringVar(&o.backend, "backend", "auto", "device backend: auto (cuda where a GPU and driver are present, else host), cuda, or host (CPU emulation)")
 	fs.IntVar(&o.devices, "devices", 1, "emulated devices (host backend)")
 	fs.StringVar(&o.memory, "device-memory", "16GiB", "memory of each emulated device (host backend), e.g. 8GiB, 512MiB")
@@ -241,6 +244,12 @@ func runServer(ctx context.Context, args []string) error {
 		log.Info("device", "index", info.Index, "name", info.Name, "backend", info.Backend,
 			"emulated", info.Emulated, "memory", humanize.IBytes(info.TotalMem))
 	}
+	stopMetrics, err := serveMetrics(o.metrics, srv, log)
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	defer stopMetrics()
 	log.Info("serving", "listen", l.Addr(), "tls", security, "offers", strings.Join(offers, " "), "devices", len(devs), "gomaxprocs", runtime.GOMAXPROCS(0))
 	served := make(chan error, len(listeners))
 	for _, l := range listeners {
