@@ -19,6 +19,25 @@ static nvmlReturn_t nvml_refuse(const char *name) {
 	return GF_NVML_ERROR_UNINITIALIZED;
 }
 
+// ---- names without a meaningful answer ----
+
+extern const char *const gf_nvml_stub_names[];
+extern const int gf_nvml_stub_count;
+static unsigned char gf_nvml_stub_logged[1024];
+
+// gf_nvml_stub answers every NVML name of nvml_stubs_gen.c: NOT_SUPPORTED,
+// which NVML clients already expect of features a GPU lacks, and the name
+// logged once so that a user sees what the application asked for.
+int gf_nvml_stub(int index) {
+	const char *name = index >= 0 && index < gf_nvml_stub_count ? gf_nvml_stub_names[index] : "?";
+	if (!GF_UNLIKELY(gf_forked) && index >= 0 && index < (int)sizeof gf_nvml_stub_logged &&
+	    !__atomic_exchange_n(&gf_nvml_stub_logged[index], 1, __ATOMIC_RELAXED))
+		gf_log("gpufabric: %s is not supported by the gpufabric interposer (NVML_ERROR_NOT_SUPPORTED)", name);
+	if (gf_trace_fd >= 0)
+		gf_trace_call(name, GF_NVML_ERROR_NOT_SUPPORTED, gf_now_ns());
+	return GF_NVML_ERROR_NOT_SUPPORTED;
+}
+
 #define GF_NVML(name, params, expr)                 \
 	GF_EXPORT nvmlReturn_t name params {            \
 		if (GF_UNLIKELY(gf_forked))                 \
