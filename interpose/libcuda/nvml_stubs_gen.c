@@ -14,7 +14,7 @@ int gf_nvml_stub(int index);
 #define GF_NVML_STUB(name, index) \
 	__attribute__((visibility("default"))) int name(void) { return gf_nvml_stub(index); }
 
-const int gf_nvml_stub_count = 397;
+const int gf_nvml_stub_count = 339;
 
 const char *const gf_nvml_stub_names[] = {
 	"nvmlComputeInstanceDestroy",
@@ -37,28 +37,20 @@ const char *const gf_nvml_stub_names[] = {
 	"nvmlDeviceGetActiveVgpus",
 	"nvmlDeviceGetAdaptiveClockInfoStatus",
 	"nvmlDeviceGetAdaptiveTgpModeInfo_v1",
-	"nvmlDeviceGetAddressingMode",
-	"nvmlDeviceGetApplicationsClock",
-	"nvmlDeviceGetArchitecture",
 	"nvmlDeviceGetAttributes",
 	"nvmlDeviceGetAttributes_v2",
 	"nvmlDeviceGetAutoBoostedClocksEnabled",
-	"nvmlDeviceGetBAR1MemoryInfo",
 	"nvmlDeviceGetBBXTimeData_v1",
 	"nvmlDeviceGetBankRemapperStatus_v1",
 	"nvmlDeviceGetBoardId",
 	"nvmlDeviceGetBoardPartNumber",
-	"nvmlDeviceGetBrand",
 	"nvmlDeviceGetBridgeChipInfo",
 	"nvmlDeviceGetBusType",
 	"nvmlDeviceGetC2cModeInfoV",
 	"nvmlDeviceGetCapabilities",
 	"nvmlDeviceGetClkMonStatus",
-	"nvmlDeviceGetClock",
-	"nvmlDeviceGetClockInfo",
 	"nvmlDeviceGetClockOffsets",
 	"nvmlDeviceGetComputeInstanceId",
-	"nvmlDeviceGetComputeMode",
 	"nvmlDeviceGetConfComputeGpuAttestationReport",
 	"nvmlDeviceGetConfComputeGpuCertificate",
 	"nvmlDeviceGetConfComputeMemSizeInfo",
@@ -67,34 +59,23 @@ const char *const gf_nvml_stub_names[] = {
 	"nvmlDeviceGetCpuAffinity",
 	"nvmlDeviceGetCpuAffinityWithinScope",
 	"nvmlDeviceGetCreatableVgpus",
-	"nvmlDeviceGetCurrPcieLinkGeneration",
-	"nvmlDeviceGetCurrPcieLinkWidth",
 	"nvmlDeviceGetCurrentClockFreqs",
-	"nvmlDeviceGetCurrentClocksEventReasons",
-	"nvmlDeviceGetCurrentClocksThrottleReasons",
 	"nvmlDeviceGetDecoderUtilization",
-	"nvmlDeviceGetDefaultApplicationsClock",
 	"nvmlDeviceGetDefaultEccMode",
 	"nvmlDeviceGetDetailedEccErrors",
 	"nvmlDeviceGetDeviceHandleFromMigDeviceHandle",
-	"nvmlDeviceGetDisplayActive",
-	"nvmlDeviceGetDisplayMode",
 	"nvmlDeviceGetDramEncryptionMode",
 	"nvmlDeviceGetDriverModel",
 	"nvmlDeviceGetDriverModel_v2",
 	"nvmlDeviceGetDynamicPstatesInfo",
-	"nvmlDeviceGetEccMode",
 	"nvmlDeviceGetEncoderCapacity",
 	"nvmlDeviceGetEncoderSessions",
 	"nvmlDeviceGetEncoderStats",
 	"nvmlDeviceGetEncoderUtilization",
-	"nvmlDeviceGetEnforcedPowerLimit",
 	"nvmlDeviceGetFBCSessions",
 	"nvmlDeviceGetFBCStats",
 	"nvmlDeviceGetFanControlPolicy_v2",
-	"nvmlDeviceGetFanSpeed",
 	"nvmlDeviceGetFanSpeedRPM",
-	"nvmlDeviceGetFanSpeed_v2",
 	"nvmlDeviceGetFieldValues",
 	"nvmlDeviceGetGpcClkMinMaxVfOffset",
 	"nvmlDeviceGetGpcClkVfOffset",
@@ -110,11 +91,7 @@ const char *const gf_nvml_stub_names[] = {
 	"nvmlDeviceGetGpuInstanceProfileInfoV",
 	"nvmlDeviceGetGpuInstanceRemainingCapacity",
 	"nvmlDeviceGetGpuInstances",
-	"nvmlDeviceGetGpuMaxPcieLinkGeneration",
 	"nvmlDeviceGetGpuOperationMode",
-	"nvmlDeviceGetGraphicsRunningProcesses",
-	"nvmlDeviceGetGraphicsRunningProcesses_v2",
-	"nvmlDeviceGetGraphicsRunningProcesses_v3",
 	"nvmlDeviceGetGridLicensableFeatures",
 	"nvmlDeviceGetGridLicensableFeatures_v2",
 	"nvmlDeviceGetGridLicensableFeatures_v3",
@@ -131,30 +108,18 @@ const char *const gf_nvml_stub_names[] = {
 	"nvmlDeviceGetIrqNum",
 	"nvmlDeviceGetJpgUtilization",
 	"nvmlDeviceGetLastBBXFlushTime",
-	"nvmlDeviceGetMPSComputeRunningProcesses",
-	"nvmlDeviceGetMPSComputeRunningProcesses_v2",
-	"nvmlDeviceGetMPSComputeRunningProcesses_v3",
 	"nvmlDeviceGetMarginTemperature",
-	"nvmlDeviceGetMaxClockInfo",
-	"nvmlDeviceGetMaxCustomerBoostClock",
-	"nvmlDeviceGetMaxMigDeviceCount",
-	"nvmlDeviceGetMaxPcieLinkGeneration",
-	"nvmlDeviceGetMaxPcieLinkWidth",
 	"nvmlDeviceGetMemClkMinMaxVfOffset",
 	"nvmlDeviceGetMemClkVfOffset",
 	"nvmlDeviceGetMemoryAffinity",
 	"nvmlDeviceGetMemoryBusWidth",
 	"nvmlDeviceGetMemoryErrorCounter",
-	"nvmlDeviceGetMemoryInfo_v2",
 	"nvmlDeviceGetMemoryLimits_v1",
 	"nvmlDeviceGetMigDeviceHandleByIndex",
-	"nvmlDeviceGetMigMode",
 	"nvmlDeviceGetMinMaxClockOfPState",
 	"nvmlDeviceGetMinMaxFanSpeed",
-	"nvmlDeviceGetMinorNumber",
 	"nvmlDeviceGetModuleId",
 	"nvmlDeviceGetMultiGpuBoard",
-	"nvmlDeviceGetNumFans",
 	"nvmlDeviceGetNumGpuCores",
 	"nvmlDeviceGetNumaNodeId",
 	"nvmlDeviceGetNvLinkCapability",
@@ -176,18 +141,10 @@ const char *const gf_nvml_stub_names[] = {
 	"nvmlDeviceGetPcieThroughput",
 	"nvmlDeviceGetPdi",
 	"nvmlDeviceGetPerformanceModes",
-	"nvmlDeviceGetPerformanceState",
-	"nvmlDeviceGetPersistenceMode",
 	"nvmlDeviceGetPgpuMetadataString",
 	"nvmlDeviceGetPlatformInfo",
-	"nvmlDeviceGetPowerManagementDefaultLimit",
-	"nvmlDeviceGetPowerManagementLimit",
-	"nvmlDeviceGetPowerManagementLimitConstraints",
-	"nvmlDeviceGetPowerManagementMode",
 	"nvmlDeviceGetPowerMizerMode_v1",
 	"nvmlDeviceGetPowerSource",
-	"nvmlDeviceGetPowerState",
-	"nvmlDeviceGetPowerUsage",
 	"nvmlDeviceGetProcessUtilization",
 	"nvmlDeviceGetProcessesUtilizationInfo",
 	"nvmlDeviceGetRemappedRows",
@@ -199,27 +156,18 @@ const char *const gf_nvml_stub_names[] = {
 	"nvmlDeviceGetRowRemapperHistogram",
 	"nvmlDeviceGetRunningProcessDetailList",
 	"nvmlDeviceGetSamples",
-	"nvmlDeviceGetSerial",
 	"nvmlDeviceGetSramEccErrorStatus",
 	"nvmlDeviceGetSramUniqueUncorrectedEccErrorCounts",
-	"nvmlDeviceGetSupportedClocksEventReasons",
-	"nvmlDeviceGetSupportedClocksThrottleReasons",
-	"nvmlDeviceGetSupportedEventTypes",
 	"nvmlDeviceGetSupportedGraphicsClocks",
 	"nvmlDeviceGetSupportedMemoryClocks",
 	"nvmlDeviceGetSupportedPerformanceStates",
 	"nvmlDeviceGetSupportedVgpus",
 	"nvmlDeviceGetTargetFanSpeed",
-	"nvmlDeviceGetTemperature",
-	"nvmlDeviceGetTemperatureThreshold",
 	"nvmlDeviceGetTemperatureV",
 	"nvmlDeviceGetThermalSettings",
 	"nvmlDeviceGetTopologyCommonAncestor",
 	"nvmlDeviceGetTopologyNearestGpus",
-	"nvmlDeviceGetTotalEccErrors",
-	"nvmlDeviceGetTotalEnergyConsumption",
 	"nvmlDeviceGetUnrepairableMemoryFlag_v1",
-	"nvmlDeviceGetVbiosVersion",
 	"nvmlDeviceGetVgpuCapabilities",
 	"nvmlDeviceGetVgpuHeterogeneousMode",
 	"nvmlDeviceGetVgpuInstancesUtilizationInfo",
@@ -236,7 +184,6 @@ const char *const gf_nvml_stub_names[] = {
 	"nvmlDeviceGetVgpuUtilization",
 	"nvmlDeviceGetViolationStatus",
 	"nvmlDeviceGetVirtualizationMode",
-	"nvmlDeviceIsMigDeviceHandle",
 	"nvmlDeviceModifyDrainState",
 	"nvmlDeviceOnSameBoard",
 	"nvmlDevicePerfMetricsGetSamples_v1",
@@ -246,7 +193,6 @@ const char *const gf_nvml_stub_names[] = {
 	"nvmlDeviceQueryDrainState",
 	"nvmlDeviceReadPRMCounters_v1",
 	"nvmlDeviceReadWritePRM_v1",
-	"nvmlDeviceRegisterEvents",
 	"nvmlDeviceRemoveGpu",
 	"nvmlDeviceRemoveGpu_v2",
 	"nvmlDeviceResetApplicationsClocks",
@@ -300,15 +246,11 @@ const char *const gf_nvml_stub_names[] = {
 	"nvmlDeviceWorkloadPowerProfileGetProfilesInfo",
 	"nvmlDeviceWorkloadPowerProfileSetRequestedProfiles",
 	"nvmlDeviceWorkloadPowerProfileUpdateProfiles_v1",
-	"nvmlEventSetCreate",
-	"nvmlEventSetFree",
 	"nvmlEventSetGetContextCount_v1",
 	"nvmlEventSetGetContextData_v1",
 	"nvmlEventSetGetContextInfo_v1",
 	"nvmlEventSetGetGpuOperationalEventContextLegacyXid_v1",
 	"nvmlEventSetRegisterGpuOperationalEvents_v1",
-	"nvmlEventSetWait",
-	"nvmlEventSetWait_v2",
 	"nvmlEventSetWait_v3",
 	"nvmlGetExcludedDeviceCount",
 	"nvmlGetExcludedDeviceInfoByIndex",
@@ -436,380 +378,322 @@ GF_NVML_STUB(nvmlDeviceGetAccountingStats_v2, 16)
 GF_NVML_STUB(nvmlDeviceGetActiveVgpus, 17)
 GF_NVML_STUB(nvmlDeviceGetAdaptiveClockInfoStatus, 18)
 GF_NVML_STUB(nvmlDeviceGetAdaptiveTgpModeInfo_v1, 19)
-GF_NVML_STUB(nvmlDeviceGetAddressingMode, 20)
-GF_NVML_STUB(nvmlDeviceGetApplicationsClock, 21)
-GF_NVML_STUB(nvmlDeviceGetArchitecture, 22)
-GF_NVML_STUB(nvmlDeviceGetAttributes, 23)
-GF_NVML_STUB(nvmlDeviceGetAttributes_v2, 24)
-GF_NVML_STUB(nvmlDeviceGetAutoBoostedClocksEnabled, 25)
-GF_NVML_STUB(nvmlDeviceGetBAR1MemoryInfo, 26)
-GF_NVML_STUB(nvmlDeviceGetBBXTimeData_v1, 27)
-GF_NVML_STUB(nvmlDeviceGetBankRemapperStatus_v1, 28)
-GF_NVML_STUB(nvmlDeviceGetBoardId, 29)
-GF_NVML_STUB(nvmlDeviceGetBoardPartNumber, 30)
-GF_NVML_STUB(nvmlDeviceGetBrand, 31)
-GF_NVML_STUB(nvmlDeviceGetBridgeChipInfo, 32)
-GF_NVML_STUB(nvmlDeviceGetBusType, 33)
-GF_NVML_STUB(nvmlDeviceGetC2cModeInfoV, 34)
-GF_NVML_STUB(nvmlDeviceGetCapabilities, 35)
-GF_NVML_STUB(nvmlDeviceGetClkMonStatus, 36)
-GF_NVML_STUB(nvmlDeviceGetClock, 37)
-GF_NVML_STUB(nvmlDeviceGetClockInfo, 38)
-GF_NVML_STUB(nvmlDeviceGetClockOffsets, 39)
-GF_NVML_STUB(nvmlDeviceGetComputeInstanceId, 40)
-GF_NVML_STUB(nvmlDeviceGetComputeMode, 41)
-GF_NVML_STUB(nvmlDeviceGetConfComputeGpuAttestationReport, 42)
-GF_NVML_STUB(nvmlDeviceGetConfComputeGpuCertificate, 43)
-GF_NVML_STUB(nvmlDeviceGetConfComputeMemSizeInfo, 44)
-GF_NVML_STUB(nvmlDeviceGetConfComputeProtectedMemoryUsage, 45)
-GF_NVML_STUB(nvmlDeviceGetCoolerInfo, 46)
-GF_NVML_STUB(nvmlDeviceGetCpuAffinity, 47)
-GF_NVML_STUB(nvmlDeviceGetCpuAffinityWithinScope, 48)
-GF_NVML_STUB(nvmlDeviceGetCreatableVgpus, 49)
-GF_NVML_STUB(nvmlDeviceGetCurrPcieLinkGeneration, 50)
-GF_NVML_STUB(nvmlDeviceGetCurrPcieLinkWidth, 51)
-GF_NVML_STUB(nvmlDeviceGetCurrentClockFreqs, 52)
-GF_NVML_STUB(nvmlDeviceGetCurrentClocksEventReasons, 53)
-GF_NVML_STUB(nvmlDeviceGetCurrentClocksThrottleReasons, 54)
-GF_NVML_STUB(nvmlDeviceGetDecoderUtilization, 55)
-GF_NVML_STUB(nvmlDeviceGetDefaultApplicationsClock, 56)
-GF_NVML_STUB(nvmlDeviceGetDefaultEccMode, 57)
-GF_NVML_STUB(nvmlDeviceGetDetailedEccErrors, 58)
-GF_NVML_STUB(nvmlDeviceGetDeviceHandleFromMigDeviceHandle, 59)
-GF_NVML_STUB(nvmlDeviceGetDisplayActive, 60)
-GF_NVML_STUB(nvmlDeviceGetDisplayMode, 61)
-GF_NVML_STUB(nvmlDeviceGetDramEncryptionMode, 62)
-GF_NVML_STUB(nvmlDeviceGetDriverModel, 63)
-GF_NVML_STUB(nvmlDeviceGetDriverModel_v2, 64)
-GF_NVML_STUB(nvmlDeviceGetDynamicPstatesInfo, 65)
-GF_NVML_STUB(nvmlDeviceGetEccMode, 66)
-GF_NVML_STUB(nvmlDeviceGetEncoderCapacity, 67)
-GF_NVML_STUB(nvmlDeviceGetEncoderSessions, 68)
-GF_NVML_STUB(nvmlDeviceGetEncoderStats, 69)
-GF_NVML_STUB(nvmlDeviceGetEncoderUtilization, 70)
-GF_NVML_STUB(nvmlDeviceGetEnforcedPowerLimit, 71)
-GF_NVML_STUB(nvmlDeviceGetFBCSessions, 72)
-GF_NVML_STUB(nvmlDeviceGetFBCStats, 73)
-GF_NVML_STUB(nvmlDeviceGetFanControlPolicy_v2, 74)
-GF_NVML_STUB(nvmlDeviceGetFanSpeed, 75)
-GF_NVML_STUB(nvmlDeviceGetFanSpeedRPM, 76)
-GF_NVML_STUB(nvmlDeviceGetFanSpeed_v2, 77)
-GF_NVML_STUB(nvmlDeviceGetFieldValues, 78)
-GF_NVML_STUB(nvmlDeviceGetGpcClkMinMaxVfOffset, 79)
-GF_NVML_STUB(nvmlDeviceGetGpcClkVfOffset, 80)
-GF_NVML_STUB(nvmlDeviceGetGpuFabricInfo, 81)
-GF_NVML_STUB(nvmlDeviceGetGpuFabricInfoV, 82)
-GF_NVML_STUB(nvmlDeviceGetGpuFabricInfo_v4, 83)
-GF_NVML_STUB(nvmlDeviceGetGpuInstanceById, 84)
-GF_NVML_STUB(nvmlDeviceGetGpuInstanceId, 85)
-GF_NVML_STUB(nvmlDeviceGetGpuInstancePossiblePlacements, 86)
-GF_NVML_STUB(nvmlDeviceGetGpuInstancePossiblePlacements_v2, 87)
-GF_NVML_STUB(nvmlDeviceGetGpuInstanceProfileInfo, 88)
-GF_NVML_STUB(nvmlDeviceGetGpuInstanceProfileInfoByIdV, 89)
-GF_NVML_STUB(nvmlDeviceGetGpuInstanceProfileInfoV, 90)
-GF_NVML_STUB(nvmlDeviceGetGpuInstanceRemainingCapacity, 91)
-GF_NVML_STUB(nvmlDeviceGetGpuInstances, 92)
-GF_NVML_STUB(nvmlDeviceGetGpuMaxPcieLinkGeneration, 93)
-GF_NVML_STUB(nvmlDeviceGetGpuOperationMode, 94)
-GF_NVML_STUB(nvmlDeviceGetGraphicsRunningProcesses, 95)
-GF_NVML_STUB(nvmlDeviceGetGraphicsRunningProcesses_v2, 96)
-GF_NVML_STUB(nvmlDeviceGetGraphicsRunningProcesses_v3, 97)
-GF_NVML_STUB(nvmlDeviceGetGridLicensableFeatures, 98)
-GF_NVML_STUB(nvmlDeviceGetGridLicensableFeatures_v2, 99)
-GF_NVML_STUB(nvmlDeviceGetGridLicensableFeatures_v3, 100)
-GF_NVML_STUB(nvmlDeviceGetGridLicensableFeatures_v4, 101)
-GF_NVML_STUB(nvmlDeviceGetGspFirmwareMode, 102)
-GF_NVML_STUB(nvmlDeviceGetGspFirmwareVersion, 103)
-GF_NVML_STUB(nvmlDeviceGetHandleBySerial, 104)
-GF_NVML_STUB(nvmlDeviceGetHandleByUUIDV, 105)
-GF_NVML_STUB(nvmlDeviceGetHostVgpuMode, 106)
-GF_NVML_STUB(nvmlDeviceGetHostname_v1, 107)
-GF_NVML_STUB(nvmlDeviceGetInforomConfigurationChecksum, 108)
-GF_NVML_STUB(nvmlDeviceGetInforomImageVersion, 109)
-GF_NVML_STUB(nvmlDeviceGetInforomVersion, 110)
-GF_NVML_STUB(nvmlDeviceGetIrqNum, 111)
-GF_NVML_STUB(nvmlDeviceGetJpgUtilization, 112)
-GF_NVML_STUB(nvmlDeviceGetLastBBXFlushTime, 113)
-GF_NVML_STUB(nvmlDeviceGetMPSComputeRunningProcesses, 114)
-GF_NVML_STUB(nvmlDeviceGetMPSComputeRunningProcesses_v2, 115)
-GF_NVML_STUB(nvmlDeviceGetMPSComputeRunningProcesses_v3, 116)
-GF_NVML_STUB(nvmlDeviceGetMarginTemperature, 117)
-GF_NVML_STUB(nvmlDeviceGetMaxClockInfo, 118)
-GF_NVML_STUB(nvmlDeviceGetMaxCustomerBoostClock, 119)
-GF_NVML_STUB(nvmlDeviceGetMaxMigDeviceCount, 120)
-GF_NVML_STUB(nvmlDeviceGetMaxPcieLinkGeneration, 121)
-GF_NVML_STUB(nvmlDeviceGetMaxPcieLinkWidth, 122)
-GF_NVML_STUB(nvmlDeviceGetMemClkMinMaxVfOffset, 123)
-GF_NVML_STUB(nvmlDeviceGetMemClkVfOffset, 124)
-GF_NVML_STUB(nvmlDeviceGetMemoryAffinity, 125)
-GF_NVML_STUB(nvmlDeviceGetMemoryBusWidth, 126)
-GF_NVML_STUB(nvmlDeviceGetMemoryErrorCounter, 127)
-GF_NVML_STUB(nvmlDeviceGetMemoryInfo_v2, 128)
-GF_NVML_STUB(nvmlDeviceGetMemoryLimits_v1, 129)
-GF_NVML_STUB(nvmlDeviceGetMigDeviceHandleByIndex, 130)
-GF_NVML_STUB(nvmlDeviceGetMigMode, 131)
-GF_NVML_STUB(nvmlDeviceGetMinMaxClockOfPState, 132)
-GF_NVML_STUB(nvmlDeviceGetMinMaxFanSpeed, 133)
-GF_NVML_STUB(nvmlDeviceGetMinorNumber, 134)
-GF_NVML_STUB(nvmlDeviceGetModuleId, 135)
-GF_NVML_STUB(nvmlDeviceGetMultiGpuBoard, 136)
-GF_NVML_STUB(nvmlDeviceGetNumFans, 137)
-GF_NVML_STUB(nvmlDeviceGetNumGpuCores, 138)
-GF_NVML_STUB(nvmlDeviceGetNumaNodeId, 139)
-GF_NVML_STUB(nvmlDeviceGetNvLinkCapability, 140)
-GF_NVML_STUB(nvmlDeviceGetNvLinkErrorCounter, 141)
-GF_NVML_STUB(nvmlDeviceGetNvLinkInfo, 142)
-GF_NVML_STUB(nvmlDeviceGetNvLinkRemotePciInfo, 143)
-GF_NVML_STUB(nvmlDeviceGetNvLinkTelemetrySamples_v1, 144)
-GF_NVML_STUB(nvmlDeviceGetNvLinkUtilizationControl, 145)
-GF_NVML_STUB(nvmlDeviceGetNvLinkUtilizationCounter, 146)
-GF_NVML_STUB(nvmlDeviceGetNvLinkVersion, 147)
-GF_NVML_STUB(nvmlDeviceGetNvlinkBwMode, 148)
-GF_NVML_STUB(nvmlDeviceGetNvlinkSupportedBwModes, 149)
-GF_NVML_STUB(nvmlDeviceGetOfaUtilization, 150)
-GF_NVML_STUB(nvmlDeviceGetP2PStatus, 151)
-GF_NVML_STUB(nvmlDeviceGetPciInfoExt, 152)
-GF_NVML_STUB(nvmlDeviceGetPcieLinkMaxSpeed, 153)
-GF_NVML_STUB(nvmlDeviceGetPcieReplayCounter, 154)
-GF_NVML_STUB(nvmlDeviceGetPcieSpeed, 155)
-GF_NVML_STUB(nvmlDeviceGetPcieThroughput, 156)
-GF_NVML_STUB(nvmlDeviceGetPdi, 157)
-GF_NVML_STUB(nvmlDeviceGetPerformanceModes, 158)
-GF_NVML_STUB(nvmlDeviceGetPerformanceState, 159)
-GF_NVML_STUB(nvmlDeviceGetPersistenceMode, 160)
-GF_NVML_STUB(nvmlDeviceGetPgpuMetadataString, 161)
-GF_NVML_STUB(nvmlDeviceGetPlatformInfo, 162)
-GF_NVML_STUB(nvmlDeviceGetPowerManagementDefaultLimit, 163)
-GF_NVML_STUB(nvmlDeviceGetPowerManagementLimit, 164)
-GF_NVML_STUB(nvmlDeviceGetPowerManagementLimitConstraints, 165)
-GF_NVML_STUB(nvmlDeviceGetPowerManagementMode, 166)
-GF_NVML_STUB(nvmlDeviceGetPowerMizerMode_v1, 167)
-GF_NVML_STUB(nvmlDeviceGetPowerSource, 168)
-GF_NVML_STUB(nvmlDeviceGetPowerState, 169)
-GF_NVML_STUB(nvmlDeviceGetPowerUsage, 170)
-GF_NVML_STUB(nvmlDeviceGetProcessUtilization, 171)
-GF_NVML_STUB(nvmlDeviceGetProcessesUtilizationInfo, 172)
-GF_NVML_STUB(nvmlDeviceGetRemappedRows, 173)
-GF_NVML_STUB(nvmlDeviceGetRemappedRows_v2, 174)
-GF_NVML_STUB(nvmlDeviceGetRepairStatus, 175)
-GF_NVML_STUB(nvmlDeviceGetRetiredPages, 176)
-GF_NVML_STUB(nvmlDeviceGetRetiredPagesPendingStatus, 177)
-GF_NVML_STUB(nvmlDeviceGetRetiredPages_v2, 178)
-GF_NVML_STUB(nvmlDeviceGetRowRemapperHistogram, 179)
-GF_NVML_STUB(nvmlDeviceGetRunningProcessDetailList, 180)
-GF_NVML_STUB(nvmlDeviceGetSamples, 181)
-GF_NVML_STUB(nvmlDeviceGetSerial, 182)
-GF_NVML_STUB(nvmlDeviceGetSramEccErrorStatus, 183)
-GF_NVML_STUB(nvmlDeviceGetSramUniqueUncorrectedEccErrorCounts, 184)
-GF_NVML_STUB(nvmlDeviceGetSupportedClocksEventReasons, 185)
-GF_NVML_STUB(nvmlDeviceGetSupportedClocksThrottleReasons, 186)
-GF_NVML_STUB(nvmlDeviceGetSupportedEventTypes, 187)
-GF_NVML_STUB(nvmlDeviceGetSupportedGraphicsClocks, 188)
-GF_NVML_STUB(nvmlDeviceGetSupportedMemoryClocks, 189)
-GF_NVML_STUB(nvmlDeviceGetSupportedPerformanceStates, 190)
-GF_NVML_STUB(nvmlDeviceGetSupportedVgpus, 191)
-GF_NVML_STUB(nvmlDeviceGetTargetFanSpeed, 192)
-GF_NVML_STUB(nvmlDeviceGetTemperature, 193)
-GF_NVML_STUB(nvmlDeviceGetTemperatureThreshold, 194)
-GF_NVML_STUB(nvmlDeviceGetTemperatureV, 195)
-GF_NVML_STUB(nvmlDeviceGetThermalSettings, 196)
-GF_NVML_STUB(nvmlDeviceGetTopologyCommonAncestor, 197)
-GF_NVML_STUB(nvmlDeviceGetTopologyNearestGpus, 198)
-GF_NVML_STUB(nvmlDeviceGetTotalEccErrors, 199)
-GF_NVML_STUB(nvmlDeviceGetTotalEnergyConsumption, 200)
-GF_NVML_STUB(nvmlDeviceGetUnrepairableMemoryFlag_v1, 201)
-GF_NVML_STUB(nvmlDeviceGetVbiosVersion, 202)
-GF_NVML_STUB(nvmlDeviceGetVgpuCapabilities, 203)
-GF_NVML_STUB(nvmlDeviceGetVgpuHeterogeneousMode, 204)
-GF_NVML_STUB(nvmlDeviceGetVgpuInstancesUtilizationInfo, 205)
-GF_NVML_STUB(nvmlDeviceGetVgpuMetadata, 206)
-GF_NVML_STUB(nvmlDeviceGetVgpuProcessUtilization, 207)
-GF_NVML_STUB(nvmlDeviceGetVgpuProcessesUtilizationInfo, 208)
-GF_NVML_STUB(nvmlDeviceGetVgpuSchedulerCapabilities, 209)
-GF_NVML_STUB(nvmlDeviceGetVgpuSchedulerLog, 210)
-GF_NVML_STUB(nvmlDeviceGetVgpuSchedulerLog_v2, 211)
-GF_NVML_STUB(nvmlDeviceGetVgpuSchedulerState, 212)
-GF_NVML_STUB(nvmlDeviceGetVgpuSchedulerState_v2, 213)
-GF_NVML_STUB(nvmlDeviceGetVgpuTypeCreatablePlacements, 214)
-GF_NVML_STUB(nvmlDeviceGetVgpuTypeSupportedPlacements, 215)
-GF_NVML_STUB(nvmlDeviceGetVgpuUtilization, 216)
-GF_NVML_STUB(nvmlDeviceGetViolationStatus, 217)
-GF_NVML_STUB(nvmlDeviceGetVirtualizationMode, 218)
-GF_NVML_STUB(nvmlDeviceIsMigDeviceHandle, 219)
-GF_NVML_STUB(nvmlDeviceModifyDrainState, 220)
-GF_NVML_STUB(nvmlDeviceOnSameBoard, 221)
-GF_NVML_STUB(nvmlDevicePerfMetricsGetSamples_v1, 222)
-GF_NVML_STUB(nvmlDevicePowerSmoothingActivatePresetProfile, 223)
-GF_NVML_STUB(nvmlDevicePowerSmoothingSetState, 224)
-GF_NVML_STUB(nvmlDevicePowerSmoothingUpdatePresetProfileParam, 225)
-GF_NVML_STUB(nvmlDeviceQueryDrainState, 226)
-GF_NVML_STUB(nvmlDeviceReadPRMCounters_v1, 227)
-GF_NVML_STUB(nvmlDeviceReadWritePRM_v1, 228)
-GF_NVML_STUB(nvmlDeviceRegisterEvents, 229)
-GF_NVML_STUB(nvmlDeviceRemoveGpu, 230)
-GF_NVML_STUB(nvmlDeviceRemoveGpu_v2, 231)
-GF_NVML_STUB(nvmlDeviceResetApplicationsClocks, 232)
-GF_NVML_STUB(nvmlDeviceResetGpuLockedClocks, 233)
-GF_NVML_STUB(nvmlDeviceResetMemoryLockedClocks, 234)
-GF_NVML_STUB(nvmlDeviceResetNvLinkErrorCounters, 235)
-GF_NVML_STUB(nvmlDeviceResetNvLinkUtilizationCounter, 236)
-GF_NVML_STUB(nvmlDeviceSetAPIRestriction, 237)
-GF_NVML_STUB(nvmlDeviceSetAccountingMode, 238)
-GF_NVML_STUB(nvmlDeviceSetAdaptiveTgpMode_v1, 239)
-GF_NVML_STUB(nvmlDeviceSetApplicationsClocks, 240)
-GF_NVML_STUB(nvmlDeviceSetAutoBoostedClocksEnabled, 241)
-GF_NVML_STUB(nvmlDeviceSetClockOffsets, 242)
-GF_NVML_STUB(nvmlDeviceSetComputeMode, 243)
-GF_NVML_STUB(nvmlDeviceSetConfComputeUnprotectedMemSize, 244)
-GF_NVML_STUB(nvmlDeviceSetCpuAffinity, 245)
-GF_NVML_STUB(nvmlDeviceSetDefaultAutoBoostedClocksEnabled, 246)
-GF_NVML_STUB(nvmlDeviceSetDefaultFanSpeed_v2, 247)
-GF_NVML_STUB(nvmlDeviceSetDramEncryptionMode, 248)
-GF_NVML_STUB(nvmlDeviceSetDriverModel, 249)
-GF_NVML_STUB(nvmlDeviceSetEccMode, 250)
-GF_NVML_STUB(nvmlDeviceSetFanControlPolicy, 251)
-GF_NVML_STUB(nvmlDeviceSetFanSpeed_v2, 252)
-GF_NVML_STUB(nvmlDeviceSetGpcClkVfOffset, 253)
-GF_NVML_STUB(nvmlDeviceSetGpuLockedClocks, 254)
-GF_NVML_STUB(nvmlDeviceSetGpuOperationMode, 255)
-GF_NVML_STUB(nvmlDeviceSetHostname_v1, 256)
-GF_NVML_STUB(nvmlDeviceSetMemClkVfOffset, 257)
-GF_NVML_STUB(nvmlDeviceSetMemoryLimits_v1, 258)
-GF_NVML_STUB(nvmlDeviceSetMemoryLockedClocks, 259)
-GF_NVML_STUB(nvmlDeviceSetMigMode, 260)
-GF_NVML_STUB(nvmlDeviceSetNvLinkDeviceLowPowerThreshold, 261)
-GF_NVML_STUB(nvmlDeviceSetNvLinkUtilizationControl, 262)
-GF_NVML_STUB(nvmlDeviceSetNvlinkBwMode, 263)
-GF_NVML_STUB(nvmlDeviceSetNvlinkBwModeAsync_v1, 264)
-GF_NVML_STUB(nvmlDeviceSetPersistenceMode, 265)
-GF_NVML_STUB(nvmlDeviceSetPowerManagementLimit, 266)
-GF_NVML_STUB(nvmlDeviceSetPowerManagementLimit_v2, 267)
-GF_NVML_STUB(nvmlDeviceSetPowerMizerMode_v1, 268)
-GF_NVML_STUB(nvmlDeviceSetRusdSettings_v1, 269)
-GF_NVML_STUB(nvmlDeviceSetTemperatureThreshold, 270)
-GF_NVML_STUB(nvmlDeviceSetVgpuCapabilities, 271)
-GF_NVML_STUB(nvmlDeviceSetVgpuHeterogeneousMode, 272)
-GF_NVML_STUB(nvmlDeviceSetVgpuSchedulerState, 273)
-GF_NVML_STUB(nvmlDeviceSetVgpuSchedulerState_v2, 274)
-GF_NVML_STUB(nvmlDeviceSetVirtualizationMode, 275)
-GF_NVML_STUB(nvmlDeviceValidateInforom, 276)
-GF_NVML_STUB(nvmlDeviceVgpuForceGspUnload, 277)
-GF_NVML_STUB(nvmlDeviceWorkloadPowerProfileClearRequestedProfiles, 278)
-GF_NVML_STUB(nvmlDeviceWorkloadPowerProfileGetCurrentProfiles, 279)
-GF_NVML_STUB(nvmlDeviceWorkloadPowerProfileGetProfilesInfo, 280)
-GF_NVML_STUB(nvmlDeviceWorkloadPowerProfileSetRequestedProfiles, 281)
-GF_NVML_STUB(nvmlDeviceWorkloadPowerProfileUpdateProfiles_v1, 282)
-GF_NVML_STUB(nvmlEventSetCreate, 283)
-GF_NVML_STUB(nvmlEventSetFree, 284)
-GF_NVML_STUB(nvmlEventSetGetContextCount_v1, 285)
-GF_NVML_STUB(nvmlEventSetGetContextData_v1, 286)
-GF_NVML_STUB(nvmlEventSetGetContextInfo_v1, 287)
-GF_NVML_STUB(nvmlEventSetGetGpuOperationalEventContextLegacyXid_v1, 288)
-GF_NVML_STUB(nvmlEventSetRegisterGpuOperationalEvents_v1, 289)
-GF_NVML_STUB(nvmlEventSetWait, 290)
-GF_NVML_STUB(nvmlEventSetWait_v2, 291)
-GF_NVML_STUB(nvmlEventSetWait_v3, 292)
-GF_NVML_STUB(nvmlGetExcludedDeviceCount, 293)
-GF_NVML_STUB(nvmlGetExcludedDeviceInfoByIndex, 294)
-GF_NVML_STUB(nvmlGetVgpuCompatibility, 295)
-GF_NVML_STUB(nvmlGetVgpuDriverCapabilities, 296)
-GF_NVML_STUB(nvmlGetVgpuVersion, 297)
-GF_NVML_STUB(nvmlGpmMetricsGet, 298)
-GF_NVML_STUB(nvmlGpmMigSampleGet, 299)
-GF_NVML_STUB(nvmlGpmQueryDeviceSupport, 300)
-GF_NVML_STUB(nvmlGpmQueryIfStreamingEnabled, 301)
-GF_NVML_STUB(nvmlGpmSampleAlloc, 302)
-GF_NVML_STUB(nvmlGpmSampleFree, 303)
-GF_NVML_STUB(nvmlGpmSampleGet, 304)
-GF_NVML_STUB(nvmlGpmSetStreamingEnabled, 305)
-GF_NVML_STUB(nvmlGpuInstanceCreateComputeInstance, 306)
-GF_NVML_STUB(nvmlGpuInstanceCreateComputeInstanceWithPlacement, 307)
-GF_NVML_STUB(nvmlGpuInstanceDestroy, 308)
-GF_NVML_STUB(nvmlGpuInstanceGetActiveVgpus, 309)
-GF_NVML_STUB(nvmlGpuInstanceGetComputeInstanceById, 310)
-GF_NVML_STUB(nvmlGpuInstanceGetComputeInstancePossiblePlacements, 311)
-GF_NVML_STUB(nvmlGpuInstanceGetComputeInstanceProfileInfo, 312)
-GF_NVML_STUB(nvmlGpuInstanceGetComputeInstanceProfileInfoV, 313)
-GF_NVML_STUB(nvmlGpuInstanceGetComputeInstanceRemainingCapacity, 314)
-GF_NVML_STUB(nvmlGpuInstanceGetComputeInstances, 315)
-GF_NVML_STUB(nvmlGpuInstanceGetCreatableVgpus, 316)
-GF_NVML_STUB(nvmlGpuInstanceGetInfo, 317)
-GF_NVML_STUB(nvmlGpuInstanceGetVgpuHeterogeneousMode, 318)
-GF_NVML_STUB(nvmlGpuInstanceGetVgpuSchedulerLog, 319)
-GF_NVML_STUB(nvmlGpuInstanceGetVgpuSchedulerLog_v2, 320)
-GF_NVML_STUB(nvmlGpuInstanceGetVgpuSchedulerState, 321)
-GF_NVML_STUB(nvmlGpuInstanceGetVgpuSchedulerState_v2, 322)
-GF_NVML_STUB(nvmlGpuInstanceGetVgpuTypeCreatablePlacements, 323)
-GF_NVML_STUB(nvmlGpuInstanceSetVgpuHeterogeneousMode, 324)
-GF_NVML_STUB(nvmlGpuInstanceSetVgpuSchedulerState, 325)
-GF_NVML_STUB(nvmlGpuInstanceSetVgpuSchedulerState_v2, 326)
-GF_NVML_STUB(nvmlSetVgpuVersion, 327)
-GF_NVML_STUB(nvmlSystemEventSetCreate, 328)
-GF_NVML_STUB(nvmlSystemEventSetFree, 329)
-GF_NVML_STUB(nvmlSystemEventSetWait, 330)
-GF_NVML_STUB(nvmlSystemGetCPER_v1, 331)
-GF_NVML_STUB(nvmlSystemGetConfComputeCapabilities, 332)
-GF_NVML_STUB(nvmlSystemGetConfComputeGpusReadyState, 333)
-GF_NVML_STUB(nvmlSystemGetConfComputeKeyRotationThresholdInfo, 334)
-GF_NVML_STUB(nvmlSystemGetConfComputeSettings, 335)
-GF_NVML_STUB(nvmlSystemGetConfComputeState, 336)
-GF_NVML_STUB(nvmlSystemGetDriverBranch, 337)
-GF_NVML_STUB(nvmlSystemGetHicVersion, 338)
-GF_NVML_STUB(nvmlSystemGetNvlinkBwMode, 339)
-GF_NVML_STUB(nvmlSystemGetProcessName, 340)
-GF_NVML_STUB(nvmlSystemGetTopologyGpuSet, 341)
-GF_NVML_STUB(nvmlSystemRegisterEvents, 342)
-GF_NVML_STUB(nvmlSystemSetConfComputeGpusReadyState, 343)
-GF_NVML_STUB(nvmlSystemSetConfComputeKeyRotationThresholdInfo, 344)
-GF_NVML_STUB(nvmlSystemSetNvlinkBwMode, 345)
-GF_NVML_STUB(nvmlUnitGetCount, 346)
-GF_NVML_STUB(nvmlUnitGetDevices, 347)
-GF_NVML_STUB(nvmlUnitGetFanSpeedInfo, 348)
-GF_NVML_STUB(nvmlUnitGetHandleByIndex, 349)
-GF_NVML_STUB(nvmlUnitGetLedState, 350)
-GF_NVML_STUB(nvmlUnitGetPsuInfo, 351)
-GF_NVML_STUB(nvmlUnitGetTemperature, 352)
-GF_NVML_STUB(nvmlUnitGetUnitInfo, 353)
-GF_NVML_STUB(nvmlUnitSetLedState, 354)
-GF_NVML_STUB(nvmlVgpuInstanceClearAccountingPids, 355)
-GF_NVML_STUB(nvmlVgpuInstanceGetAccountingMode, 356)
-GF_NVML_STUB(nvmlVgpuInstanceGetAccountingPids, 357)
-GF_NVML_STUB(nvmlVgpuInstanceGetAccountingStats, 358)
-GF_NVML_STUB(nvmlVgpuInstanceGetEccMode, 359)
-GF_NVML_STUB(nvmlVgpuInstanceGetEncoderCapacity, 360)
-GF_NVML_STUB(nvmlVgpuInstanceGetEncoderSessions, 361)
-GF_NVML_STUB(nvmlVgpuInstanceGetEncoderStats, 362)
-GF_NVML_STUB(nvmlVgpuInstanceGetFBCSessions, 363)
-GF_NVML_STUB(nvmlVgpuInstanceGetFBCStats, 364)
-GF_NVML_STUB(nvmlVgpuInstanceGetFbUsage, 365)
-GF_NVML_STUB(nvmlVgpuInstanceGetFrameRateLimit, 366)
-GF_NVML_STUB(nvmlVgpuInstanceGetGpuInstanceId, 367)
-GF_NVML_STUB(nvmlVgpuInstanceGetGpuPciId, 368)
-GF_NVML_STUB(nvmlVgpuInstanceGetLicenseInfo, 369)
-GF_NVML_STUB(nvmlVgpuInstanceGetLicenseInfo_v2, 370)
-GF_NVML_STUB(nvmlVgpuInstanceGetLicenseStatus, 371)
-GF_NVML_STUB(nvmlVgpuInstanceGetMdevUUID, 372)
-GF_NVML_STUB(nvmlVgpuInstanceGetMetadata, 373)
-GF_NVML_STUB(nvmlVgpuInstanceGetPlacementId, 374)
-GF_NVML_STUB(nvmlVgpuInstanceGetRuntimeStateSize, 375)
-GF_NVML_STUB(nvmlVgpuInstanceGetType, 376)
-GF_NVML_STUB(nvmlVgpuInstanceGetUUID, 377)
-GF_NVML_STUB(nvmlVgpuInstanceGetVmDriverVersion, 378)
-GF_NVML_STUB(nvmlVgpuInstanceGetVmID, 379)
-GF_NVML_STUB(nvmlVgpuInstanceSetEncoderCapacity, 380)
-GF_NVML_STUB(nvmlVgpuTypeGetBAR1Info, 381)
-GF_NVML_STUB(nvmlVgpuTypeGetCapabilities, 382)
-GF_NVML_STUB(nvmlVgpuTypeGetClass, 383)
-GF_NVML_STUB(nvmlVgpuTypeGetDeviceID, 384)
-GF_NVML_STUB(nvmlVgpuTypeGetFbReservation, 385)
-GF_NVML_STUB(nvmlVgpuTypeGetFrameRateLimit, 386)
-GF_NVML_STUB(nvmlVgpuTypeGetFramebufferSize, 387)
-GF_NVML_STUB(nvmlVgpuTypeGetGpuInstanceProfileId, 388)
-GF_NVML_STUB(nvmlVgpuTypeGetGspHeapSize, 389)
-GF_NVML_STUB(nvmlVgpuTypeGetLicense, 390)
-GF_NVML_STUB(nvmlVgpuTypeGetMaxInstances, 391)
-GF_NVML_STUB(nvmlVgpuTypeGetMaxInstancesPerGpuInstance, 392)
-GF_NVML_STUB(nvmlVgpuTypeGetMaxInstancesPerVm, 393)
-GF_NVML_STUB(nvmlVgpuTypeGetName, 394)
-GF_NVML_STUB(nvmlVgpuTypeGetNumDisplayHeads, 395)
-GF_NVML_STUB(nvmlVgpuTypeGetResolution, 396)
+GF_NVML_STUB(nvmlDeviceGetAttributes, 20)
+GF_NVML_STUB(nvmlDeviceGetAttributes_v2, 21)
+GF_NVML_STUB(nvmlDeviceGetAutoBoostedClocksEnabled, 22)
+GF_NVML_STUB(nvmlDeviceGetBBXTimeData_v1, 23)
+GF_NVML_STUB(nvmlDeviceGetBankRemapperStatus_v1, 24)
+GF_NVML_STUB(nvmlDeviceGetBoardId, 25)
+GF_NVML_STUB(nvmlDeviceGetBoardPartNumber, 26)
+GF_NVML_STUB(nvmlDeviceGetBridgeChipInfo, 27)
+GF_NVML_STUB(nvmlDeviceGetBusType, 28)
+GF_NVML_STUB(nvmlDeviceGetC2cModeInfoV, 29)
+GF_NVML_STUB(nvmlDeviceGetCapabilities, 30)
+GF_NVML_STUB(nvmlDeviceGetClkMonStatus, 31)
+GF_NVML_STUB(nvmlDeviceGetClockOffsets, 32)
+GF_NVML_STUB(nvmlDeviceGetComputeInstanceId, 33)
+GF_NVML_STUB(nvmlDeviceGetConfComputeGpuAttestationReport, 34)
+GF_NVML_STUB(nvmlDeviceGetConfComputeGpuCertificate, 35)
+GF_NVML_STUB(nvmlDeviceGetConfComputeMemSizeInfo, 36)
+GF_NVML_STUB(nvmlDeviceGetConfComputeProtectedMemoryUsage, 37)
+GF_NVML_STUB(nvmlDeviceGetCoolerInfo, 38)
+GF_NVML_STUB(nvmlDeviceGetCpuAffinity, 39)
+GF_NVML_STUB(nvmlDeviceGetCpuAffinityWithinScope, 40)
+GF_NVML_STUB(nvmlDeviceGetCreatableVgpus, 41)
+GF_NVML_STUB(nvmlDeviceGetCurrentClockFreqs, 42)
+GF_NVML_STUB(nvmlDeviceGetDecoderUtilization, 43)
+GF_NVML_STUB(nvmlDeviceGetDefaultEccMode, 44)
+GF_NVML_STUB(nvmlDeviceGetDetailedEccErrors, 45)
+GF_NVML_STUB(nvmlDeviceGetDeviceHandleFromMigDeviceHandle, 46)
+GF_NVML_STUB(nvmlDeviceGetDramEncryptionMode, 47)
+GF_NVML_STUB(nvmlDeviceGetDriverModel, 48)
+GF_NVML_STUB(nvmlDeviceGetDriverModel_v2, 49)
+GF_NVML_STUB(nvmlDeviceGetDynamicPstatesInfo, 50)
+GF_NVML_STUB(nvmlDeviceGetEncoderCapacity, 51)
+GF_NVML_STUB(nvmlDeviceGetEncoderSessions, 52)
+GF_NVML_STUB(nvmlDeviceGetEncoderStats, 53)
+GF_NVML_STUB(nvmlDeviceGetEncoderUtilization, 54)
+GF_NVML_STUB(nvmlDeviceGetFBCSessions, 55)
+GF_NVML_STUB(nvmlDeviceGetFBCStats, 56)
+GF_NVML_STUB(nvmlDeviceGetFanControlPolicy_v2, 57)
+GF_NVML_STUB(nvmlDeviceGetFanSpeedRPM, 58)
+GF_NVML_STUB(nvmlDeviceGetFieldValues, 59)
+GF_NVML_STUB(nvmlDeviceGetGpcClkMinMaxVfOffset, 60)
+GF_NVML_STUB(nvmlDeviceGetGpcClkVfOffset, 61)
+GF_NVML_STUB(nvmlDeviceGetGpuFabricInfo, 62)
+GF_NVML_STUB(nvmlDeviceGetGpuFabricInfoV, 63)
+GF_NVML_STUB(nvmlDeviceGetGpuFabricInfo_v4, 64)
+GF_NVML_STUB(nvmlDeviceGetGpuInstanceById, 65)
+GF_NVML_STUB(nvmlDeviceGetGpuInstanceId, 66)
+GF_NVML_STUB(nvmlDeviceGetGpuInstancePossiblePlacements, 67)
+GF_NVML_STUB(nvmlDeviceGetGpuInstancePossiblePlacements_v2, 68)
+GF_NVML_STUB(nvmlDeviceGetGpuInstanceProfileInfo, 69)
+GF_NVML_STUB(nvmlDeviceGetGpuInstanceProfileInfoByIdV, 70)
+GF_NVML_STUB(nvmlDeviceGetGpuInstanceProfileInfoV, 71)
+GF_NVML_STUB(nvmlDeviceGetGpuInstanceRemainingCapacity, 72)
+GF_NVML_STUB(nvmlDeviceGetGpuInstances, 73)
+GF_NVML_STUB(nvmlDeviceGetGpuOperationMode, 74)
+GF_NVML_STUB(nvmlDeviceGetGridLicensableFeatures, 75)
+GF_NVML_STUB(nvmlDeviceGetGridLicensableFeatures_v2, 76)
+GF_NVML_STUB(nvmlDeviceGetGridLicensableFeatures_v3, 77)
+GF_NVML_STUB(nvmlDeviceGetGridLicensableFeatures_v4, 78)
+GF_NVML_STUB(nvmlDeviceGetGspFirmwareMode, 79)
+GF_NVML_STUB(nvmlDeviceGetGspFirmwareVersion, 80)
+GF_NVML_STUB(nvmlDeviceGetHandleBySerial, 81)
+GF_NVML_STUB(nvmlDeviceGetHandleByUUIDV, 82)
+GF_NVML_STUB(nvmlDeviceGetHostVgpuMode, 83)
+GF_NVML_STUB(nvmlDeviceGetHostname_v1, 84)
+GF_NVML_STUB(nvmlDeviceGetInforomConfigurationChecksum, 85)
+GF_NVML_STUB(nvmlDeviceGetInforomImageVersion, 86)
+GF_NVML_STUB(nvmlDeviceGetInforomVersion, 87)
+GF_NVML_STUB(nvmlDeviceGetIrqNum, 88)
+GF_NVML_STUB(nvmlDeviceGetJpgUtilization, 89)
+GF_NVML_STUB(nvmlDeviceGetLastBBXFlushTime, 90)
+GF_NVML_STUB(nvmlDeviceGetMarginTemperature, 91)
+GF_NVML_STUB(nvmlDeviceGetMemClkMinMaxVfOffset, 92)
+GF_NVML_STUB(nvmlDeviceGetMemClkVfOffset, 93)
+GF_NVML_STUB(nvmlDeviceGetMemoryAffinity, 94)
+GF_NVML_STUB(nvmlDeviceGetMemoryBusWidth, 95)
+GF_NVML_STUB(nvmlDeviceGetMemoryErrorCounter, 96)
+GF_NVML_STUB(nvmlDeviceGetMemoryLimits_v1, 97)
+GF_NVML_STUB(nvmlDeviceGetMigDeviceHandleByIndex, 98)
+GF_NVML_STUB(nvmlDeviceGetMinMaxClockOfPState, 99)
+GF_NVML_STUB(nvmlDeviceGetMinMaxFanSpeed, 100)
+GF_NVML_STUB(nvmlDeviceGetModuleId, 101)
+GF_NVML_STUB(nvmlDeviceGetMultiGpuBoard, 102)
+GF_NVML_STUB(nvmlDeviceGetNumGpuCores, 103)
+GF_NVML_STUB(nvmlDeviceGetNumaNodeId, 104)
+GF_NVML_STUB(nvmlDeviceGetNvLinkCapability, 105)
+GF_NVML_STUB(nvmlDeviceGetNvLinkErrorCounter, 106)
+GF_NVML_STUB(nvmlDeviceGetNvLinkInfo, 107)
+GF_NVML_STUB(nvmlDeviceGetNvLinkRemotePciInfo, 108)
+GF_NVML_STUB(nvmlDeviceGetNvLinkTelemetrySamples_v1, 109)
+GF_NVML_STUB(nvmlDeviceGetNvLinkUtilizationControl, 110)
+GF_NVML_STUB(nvmlDeviceGetNvLinkUtilizationCounter, 111)
+GF_NVML_STUB(nvmlDeviceGetNvLinkVersion, 112)
+GF_NVML_STUB(nvmlDeviceGetNvlinkBwMode, 113)
+GF_NVML_STUB(nvmlDeviceGetNvlinkSupportedBwModes, 114)
+GF_NVML_STUB(nvmlDeviceGetOfaUtilization, 115)
+GF_NVML_STUB(nvmlDeviceGetP2PStatus, 116)
+GF_NVML_STUB(nvmlDeviceGetPciInfoExt, 117)
+GF_NVML_STUB(nvmlDeviceGetPcieLinkMaxSpeed, 118)
+GF_NVML_STUB(nvmlDeviceGetPcieReplayCounter, 119)
+GF_NVML_STUB(nvmlDeviceGetPcieSpeed, 120)
+GF_NVML_STUB(nvmlDeviceGetPcieThroughput, 121)
+GF_NVML_STUB(nvmlDeviceGetPdi, 122)
+GF_NVML_STUB(nvmlDeviceGetPerformanceModes, 123)
+GF_NVML_STUB(nvmlDeviceGetPgpuMetadataString, 124)
+GF_NVML_STUB(nvmlDeviceGetPlatformInfo, 125)
+GF_NVML_STUB(nvmlDeviceGetPowerMizerMode_v1, 126)
+GF_NVML_STUB(nvmlDeviceGetPowerSource, 127)
+GF_NVML_STUB(nvmlDeviceGetProcessUtilization, 128)
+GF_NVML_STUB(nvmlDeviceGetProcessesUtilizationInfo, 129)
+GF_NVML_STUB(nvmlDeviceGetRemappedRows, 130)
+GF_NVML_STUB(nvmlDeviceGetRemappedRows_v2, 131)
+GF_NVML_STUB(nvmlDeviceGetRepairStatus, 132)
+GF_NVML_STUB(nvmlDeviceGetRetiredPages, 133)
+GF_NVML_STUB(nvmlDeviceGetRetiredPagesPendingStatus, 134)
+GF_NVML_STUB(nvmlDeviceGetRetiredPages_v2, 135)
+GF_NVML_STUB(nvmlDeviceGetRowRemapperHistogram, 136)
+GF_NVML_STUB(nvmlDeviceGetRunningProcessDetailList, 137)
+GF_NVML_STUB(nvmlDeviceGetSamples, 138)
+GF_NVML_STUB(nvmlDeviceGetSramEccErrorStatus, 139)
+GF_NVML_STUB(nvmlDeviceGetSramUniqueUncorrectedEccErrorCounts, 140)
+GF_NVML_STUB(nvmlDeviceGetSupportedGraphicsClocks, 141)
+GF_NVML_STUB(nvmlDeviceGetSupportedMemoryClocks, 142)
+GF_NVML_STUB(nvmlDeviceGetSupportedPerformanceStates, 143)
+GF_NVML_STUB(nvmlDeviceGetSupportedVgpus, 144)
+GF_NVML_STUB(nvmlDeviceGetTargetFanSpeed, 145)
+GF_NVML_STUB(nvmlDeviceGetTemperatureV, 146)
+GF_NVML_STUB(nvmlDeviceGetThermalSettings, 147)
+GF_NVML_STUB(nvmlDeviceGetTopologyCommonAncestor, 148)
+GF_NVML_STUB(nvmlDeviceGetTopologyNearestGpus, 149)
+GF_NVML_STUB(nvmlDeviceGetUnrepairableMemoryFlag_v1, 150)
+GF_NVML_STUB(nvmlDeviceGetVgpuCapabilities, 151)
+GF_NVML_STUB(nvmlDeviceGetVgpuHeterogeneousMode, 152)
+GF_NVML_STUB(nvmlDeviceGetVgpuInstancesUtilizationInfo, 153)
+GF_NVML_STUB(nvmlDeviceGetVgpuMetadata, 154)
+GF_NVML_STUB(nvmlDeviceGetVgpuProcessUtilization, 155)
+GF_NVML_STUB(nvmlDeviceGetVgpuProcessesUtilizationInfo, 156)
+GF_NVML_STUB(nvmlDeviceGetVgpuSchedulerCapabilities, 157)
+GF_NVML_STUB(nvmlDeviceGetVgpuSchedulerLog, 158)
+GF_NVML_STUB(nvmlDeviceGetVgpuSchedulerLog_v2, 159)
+GF_NVML_STUB(nvmlDeviceGetVgpuSchedulerState, 160)
+GF_NVML_STUB(nvmlDeviceGetVgpuSchedulerState_v2, 161)
+GF_NVML_STUB(nvmlDeviceGetVgpuTypeCreatablePlacements, 162)
+GF_NVML_STUB(nvmlDeviceGetVgpuTypeSupportedPlacements, 163)
+GF_NVML_STUB(nvmlDeviceGetVgpuUtilization, 164)
+GF_NVML_STUB(nvmlDeviceGetViolationStatus, 165)
+GF_NVML_STUB(nvmlDeviceGetVirtualizationMode, 166)
+GF_NVML_STUB(nvmlDeviceModifyDrainState, 167)
+GF_NVML_STUB(nvmlDeviceOnSameBoard, 168)
+GF_NVML_STUB(nvmlDevicePerfMetricsGetSamples_v1, 169)
+GF_NVML_STUB(nvmlDevicePowerSmoothingActivatePresetProfile, 170)
+GF_NVML_STUB(nvmlDevicePowerSmoothingSetState, 171)
+GF_NVML_STUB(nvmlDevicePowerSmoothingUpdatePresetProfileParam, 172)
+GF_NVML_STUB(nvmlDeviceQueryDrainState, 173)
+GF_NVML_STUB(nvmlDeviceReadPRMCounters_v1, 174)
+GF_NVML_STUB(nvmlDeviceReadWritePRM_v1, 175)
+GF_NVML_STUB(nvmlDeviceRemoveGpu, 176)
+GF_NVML_STUB(nvmlDeviceRemoveGpu_v2, 177)
+GF_NVML_STUB(nvmlDeviceResetApplicationsClocks, 178)
+GF_NVML_STUB(nvmlDeviceResetGpuLockedClocks, 179)
+GF_NVML_STUB(nvmlDeviceResetMemoryLockedClocks, 180)
+GF_NVML_STUB(nvmlDeviceResetNvLinkErrorCounters, 181)
+GF_NVML_STUB(nvmlDeviceResetNvLinkUtilizationCounter, 182)
+GF_NVML_STUB(nvmlDeviceSetAPIRestriction, 183)
+GF_NVML_STUB(nvmlDeviceSetAccountingMode, 184)
+GF_NVML_STUB(nvmlDeviceSetAdaptiveTgpMode_v1, 185)
+GF_NVML_STUB(nvmlDeviceSetApplicationsClocks, 186)
+GF_NVML_STUB(nvmlDeviceSetAutoBoostedClocksEnabled, 187)
+GF_NVML_STUB(nvmlDeviceSetClockOffsets, 188)
+GF_NVML_STUB(nvmlDeviceSetComputeMode, 189)
+GF_NVML_STUB(nvmlDeviceSetConfComputeUnprotectedMemSize, 190)
+GF_NVML_STUB(nvmlDeviceSetCpuAffinity, 191)
+GF_NVML_STUB(nvmlDeviceSetDefaultAutoBoostedClocksEnabled, 192)
+GF_NVML_STUB(nvmlDeviceSetDefaultFanSpeed_v2, 193)
+GF_NVML_STUB(nvmlDeviceSetDramEncryptionMode, 194)
+GF_NVML_STUB(nvmlDeviceSetDriverModel, 195)
+GF_NVML_STUB(nvmlDeviceSetEccMode, 196)
+GF_NVML_STUB(nvmlDeviceSetFanControlPolicy, 197)
+GF_NVML_STUB(nvmlDeviceSetFanSpeed_v2, 198)
+GF_NVML_STUB(nvmlDeviceSetGpcClkVfOffset, 199)
+GF_NVML_STUB(nvmlDeviceSetGpuLockedClocks, 200)
+GF_NVML_STUB(nvmlDeviceSetGpuOperationMode, 201)
+GF_NVML_STUB(nvmlDeviceSetHostname_v1, 202)
+GF_NVML_STUB(nvmlDeviceSetMemClkVfOffset, 203)
+GF_NVML_STUB(nvmlDeviceSetMemoryLimits_v1, 204)
+GF_NVML_STUB(nvmlDeviceSetMemoryLockedClocks, 205)
+GF_NVML_STUB(nvmlDeviceSetMigMode, 206)
+GF_NVML_STUB(nvmlDeviceSetNvLinkDeviceLowPowerThreshold, 207)
+GF_NVML_STUB(nvmlDeviceSetNvLinkUtilizationControl, 208)
+GF_NVML_STUB(nvmlDeviceSetNvlinkBwMode, 209)
+GF_NVML_STUB(nvmlDeviceSetNvlinkBwModeAsync_v1, 210)
+GF_NVML_STUB(nvmlDeviceSetPersistenceMode, 211)
+GF_NVML_STUB(nvmlDeviceSetPowerManagementLimit, 212)
+GF_NVML_STUB(nvmlDeviceSetPowerManagementLimit_v2, 213)
+GF_NVML_STUB(nvmlDeviceSetPowerMizerMode_v1, 214)
+GF_NVML_STUB(nvmlDeviceSetRusdSettings_v1, 215)
+GF_NVML_STUB(nvmlDeviceSetTemperatureThreshold, 216)
+GF_NVML_STUB(nvmlDeviceSetVgpuCapabilities, 217)
+GF_NVML_STUB(nvmlDeviceSetVgpuHeterogeneousMode, 218)
+GF_NVML_STUB(nvmlDeviceSetVgpuSchedulerState, 219)
+GF_NVML_STUB(nvmlDeviceSetVgpuSchedulerState_v2, 220)
+GF_NVML_STUB(nvmlDeviceSetVirtualizationMode, 221)
+GF_NVML_STUB(nvmlDeviceValidateInforom, 222)
+GF_NVML_STUB(nvmlDeviceVgpuForceGspUnload, 223)
+GF_NVML_STUB(nvmlDeviceWorkloadPowerProfileClearRequestedProfiles, 224)
+GF_NVML_STUB(nvmlDeviceWorkloadPowerProfileGetCurrentProfiles, 225)
+GF_NVML_STUB(nvmlDeviceWorkloadPowerProfileGetProfilesInfo, 226)
+GF_NVML_STUB(nvmlDeviceWorkloadPowerProfileSetRequestedProfiles, 227)
+GF_NVML_STUB(nvmlDeviceWorkloadPowerProfileUpdateProfiles_v1, 228)
+GF_NVML_STUB(nvmlEventSetGetContextCount_v1, 229)
+GF_NVML_STUB(nvmlEventSetGetContextData_v1, 230)
+GF_NVML_STUB(nvmlEventSetGetContextInfo_v1, 231)
+GF_NVML_STUB(nvmlEventSetGetGpuOperationalEventContextLegacyXid_v1, 232)
+GF_NVML_STUB(nvmlEventSetRegisterGpuOperationalEvents_v1, 233)
+GF_NVML_STUB(nvmlEventSetWait_v3, 234)
+GF_NVML_STUB(nvmlGetExcludedDeviceCount, 235)
+GF_NVML_STUB(nvmlGetExcludedDeviceInfoByIndex, 236)
+GF_NVML_STUB(nvmlGetVgpuCompatibility, 237)
+GF_NVML_STUB(nvmlGetVgpuDriverCapabilities, 238)
+GF_NVML_STUB(nvmlGetVgpuVersion, 239)
+GF_NVML_STUB(nvmlGpmMetricsGet, 240)
+GF_NVML_STUB(nvmlGpmMigSampleGet, 241)
+GF_NVML_STUB(nvmlGpmQueryDeviceSupport, 242)
+GF_NVML_STUB(nvmlGpmQueryIfStreamingEnabled, 243)
+GF_NVML_STUB(nvmlGpmSampleAlloc, 244)
+GF_NVML_STUB(nvmlGpmSampleFree, 245)
+GF_NVML_STUB(nvmlGpmSampleGet, 246)
+GF_NVML_STUB(nvmlGpmSetStreamingEnabled, 247)
+GF_NVML_STUB(nvmlGpuInstanceCreateComputeInstance, 248)
+GF_NVML_STUB(nvmlGpuInstanceCreateComputeInstanceWithPlacement, 249)
+GF_NVML_STUB(nvmlGpuInstanceDestroy, 250)
+GF_NVML_STUB(nvmlGpuInstanceGetActiveVgpus, 251)
+GF_NVML_STUB(nvmlGpuInstanceGetComputeInstanceById, 252)
+GF_NVML_STUB(nvmlGpuInstanceGetComputeInstancePossiblePlacements, 253)
+GF_NVML_STUB(nvmlGpuInstanceGetComputeInstanceProfileInfo, 254)
+GF_NVML_STUB(nvmlGpuInstanceGetComputeInstanceProfileInfoV, 255)
+GF_NVML_STUB(nvmlGpuInstanceGetComputeInstanceRemainingCapacity, 256)
+GF_NVML_STUB(nvmlGpuInstanceGetComputeInstances, 257)
+GF_NVML_STUB(nvmlGpuInstanceGetCreatableVgpus, 258)
+GF_NVML_STUB(nvmlGpuInstanceGetInfo, 259)
+GF_NVML_STUB(nvmlGpuInstanceGetVgpuHeterogeneousMode, 260)
+GF_NVML_STUB(nvmlGpuInstanceGetVgpuSchedulerLog, 261)
+GF_NVML_STUB(nvmlGpuInstanceGetVgpuSchedulerLog_v2, 262)
+GF_NVML_STUB(nvmlGpuInstanceGetVgpuSchedulerState, 263)
+GF_NVML_STUB(nvmlGpuInstanceGetVgpuSchedulerState_v2, 264)
+GF_NVML_STUB(nvmlGpuInstanceGetVgpuTypeCreatablePlacements, 265)
+GF_NVML_STUB(nvmlGpuInstanceSetVgpuHeterogeneousMode, 266)
+GF_NVML_STUB(nvmlGpuInstanceSetVgpuSchedulerState, 267)
+GF_NVML_STUB(nvmlGpuInstanceSetVgpuSchedulerState_v2, 268)
+GF_NVML_STUB(nvmlSetVgpuVersion, 269)
+GF_NVML_STUB(nvmlSystemEventSetCreate, 270)
+GF_NVML_STUB(nvmlSystemEventSetFree, 271)
+GF_NVML_STUB(nvmlSystemEventSetWait, 272)
+GF_NVML_STUB(nvmlSystemGetCPER_v1, 273)
+GF_NVML_STUB(nvmlSystemGetConfComputeCapabilities, 274)
+GF_NVML_STUB(nvmlSystemGetConfComputeGpusReadyState, 275)
+GF_NVML_STUB(nvmlSystemGetConfComputeKeyRotationThresholdInfo, 276)
+GF_NVML_STUB(nvmlSystemGetConfComputeSettings, 277)
+GF_NVML_STUB(nvmlSystemGetConfComputeState, 278)
+GF_NVML_STUB(nvmlSystemGetDriverBranch, 279)
+GF_NVML_STUB(nvmlSystemGetHicVersion, 280)
+GF_NVML_STUB(nvmlSystemGetNvlinkBwMode, 281)
+GF_NVML_STUB(nvmlSystemGetProcessName, 282)
+GF_NVML_STUB(nvmlSystemGetTopologyGpuSet, 283)
+GF_NVML_STUB(nvmlSystemRegisterEvents, 284)
+GF_NVML_STUB(nvmlSystemSetConfComputeGpusReadyState, 285)
+GF_NVML_STUB(nvmlSystemSetConfComputeKeyRotationThresholdInfo, 286)
+GF_NVML_STUB(nvmlSystemSetNvlinkBwMode, 287)
+GF_NVML_STUB(nvmlUnitGetCount, 288)
+GF_NVML_STUB(nvmlUnitGetDevices, 289)
+GF_NVML_STUB(nvmlUnitGetFanSpeedInfo, 290)
+GF_NVML_STUB(nvmlUnitGetHandleByIndex, 291)
+GF_NVML_STUB(nvmlUnitGetLedState, 292)
+GF_NVML_STUB(nvmlUnitGetPsuInfo, 293)
+GF_NVML_STUB(nvmlUnitGetTemperature, 294)
+GF_NVML_STUB(nvmlUnitGetUnitInfo, 295)
+GF_NVML_STUB(nvmlUnitSetLedState, 296)
+GF_NVML_STUB(nvmlVgpuInstanceClearAccountingPids, 297)
+GF_NVML_STUB(nvmlVgpuInstanceGetAccountingMode, 298)
+GF_NVML_STUB(nvmlVgpuInstanceGetAccountingPids, 299)
+GF_NVML_STUB(nvmlVgpuInstanceGetAccountingStats, 300)
+GF_NVML_STUB(nvmlVgpuInstanceGetEccMode, 301)
+GF_NVML_STUB(nvmlVgpuInstanceGetEncoderCapacity, 302)
+GF_NVML_STUB(nvmlVgpuInstanceGetEncoderSessions, 303)
+GF_NVML_STUB(nvmlVgpuInstanceGetEncoderStats, 304)
+GF_NVML_STUB(nvmlVgpuInstanceGetFBCSessions, 305)
+GF_NVML_STUB(nvmlVgpuInstanceGetFBCStats, 306)
+GF_NVML_STUB(nvmlVgpuInstanceGetFbUsage, 307)
+GF_NVML_STUB(nvmlVgpuInstanceGetFrameRateLimit, 308)
+GF_NVML_STUB(nvmlVgpuInstanceGetGpuInstanceId, 309)
+GF_NVML_STUB(nvmlVgpuInstanceGetGpuPciId, 310)
+GF_NVML_STUB(nvmlVgpuInstanceGetLicenseInfo, 311)
+GF_NVML_STUB(nvmlVgpuInstanceGetLicenseInfo_v2, 312)
+GF_NVML_STUB(nvmlVgpuInstanceGetLicenseStatus, 313)
+GF_NVML_STUB(nvmlVgpuInstanceGetMdevUUID, 314)
+GF_NVML_STUB(nvmlVgpuInstanceGetMetadata, 315)
+GF_NVML_STUB(nvmlVgpuInstanceGetPlacementId, 316)
+GF_NVML_STUB(nvmlVgpuInstanceGetRuntimeStateSize, 317)
+GF_NVML_STUB(nvmlVgpuInstanceGetType, 318)
+GF_NVML_STUB(nvmlVgpuInstanceGetUUID, 319)
+GF_NVML_STUB(nvmlVgpuInstanceGetVmDriverVersion, 320)
+GF_NVML_STUB(nvmlVgpuInstanceGetVmID, 321)
+GF_NVML_STUB(nvmlVgpuInstanceSetEncoderCapacity, 322)
+GF_NVML_STUB(nvmlVgpuTypeGetBAR1Info, 323)
+GF_NVML_STUB(nvmlVgpuTypeGetCapabilities, 324)
+GF_NVML_STUB(nvmlVgpuTypeGetClass, 325)
+GF_NVML_STUB(nvmlVgpuTypeGetDeviceID, 326)
+GF_NVML_STUB(nvmlVgpuTypeGetFbReservation, 327)
+GF_NVML_STUB(nvmlVgpuTypeGetFrameRateLimit, 328)
+GF_NVML_STUB(nvmlVgpuTypeGetFramebufferSize, 329)
+GF_NVML_STUB(nvmlVgpuTypeGetGpuInstanceProfileId, 330)
+GF_NVML_STUB(nvmlVgpuTypeGetGspHeapSize, 331)
+GF_NVML_STUB(nvmlVgpuTypeGetLicense, 332)
+GF_NVML_STUB(nvmlVgpuTypeGetMaxInstances, 333)
+GF_NVML_STUB(nvmlVgpuTypeGetMaxInstancesPerGpuInstance, 334)
+GF_NVML_STUB(nvmlVgpuTypeGetMaxInstancesPerVm, 335)
+GF_NVML_STUB(nvmlVgpuTypeGetName, 336)
+GF_NVML_STUB(nvmlVgpuTypeGetNumDisplayHeads, 337)
+GF_NVML_STUB(nvmlVgpuTypeGetResolution, 338)
