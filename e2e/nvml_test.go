@@ -87,3 +87,23 @@ func TestSoname(t *testing.T) {
 		t.Errorf("libgpufabric.so SONAME = %v, %v; want [libcuda.so.1]", sonames, err)
 	}
 }
+
+// TestConfNVML runs the NVML conformance program under `gpufabric run`
+// against a host-backend server, over TCP and over shared memory.
+func TestConfNVML(t *testing.T) {
+	requireBuild(t, "conf_nvml")
+	srv := sharedServer(t)
+	for _, tr := range []string{"tcp", "shm"} {
+		t.Run(tr, func(t *testing.T) {
+			r := run(t, srv.Addr, []string{"--transport", tr, "-m", "256MiB"}, example("conf_nvml"), "268435456")
+			if r.status != 0 || !strings.Contains(r.out, "conf_nvml: 15 checks passed") {
+				t.Fatalf("conf_nvml over %s exited %d:\n%s", tr, r.status, r.out)
+			}
+			for _, w := range []string{"NVML 12.570.00.00", "PCI id 000010de", "nvmlDeviceGetBoardPartNumber is not supported"} {
+				if !strings.Contains(r.out, w) {
+					t.Errorf("conf_nvml over %s: output lacks %q:\n%s", tr, w, r.out)
+				}
+			}
+		})
+	}
+}
