@@ -109,6 +109,8 @@ static nvmlReturn_t nvml_find(const char *key, int what, nvmlDevice_t *device) {
 	if (!key || !device)
 		return GF_NVML_ERROR_INVALID_ARGUMENT;
 	int i = gfgo_nvmlFind((char *)key, what);
+	if (i == -2)
+		return GF_NVML_ERROR_INVALID_ARGUMENT;
 	if (i < 0)
 		return GF_NVML_ERROR_NOT_FOUND;
 	*device = nvml_handle(i);

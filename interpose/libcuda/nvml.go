@@ -47,6 +47,10 @@ func nvmlUUID(d *interpose.Device) string {
 // nvmlBusID is NVML's form of the PCI bus id: an eight-digit domain.
 func nvmlBusID(d *interpose.Device) string { return "0000" + pciBusID(d) }
 
+// gfgo_nvmlFind returns the index of the device with a UUID (what = 1) or a
+// PCI bus id (what = 4), -1 when none has it, and -2 for a bus id that is
+// not one (NVML tells a malformed id from an unknown one).
+//
 //export gfgo_nvmlFind
 func gfgo_nvmlFind(key *C.char, what C.int) C.int {
 	c := live.Load()
@@ -54,6 +58,9 @@ func gfgo_nvmlFind(key *C.char, what C.int) C.int {
 		return -1
 	}
 	k := strings.TrimSpace(C.GoString(key))
+	if _, err := normalizeBusID(k); what == 4 && err != nil {
+		return -2
+	}
 	for i, d := range c.devs {
 		switch what {
 		case 1:
