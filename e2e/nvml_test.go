@@ -107,3 +107,28 @@ func TestConfNVML(t *testing.T) {
 		})
 	}
 }
+
+// TestGoNVML runs go-nvml's own bindings (a Go program that binds NVML the
+// way Go monitoring agents do) under `gpufabric run`: they open
+// libnvidia-ml.so.1 with dlopen and must find the interposer's answers.
+func TestGoNVML(t *testing.T) {
+	requireBuild(t)
+	if testing.Short() {
+		t.Skip("-short: builds a cgo program")
+	}
+	prog := filepath.Join(t.TempDir(), "gonvml")
+	if b, err := exec.Command("go", "build", "-o", prog, "./testdata/gonvml").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./testdata/gonvml: %v\n%s", err, b)
+	}
+	srv := sharedServer(t)
+	r := run(t, srv.Addr, []string{"--transport", "tcp", "-m", "256MiB"}, prog)
+	if r.status != 0 {
+		t.Fatalf("gonvml exited %d:\n%s", r.status, r.out)
+	}
+	for _, w := range []string{"driver 570.00.00 Success", "memory 268435456 0 Success", "processes 1 Success",
+		"board part number Not Supported", "gonvml: ok"} {
+		if !strings.Contains(r.out, w) {
+			t.Errorf("gonvml output lacks %q:\n%s", w, r.out)
+		}
+	}
+}
