@@ -317,21 +317,7 @@ func writeC(names []string, impl map[string]bool) []byte {
 	b.WriteString("// includes no prototypes on purpose: the implemented names are declared here\n")
 	b.WriteString("// only to take their addresses.\n\n")
 	b.WriteString("#include \"gf_stub.h\"\n\n")
-	var stubs []string
-	for _, n := range names {
-		if !impl[n] {
-			stubs = append(stubs, n)
-		}
-	}
-	fmt.Fprintf(&b, "const int gf_stub_count = %d;\n\n", len(stubs))
-	b.WriteString("const char *const gf_stub_names[] = {\n")
-	for _, n := range stubs {
-		fmt.Fprintf(&b, "\t\"%s\",\n", n)
-	}
-	b.WriteString("};\n\n")
-	for i, n := range stubs {
-		fmt.Fprintf(&b, "GF_STUB(%s, %d)\n", n, i)
-	}
+	writeStubs(&b, "gf_stub", "GF_STUB", names, impl)
 	b.WriteString("\n")
 	for _, n := range names {
 		if impl[n] {
@@ -346,6 +332,26 @@ func writeC(names []string, impl map[string]bool) []byte {
 	}
 	b.WriteString("};\n")
 	return b.Bytes()
+}
+
+// writeStubs writes PREFIX_count, PREFIX_names (the names not in impl, in
+// order) and a MACRO(name, index) stub for each.
+func writeStubs(b *bytes.Buffer, prefix, macro string, names []string, impl map[string]bool) {
+	var stubs []string
+	for _, n := range names {
+		if !impl[n] {
+			stubs = append(stubs, n)
+		}
+	}
+	fmt.Fprintf(b, "const int %s_count = %d;\n\n", prefix, len(stubs))
+	fmt.Fprintf(b, "const char *const %s_names[] = {\n", prefix)
+	for _, n := range stubs {
+		fmt.Fprintf(b, "\t\"%s\",\n", n)
+	}
+	b.WriteString("};\n\n")
+	for i, n := range stubs {
+		fmt.Fprintf(b, "%s(%s, %d)\n", macro, n, i)
+	}
 }
 
 func writeGo(names []string, index map[string]int, table map[string][]variant) []byte {

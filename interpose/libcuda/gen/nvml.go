@@ -112,20 +112,6 @@ func writeNVMLStubs(names []string, impl map[string]bool) []byte {
 	b.WriteString("int gf_nvml_stub(int index);\n\n")
 	b.WriteString("#define GF_NVML_STUB(name, index) \\\n")
 	b.WriteString("\t__attribute__((visibility(\"default\"))) int name(void) { return gf_nvml_stub(index); }\n\n")
-	var stubs []string
-	for _, n := range names {
-		if !impl[n] {
-			stubs = append(stubs, n)
-		}
-	}
-	fmt.Fprintf(&b, "const int gf_nvml_stub_count = %d;\n\n", len(stubs))
-	b.WriteString("const char *const gf_nvml_stub_names[] = {\n")
-	for _, n := range stubs {
-		fmt.Fprintf(&b, "\t\"%s\",\n", n)
-	}
-	b.WriteString("};\n\n")
-	for i, n := range stubs {
-		fmt.Fprintf(&b, "GF_NVML_STUB(%s, %d)\n", n, i)
-	}
+	writeStubs(&b, "gf_nvml_stub", "GF_NVML_STUB", names, impl)
 	return b.Bytes()
 }
