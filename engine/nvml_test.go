@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gpufabric/gpufabric/engine/api"
 	"github.com/gpufabric/gpufabric/interpose"
@@ -80,4 +81,43 @@ func TestNVMLBadOrdinal(t *testing.T) {
 		t.Fatalf("NVML of the session's device after a bad ordinal: quota %d, %v", v.Quota, err)
 	}
 	by.check(1)
+}
+
+// BenchmarkNVMLQuery measures one NVML view (every reading of a device in
+// one reply) beside a Ping, the cheapest call, and the transport's raw
+// round trip, all in the same run: what a monitoring pass costs a client
+// that reads its dozen fields from one view.
+func BenchmarkNVMLQuery(b *testing.B) {
+	for _, tr := range transports {
+		b.Run(tr, func(b *testing.B) {
+			f := newFixture(b, 1, 64<<20)
+			f.transport = tr
+			s := f.dial(b)
+			dev, err := s.Attach(0, interpose.Share{Fraction: 0.5})
+			if err != nil {
+				b.Fatal(err)
+			}
+			floor := callFloor(b, tr)
+			pingStart := time.Now()
+			const pings = 2000
+			for range pings {
+				if err := s.Ping(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ping := time.Since(pingStart) / pings
+			b.ResetTimer()
+			start := time.Now()
+			for b.Loop() {
+				if _, err := dev.NVML(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			per := time.Since(start) / time.Duration(b.N)
+			b.StopTimer()
+			b.ReportMetric(float64(floor.Nanoseconds()), "floor-ns/op")
+			b.ReportMetric(float64(per)/float64(floor), "x-floor")
+			b.ReportMetric(float64(per)/float64(ping), "x-ping")
+		})
+	}
 }
