@@ -464,10 +464,11 @@ static nvmlReturn_t register_events(nvmlDevice_t device, unsigned long long type
 		return r;
 	if (types & ~supported)
 		return GF_NVML_ERROR_NOT_SUPPORTED;
+	int dev = gf_nvml_index(device); // valid: supported_events checked it
 	ev_lock();
 	int slot = set_slot(set);
-	if (slot >= 0)
-		gf_event_sets[slot].types[gf_nvml_index(device)] |= types;
+	if (slot >= 0 && dev < GF_MAX_DEVICES)
+		gf_event_sets[slot].types[dev] |= types;
 	ev_unlock();
 	return slot < 0 ? GF_NVML_ERROR_INVALID_ARGUMENT : GF_NVML_SUCCESS;
 }
