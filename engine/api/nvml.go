@@ -35,6 +35,9 @@ const (
 	NVMLHasEvents
 	NVMLHasAddressingMode
 	NVMLHasPCIIDs
+	NVMLHasCodecUtilization
+	NVMLHasPCIeThroughput
+	NVMLHasMemoryBusWidth
 )
 
 // NVML sources (NVMLDevice.Source).
@@ -79,6 +82,8 @@ type NVMLDevice struct {
 	FanPercent, Fans                                     uint32
 	ECCCurrent, ECCPending                               uint32
 	PState, PersistenceMode, ComputeMode, AddressingMode uint32
+	EncoderUtil, DecoderUtil, CodecSamplingUs            uint32
+	PCIeTxKBps, PCIeRxKBps, MemoryBusWidth               uint32
 }
 
 func (*NVMLQuery) Op() Op              { return OpNVMLQuery }
@@ -107,7 +112,8 @@ func (m *NVMLDevice) u32s() []*uint32 {
 		&m.Clocks[0], &m.Clocks[1], &m.Clocks[2], &m.Clocks[3],
 		&m.MaxClocks[0], &m.MaxClocks[1], &m.MaxClocks[2], &m.MaxClocks[3],
 		&m.FanPercent, &m.Fans, &m.ECCCurrent, &m.ECCPending,
-		&m.PState, &m.PersistenceMode, &m.ComputeMode, &m.AddressingMode}
+		&m.PState, &m.PersistenceMode, &m.ComputeMode, &m.AddressingMode,
+		&m.EncoderUtil, &m.DecoderUtil, &m.CodecSamplingUs, &m.PCIeTxKBps, &m.PCIeRxKBps, &m.MemoryBusWidth}
 }
 
 func (m *NVMLDevice) Encode(e *Encoder) {

@@ -249,7 +249,13 @@ int main(int argc, char **argv) {
 	want(NV(nvmlDeviceGetGraphicsRunningProcesses_v3, (nvmlDevice_t, unsigned int *, nvmlProcessInfo_t *), dev, &n, p3),
 	     NVML_SUCCESS, "nvmlDeviceGetGraphicsRunningProcesses_v3");
 	expect(!share || n == 0, "no graphics processes through a share");
-	ok("compute processes v1, v2, v3: this process with its bytes; the count query says INSUFFICIENT_SIZE");
+	char pname[256];
+	want(NV(nvmlSystemGetProcessName, (unsigned int, char *, unsigned int), (unsigned int)getpid(), pname, sizeof pname), NVML_SUCCESS,
+	     "nvmlSystemGetProcessName of this process");
+	expect(strstr(pname, "conf_nvml") != NULL, "this process's name is its command");
+	want(NV(nvmlSystemGetProcessName, (unsigned int, char *, unsigned int), (unsigned int)getpid(), NULL, 10),
+	     NVML_ERROR_INVALID_ARGUMENT, "a process name into NULL");
+	ok("compute processes v1, v2, v3: this process with its bytes and its name; the count query says INSUFFICIENT_SIZE");
 
 	/* ---- readings ---- */
 	nvmlUtilization_t u;
@@ -269,7 +275,12 @@ int main(int argc, char **argv) {
 	want(NV(nvmlDeviceGetEnforcedPowerLimit, (nvmlDevice_t, unsigned int *), dev, &limit), NVML_SUCCESS, "enforced power limit");
 	unsigned long long energy;
 	want(NV(nvmlDeviceGetTotalEnergyConsumption, (nvmlDevice_t, unsigned long long *), dev, &energy), NVML_SUCCESS, "energy");
-	ok("utilization, temperature and thresholds, power, limits and energy");
+	unsigned int codecUtil, period;
+	r = NV(nvmlDeviceGetEncoderUtilization, (nvmlDevice_t, unsigned int *, unsigned int *), dev, &codecUtil, &period);
+	expect(r == NVML_ERROR_NOT_SUPPORTED || (r == NVML_SUCCESS && codecUtil <= 100 && period > 0), "encoder utilization");
+	r = NV(nvmlDeviceGetDecoderUtilization, (nvmlDevice_t, unsigned int *, unsigned int *), dev, &codecUtil, NULL);
+	expect(r == NVML_ERROR_NOT_SUPPORTED || r == NVML_ERROR_INVALID_ARGUMENT, "decoder utilization into NULL");
+	ok("utilization (GPU, memory, codecs), temperature and thresholds, power, limits and energy");
 
 	unsigned int clk, maxClk;
 	for (int type = 0; type < 4; type++) {
@@ -328,8 +339,15 @@ int main(int argc, char **argv) {
 	want(NV(nvmlDeviceGetMaxPcieLinkWidth, (nvmlDevice_t, unsigned int *), dev, &width), NVML_SUCCESS, "PCIe width");
 	want(NV(nvmlDeviceGetCurrPcieLinkWidth, (nvmlDevice_t, unsigned int *), dev, &curWidth), NVML_SUCCESS, "current PCIe width");
 	expect(curGen <= gen && curWidth <= width && gen >= 1 && width >= 1, "the PCIe link is within its maximum");
+	unsigned int tx, busWidth;
+	r = NV(nvmlDeviceGetPcieThroughput, (nvmlDevice_t, int, unsigned int *), dev, 0, &tx);
+	expect(r == NVML_SUCCESS || r == NVML_ERROR_NOT_SUPPORTED, "PCIe throughput");
+	r = NV(nvmlDeviceGetPcieThroughput, (nvmlDevice_t, int, unsigned int *), dev, 7, &tx);
+	expect(r == NVML_ERROR_INVALID_ARGUMENT || r == NVML_ERROR_NOT_SUPPORTED, "PCIe throughput of counter 7");
+	want(NV(nvmlDeviceGetMemoryBusWidth, (nvmlDevice_t, unsigned int *), dev, &busWidth), NVML_SUCCESS, "memory bus width");
+	expect(busWidth > 0, "a memory bus has a width");
 	printf("    (%s, serial %s, VBIOS %s, PCI id %08x, PCIe gen %u x%u)\n", name, serial, vbios, pci.pciDeviceId, curGen, curWidth);
-	ok("serial, VBIOS, brand, architecture, minor number, PCI ids and PCIe link");
+	ok("serial, VBIOS, brand, architecture, minor number, PCI ids, PCIe link and throughput, memory bus width");
 
 	unsigned int migCur = 9, migPending = 9;
 	want(NV(nvmlDeviceGetMigMode, (nvmlDevice_t, unsigned int *, unsigned int *), dev, &migCur, &migPending), NVML_SUCCESS, "MIG mode");

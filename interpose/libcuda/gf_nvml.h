@@ -79,6 +79,7 @@ struct gf_nvml_snap {
 	unsigned int clocks[4], max_clocks[4];
 	unsigned int fan, fans, ecc_current, ecc_pending;
 	unsigned int pstate, persistence, compute_mode, addressing_mode;
+	unsigned int encoder_util, decoder_util, codec_sampling_us, pcie_tx_kbps, pcie_rx_kbps, memory_bus_width;
 	int emulated;
 	char serial[64], vbios[64], driver_version[64], nvml_version[80];
 };
@@ -109,6 +110,9 @@ enum {
 	GF_NV_EVENTS = 1 << 21,
 	GF_NV_ADDRESSING = 1 << 22,
 	GF_NV_PCI_IDS = 1 << 23,
+	GF_NV_CODEC_UTIL = 1 << 24,
+	GF_NV_PCIE_THROUGHPUT = 1 << 25,
+	GF_NV_MEMORY_BUS_WIDTH = 1 << 26,
 };
 
 #endif

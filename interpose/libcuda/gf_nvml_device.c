@@ -12,6 +12,7 @@
 // feature the GPU lacks.
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <string.h>
 #include <time.h>
@@ -95,6 +96,22 @@ static nvmlReturn_t bar1(nvmlDevice_t device, nvmlBAR1Memory_t *b) {
 GF_NVML(nvmlDeviceGetBAR1MemoryInfo, (nvmlDevice_t device, nvmlBAR1Memory_t *bar1Memory), bar1(device, bar1Memory))
 
 // ---- utilization, temperature, power ----
+
+// codec answers the encoder's (decoder = 0) or decoder's utilization with
+// the sampling period it covers.
+static nvmlReturn_t codec(nvmlDevice_t device, int decoder, unsigned int *util, unsigned int *periodUs) {
+	SNAP(device, util, 0, GF_NV_CODEC_UTIL);
+	if (!periodUs)
+		return GF_NVML_ERROR_INVALID_ARGUMENT;
+	*util = decoder ? s.decoder_util : s.encoder_util;
+	*periodUs = s.codec_sampling_us;
+	return GF_NVML_SUCCESS;
+}
+
+GF_NVML(nvmlDeviceGetEncoderUtilization, (nvmlDevice_t device, unsigned int *utilization, unsigned int *samplingPeriodUs),
+        codec(device, 0, utilization, samplingPeriodUs))
+GF_NVML(nvmlDeviceGetDecoderUtilization, (nvmlDevice_t device, unsigned int *utilization, unsigned int *samplingPeriodUs),
+        codec(device, 1, utilization, samplingPeriodUs))
 
 static nvmlReturn_t util_rates(nvmlDevice_t device, nvmlUtilization_t *u) {
 	SNAP(device, u, 0, GF_NV_UTIL);
@@ -286,6 +303,24 @@ GF_NVML(nvmlDeviceGetMaxPcieLinkWidth, (nvmlDevice_t device, unsigned int *maxLi
 GF_NVML(nvmlDeviceGetCurrPcieLinkWidth, (nvmlDevice_t device, unsigned int *currLinkWidth),
         get_u32(device, currLinkWidth, GF_NV_PCIE, FIELD(pcie_width_cur)))
 
+static nvmlReturn_t pcie_throughput(nvmlDevice_t device, int counter, unsigned int *kbps) {
+	SNAP(device, kbps, 0, GF_NV_PCIE_THROUGHPUT);
+	switch (counter) {
+	case 0: // NVML_PCIE_UTIL_TX_BYTES
+		*kbps = s.pcie_tx_kbps;
+		return GF_NVML_SUCCESS;
+	case 1: // NVML_PCIE_UTIL_RX_BYTES
+		*kbps = s.pcie_rx_kbps;
+		return GF_NVML_SUCCESS;
+	}
+	return GF_NVML_ERROR_INVALID_ARGUMENT;
+}
+
+GF_NVML(nvmlDeviceGetPcieThroughput, (nvmlDevice_t device, int counter, unsigned int *value),
+        pcie_throughput(device, counter, value))
+GF_NVML(nvmlDeviceGetMemoryBusWidth, (nvmlDevice_t device, unsigned int *busWidth),
+        get_u32(device, busWidth, GF_NV_MEMORY_BUS_WIDTH, FIELD(memory_bus_width)))
+
 static nvmlReturn_t addressing_mode(nvmlDevice_t device, nvmlDeviceAddressingMode_t *mode) {
 	SNAP(device, mode, 0, GF_NV_ADDRESSING);
 	if (mode->version != GF_NVML_STRUCT_VERSION(sizeof *mode, 1))
@@ -362,6 +397,34 @@ GF_NVML(nvmlDeviceGetComputeRunningProcesses_v2, (nvmlDevice_t device, unsigned 
         processes(device, infoCount, infos, 1))
 GF_NVML(nvmlDeviceGetComputeRunningProcesses_v3, (nvmlDevice_t device, unsigned int *infoCount, nvmlProcessInfo_v2_t *infos),
         processes(device, infoCount, infos, 1))
+
+// process_name names a process of the lists above: this one, the only one
+// a share lists (others' processes are the server's). The name is the
+// command line's first word, as nvidia-smi shows it, cut to length.
+static nvmlReturn_t process_name(unsigned int pid, char *name, unsigned int length) {
+	if (!gf_nvml_ready())
+		return GF_NVML_ERROR_UNINITIALIZED;
+	if (!name || length == 0)
+		return GF_NVML_ERROR_INVALID_ARGUMENT;
+	if (pid != (unsigned int)getpid())
+		return GF_NVML_ERROR_NOT_FOUND;
+	char buf[4096];
+	ssize_t n = 0;
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof buf - 1);
+		close(fd);
+	}
+	if (n <= 0)
+		return 999; // NVML_ERROR_UNKNOWN
+	buf[n] = 0;     // the first word ends at its NUL
+	size_t len = strnlen(buf, length - 1);
+	memcpy(name, buf, len);
+	name[len] = 0;
+	return GF_NVML_SUCCESS;
+}
+
+GF_NVML(nvmlSystemGetProcessName, (unsigned int pid, char *name, unsigned int length), process_name(pid, name, length))
 
 // No graphics or MPS work runs through a share.
 static nvmlReturn_t no_processes(nvmlDevice_t device, unsigned int *count) {

@@ -227,6 +227,8 @@ func gfgo_nvmlSnap(i C.int, fresh C.int, out *C.struct_gf_nvml_snap) C.nvmlRetur
 	}
 	out.fan, out.fans, out.ecc_current, out.ecc_pending = u32(v.FanPercent), u32(v.Fans), u32(v.ECCCurrent), u32(v.ECCPending)
 	out.pstate, out.persistence, out.compute_mode, out.addressing_mode = u32(v.PState), u32(v.PersistenceMode), u32(v.ComputeMode), u32(v.AddressingMode)
+	out.encoder_util, out.decoder_util, out.codec_sampling_us = u32(v.EncoderUtil), u32(v.DecoderUtil), u32(v.CodecSamplingUs)
+	out.pcie_tx_kbps, out.pcie_rx_kbps, out.memory_bus_width = u32(v.PCIeTxKBps), u32(v.PCIeRxKBps), u32(v.MemoryBusWidth)
 	if v.Source == api.NVMLSourceEmulated {
 		out.emulated = 1
 	}
@@ -254,6 +256,8 @@ func nvmlBits() [][2]uint64 {
 		{C.GF_NV_PCIE, api.NVMLHasPCIe}, {C.GF_NV_BAR1, api.NVMLHasBAR1},
 		{C.GF_NV_CLOCK_REASONS, api.NVMLHasClocksEventReasons}, {C.GF_NV_EVENTS, api.NVMLHasEvents},
 		{C.GF_NV_ADDRESSING, api.NVMLHasAddressingMode}, {C.GF_NV_PCI_IDS, api.NVMLHasPCIIDs},
+		{C.GF_NV_CODEC_UTIL, api.NVMLHasCodecUtilization}, {C.GF_NV_PCIE_THROUGHPUT, api.NVMLHasPCIeThroughput},
+		{C.GF_NV_MEMORY_BUS_WIDTH, api.NVMLHasMemoryBusWidth},
 	}
 }
 

@@ -52,6 +52,10 @@ func modelNVML(d *server.Device) {
 		return nvml.BAR1Memory{Bar1Total: 64 << 30, Bar1Free: 64<<30 - 2<<20, Bar1Used: 2 << 20}, nvml.SUCCESS
 	}
 	d.GetCurrentClocksEventReasonsFunc = func() (uint64, nvml.Return) { return 0x1, nvml.SUCCESS } // GPU idle
+	d.GetEncoderUtilizationFunc = func() (uint32, uint32, nvml.Return) { return 0, 167000, nvml.SUCCESS }
+	d.GetDecoderUtilizationFunc = func() (uint32, uint32, nvml.Return) { return 0, 167000, nvml.SUCCESS }
+	d.GetPcieThroughputFunc = func(c nvml.PcieUtilCounter) (uint32, nvml.Return) { return 1000 + uint32(c), nvml.SUCCESS }
+	d.GetMemoryBusWidthFunc = func() (uint32, nvml.Return) { return 5120, nvml.SUCCESS }
 	d.GetAddressingModeFunc = func() (nvml.DeviceAddressingMode, nvml.Return) {
 		return nvml.DeviceAddressingMode{}, nvml.ERROR_NOT_SUPPORTED
 	}
@@ -95,6 +99,9 @@ func TestNVMLView(t *testing.T) {
 		{"clock event reasons", api.NVMLHasClocksEventReasons, true},
 		{"events", api.NVMLHasEvents, true},
 		{"addressing mode", api.NVMLHasAddressingMode, false},
+		{"codec utilization", api.NVMLHasCodecUtilization, true},
+		{"PCIe throughput", api.NVMLHasPCIeThroughput, true},
+		{"memory bus width", api.NVMLHasMemoryBusWidth, true},
 	} {
 		if got := v.Supported&tc.bit != 0; got != tc.supported {
 			t.Errorf("%s supported = %v, want %v", tc.name, got, tc.supported)
@@ -111,6 +118,9 @@ func TestNVMLView(t *testing.T) {
 	got := want
 	got.util, got.temp, got.slow, got.power, got.limit, got.minLimit = v.UtilGPU, v.TemperatureC, v.SlowdownC, v.PowerMilliwatts, v.PowerLimit, v.PowerMinLimit
 	got.clocks, got.maxClocks, got.minor, got.arch, got.pciID, got.bar1, got.serial = v.Clocks, v.MaxClocks, v.MinorNumber, v.Architecture, v.PCIDeviceID, v.BAR1Total, v.Serial
+	if v.PCIeTxKBps != 1000 || v.PCIeRxKBps != 1001 || v.MemoryBusWidth != 5120 || v.CodecSamplingUs != 167000 {
+		t.Errorf("PCIe throughput %d/%d KB/s, bus width %d, codec period %d µs", v.PCIeTxKBps, v.PCIeRxKBps, v.MemoryBusWidth, v.CodecSamplingUs)
+	}
 	if got != want {
 		t.Errorf("NVML view\n got %+v\nwant %+v", got, want)
 	}

@@ -65,7 +65,8 @@ func (d *Device) NVML() (api.NVMLDevice, error) {
 			api.NVMLHasECC | api.NVMLHasPState | api.NVMLHasPersistence | api.NVMLHasComputeMode |
 			api.NVMLHasSerial | api.NVMLHasVBIOS | api.NVMLHasBrand | api.NVMLHasArchitecture | api.NVMLHasMinorNumber |
 			api.NVMLHasPCIe | api.NVMLHasBAR1 | api.NVMLHasClocksEventReasons | api.NVMLHasEvents |
-			api.NVMLHasAddressingMode | api.NVMLHasPCIIDs,
+			api.NVMLHasAddressingMode | api.NVMLHasPCIIDs | api.NVMLHasCodecUtilization | api.NVMLHasPCIeThroughput |
+			api.NVMLHasMemoryBusWidth,
 		BAR1Total:       total,
 		BAR1Used:        used,
 		SupportedEvents: emulatedEvents,
@@ -79,6 +80,10 @@ func (d *Device) NVML() (api.NVMLDevice, error) {
 		PowerMinLimit: emulatedMinPowerW, PowerMaxLimit: emulatedPowerMW,
 		ECCCurrent: 1, ECCPending: 1,
 		PersistenceMode: 1,
+		// No codec, and PCIe throughput is not measured: zeros, over
+		// NVML's usual one-second sample.
+		CodecSamplingUs: 1_000_000,
+		MemoryBusWidth:  uint32(d.info.Attrs[api.AttrGlobalMemoryBusWidth]),
 	}
 	v.NVMLVersion = fmt.Sprintf("%d.%s", DriverVersion/1000, v.DriverVersion)
 	mhz := uint32(d.info.Attrs[api.AttrClockRate] / 1000)
