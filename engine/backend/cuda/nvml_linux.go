@@ -3,6 +3,9 @@
 package cuda
 
 import (
+	"sync"
+	"time"
+
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 
 	"github.com/gpufabric/gpufabric/engine/api"
@@ -27,7 +30,7 @@ func (d *Device) NVML() (api.NVMLDevice, error) {
 	if d.mon == nil || d.fleet == nil {
 		return api.NVMLDevice{Source: api.NVMLSourceNone}, nil
 	}
-	v := d.mon.nvml()
+	v := d.mon.cachedNVML(time.Now())
 	if sv, ok := d.fleet.lib.(systemVersions); ok {
 		v.DriverVersion, _ = sv.SystemGetDriverVersion()
 		v.NVMLVersion, _ = sv.SystemGetNVMLVersion()
@@ -35,9 +38,48 @@ func (d *Device) NVML() (api.NVMLDevice, error) {
 	return v, nil
 }
 
-// nvml reads the GPU's NVML view now. Each group is marked supported when
+// How long readings are shared. The view takes some forty NVML calls,
+// and PCIe throughput is sampled by NVML over 20 ms, so every session's
+// monitoring loop reading them afresh would keep NVML busy and stall each
+// query: a view serves all sessions for a tenth of a second (the client
+// caches as long), and PCIe throughput is sampled once a second.
+const (
+	nvmlViewMaxAge = 100 * time.Millisecond
+	pcieMaxAge     = time.Second
+)
+
+// nvmlView is a monitor's latest view and when it and its PCIe throughput
+// were read.
+type nvmlView struct {
+	mu         sync.Mutex
+	v          api.NVMLDevice
+	at, pcieAt time.Time
+}
+
+// cachedNVML returns the view, read again when older than nvmlViewMaxAge.
+func (m *monitor) cachedNVML(now time.Time) api.NVMLDevice {
+	c := &m.view
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.at.IsZero() && now.Sub(c.at) < nvmlViewMaxAge {
+		return c.v
+	}
+	pcie := c.pcieAt.IsZero() || now.Sub(c.pcieAt) >= pcieMaxAge
+	v := m.nvml(pcie)
+	if pcie {
+		c.pcieAt = now
+	} else {
+		v.PCIeTxKBps, v.PCIeRxKBps = c.v.PCIeTxKBps, c.v.PCIeRxKBps
+		v.Supported |= c.v.Supported & api.NVMLHasPCIeThroughput
+	}
+	c.v, c.at = v, now
+	return v
+}
+
+// nvml reads the GPU's NVML view now; PCIe throughput, which NVML samples
+// for 20 ms, only when pcie is set. Each group is marked supported when
 // its first reading succeeds; a group's other readings that fail read zero.
-func (m *monitor) nvml() api.NVMLDevice {
+func (m *monitor) nvml(pcie bool) api.NVMLDevice {
 	dev := m.dev
 	v := api.NVMLDevice{Source: api.NVMLSourceServer}
 	has := func(bit uint64, ret nvml.Return) {
@@ -138,9 +180,11 @@ func (m *monitor) nvml() api.NVMLDevice {
 	v.EncoderUtil, v.CodecSamplingUs, ret = dev.GetEncoderUtilization()
 	has(api.NVMLHasCodecUtilization, ret)
 	v.DecoderUtil, _, _ = dev.GetDecoderUtilization()
-	v.PCIeTxKBps, ret = dev.GetPcieThroughput(nvml.PCIE_UTIL_TX_BYTES)
-	has(api.NVMLHasPCIeThroughput, ret)
-	v.PCIeRxKBps, _ = dev.GetPcieThroughput(nvml.PCIE_UTIL_RX_BYTES)
+	if pcie {
+		v.PCIeTxKBps, ret = dev.GetPcieThroughput(nvml.PCIE_UTIL_TX_BYTES)
+		has(api.NVMLHasPCIeThroughput, ret)
+		v.PCIeRxKBps, _ = dev.GetPcieThroughput(nvml.PCIE_UTIL_RX_BYTES)
+	}
 	v.MemoryBusWidth, ret = dev.GetMemoryBusWidth()
 	has(api.NVMLHasMemoryBusWidth, ret)
 	am, ret := dev.GetAddressingMode()

@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"testing"
+	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
@@ -123,6 +124,40 @@ func TestNVMLView(t *testing.T) {
 	}
 	if got != want {
 		t.Errorf("NVML view\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestNVMLViewCached: sessions share a view for nvmlViewMaxAge, and PCIe
+// throughput, which NVML samples for 20 ms, is read once a second.
+func TestNVMLViewCached(t *testing.T) {
+	x := newDGX(t)
+	g := x.gpus[0]
+	modelNVML(g)
+	var pcieReads, tempReads int
+	g.GetPcieThroughputFunc = func(nvml.PcieUtilCounter) (uint32, nvml.Return) { pcieReads++; return 7, nvml.SUCCESS }
+	g.GetTemperatureFunc = func(nvml.TemperatureSensors) (uint32, nvml.Return) {
+		tempReads++
+		return uint32(30 + tempReads), nvml.SUCCESS
+	}
+	m := &monitor{dev: g, uuid: g.UUID}
+	t0 := time.Unix(1000, 0)
+	for _, step := range []struct {
+		at              time.Duration
+		temp, tempReads uint32
+		pcieReads       int
+	}{
+		{0, 31, 1, 2},                       // first view: everything read
+		{50 * time.Millisecond, 31, 1, 2},   // shared
+		{150 * time.Millisecond, 32, 2, 2},  // read again, PCIe kept
+		{1100 * time.Millisecond, 33, 3, 4}, // PCIe sampled again
+	} {
+		v := m.cachedNVML(t0.Add(step.at))
+		if v.TemperatureC != step.temp || uint32(tempReads) != step.tempReads || pcieReads != step.pcieReads {
+			t.Errorf("at %v: temperature %d after %d reads, %d PCIe reads; want %d, %d, %d", step.at, v.TemperatureC, tempReads, pcieReads, step.temp, step.tempReads, step.pcieReads)
+		}
+		if v.PCIeTxKBps != 7 || v.Supported&api.NVMLHasPCIeThroughput == 0 {
+			t.Errorf("at %v: PCIe throughput %d, supported %v", step.at, v.PCIeTxKBps, v.Supported&api.NVMLHasPCIeThroughput != 0)
+		}
 	}
 }
 
