@@ -149,8 +149,9 @@ func shareMemory(v api.NVMLDevice) (total, used, free uint64) {
 // round trip a pass serves them all, and no reading is older than a tenth
 // of a second, finer than NVML's own sampling of utilization and power.
 // Memory and the process list are always fetched: an application reads
-// them right after it allocates and expects to see its allocation.
-const nvmlMaxAge = 100 * time.Millisecond
+// them right after it allocates and expects to see its allocation. (A
+// variable, for the tests.)
+var nvmlMaxAge = 100 * time.Millisecond
 
 type nvmlCached struct {
 	v  api.NVMLDevice
