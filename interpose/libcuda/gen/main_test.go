@@ -48,13 +48,16 @@ const DECLDIR char* nvmlErrorString(nvmlReturn_t result);
 nvmlReturn_t  DECLDIR nvmlDevicePowerSmoothingSetState(nvmlDevice_t device,
         nvmlPowerSmoothingState_t *state);
 #define DECLDIR __declspec(dllexport)
+    #define nvmlGetBlacklistDeviceCount                 nvmlInit_v2
+#define nvmlBlacklistDeviceInfo_t nvmlExcludedDeviceInfo_t
+#define nvmlInit_v2 nvmlInit
 #ifdef NVML_NO_UNVERSIONED_FUNC_DEFS
 nvmlReturn_t DECLDIR nvmlInit(void);
 #endif
 nvmlReturn_t DECLDIR nvmlInit_v2(void);
 `)
 	got := nvmlHeaderNames(header)
-	want := []string{"nvmlDevicePowerSmoothingSetState", "nvmlErrorString", "nvmlInit", "nvmlInit_v2"}
+	want := []string{"nvmlDevicePowerSmoothingSetState", "nvmlErrorString", "nvmlGetBlacklistDeviceCount", "nvmlInit", "nvmlInit_v2"}
 	if !slices.Equal(got, want) {
 		t.Errorf("nvmlHeaderNames = %v, want %v", got, want)
 	}
