@@ -21,11 +21,13 @@ binary:
 	$(GO) test -c -o $(BUILD)/tests/cuda.test ./engine/backend/cuda
 
 # The interposer: one c-shared library exporting the CUDA driver API and
-# NVML, installed under the names applications load.
+# NVML, installed under the names applications load. Its SONAME is
+# libcuda.so.1, so a program linked against the build's libcuda.so records
+# the name the driver is installed under, as one linked against NVIDIA's does.
 interposer:
 	@if [ -d interpose/libcuda ]; then \
 		mkdir -p $(LIB) && \
-		$(GO) build -buildmode=c-shared -o $(LIB)/libgpufabric.so ./interpose/libcuda && \
+		$(GO) build -buildmode=c-shared -ldflags '-extldflags=-Wl,-soname,libcuda.so.1' -o $(LIB)/libgpufabric.so ./interpose/libcuda && \
 		ln -sf libgpufabric.so $(LIB)/libcuda.so.1 && ln -sf libcuda.so.1 $(LIB)/libcuda.so && \
 		ln -sf libgpufabric.so $(LIB)/libnvidia-ml.so.1 && ln -sf libnvidia-ml.so.1 $(LIB)/libnvidia-ml.so; \
 	fi

@@ -138,6 +138,8 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 		s.eventElapsed(h, m)
 	case *api.EventDestroy:
 		s.eventDestroy(h, m)
+	case *api.NVMLQuery:
+		s.nvmlQuery(h, m)
 	default:
 		s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
 	}

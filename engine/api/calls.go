@@ -37,6 +37,7 @@ const (
 	OpDescribe
 	OpJoinBulk
 	OpGoodbye
+	OpNVMLQuery
 	opEnd
 )
 
@@ -54,7 +55,8 @@ var opNames = [...]string{
 	OpEventSynchronize: "EventSynchronize", OpEventQuery: "EventQuery",
 	OpEventElapsedTime: "EventElapsedTime", OpEventDestroy: "EventDestroy",
 	OpEcho: "Echo", OpDescribe: "Describe", OpJoinBulk: "JoinBulk",
-	OpGoodbye: "Goodbye",
+	OpGoodbye:   "Goodbye",
+	OpNVMLQuery: "NVMLQuery",
 }
 
 func (op Op) String() string {
@@ -144,6 +146,8 @@ func NewRequest(op Op) Message {
 		return new(JoinBulk)
 	case OpGoodbye:
 		return new(Goodbye)
+	case OpNVMLQuery:
+		return new(NVMLQuery)
 	}
 	return nil
 }
@@ -168,6 +172,8 @@ func NewReply(op Op) Message {
 		return new(GlobalInfo)
 	case OpEventElapsedTime:
 		return new(ElapsedTime)
+	case OpNVMLQuery:
+		return new(NVMLDevice)
 	}
 	return nil
 }

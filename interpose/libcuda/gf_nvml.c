@@ -9,29 +9,44 @@
 #include <string.h>
 
 #include "_cgo_export.h"
-#include "gf.h"
+#include "gf_nvml.h"
 
 static int gf_nvml_refs;
 
-static nvmlReturn_t nvml_refuse(const char *name) {
+nvmlReturn_t gf_nvml_refuse(const char *name) {
 	if (gf_trace_fd >= 0)
 		gf_trace_call(name, GF_NVML_ERROR_UNINITIALIZED, gf_now_ns());
 	return GF_NVML_ERROR_UNINITIALIZED;
 }
 
-#define GF_NVML(name, params, expr)                 \
-	GF_EXPORT nvmlReturn_t name params {            \
-		if (GF_UNLIKELY(gf_forked))                 \
-			return nvml_refuse(#name);              \
-		GF_TRACED(#name, expr);                     \
-	}
+// ---- names without a meaningful answer ----
 
-static int nvml_ready(void) { return __atomic_load_n(&gf_nvml_refs, __ATOMIC_ACQUIRE) > 0; }
+extern const char *const gf_nvml_stub_names[];
+extern const int gf_nvml_stub_count;
+static unsigned char gf_nvml_stub_logged[1024];
+
+// gf_nvml_stub answers every NVML name of nvml_stubs_gen.c: NOT_SUPPORTED,
+// which NVML clients already expect of features a GPU lacks, and the name
+// logged once so that a user sees what the application asked for.
+int gf_nvml_stub(int index) {
+	const char *name = index >= 0 && index < gf_nvml_stub_count ? gf_nvml_stub_names[index] : "?";
+	if (!GF_UNLIKELY(gf_forked) && index >= 0 && index < (int)sizeof gf_nvml_stub_logged &&
+	    !__atomic_exchange_n(&gf_nvml_stub_logged[index], 1, __ATOMIC_RELAXED))
+		gf_log("gpufabric: %s is not supported by the gpufabric interposer (NVML_ERROR_NOT_SUPPORTED)", name);
+	if (gf_trace_fd >= 0)
+		gf_trace_call(name, GF_NVML_ERROR_NOT_SUPPORTED, gf_now_ns());
+	return GF_NVML_ERROR_NOT_SUPPORTED;
+}
+
+int gf_nvml_ready(void) { return __atomic_load_n(&gf_nvml_refs, __ATOMIC_ACQUIRE) > 0; }
+#define nvml_ready gf_nvml_ready
+#define nvml_index gf_nvml_index
 
 // Device handles: (index + 1) << 4 | 0xA, never NULL.
-static nvmlDevice_t nvml_handle(int i) { return (nvmlDevice_t)(((uintptr_t)(i + 1) << 4) | 0xA); }
+nvmlDevice_t gf_nvml_handle(int i) { return (nvmlDevice_t)(((uintptr_t)(i + 1) << 4) | 0xA); }
+#define nvml_handle gf_nvml_handle
 
-static int nvml_index(nvmlDevice_t h) {
+int gf_nvml_index(nvmlDevice_t h) {
 	uintptr_t v = (uintptr_t)h;
 	if ((v & 0xF) != 0xA)
 		return -1;
@@ -94,6 +109,8 @@ static nvmlReturn_t nvml_find(const char *key, int what, nvmlDevice_t *device) {
 	if (!key || !device)
 		return GF_NVML_ERROR_INVALID_ARGUMENT;
 	int i = gfgo_nvmlFind((char *)key, what);
+	if (i == -2)
+		return GF_NVML_ERROR_INVALID_ARGUMENT;
 	if (i < 0)
 		return GF_NVML_ERROR_NOT_FOUND;
 	*device = nvml_handle(i);
@@ -117,7 +134,7 @@ static nvmlReturn_t nvml_get_index(nvmlDevice_t device, unsigned int *index) {
 GF_NVML(nvmlDeviceGetIndex, (nvmlDevice_t device, unsigned int *index), nvml_get_index(device, index))
 
 // nvml_query asks Go for one fact of a device: 0 name, 1 UUID, 2 memory,
-// 3 utilization, 4 PCI info, 5 compute capability.
+// 4 PCI info, 5 compute capability.
 static nvmlReturn_t nvml_query(nvmlDevice_t device, int what, void *out, void *out2, unsigned int len) {
 	if (!nvml_ready())
 		return GF_NVML_ERROR_UNINITIALIZED;
@@ -130,31 +147,11 @@ static nvmlReturn_t nvml_query(nvmlDevice_t device, int what, void *out, void *o
 GF_NVML(nvmlDeviceGetName, (nvmlDevice_t device, char *name, unsigned int length), nvml_query(device, 0, name, NULL, length))
 GF_NVML(nvmlDeviceGetUUID, (nvmlDevice_t device, char *uuid, unsigned int length), nvml_query(device, 1, uuid, NULL, length))
 GF_NVML(nvmlDeviceGetMemoryInfo, (nvmlDevice_t device, nvmlMemory_t *memory), nvml_query(device, 2, memory, NULL, 0))
-GF_NVML(nvmlDeviceGetUtilizationRates, (nvmlDevice_t device, nvmlUtilization_t *utilization),
-        nvml_query(device, 3, utilization, NULL, 0))
 GF_NVML(nvmlDeviceGetPciInfo, (nvmlDevice_t device, nvmlPciInfo_t *pci), nvml_query(device, 4, pci, NULL, 0))
 GF_NVML(nvmlDeviceGetPciInfo_v2, (nvmlDevice_t device, nvmlPciInfo_t *pci), nvml_query(device, 4, pci, NULL, 0))
 GF_NVML(nvmlDeviceGetPciInfo_v3, (nvmlDevice_t device, nvmlPciInfo_t *pci), nvml_query(device, 4, pci, NULL, 0))
 GF_NVML(nvmlDeviceGetCudaComputeCapability, (nvmlDevice_t device, int *major, int *minor),
         nvml_query(device, 5, major, minor, 0))
-
-// No process of the server's is this client's to list.
-static nvmlReturn_t nvml_no_processes(nvmlDevice_t device, unsigned int *count, void *infos) {
-	(void)infos;
-	if (!nvml_ready())
-		return GF_NVML_ERROR_UNINITIALIZED;
-	if (nvml_index(device) < 0 || !count)
-		return GF_NVML_ERROR_INVALID_ARGUMENT;
-	*count = 0;
-	return GF_NVML_SUCCESS;
-}
-
-GF_NVML(nvmlDeviceGetComputeRunningProcesses, (nvmlDevice_t device, unsigned int *infoCount, void *infos),
-        nvml_no_processes(device, infoCount, infos))
-GF_NVML(nvmlDeviceGetComputeRunningProcesses_v2, (nvmlDevice_t device, unsigned int *infoCount, void *infos),
-        nvml_no_processes(device, infoCount, infos))
-GF_NVML(nvmlDeviceGetComputeRunningProcesses_v3, (nvmlDevice_t device, unsigned int *infoCount, void *infos),
-        nvml_no_processes(device, infoCount, infos))
 
 // NVLink does not reach a remote GPU.
 static nvmlReturn_t nvml_not_supported(void) { return nvml_ready() ? GF_NVML_ERROR_NOT_SUPPORTED : GF_NVML_ERROR_UNINITIALIZED; }
@@ -166,25 +163,21 @@ GF_NVML(nvmlDeviceGetNvLinkRemotePciInfo_v2, (nvmlDevice_t device, unsigned int 
 GF_NVML(nvmlDeviceGetNvLinkState, (nvmlDevice_t device, unsigned int link, int *isActive),
         ((void)device, (void)link, (void)isActive, nvml_not_supported()))
 
-static nvmlReturn_t put_str(char *dst, unsigned int len, const char *s) {
-	if (!dst)
-		return GF_NVML_ERROR_INVALID_ARGUMENT;
-	size_t n = strlen(s);
-	if (len < n + 1)
-		return GF_NVML_ERROR_INSUFFICIENT_SIZE;
-	memcpy(dst, s, n + 1);
-	return GF_NVML_SUCCESS;
-}
-
-static nvmlReturn_t driver_version_str(char *version, unsigned int length) {
-	if (!nvml_ready())
+// The driver's and NVML's versions are the server's (device 0's NVML view):
+// the driver's numeric form on the cuda backend, a consistent one on the
+// host backend. NVML's version works before nvmlInit, as the real one's.
+static nvmlReturn_t version_str(int what, char *version, unsigned int length) {
+	if (what == 0 && !nvml_ready())
 		return GF_NVML_ERROR_UNINITIALIZED;
-	char buf[64];
-	snprintf(buf, sizeof buf, "gpufabric-cuda-%d.%d", gf_driver_version / 1000, gf_driver_version % 1000 / 10);
-	return put_str(version, length, buf);
+	if (!version)
+		return GF_NVML_ERROR_INVALID_ARGUMENT;
+	if (gf_in_child())
+		return GF_NVML_ERROR_UNINITIALIZED;
+	return gfgo_nvmlVersion(what, version, length);
 }
 
-GF_NVML(nvmlSystemGetDriverVersion, (char *version, unsigned int length), driver_version_str(version, length))
+GF_NVML(nvmlSystemGetDriverVersion, (char *version, unsigned int length), version_str(0, version, length))
+GF_NVML(nvmlSystemGetNVMLVersion, (char *version, unsigned int length), version_str(1, version, length))
 
 static nvmlReturn_t cuda_version(int *v) {
 	if (!nvml_ready())
@@ -198,8 +191,6 @@ static nvmlReturn_t cuda_version(int *v) {
 GF_NVML(nvmlSystemGetCudaDriverVersion, (int *cudaDriverVersion), cuda_version(cudaDriverVersion))
 GF_NVML(nvmlSystemGetCudaDriverVersion_v2, (int *cudaDriverVersion), cuda_version(cudaDriverVersion))
 
-// The NVML version works before nvmlInit, as the real library's.
-GF_NVML(nvmlSystemGetNVMLVersion, (char *version, unsigned int length), put_str(version, length, "12.gpufabric"))
 
 GF_EXPORT const char *nvmlErrorString(nvmlReturn_t result) {
 	switch (result) {

@@ -109,6 +109,8 @@ type monitor struct {
 	critical []string // what made the GPU unhealthy, oldest first
 	last     string   // the latest event that did not
 	note     string   // standing remark (e.g. "Xid events not supported")
+
+	view nvmlView // the NVML view's readings, shared by sessions for a moment
 }
 
 // maxCritical bounds the remembered critical events: a failing GPU can

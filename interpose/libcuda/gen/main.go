@@ -3,7 +3,10 @@
 //
 //   - names.txt: every cu* name libcuda.so.1 exports;
 //   - versions.txt: from which CUDA version cuGetProcAddress answers a base
-//     name with each versioned symbol.
+//     name with each versioned symbol;
+//   - nvml_names.txt: every nvml* name of the NVML header that go-nvml (the
+//     version go.mod pins) ships, itself generated from that header when the
+//     module is in the module cache.
 //
 // It reads the package's hand-written C files for the names they implement
 // (functions defined with GF_EXPORT) and writes, next to them:
@@ -12,7 +15,9 @@
 //     CUDA_ERROR_NOT_SUPPORTED through gf_stub, and gf_symbols, the address
 //     of every name, in names.txt order;
 //   - procaddr_gen.go: the same names in the same order, and the table
-//     cuGetProcAddress resolves base names with.
+//     cuGetProcAddress resolves base names with;
+//   - nvml_stubs_gen.c: a stub for every NVML name the package does not
+//     implement, returning NVML_ERROR_NOT_SUPPORTED through gf_nvml_stub.
 //
 // Run it with `go generate ./interpose/libcuda`; `gen -check` fails when the
 // committed files differ from what it would write (the test does this).
@@ -105,9 +110,24 @@ func generate(dir string) ([]file, error) {
 	if err != nil {
 		return nil, err
 	}
+	nvmlList, nvmlNames, err := nvmlNameList(dir)
+	if err != nil {
+		return nil, err
+	}
+	nvmlIndex := map[string]bool{}
+	for _, n := range nvmlNames {
+		nvmlIndex[n] = true
+	}
+	for n := range impl {
+		if !nvmlIndex[n] && strings.HasPrefix(n, "nvml") {
+			return nil, fmt.Errorf("%s is implemented but not in nvml_names.txt (nor in NVML's header)", n)
+		}
+	}
 	return []file{
 		{"stubs_gen.c", writeC(names, impl)},
 		{"procaddr_gen.go", goSrc},
+		{filepath.Join("gen", "nvml_names.txt"), nvmlList},
+		{"nvml_stubs_gen.c", writeNVMLStubs(nvmlNames, impl)},
 	}, nil
 }
 
@@ -192,7 +212,7 @@ func readVersions(path string) (map[string]int, []alias, error) {
 // C files start each exported definition at a line's start with GF_EXPORT,
 // or with the macros GF_API(name, ...), GF_API2(name, twin, ...) and
 // GF_NVML(name, ...) that expand to one.
-var exportRE = regexp.MustCompile(`(?m)^(?:GF_EXPORT\s+[A-Za-z_]+\s+\**\s*|GF_API\(\s*|GF_NVML\(\s*|GF_API2\(\s*)((?:cu|nvml)[A-Za-z0-9_]+)\s*[(,]`)
+var exportRE = regexp.MustCompile(`(?m)^(?:GF_EXPORT\s+(?:[A-Za-z_]+\s+)+\**\s*|GF_API\(\s*|GF_NVML\(\s*|GF_API2\(\s*)((?:cu|nvml)[A-Za-z0-9_]+)\s*[(,]`)
 
 // twinRE finds the second name of GF_API2(name, twin, ...).
 var twinRE = regexp.MustCompile(`(?m)^GF_API2\(\s*[A-Za-z0-9_]+\s*,\s*(cu[A-Za-z0-9_]+)\s*,`)
@@ -297,21 +317,7 @@ func writeC(names []string, impl map[string]bool) []byte {
 	b.WriteString("// includes no prototypes on purpose: the implemented names are declared here\n")
 	b.WriteString("// only to take their addresses.\n\n")
 	b.WriteString("#include \"gf_stub.h\"\n\n")
-	var stubs []string
-	for _, n := range names {
-		if !impl[n] {
-			stubs = append(stubs, n)
-		}
-	}
-	fmt.Fprintf(&b, "const int gf_stub_count = %d;\n\n", len(stubs))
-	b.WriteString("const char *const gf_stub_names[] = {\n")
-	for _, n := range stubs {
-		fmt.Fprintf(&b, "\t\"%s\",\n", n)
-	}
-	b.WriteString("};\n\n")
-	for i, n := range stubs {
-		fmt.Fprintf(&b, "GF_STUB(%s, %d)\n", n, i)
-	}
+	writeStubs(&b, "gf_stub", "GF_STUB", names, impl)
 	b.WriteString("\n")
 	for _, n := range names {
 		if impl[n] {
@@ -326,6 +332,26 @@ func writeC(names []string, impl map[string]bool) []byte {
 	}
 	b.WriteString("};\n")
 	return b.Bytes()
+}
+
+// writeStubs writes PREFIX_count, PREFIX_names (the names not in impl, in
+// order) and a MACRO(name, index) stub for each.
+func writeStubs(b *bytes.Buffer, prefix, macro string, names []string, impl map[string]bool) {
+	var stubs []string
+	for _, n := range names {
+		if !impl[n] {
+			stubs = append(stubs, n)
+		}
+	}
+	fmt.Fprintf(b, "const int %s_count = %d;\n\n", prefix, len(stubs))
+	fmt.Fprintf(b, "const char *const %s_names[] = {\n", prefix)
+	for _, n := range stubs {
+		fmt.Fprintf(b, "\t\"%s\",\n", n)
+	}
+	b.WriteString("};\n\n")
+	for i, n := range stubs {
+		fmt.Fprintf(b, "%s(%s, %d)\n", macro, n, i)
+	}
 }
 
 func writeGo(names []string, index map[string]int, table map[string][]variant) []byte {

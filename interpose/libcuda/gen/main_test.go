@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -37,5 +38,27 @@ func TestSplit(t *testing.T) {
 		if b != tc.base || v != tc.ver || p != tc.pt {
 			t.Errorf("split(%s) = %q %q %q", tc.name, b, v, p)
 		}
+	}
+}
+
+func TestNVMLHeaderNames(t *testing.T) {
+	header := []byte(`
+nvmlReturn_t DECLDIR nvmlInit_v2(void);
+const DECLDIR char* nvmlErrorString(nvmlReturn_t result);
+nvmlReturn_t  DECLDIR nvmlDevicePowerSmoothingSetState(nvmlDevice_t device,
+        nvmlPowerSmoothingState_t *state);
+#define DECLDIR __declspec(dllexport)
+    #define nvmlGetBlacklistDeviceCount                 nvmlInit_v2
+#define nvmlBlacklistDeviceInfo_t nvmlExcludedDeviceInfo_t
+#define nvmlInit_v2 nvmlInit
+#ifdef NVML_NO_UNVERSIONED_FUNC_DEFS
+nvmlReturn_t DECLDIR nvmlInit(void);
+#endif
+nvmlReturn_t DECLDIR nvmlInit_v2(void);
+`)
+	got := nvmlHeaderNames(header)
+	want := []string{"nvmlDevicePowerSmoothingSetState", "nvmlErrorString", "nvmlGetBlacklistDeviceCount", "nvmlInit", "nvmlInit_v2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("nvmlHeaderNames = %v, want %v", got, want)
 	}
 }
