@@ -37,6 +37,12 @@ const (
 	OpDescribe
 	OpJoinBulk
 	OpGoodbye
+	OpGraphCreate
+	OpGraphLaunch
+	OpGraphDestroy
+	OpStreamWaitValue
+	OpHostFunc
+	OpHostFuncDone
 	opEnd
 )
 
@@ -54,7 +60,9 @@ var opNames = [...]string{
 	OpEventSynchronize: "EventSynchronize", OpEventQuery: "EventQuery",
 	OpEventElapsedTime: "EventElapsedTime", OpEventDestroy: "EventDestroy",
 	OpEcho: "Echo", OpDescribe: "Describe", OpJoinBulk: "JoinBulk",
-	OpGoodbye: "Goodbye",
+	OpGoodbye:     "Goodbye",
+	OpGraphCreate: "GraphCreate", OpGraphLaunch: "GraphLaunch", OpGraphDestroy: "GraphDestroy",
+	OpStreamWaitValue: "StreamWaitValue", OpHostFunc: "HostFunc", OpHostFuncDone: "HostFuncDone",
 }
 
 func (op Op) String() string {
@@ -145,7 +153,7 @@ func NewRequest(op Op) Message {
 	case OpGoodbye:
 		return new(Goodbye)
 	}
-	return nil
+	return newExecRequest(op)
 }
 
 // NewReply returns an empty reply of op's layout, or nil when the reply

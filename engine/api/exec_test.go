@@ -1,0 +1,35 @@
+package api
+
+import "testing"
+
+func init() {
+	samples = append(samples,
+		&GraphCreate{Graph: 9, Ordinal: 0, Nodes: []GraphNode{
+			{Kind: NodeLaunch, Function: 2, Grid: [3]uint32{4, 1, 1}, Block: [3]uint32{128, 1, 1}, SharedMem: 64, Params: []byte{1, 2, 3, 4}},
+			{Kind: NodeMemset, Dst: 0x2000, Value: 7, ElemSize: 4, Count: 3},
+			{Kind: NodeCopy, Dst: 0x3000, Src: 0x2000, Count: 12},
+			{Kind: NodeWrite, Dst: 0x2000, Value64: 1 << 40, ElemSize: 8},
+			{Kind: NodeWaitValue, Dst: 0x2000, Value64: 5, ElemSize: 4, Flags: WaitEQ},
+		}},
+		&GraphLaunch{Graph: 9, Stream: 5},
+		&GraphDestroy{Graph: 9},
+		&StreamWaitValue{Stream: 5, Ptr: 0x2000, Value: 3, Size: 4, Flags: WaitGEQ},
+		&HostFunc{Stream: 5, Marker: 77},
+		&HostFuncDone{Marker: 77},
+	)
+}
+
+func TestGraphCreateRefusesUnknownNodeKind(t *testing.T) {
+	g := &GraphCreate{Graph: 1, Nodes: []GraphNode{{Kind: NodeCopy, Count: 1}}}
+	body := AppendRequest(nil, 1, 0, g)
+	// The kind byte of the first node follows the header (8 bytes), the
+	// graph, ordinal and count (12).
+	body[8+12] = 99
+	h, fields, err := ReadHeader(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewDecoder(nil).Request(h, fields); err == nil {
+		t.Fatal("a node of an unknown kind decoded")
+	}
+}
