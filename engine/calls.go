@@ -139,7 +139,9 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 	case *api.EventDestroy:
 		s.eventDestroy(h, m)
 	default:
-		s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
+		if !s.dispatchExec(h, m) {
+			s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
+		}
 	}
 	return nil
 }

@@ -43,6 +43,7 @@ const (
 	OpStreamWaitValue
 	OpHostFunc
 	OpHostFuncDone
+	OpStreamWriteValue
 	opEnd
 )
 
@@ -63,6 +64,7 @@ var opNames = [...]string{
 	OpGoodbye:     "Goodbye",
 	OpGraphCreate: "GraphCreate", OpGraphLaunch: "GraphLaunch", OpGraphDestroy: "GraphDestroy",
 	OpStreamWaitValue: "StreamWaitValue", OpHostFunc: "HostFunc", OpHostFuncDone: "HostFuncDone",
+	OpStreamWriteValue: "StreamWriteValue",
 }
 
 func (op Op) String() string {

@@ -73,6 +73,16 @@ type StreamWaitValue struct {
 	Flags  uint32
 }
 
+// StreamWriteValue writes the Size-byte (4 or 8) Value at Ptr when Stream
+// reaches it.
+type StreamWriteValue struct {
+	Stream Handle
+	Ptr    uint64
+	Value  uint64
+	Size   uint8
+	Flags  uint32
+}
+
 // HostFunc asks to be answered when Stream reaches this point, and makes
 // later work on Stream wait until the client says (HostFuncDone with the
 // same Marker) that the host function it runs there has returned. The
@@ -99,6 +109,8 @@ func newExecRequest(op Op) Message {
 		return new(HostFunc)
 	case OpHostFuncDone:
 		return new(HostFuncDone)
+	case OpStreamWriteValue:
+		return new(StreamWriteValue)
 	}
 	return nil
 }
@@ -201,3 +213,15 @@ func (m *HostFunc) Decode(d *Decoder)     { m.Stream, m.Marker = d.U32(), d.U32(
 func (*HostFuncDone) Op() Op              { return OpHostFuncDone }
 func (m *HostFuncDone) Encode(e *Encoder) { e.U32(m.Marker) }
 func (m *HostFuncDone) Decode(d *Decoder) { m.Marker = d.U32() }
+
+func (*StreamWriteValue) Op() Op { return OpStreamWriteValue }
+func (m *StreamWriteValue) Encode(e *Encoder) {
+	e.U32(m.Stream)
+	e.U64(m.Ptr)
+	e.U64(m.Value)
+	e.U8(m.Size)
+	e.U32(m.Flags)
+}
+func (m *StreamWriteValue) Decode(d *Decoder) {
+	m.Stream, m.Ptr, m.Value, m.Size, m.Flags = d.U32(), d.U64(), d.U64(), d.U8(), d.U32()
+}

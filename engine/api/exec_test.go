@@ -16,6 +16,7 @@ func init() {
 		&StreamWaitValue{Stream: 5, Ptr: 0x2000, Value: 3, Size: 4, Flags: WaitGEQ},
 		&HostFunc{Stream: 5, Marker: 77},
 		&HostFuncDone{Marker: 77},
+		&StreamWriteValue{Stream: 5, Ptr: 0x2000, Value: 1 << 33, Size: 8},
 	)
 }
 

@@ -40,6 +40,8 @@ const (
 	ErrNotSupported                Result = 801
 	ErrSystemNotReady              Result = 802
 	ErrStreamCaptureUnsupp         Result = 900
+	ErrStreamCaptureInvalidated    Result = 901
+	ErrStreamCaptureUnmatched      Result = 903
 	ErrTimeout                     Result = 909
 	ErrUnknown                     Result = 999
 )
@@ -74,6 +76,8 @@ var resultNames = map[Result]string{
 	ErrNotSupported:                "CUDA_ERROR_NOT_SUPPORTED",
 	ErrSystemNotReady:              "CUDA_ERROR_SYSTEM_NOT_READY",
 	ErrStreamCaptureUnsupp:         "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED",
+	ErrStreamCaptureInvalidated:    "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED",
+	ErrStreamCaptureUnmatched:      "CUDA_ERROR_STREAM_CAPTURE_UNMATCHED",
 	ErrTimeout:                     "CUDA_ERROR_TIMEOUT",
 	ErrUnknown:                     "CUDA_ERROR_UNKNOWN",
 }

@@ -1,0 +1,26 @@
+package backend
+
+// Optional capabilities of streams for the execution calls beyond kernels
+// and copies. The engine asks a stream for them with a type assertion and
+// answers CUDA_ERROR_NOT_SUPPORTED where a backend has none.
+
+// Holder is implemented by streams that can hold their later work until
+// the engine lets it go: a host function runs in the client, and the
+// stream's work after it must wait for it to return, as CUDA orders it.
+type Holder interface {
+	// Hold makes work queued after it wait until release is closed. A
+	// cancelled stream (Canceler) stops holding.
+	Hold(release <-chan struct{}) error
+}
+
+// ValueStream is implemented by streams that serve the stream memory
+// operations, cuStreamWaitValue and cuStreamWriteValue. size is 4 or 8
+// bytes; ptr is aligned to it; flags are CUDA's (api.Wait*).
+type ValueStream interface {
+	// WaitValue makes later work wait until the word at ptr compares with
+	// value as flags say. A cancelled stream stops waiting.
+	WaitValue(ptr DevicePtr, value uint64, size int, flags uint32) error
+	// WriteValue writes value at ptr when the stream reaches it, so that a
+	// WaitValue on another stream of the device sees it.
+	WriteValue(ptr DevicePtr, value uint64, size int) error
+}

@@ -1,0 +1,215 @@
+package interpose
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/gpufabric/gpufabric/engine/api"
+)
+
+// ---- stream capture and graphs ----
+
+// capture is what a capturing stream records instead of sending: the nodes
+// of the graph EndCapture returns. A capture that met an operation it
+// cannot record is invalidated: it records nothing more, and EndCapture
+// fails with CUDA_ERROR_STREAM_CAPTURE_INVALIDATED.
+type capture struct {
+	id          uint64
+	mu          sync.Mutex
+	nodes       []api.GraphNode
+	invalidated bool
+}
+
+var captureIDs atomic.Uint64
+
+func (c *capture) add(n api.GraphNode) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.invalidated {
+		return api.Errorf(api.ErrStreamCaptureInvalidated, "the stream's capture was invalidated")
+	}
+	if len(c.nodes) >= api.MaxGraphNodes {
+		c.invalidated = true
+		return api.Errorf(api.ErrStreamCaptureUnsupp, "a graph of more than %d nodes", api.MaxGraphNodes)
+	}
+	n.Params = append([]byte(nil), n.Params...) // the caller's buffer is recycled
+	c.nodes = append(c.nodes, n)
+	return nil
+}
+
+// notCapturing is the check of an operation that a capture cannot record
+// (a copy with host memory, a synchronisation, an event): on a capturing
+// stream it invalidates the capture and fails, as the driver does.
+func (st *Stream) notCapturing() error {
+	c := st.capture.Load()
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	c.invalidated = true
+	c.mu.Unlock()
+	return api.Errorf(api.ErrStreamCaptureUnsupp, "the operation is not permitted on a capturing stream")
+}
+
+// BeginCapture makes the stream record its kernel launches, memsets,
+// device-to-device copies and stream memory operations into a graph
+// instead of running them, until EndCapture. The default stream cannot be
+// captured.
+func (st *Stream) BeginCapture() error {
+	if st.h >= api.DefaultStreamBase {
+		return api.Errorf(api.ErrStreamCaptureUnsupp, "the default stream cannot be captured")
+	}
+	if !st.capture.CompareAndSwap(nil, &capture{id: captureIDs.Add(1)}) {
+		return api.Errorf(api.ErrIllegalState, "the stream is capturing already")
+	}
+	return nil
+}
+
+// Capturing reports the stream's capture: its id, and whether it is
+// active (or was invalidated).
+func (st *Stream) Capturing() (id uint64, active, invalidated bool) {
+	c := st.capture.Load()
+	if c == nil {
+		return 0, false, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id, !c.invalidated, c.invalidated
+}
+
+// EndCapture ends the stream's capture and returns the graph it recorded.
+func (st *Stream) EndCapture() (*Graph, error) {
+	c := st.capture.Swap(nil)
+	if c == nil {
+		return nil, api.Errorf(api.ErrIllegalState, "the stream is not capturing")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.invalidated {
+		return nil, api.Errorf(api.ErrStreamCaptureInvalidated, "the capture was invalidated by an operation it cannot record")
+	}
+	return &Graph{d: st.d, nodes: c.nodes}, nil
+}
+
+// Graph is a captured graph: a sequence of operations, held by the client
+// until it is instantiated.
+type Graph struct {
+	d     *Device
+	nodes []api.GraphNode
+}
+
+// Nodes is the number of operations the graph holds.
+func (g *Graph) Nodes() int { return len(g.nodes) }
+
+// Instantiate sends the graph to the server, once, and waits for its
+// verdict on it: every function it names must be loaded on its device.
+func (g *Graph) Instantiate() (*GraphExec, error) {
+	ge := &GraphExec{d: g.d, h: g.d.s.newHandle(), nodes: len(g.nodes)}
+	if err := g.d.s.call(&api.GraphCreate{Graph: ge.h, Ordinal: g.d.ordinal, Nodes: g.nodes}, nil, nil, nil); err != nil {
+		return nil, err
+	}
+	return ge, nil
+}
+
+// GraphExec is an instantiated graph, held by the server.
+type GraphExec struct {
+	d     *Device
+	h     api.Handle
+	nodes int
+}
+
+// Launch queues the whole graph on st in one message, without waiting.
+func (ge *GraphExec) Launch(st *Stream) error {
+	if err := st.notCapturing(); err != nil {
+		return err
+	}
+	return ge.d.s.send(&api.GraphLaunch{Graph: ge.h, Stream: st.h}, nil)
+}
+
+// Destroy releases the graph on the server; launches queued still run.
+func (ge *GraphExec) Destroy() error {
+	return ge.d.s.send(&api.GraphDestroy{Graph: ge.h}, nil)
+}
+
+// ---- stream memory operations ----
+
+// WaitValue makes later work on st wait until the size-byte (4 or 8) word
+// at ptr compares with value as flags (api.Wait*) say.
+func (st *Stream) WaitValue(ptr DevicePtr, value uint64, size int, flags uint32) error {
+	if size != 4 && size != 8 || flags&^api.WaitFlush > api.WaitNOR {
+		return api.Errorf(api.ErrInvalidValue, "stream wait of %d bytes with flags %#x", size, flags)
+	}
+	if c := st.capture.Load(); c != nil {
+		return c.add(api.GraphNode{Kind: api.NodeWaitValue, Dst: uint64(ptr), Value64: value, ElemSize: uint8(size), Flags: flags})
+	}
+	return st.d.s.send(&api.StreamWaitValue{Stream: st.h, Ptr: uint64(ptr), Value: value, Size: uint8(size), Flags: flags}, nil)
+}
+
+// WriteValue writes the size-byte (4 or 8) value at ptr when st reaches it.
+func (st *Stream) WriteValue(ptr DevicePtr, value uint64, size int) error {
+	if size != 4 && size != 8 {
+		return api.Errorf(api.ErrInvalidValue, "stream write of %d bytes", size)
+	}
+	if c := st.capture.Load(); c != nil {
+		return c.add(api.GraphNode{Kind: api.NodeWrite, Dst: uint64(ptr), Value64: value, ElemSize: uint8(size)})
+	}
+	return st.d.s.send(&api.StreamWriteValue{Stream: st.h, Ptr: uint64(ptr), Value: value, Size: uint8(size)}, nil)
+}
+
+// ---- host functions ----
+
+// LaunchHostFunc queues fn on st: fn runs in this process, on the
+// session's callback goroutine, once the server says st has reached it,
+// with the failure of the stream's earlier work (nil when it had none);
+// st's later work waits until fn has returned. Callbacks run one at a
+// time, in the order their streams reach them. fn must not wait for work
+// of the session, as a CUDA host function must not call CUDA.
+func (st *Stream) LaunchHostFunc(fn func(error)) error {
+	if err := st.notCapturing(); err != nil {
+		return err
+	}
+	s := st.d.s
+	marker := s.markers.Add(1)
+	p := &pending{async: true, then: func(err error) {
+		fn(err)
+		// Sent even when the session is going: nothing is waiting on it then.
+		_ = s.send(&api.HostFuncDone{Marker: marker}, nil)
+	}}
+	_, err := s.start(&api.HostFunc{Stream: st.h, Marker: marker}, p, nil)
+	return err
+}
+
+// hostCalls runs host functions, in order, on a goroutine of their own:
+// never on the goroutine that read the server's answer, which may be an
+// application thread waiting for a call of its own.
+type hostCalls struct {
+	mu      sync.Mutex
+	queue   []func()
+	running bool
+}
+
+func (h *hostCalls) push(fn func()) {
+	h.mu.Lock()
+	h.queue = append(h.queue, fn)
+	start := !h.running
+	h.running = true
+	h.mu.Unlock()
+	if start {
+		go h.run()
+	}
+}
+
+func (h *hostCalls) run() {
+	for {
+		h.mu.Lock()
+		if len(h.queue) == 0 {
+			h.running = false
+			h.mu.Unlock()
+			return
+		}
+		fn := h.queue[0]
+		h.queue = h.queue[1:]
+		h.mu.Unlock()
+		fn()
+	}
+}
