@@ -1,7 +1,8 @@
 /*
  * conf_exec: conformance of the execution families, written from the CUDA
  * driver API reference: stream capture and graphs, host functions and
- * stream callbacks, stream memory operations, occupancy. Each check says
+ * stream callbacks, stream memory operations, occupancy, and the contexts
+ * that own modules. Each check says
  * what the reference promises; the program exits 1 at the first that
  * does not hold, and prints one line per family that passed.
  *
@@ -231,8 +232,27 @@ static void occupancy(CUfunction f) {
 	printf("occupancy: %d blocks of 256 per multiprocessor, best block %d: ok\n", blocks, block);
 }
 
+/* A module belongs to the context that loaded it: its functions are not
+ * valid handles while another context is current. */
+static void context_ownership(CUcontext primary, CUfunction f) {
+	CUdeviceptr p;
+	GF_CHECK(cu.cuMemAlloc(&p, 256 * 4));
+	unsigned long long n = 256;
+	float two = 2;
+	void *args[] = {&p, &two, &n};
+	CUcontext other;
+	GF_CHECK(cu.cuCtxCreate(&other, 0, 0)); /* and makes it current */
+	GF_EXPECT(cu.cuLaunchKernel(f, 1, 1, 1, 256, 1, 1, 0, NULL, args, NULL), CUDA_ERROR_INVALID_HANDLE);
+	GF_CHECK(cu.cuCtxDestroy(other));
+	GF_CHECK(cu.cuCtxSetCurrent(primary));
+	GF_CHECK(cu.cuLaunchKernel(f, 1, 1, 1, 256, 1, 1, 0, NULL, args, NULL));
+	GF_CHECK(cu.cuCtxSynchronize());
+	GF_CHECK(cu.cuMemFree(p));
+	printf("context ownership: a function of another context is refused: ok\n");
+}
+
 int main(int argc, char **argv) {
-	gf_setup(&cu);
+	CUcontext primary = gf_setup(&cu);
 	gf_load_exec(&x, &cu);
 	char *ptx = gf_read_file(gf_kernels_path(argc > 1 ? argv[1] : NULL), NULL);
 	CUmodule mod;
@@ -243,6 +263,7 @@ int main(int argc, char **argv) {
 	host_functions();
 	memory_ops();
 	occupancy(scale);
+	context_ownership(primary, scale);
 	GF_CHECK(cu.cuModuleUnload(mod));
 	GF_CHECK(cu.cuCtxSynchronize());
 	free(ptx);

@@ -23,6 +23,10 @@ type module struct {
 	m      *interpose.Module
 	dev    int
 	handle uintptr
+	// ctx is the context the module was loaded in, which owns it: its
+	// functions launch only while it is current. 0 for a library's
+	// module, which is context-independent.
+	ctx uintptr
 
 	mu      sync.Mutex
 	funcs   map[string]*function
@@ -193,6 +197,7 @@ func gfgo_moduleLoad(ctx C.uintptr_t, dev C.int, out *C.uintptr_t, image unsafe.
 	if err != nil {
 		return ret(err)
 	}
+	mod.ctx = uintptr(ctx)
 	*out = C.uintptr_t(mod.handle)
 	return 0
 }
@@ -225,6 +230,7 @@ func gfgo_moduleLoadFile(dev C.int, out *C.uintptr_t, path *C.char) C.CUresult {
 	if err != nil {
 		return ret(err)
 	}
+	mod.ctx = uintptr(C.gf_cur_ctx()) // this thread's, as the C entry's
 	*out = C.uintptr_t(mod.handle)
 	return 0
 }
@@ -690,6 +696,18 @@ func gfgo_launch(fh C.uintptr_t, gx, gy, gz, bx, by, bz, shmem C.uint, sh C.uint
 		}
 		if fn.mod.dev != sdev {
 			return res(api.ErrInvalidHandle)
+		}
+		// A module belongs to the context it was loaded in: launched
+		// while another is current, its function is not a valid handle
+		// there, as the driver says. (gf_cur_ctx reads the calling C
+		// thread's current context: a cgo callback runs on that thread.)
+		if fn.mod.ctx != 0 {
+			switch cur := uintptr(C.gf_cur_ctx()); {
+			case cur == 0:
+				return res(api.ErrInvalidContext)
+			case cur != fn.mod.ctx:
+				return res(api.ErrInvalidHandle)
+			}
 		}
 	case kindKernel:
 		k, r := lookup[*kernel](uintptr(fh), kindKernel)
