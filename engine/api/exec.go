@@ -63,6 +63,32 @@ const (
 	WaitFlush = 1 << 30
 )
 
+// WaitSatisfied is the driver's comparison of a waited size-byte (4 or 8)
+// word v with value under cmp (Wait*, without WaitFlush).
+func WaitSatisfied(cmp uint32, v, value uint64, size int) bool {
+	if size == 4 {
+		v, value = uint64(uint32(v)), uint64(uint32(value))
+	}
+	switch cmp {
+	case WaitGEQ: // wrapping, as the driver compares sequence numbers
+		if size == 4 {
+			return int32(uint32(v)-uint32(value)) >= 0
+		}
+		return int64(v-value) >= 0
+	case WaitEQ:
+		return v == value
+	case WaitAND:
+		return v&value != 0
+	case WaitNOR:
+		m := ^(v | value)
+		if size == 4 {
+			m = uint64(uint32(m))
+		}
+		return m != 0
+	}
+	return false
+}
+
 // StreamWaitValue makes later work on Stream wait until the Size-byte (4 or
 // 8) word at Ptr compares with Value as Flags says.
 type StreamWaitValue struct {

@@ -34,3 +34,28 @@ func TestGraphCreateRefusesUnknownNodeKind(t *testing.T) {
 		t.Fatal("a node of an unknown kind decoded")
 	}
 }
+
+func TestWaitSatisfied(t *testing.T) {
+	for _, c := range []struct {
+		cmp       uint32
+		v, value  uint64
+		size      int
+		satisfied bool
+	}{
+		{WaitGEQ, 5, 5, 4, true},
+		{WaitGEQ, 4, 5, 4, false},
+		{WaitGEQ, 1, 0xffff_fff0, 4, true}, // wrapped past: later
+		{WaitGEQ, 1 << 40, 1<<40 + 1, 8, false},
+		{WaitEQ, 1<<32 | 7, 7, 4, true}, // a 32-bit wait sees the low word
+		{WaitEQ, 1<<32 | 7, 7, 8, false},
+		{WaitAND, 6, 2, 4, true},
+		{WaitAND, 4, 2, 4, false},
+		{WaitNOR, 0, 0xffff_fffe, 4, true},
+		{WaitNOR, 1, 0xffff_fffe, 4, false},
+		{7, 1, 1, 4, false},
+	} {
+		if got := WaitSatisfied(c.cmp, c.v, c.value, c.size); got != c.satisfied {
+			t.Errorf("WaitSatisfied(%d, %#x, %#x, %d) = %v", c.cmp, c.v, c.value, c.size, got)
+		}
+	}
+}

@@ -74,6 +74,8 @@ static struct {
 	CUresult (*cuMemsetD16Async)(CUdeviceptr, unsigned short, size_t, CUstream);
 	CUresult (*cuMemsetD32Async)(CUdeviceptr, unsigned int, size_t, CUstream);
 	CUresult (*cuGetErrorString)(CUresult, const char **);
+	CUresult (*cuStreamWriteValue32)(CUstream, CUdeviceptr, unsigned int, unsigned int);
+	CUresult (*cuStreamWriteValue64)(CUstream, CUdeviceptr, unsigned long long, unsigned int);
 } cu;
 
 // One entry per driver function: the slot it fills, whether the backend can
@@ -130,6 +132,9 @@ static const struct sym syms[] = {
 	{SLOT(cuMemsetD16Async), 1, {"cuMemsetD16Async"}},
 	{SLOT(cuMemsetD32Async), 1, {"cuMemsetD32Async"}},
 	{SLOT(cuGetErrorString), 0, {"cuGetErrorString"}},
+	// Stream memory operations: enabled by default from 11.7 (_v2).
+	{SLOT(cuStreamWriteValue32), 0, {"cuStreamWriteValue32_v2", "cuStreamWriteValue32"}},
+	{SLOT(cuStreamWriteValue64), 0, {"cuStreamWriteValue64_v2", "cuStreamWriteValue64"}},
 };
 
 // gf_open is called by the Go side under its own lock, once it succeeds
@@ -403,4 +408,15 @@ int gf_memset(gf_handle ctx, uint64_t dst, unsigned value, int elem_size, size_t
 		return cu.cuMemsetD32Async(dst, value, count, (CUstream)stream);
 	}
 	return CUDA_ERROR_INVALID_VALUE;
+}
+
+// gf_stream_write_value queues cuStreamWriteValue32/64 of size (4 or 8)
+// bytes at ptr on stream.
+int gf_stream_write_value(gf_handle ctx, gf_handle stream, uint64_t ptr, uint64_t value, int size) {
+	if (size == 4 ? !cu.cuStreamWriteValue32 : !cu.cuStreamWriteValue64)
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	if (size == 4)
+		return cu.cuStreamWriteValue32((CUstream)stream, (CUdeviceptr)ptr, (unsigned int)value, 0);
+	return cu.cuStreamWriteValue64((CUstream)stream, (CUdeviceptr)ptr, (unsigned long long)value, 0);
 }

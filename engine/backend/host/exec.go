@@ -83,7 +83,7 @@ func (s *stream) WaitValue(ptr backend.DevicePtr, value uint64, size int, flags 
 				v = binary.LittleEndian.Uint64(b)
 			}
 			s.dev.words.Unlock()
-			if satisfied(cmp, v, value, size) {
+			if api.WaitSatisfied(cmp, v, value, size) {
 				return nil
 			}
 			if timer == nil {
@@ -100,28 +100,4 @@ func (s *stream) WaitValue(ptr backend.DevicePtr, value uint64, size int, flags 
 			pause = min(2*pause, maxPoll)
 		}
 	})
-}
-
-// satisfied is the driver's comparison of a waited word v with value.
-func satisfied(cmp uint32, v, value uint64, size int) bool {
-	if size == 4 {
-		v, value = uint64(uint32(v)), uint64(uint32(value))
-	}
-	switch cmp {
-	case api.WaitGEQ: // wrapping, as the driver compares sequence numbers
-		if size == 4 {
-			return int32(uint32(v)-uint32(value)) >= 0
-		}
-		return int64(v-value) >= 0
-	case api.WaitEQ:
-		return v == value
-	case api.WaitAND:
-		return v&value != 0
-	default: // api.WaitNOR
-		m := ^(v | value)
-		if size == 4 {
-			m = uint64(uint32(m))
-		}
-		return m != 0
-	}
 }

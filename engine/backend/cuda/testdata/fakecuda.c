@@ -457,6 +457,24 @@ CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void *
 	return OK;
 }
 
+// Stream memory operations write at once, as every stream's work runs;
+// the word must be aligned and inside an allocation.
+CUresult cuStreamWriteValue32_v2(void *s, CUdeviceptr p, unsigned int v, unsigned int flags) {
+	NEED_CTX();
+	if (!stream_ok(s) || p % 4 || !span(p, 4, 0) || flags & ~1u)
+		return INVALID_VALUE;
+	memcpy((void *)p, &v, 4);
+	return OK;
+}
+
+CUresult cuStreamWriteValue64_v2(void *s, CUdeviceptr p, unsigned long long v, unsigned int flags) {
+	NEED_CTX();
+	if (!stream_ok(s) || p % 8 || !span(p, 8, 0) || flags & ~1u)
+		return INVALID_VALUE;
+	memcpy((void *)p, &v, 8);
+	return OK;
+}
+
 CUresult cuMemsetD8Async(CUdeviceptr p, unsigned char v, size_t n, void *s) {
 	NEED_CTX();
 	if (!stream_ok(s) || !span(p, n, 0))
