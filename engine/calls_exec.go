@@ -34,9 +34,12 @@ type graphNode struct {
 	f *functionObj
 }
 
-// dispatchExec handles the execution calls; it reports false for any other.
-func (s *session) dispatchExec(h api.Header, m api.Message) bool {
+// dispatchExec handles the execution calls; it reports false for any
+// other. An error means the connection must close.
+func (s *session) dispatchExec(h api.Header, m api.Message, pl payload) (bool, error) {
 	switch m := m.(type) {
+	case *api.Link:
+		return true, s.link(h, m, pl)
 	case *api.GraphCreate:
 		s.graphCreate(h, m)
 	case *api.GraphLaunch:
@@ -75,9 +78,9 @@ func (s *session) dispatchExec(h api.Header, m api.Message) bool {
 		}
 		s.reply0(h)
 	default:
-		return false
+		return false, nil
 	}
-	return true
+	return true, nil
 }
 
 func (s *session) graphCreate(h api.Header, m *api.GraphCreate) {
@@ -356,4 +359,64 @@ func (s *session) releaseHolds() {
 			close(release)
 		}
 	}
+}
+
+// link reads a JIT link's inputs (the payload) under the session's
+// staging budget, as a module image, links them on the reader (off the
+// shard: linking is the session's own work, as parsing a module is) and
+// answers with the linked image.
+func (s *session) link(h api.Header, m *api.Link, pl payload) error {
+	h.Flags &^= api.FlagAsync // the answer carries the image
+	var total uint64
+	for _, in := range m.Inputs {
+		total += in.Size
+		if total < in.Size {
+			total = ^uint64(0)
+		}
+	}
+	switch {
+	case total != uint64(pl.n):
+		s.fail(h, api.Errorf(api.ErrInvalidValue, "link inputs of %d bytes in a payload of %d", total, pl.n))
+		return nil // the payload, unread, is skipped by the next Recv
+	case int64(pl.n) > s.srv.cfg.MaxModuleImage:
+		s.fail(h, api.Errorf(api.ErrInvalidImage, "link inputs of %d bytes; the limit is %d", pl.n, s.srv.cfg.MaxModuleImage))
+		return nil
+	}
+	d, err := s.device(m.Ordinal)
+	if err != nil {
+		s.fail(h, err)
+		return nil
+	}
+	linker, ok := d.shard.dev.(backend.Linker)
+	if !ok {
+		s.fail(h, api.Errorf(api.ErrNotSupported, "JIT linking on this backend"))
+		return nil
+	}
+	weight := min(int64(pl.n), s.srv.cfg.MaxStaging)
+	if err := s.stage(weight); err != nil {
+		return err
+	}
+	defer s.unstage(weight)
+	buf := getStaging(pl.n)
+	defer putStaging(buf)
+	if err := pl.read(buf); err != nil {
+		return err
+	}
+	inputs := make([]backend.LinkInput, len(m.Inputs))
+	off := uint64(0)
+	for i, in := range m.Inputs {
+		inputs[i] = backend.LinkInput{Type: in.Type, Name: in.Name, Data: buf[off : off+in.Size]}
+		off += in.Size
+	}
+	image, err := linker.Link(inputs)
+	if err != nil {
+		s.fail(h, err)
+		return nil
+	}
+	if int64(len(image)) > s.srv.cfg.MaxModuleImage {
+		s.fail(h, api.Errorf(api.ErrInvalidImage, "the linked image is %d bytes; the limit is %d", len(image), s.srv.cfg.MaxModuleImage))
+		return nil
+	}
+	s.replyOnReader(h, nil, nil, image)
+	return nil
 }

@@ -3,10 +3,12 @@ package engine_test
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/examples"
 	"github.com/gpufabric/gpufabric/interpose"
 )
 
@@ -265,6 +267,8 @@ func TestExecBadInput(t *testing.T) {
 		{&api.HostFuncDone{Marker: 1}, api.Success}, // it was not queued: nothing to release
 		{&api.HostFuncDone{Marker: 2}, api.ErrInvalidValue},
 		{&api.StreamWaitValue{Stream: api.DefaultStream(0), Ptr: uint64(by.x), Value: 1, Size: 4}, api.ErrInvalidValue},
+		{&api.Link{Inputs: []api.LinkInput{{Type: api.LinkPTX, Size: 100}}}, api.ErrInvalidValue}, // no payload
+		{&api.Link{Ordinal: 3}, api.ErrInvalidDevice},
 	} {
 		if err := r.call(c.m, nil); api.ResultOf(err) != c.want {
 			t.Errorf("%v: %v, want %v", c.m.Op(), err, c.want)
@@ -295,4 +299,42 @@ func TestSessionEndReleasesHeldStreams(t *testing.T) {
 		t.Fatalf("the ended session's share is still held: %v", err)
 	}
 	by.check(5)
+}
+
+func TestLinkLoadsAndRuns(t *testing.T) { overTransports(t, 1, 64<<20, testLink) }
+
+func testLink(t *testing.T, f *fixture) {
+	s := f.dial(t)
+	dev, err := s.Attach(0, interpose.Share{Fraction: 0.5})
+	must(t, err)
+	src := string(examples.KernelsPTX)
+	head := src[:strings.Index(src, ".visible .entry")]
+	entry := func(name string) []byte {
+		i := strings.Index(src, ".visible .entry "+name+"(")
+		j := strings.Index(src[i:], "\n}\n")
+		return []byte(head + src[i:i+j+3])
+	}
+	image, err := dev.Link([]interpose.LinkInput{
+		{Type: api.LinkPTX, Name: "fill.ptx", Data: entry("fill_u32")},
+		{Type: api.LinkPTX, Name: "scale.ptx", Data: entry("scale_f32")},
+	})
+	must(t, err)
+	mod, err := dev.LoadModule(image)
+	must(t, err)
+	fill, scale := function(t, mod, "fill_u32"), function(t, mod, "scale_f32")
+	p, _ := dev.Alloc(4 * 256)
+	st := dev.DefaultStream()
+	must(t, fill.Launch(st, interpose.D1(1), interpose.D1(256), 0, p, uint32(0x40000000), uint64(256))) // 2.0f
+	must(t, scale.Launch(st, interpose.D1(1), interpose.D1(256), 0, p, float32(4), uint64(256)))
+	if v := u32s(t, dev, p, 256)[255]; v != 0x41000000 { // 8.0f
+		t.Fatalf("p[255] = %#x, want 8.0f", v)
+	}
+	// A bad input fails the link, and the session goes on.
+	if _, err := dev.Link([]interpose.LinkInput{{Type: api.LinkPTX, Name: "bad", Data: []byte("not ptx")}}); !errors.Is(err, api.ErrInvalidImage) {
+		t.Fatalf("a link of a bad input: %v", err)
+	}
+	if _, err := dev.Link([]interpose.LinkInput{{Type: api.LinkCubin, Name: "c", Data: []byte("\x7fELF")}}); !errors.Is(err, api.ErrNotSupported) {
+		t.Fatalf("a link of a cubin on the host backend: %v", err)
+	}
+	must(t, dev.Synchronize())
 }

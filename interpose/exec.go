@@ -213,3 +213,33 @@ func (h *hostCalls) run() {
 		fn()
 	}
 }
+
+// ---- JIT linking ----
+
+// LinkInput is one input of Device.Link: its CUjitInputType (api.Link*),
+// a name for the linker's messages, and its bytes.
+type LinkInput struct {
+	Type uint8
+	Name string
+	Data []byte
+}
+
+// Link has the server's device link the inputs into one module image, as
+// cuLinkComplete does, and returns it: LoadModule loads it. The inputs
+// travel once, in one call.
+func (d *Device) Link(inputs []LinkInput) ([]byte, error) {
+	req := &api.Link{Ordinal: d.ordinal, Inputs: make([]api.LinkInput, len(inputs))}
+	var payload []byte
+	for i, in := range inputs {
+		req.Inputs[i] = api.LinkInput{Type: in.Type, Name: in.Name, Size: uint64(len(in.Data))}
+		payload = append(payload, in.Data...)
+	}
+	p, err := d.s.start(req, &pending{grow: true}, payload)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.s.wait(p); err != nil {
+		return nil, err
+	}
+	return p.into, nil
+}

@@ -44,6 +44,7 @@ const (
 	OpHostFunc
 	OpHostFuncDone
 	OpStreamWriteValue
+	OpLink
 	opEnd
 )
 
@@ -64,7 +65,7 @@ var opNames = [...]string{
 	OpGoodbye:     "Goodbye",
 	OpGraphCreate: "GraphCreate", OpGraphLaunch: "GraphLaunch", OpGraphDestroy: "GraphDestroy",
 	OpStreamWaitValue: "StreamWaitValue", OpHostFunc: "HostFunc", OpHostFuncDone: "HostFuncDone",
-	OpStreamWriteValue: "StreamWriteValue",
+	OpStreamWriteValue: "StreamWriteValue", OpLink: "Link",
 }
 
 func (op Op) String() string {

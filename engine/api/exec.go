@@ -137,6 +137,8 @@ func newExecRequest(op Op) Message {
 		return new(HostFuncDone)
 	case OpStreamWriteValue:
 		return new(StreamWriteValue)
+	case OpLink:
+		return new(Link)
 	}
 	return nil
 }
@@ -250,4 +252,55 @@ func (m *StreamWriteValue) Encode(e *Encoder) {
 }
 func (m *StreamWriteValue) Decode(d *Decoder) {
 	m.Stream, m.Ptr, m.Value, m.Size, m.Flags = d.U32(), d.U64(), d.U64(), d.U8(), d.U32()
+}
+
+// JIT link input types, as CUjitInputType.
+const (
+	LinkCubin   uint8 = 0
+	LinkPTX     uint8 = 1
+	LinkFatbin  uint8 = 2
+	LinkObject  uint8 = 3
+	LinkLibrary uint8 = 4
+)
+
+// MaxLinkInputs bounds the inputs of one Link.
+const MaxLinkInputs = 1024
+
+// LinkInput describes one input of a Link: its type, its name (for the
+// linker's messages) and its size; the bytes travel in the frame payload.
+type LinkInput struct {
+	Type uint8
+	Name string
+	Size uint64
+}
+
+// Link links Inputs, whose bytes are the frame payload back to back, into
+// one image for the device Ordinal, which the reply's payload carries: the
+// image cuLinkComplete returns and cuModuleLoadData loads.
+type Link struct {
+	Ordinal uint32
+	Inputs  []LinkInput
+}
+
+func (*Link) Op() Op { return OpLink }
+func (m *Link) Encode(e *Encoder) {
+	e.U32(m.Ordinal)
+	e.U32(uint32(len(m.Inputs)))
+	for _, in := range m.Inputs {
+		e.U8(in.Type)
+		e.String(in.Name)
+		e.U64(in.Size)
+	}
+}
+func (m *Link) Decode(d *Decoder) {
+	m.Ordinal = d.U32()
+	n := d.Count(11)
+	if n > MaxLinkInputs {
+		d.err = malformedf("link of %d inputs; the limit is %d", n, MaxLinkInputs)
+		return
+	}
+	m.Inputs = make([]LinkInput, n)
+	for i := range m.Inputs {
+		m.Inputs[i] = LinkInput{Type: d.U8(), Name: d.String(), Size: d.U64()}
+	}
 }

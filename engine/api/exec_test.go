@@ -16,6 +16,7 @@ func init() {
 		&StreamWaitValue{Stream: 5, Ptr: 0x2000, Value: 3, Size: 4, Flags: WaitGEQ},
 		&HostFunc{Stream: 5, Marker: 77},
 		&HostFuncDone{Marker: 77},
+		&Link{Ordinal: 1, Inputs: []LinkInput{{Type: LinkPTX, Name: "a.ptx", Size: 100}, {Type: LinkCubin, Name: "b", Size: 7}}},
 		&StreamWriteValue{Stream: 5, Ptr: 0x2000, Value: 1 << 33, Size: 8},
 	)
 }

@@ -24,3 +24,19 @@ type ValueStream interface {
 	// WaitValue on another stream of the device sees it.
 	WriteValue(ptr DevicePtr, value uint64, size int) error
 }
+
+// LinkInput is one input of a JIT link: its CUjitInputType (api.Link*),
+// its name for messages, and its bytes.
+type LinkInput struct {
+	Type uint8
+	Name string
+	Data []byte
+}
+
+// Linker is implemented by devices that link JIT inputs into one module
+// image, as cuLinkComplete does. Link is safe from any goroutine and
+// touches no device state: the engine calls it off the shard, as it
+// prepares modules. The returned image is the caller's.
+type Linker interface {
+	Link(inputs []LinkInput) ([]byte, error)
+}
