@@ -18,7 +18,7 @@ func TestConformanceExec(t *testing.T) {
 				t.Fatalf("conf_exec over %s exited %d:\n%s", tr, r.status, r.out)
 			}
 			t.Logf("conf_exec over %s:\n%s", tr, r.out)
-			for _, w := range []string{"graphs: ", "host functions: ", "stream memory operations: ", "occupancy: ", "context ownership: ", "conf_exec: ok"} {
+			for _, w := range []string{"graphs: ", "host functions: ", "stream memory operations: ", "occupancy: ", "context ownership: ", "JIT link: ", "conf_exec: ok"} {
 				if !strings.Contains(r.out, w) {
 					t.Errorf("conf_exec over %s: output lacks %q:\n%s", tr, w, r.out)
 				}

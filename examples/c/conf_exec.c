@@ -1,10 +1,10 @@
 /*
  * conf_exec: conformance of the execution families, written from the CUDA
  * driver API reference: stream capture and graphs, host functions and
- * stream callbacks, stream memory operations, occupancy, and the contexts
- * that own modules. Each check says
- * what the reference promises; the program exits 1 at the first that
- * does not hold, and prints one line per family that passed.
+ * stream callbacks, stream memory operations, occupancy, the contexts that
+ * own modules, and JIT linking. Each check says what the reference
+ * promises; the program exits 1 at the first that does not hold, and
+ * prints one line per family that passed.
  *
  *     conf_exec [kernels.ptx]
  */
@@ -232,6 +232,75 @@ static void occupancy(CUfunction f) {
 	printf("occupancy: %d blocks of 256 per multiprocessor, best block %d: ok\n", blocks, block);
 }
 
+/* cut_entries is the PTX header of src (all before its first entry) and
+ * the named entry, NUL-terminated: a module of its own, as a separate
+ * compilation would give. */
+static char *cut_entry(const char *src, const char *entry) {
+	const char *first = strstr(src, ".visible .entry");
+	char pat[128];
+	snprintf(pat, sizeof pat, ".visible .entry %s(", entry);
+	const char *e = strstr(src, pat);
+	const char *end = e ? strstr(e, "\n}\n") : NULL;
+	if (!first || !e || !end)
+		gf_die("the kernels' PTX lacks an entry to link");
+	size_t head = (size_t)(first - src), body = (size_t)(end + 3 - e);
+	char *out = malloc(head + body + 1);
+	memcpy(out, src, head);
+	memcpy(out + head, e, body);
+	out[head + body] = 0;
+	return out;
+}
+
+/* JIT linking: two PTX inputs link into one image that cuModuleLoadData
+ * loads, with both inputs' entries; an input defined twice fails the link
+ * and the error log says why. */
+static void jit_link(const char *ptx) {
+	char *fill = cut_entry(ptx, "fill_u32"), *scale = cut_entry(ptx, "scale_f32");
+	CUlinkState link;
+	GF_CHECK(x.cuLinkCreate(0, NULL, NULL, &link));
+	GF_CHECK(x.cuLinkAddData(link, CU_JIT_INPUT_PTX, fill, strlen(fill) + 1, "fill.ptx", 0, NULL, NULL));
+	GF_CHECK(x.cuLinkAddData(link, CU_JIT_INPUT_PTX, scale, strlen(scale) + 1, "scale.ptx", 0, NULL, NULL));
+	void *image;
+	size_t size = 0;
+	GF_CHECK(x.cuLinkComplete(link, &image, &size));
+	if (!image || size == 0)
+		gf_die("cuLinkComplete gave no image");
+	CUmodule mod;
+	CUfunction f_fill, f_scale;
+	GF_CHECK(cu.cuModuleLoadData(&mod, image));
+	GF_CHECK(x.cuLinkDestroy(link)); /* the module does not need the image */
+	GF_CHECK(cu.cuModuleGetFunction(&f_fill, mod, "fill_u32"));
+	GF_CHECK(cu.cuModuleGetFunction(&f_scale, mod, "scale_f32"));
+	CUdeviceptr p;
+	GF_CHECK(cu.cuMemAlloc(&p, 256 * 4));
+	unsigned long long n = 256;
+	unsigned int two = f32bits(2);
+	float four = 4;
+	void *fargs[] = {&p, &two, &n}, *sargs[] = {&p, &four, &n};
+	GF_CHECK(cu.cuLaunchKernel(f_fill, 1, 1, 1, 256, 1, 1, 0, NULL, fargs, NULL));
+	GF_CHECK(cu.cuLaunchKernel(f_scale, 1, 1, 1, 256, 1, 1, 0, NULL, sargs, NULL));
+	expect_u32(p, 256, f32bits(8), "a kernel of the linked module");
+	GF_CHECK(cu.cuMemFree(p));
+	GF_CHECK(cu.cuModuleUnload(mod));
+
+	/* The same entry twice: the link fails, and says so in its log. */
+	char log[1024] = "";
+	CUjit_option opts[] = {CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+	void *vals[] = {log, (void *)(uintptr_t)sizeof log};
+	GF_CHECK(x.cuLinkCreate(2, opts, vals, &link));
+	CUresult r1 = x.cuLinkAddData(link, CU_JIT_INPUT_PTX, fill, strlen(fill) + 1, "a.ptx", 0, NULL, NULL);
+	CUresult r2 = x.cuLinkAddData(link, CU_JIT_INPUT_PTX, fill, strlen(fill) + 1, "b.ptx", 0, NULL, NULL);
+	CUresult r3 = r1 || r2 ? r1 | r2 : x.cuLinkComplete(link, &image, &size);
+	if (r3 == CUDA_SUCCESS || log[0] == 0) {
+		fprintf(stderr, "FAIL: a link defining fill_u32 twice: %d %d %d, log \"%s\"\n", r1, r2, r3, log);
+		exit(1);
+	}
+	GF_CHECK(x.cuLinkDestroy(link));
+	free(fill);
+	free(scale);
+	printf("JIT link: two PTX inputs linked, loaded and run; a duplicate refused: ok\n");
+}
+
 /* A module belongs to the context that loaded it: its functions are not
  * valid handles while another context is current. */
 static void context_ownership(CUcontext primary, CUfunction f) {
@@ -264,6 +333,7 @@ int main(int argc, char **argv) {
 	memory_ops();
 	occupancy(scale);
 	context_ownership(primary, scale);
+	jit_link(ptx);
 	GF_CHECK(cu.cuModuleUnload(mod));
 	GF_CHECK(cu.cuCtxSynchronize());
 	free(ptx);

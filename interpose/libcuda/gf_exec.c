@@ -132,3 +132,30 @@ GF_API(cuOccupancyMaxPotentialBlockSizeWithFlags,
        (int *minGrid, int *blockSize, CUfunction f, CUoccupancyB2DSize b2smem, size_t dynSmem, int limit,
         unsigned int flags),
        gfgo_occupancyBlockSize(minGrid, blockSize, H(f), (void *)b2smem, dynSmem, limit, flags))
+
+// ---- JIT linking: inputs gathered here, linked by the server's device ----
+
+typedef struct CUlinkState_st *CUlinkState;
+
+GF_API(cuLinkCreate, (unsigned int n, int *options, void **values, CUlinkState *state),
+       gfgo_linkCreate(GF_CUR_DEV, n, options, values, HP(state)))
+GF_API(cuLinkCreate_v2, (unsigned int n, int *options, void **values, CUlinkState *state),
+       gfgo_linkCreate(GF_CUR_DEV, n, options, values, HP(state)))
+
+// Per-input options (a name's log, optimisation level) are the server
+// linker's to apply; none changes what is sent.
+GF_API(cuLinkAddData,
+       (CUlinkState state, int type, void *data, size_t size, const char *name, unsigned int n, int *options,
+        void **values),
+       ((void)n, (void)options, (void)values, gfgo_linkAdd(H(state), type, data, size, (char *)name, NULL)))
+GF_API(cuLinkAddData_v2,
+       (CUlinkState state, int type, void *data, size_t size, const char *name, unsigned int n, int *options,
+        void **values),
+       ((void)n, (void)options, (void)values, gfgo_linkAdd(H(state), type, data, size, (char *)name, NULL)))
+GF_API(cuLinkAddFile, (CUlinkState state, int type, const char *path, unsigned int n, int *options, void **values),
+       ((void)n, (void)options, (void)values, gfgo_linkAdd(H(state), type, NULL, 0, NULL, (char *)path)))
+GF_API(cuLinkAddFile_v2, (CUlinkState state, int type, const char *path, unsigned int n, int *options, void **values),
+       ((void)n, (void)options, (void)values, gfgo_linkAdd(H(state), type, NULL, 0, NULL, (char *)path)))
+GF_API(cuLinkComplete, (CUlinkState state, void **cubinOut, size_t *sizeOut),
+       gfgo_linkComplete(H(state), cubinOut, sizeOut))
+GF_API(cuLinkDestroy, (CUlinkState state), gfgo_linkDestroy(H(state)))

@@ -371,6 +371,19 @@ typedef union CUstreamBatchMemOpParams_union {
 	cuuint64_t pad[6];
 } CUstreamBatchMemOpParams;
 
+typedef struct CUlinkState_st *CUlinkState;
+
+typedef enum CUjit_option_enum {
+	CU_JIT_ERROR_LOG_BUFFER = 5,
+	CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6
+} CUjit_option;
+
+typedef enum CUjitInputType_enum {
+	CU_JIT_INPUT_CUBIN = 0,
+	CU_JIT_INPUT_PTX = 1,
+	CU_JIT_INPUT_FATBINARY = 2
+} CUjitInputType;
+
 #define CU_DEVICE_ATTRIBUTE_WARP_SIZE 10
 #define CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR 39
 
@@ -397,7 +410,13 @@ typedef union CUstreamBatchMemOpParams_union {
 	X(cuOccupancyMaxActiveBlocksPerMultiprocessor, GF_V, CUresult,                                             \
 	  (int *blocks, CUfunction f, int blockSize, size_t dynSmem))                                              \
 	X(cuOccupancyMaxPotentialBlockSize, GF_V, CUresult,                                                        \
-	  (int *minGrid, int *blockSize, CUfunction f, CUoccupancyB2DSize b2smem, size_t dynSmem, int limit))
+	  (int *minGrid, int *blockSize, CUfunction f, CUoccupancyB2DSize b2smem, size_t dynSmem, int limit))      \
+	X(cuLinkCreate, GF_V, CUresult, (unsigned int n, CUjit_option * opts, void **vals, CUlinkState * state))   \
+	X(cuLinkAddData, GF_V, CUresult,                                                                           \
+	  (CUlinkState state, CUjitInputType type, void *data, size_t size, const char *name, unsigned int n,      \
+	   CUjit_option *opts, void **vals))                                                                       \
+	X(cuLinkComplete, GF_V, CUresult, (CUlinkState state, void **cubin, size_t *size))                         \
+	X(cuLinkDestroy, GF_V, CUresult, (CUlinkState state))
 
 #define GF_FIELD(name, version, ret, params) ret(*name) params;
 typedef struct gf_exec {
