@@ -2,6 +2,11 @@
 
 package cuda
 
+/*
+#include "cuda_shim.h"
+*/
+import "C"
+
 import (
 	"encoding/binary"
 	"time"
@@ -126,4 +131,30 @@ func (s *stream) readWord(buf *pinned, ptr backend.DevicePtr, size int) error {
 	r := eventSync(s.d.ctx, ev)
 	s.d.events.put(ev)
 	return check(r, "stream work before a value wait")
+}
+
+var _ backend.Linker = (*Device)(nil)
+
+// Link links the inputs with the driver's own linker, on the caller's
+// thread (the shim makes the device's context current for the call).
+func (d *Device) Link(inputs []backend.LinkInput) ([]byte, error) {
+	if len(inputs) == 0 {
+		return nil, api.Errorf(api.ErrInvalidValue, "a link of no inputs")
+	}
+	types := make([]C.int, len(inputs))
+	sizes := make([]C.size_t, len(inputs))
+	var data, names []byte
+	for i, in := range inputs {
+		types[i], sizes[i] = C.int(in.Type), C.size_t(len(in.Data))
+		data = append(data, in.Data...)
+		names = append(append(names, in.Name...), 0)
+	}
+	image, log, r := link(d.ctx, types, data, sizes, names)
+	switch {
+	case r == missing:
+		return nil, api.Errorf(api.ErrNotSupported, "the driver has no cuLink*")
+	case r != api.Success:
+		return nil, check(r, "cuLinkComplete: %s", log)
+	}
+	return image, nil
 }

@@ -5,6 +5,7 @@ package cuda
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/gpufabric/gpufabric/engine/api"
@@ -108,5 +109,26 @@ func suiteExec(t *testing.T, d *Device) {
 	c.(backend.Canceler).Cancel()
 	if err := syncStream(t, c); !errors.Is(err, backend.ErrCancelled) {
 		t.Fatalf("a cancelled waiting stream: %v", err)
+	}
+}
+
+// TestFakeLink checks the plumbing of Link through the shim: every input,
+// in order, reaches the driver's linker, whose image comes back, and a
+// failure comes back with the linker's log.
+func TestFakeLink(t *testing.T) {
+	d := openFake(t, Options{NoMonitor: true})[0]
+	image, err := d.Link([]backend.LinkInput{
+		{Type: api.LinkPTX, Name: "a", Data: []byte("first\x00")},
+		{Type: api.LinkCubin, Name: "b", Data: []byte("second")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(image) != "firstsecond" {
+		t.Fatalf("linked image %q", image)
+	}
+	_, err = d.Link([]backend.LinkInput{{Type: 9, Name: "odd", Data: []byte("x")}})
+	if !errors.Is(err, api.ErrInvalidValue) || !strings.Contains(err.Error(), "odd: input type 9") {
+		t.Fatalf("a refused input: %v", err)
 	}
 }

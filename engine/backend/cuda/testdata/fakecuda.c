@@ -475,6 +475,62 @@ CUresult cuStreamWriteValue64_v2(void *s, CUdeviceptr p, unsigned long long v, u
 	return OK;
 }
 
+// The linker concatenates its inputs (each without the NUL its caller
+// may add) into the image, and refuses an input type other than cubin,
+// PTX or fatbin with a message in the error log of cuLinkCreate's options.
+struct link {
+	char *buf;
+	size_t n;
+	char *log;
+	size_t loglen;
+};
+
+CUresult cuLinkCreate_v2(unsigned int n, int *opts, void **vals, void **state) {
+	NEED_CTX();
+	struct link *l = calloc(1, sizeof *l);
+	for (unsigned int i = 0; i < n; i++) {
+		if (opts[i] == 5)
+			l->log = vals[i];
+		if (opts[i] == 6)
+			l->loglen = (size_t)(uintptr_t)vals[i];
+	}
+	*state = l;
+	return OK;
+}
+
+CUresult cuLinkAddData_v2(void *state, int type, void *data, size_t size, const char *name, unsigned int n,
+	int *opts, void **vals) {
+	(void)n, (void)opts, (void)vals;
+	NEED_CTX();
+	struct link *l = state;
+	if (type < 0 || type > 2) {
+		if (l->log && l->loglen)
+			snprintf(l->log, l->loglen, "fake linker: %s: input type %d", name ? name : "?", type);
+		return INVALID_VALUE;
+	}
+	while (size > 0 && ((char *)data)[size - 1] == 0)
+		size--;
+	l->buf = realloc(l->buf, l->n + size);
+	memcpy(l->buf + l->n, data, size);
+	l->n += size;
+	return OK;
+}
+
+CUresult cuLinkComplete(void *state, void **image, size_t *size) {
+	NEED_CTX();
+	struct link *l = state;
+	*image = l->buf;
+	*size = l->n;
+	return OK;
+}
+
+CUresult cuLinkDestroy(void *state) {
+	struct link *l = state;
+	free(l->buf);
+	free(l);
+	return OK;
+}
+
 CUresult cuMemsetD8Async(CUdeviceptr p, unsigned char v, size_t n, void *s) {
 	NEED_CTX();
 	if (!stream_ok(s) || !span(p, n, 0))
