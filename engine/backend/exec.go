@@ -1,5 +1,7 @@
 package backend
 
+import "github.com/gpufabric/gpufabric/engine/api"
+
 // Optional capabilities of streams for the execution calls beyond kernels
 // and copies. The engine asks a stream for them with a type assertion and
 // answers CUDA_ERROR_NOT_SUPPORTED where a backend has none.
@@ -39,4 +41,20 @@ type LinkInput struct {
 // prepares modules. The returned image is the caller's.
 type Linker interface {
 	Link(inputs []LinkInput) ([]byte, error)
+}
+
+// CheckValueOp checks the operands of a stream memory operation as the
+// driver does: a 4- or 8-byte word, aligned to its size, and for a wait
+// (wait true) a known comparison.
+func CheckValueOp(ptr DevicePtr, size int, flags uint32, wait bool) error {
+	if size != 4 && size != 8 {
+		return api.Errorf(api.ErrInvalidValue, "a stream memory operation on %d bytes; 4 or 8", size)
+	}
+	if ptr%uint64(size) != 0 {
+		return api.Errorf(api.ErrInvalidValue, "a %d-byte stream memory operation at unaligned %#x", size, ptr)
+	}
+	if wait && flags&^api.WaitFlush > api.WaitNOR {
+		return api.Errorf(api.ErrInvalidValue, "stream wait flags %#x", flags)
+	}
+	return nil
 }

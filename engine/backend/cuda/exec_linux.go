@@ -47,18 +47,8 @@ func (s *stream) Hold(release <-chan struct{}) error {
 	}})
 }
 
-func checkWord(ptr backend.DevicePtr, size int) error {
-	if size != 4 && size != 8 {
-		return api.Errorf(api.ErrInvalidValue, "a stream memory operation on %d bytes; 4 or 8", size)
-	}
-	if ptr%uint64(size) != 0 {
-		return api.Errorf(api.ErrInvalidValue, "a %d-byte stream memory operation at unaligned %#x", size, ptr)
-	}
-	return nil
-}
-
 func (s *stream) WriteValue(ptr backend.DevicePtr, value uint64, size int) error {
-	if err := checkWord(ptr, size); err != nil {
+	if err := backend.CheckValueOp(ptr, size, 0, false); err != nil {
 		return err
 	}
 	return s.run(func() error {
@@ -81,13 +71,10 @@ const (
 // wait would begin, and later work reaches the driver only once the
 // comparison holds.
 func (s *stream) WaitValue(ptr backend.DevicePtr, value uint64, size int, flags uint32) error {
-	if err := checkWord(ptr, size); err != nil {
+	if err := backend.CheckValueOp(ptr, size, flags, true); err != nil {
 		return err
 	}
 	cmp := flags &^ api.WaitFlush
-	if cmp > api.WaitNOR {
-		return api.Errorf(api.ErrInvalidValue, "stream wait flags %#x", flags)
-	}
 	return s.push(queued{op: func() error {
 		buf, r := allocPinned(s.d.ctx, 8)
 		if r != api.Success {

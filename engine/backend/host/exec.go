@@ -27,18 +27,15 @@ func (s *stream) Hold(release <-chan struct{}) error {
 
 // word is the 4- or 8-byte word at ptr, checked when the operation is
 // queued as every other operation's operands are.
-func (s *stream) word(ptr backend.DevicePtr, size int) ([]byte, error) {
-	if size != 4 && size != 8 {
-		return nil, api.Errorf(api.ErrInvalidValue, "a stream memory operation on %d bytes; 4 or 8", size)
-	}
-	if ptr%uint64(size) != 0 {
-		return nil, api.Errorf(api.ErrInvalidValue, "a %d-byte stream memory operation at unaligned %#x", size, ptr)
+func (s *stream) word(ptr backend.DevicePtr, size int, flags uint32, wait bool) ([]byte, error) {
+	if err := backend.CheckValueOp(ptr, size, flags, wait); err != nil {
+		return nil, err
 	}
 	return s.dev.bytes(ptr, uint64(size))
 }
 
 func (s *stream) WriteValue(ptr backend.DevicePtr, value uint64, size int) error {
-	b, err := s.word(ptr, size)
+	b, err := s.word(ptr, size, 0, false)
 	if err != nil {
 		return err
 	}
@@ -63,14 +60,11 @@ const (
 )
 
 func (s *stream) WaitValue(ptr backend.DevicePtr, value uint64, size int, flags uint32) error {
-	b, err := s.word(ptr, size)
+	b, err := s.word(ptr, size, flags, true)
 	if err != nil {
 		return err
 	}
 	cmp := flags &^ api.WaitFlush
-	if cmp > api.WaitNOR {
-		return api.Errorf(api.ErrInvalidValue, "stream wait flags %#x", flags)
-	}
 	return s.enqueue(func() error {
 		pause := firstPoll
 		var timer *time.Timer

@@ -424,20 +424,26 @@ typedef struct gf_exec {
 } gf_exec;
 #undef GF_FIELD
 
+/* gf_resolve is cuGetProcAddress of name at version through d, or exits
+ * with a message. */
+static inline void *gf_resolve(gf_driver *d, const char *name, int version) {
+	void *p = NULL;
+	CUdriverProcAddressQueryResult st = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+	CUresult r = d->cuGetProcAddress(name, &p, version, CU_GET_PROC_ADDRESS_DEFAULT, &st);
+	if (r != CUDA_SUCCESS || st != CU_GET_PROC_ADDRESS_SUCCESS || !p) {
+		fprintf(stderr, "FAIL: cuGetProcAddress(%s) = %d, status %d\n", name, (int)r, (int)st);
+		exit(1);
+	}
+	return p;
+}
+
 /* gf_load_exec resolves the execution families through d's
  * cuGetProcAddress; it exits with a message on failure. */
 static inline void gf_load_exec(gf_exec *x, gf_driver *d) {
-	memset(x, 0, sizeof *x);
-#define GF_RESOLVE_EXEC(name, version, ret, params)                                                            \
-	{                                                                                                          \
-		void *p_ = NULL;                                                                                       \
-		CUdriverProcAddressQueryResult st_ = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;                             \
-		CUresult r_ = d->cuGetProcAddress(#name, &p_, version, CU_GET_PROC_ADDRESS_DEFAULT, &st_);             \
-		if (r_ != CUDA_SUCCESS || st_ != CU_GET_PROC_ADDRESS_SUCCESS || !p_) {                                 \
-			fprintf(stderr, "FAIL: cuGetProcAddress(%s) = %d, status %d\n", #name, (int)r_, (int)st_);         \
-			exit(1);                                                                                           \
-		}                                                                                                      \
-		memcpy(&x->name, &p_, sizeof p_);                                                                      \
+#define GF_RESOLVE_EXEC(name, version, ret, params)                   \
+	{                                                                 \
+		void *p_ = gf_resolve(d, #name, version);                     \
+		memcpy(&x->name, &p_, sizeof p_);                             \
 	}
 	GF_EXEC_FUNCS(GF_RESOLVE_EXEC)
 #undef GF_RESOLVE_EXEC
