@@ -127,12 +127,12 @@ func (g *graphObj) check() error {
 		switch n.Kind {
 		case api.NodeLaunch:
 			switch {
+			case n.f.mod.dev != g.dev: // first: the function's fields are its shard's
+				err = api.Errorf(api.ErrInvalidValue, "function of another device")
 			case n.f.err != nil:
 				err = n.f.err
 			case n.f.bf == nil:
 				err = api.Errorf(api.ErrInvalidHandle, "function of an unloaded module")
-			case n.f.mod.dev != g.dev:
-				err = api.Errorf(api.ErrInvalidValue, "function of another device")
 			case zeroDim(n.Grid) || zeroDim(n.Block):
 				err = api.Errorf(api.ErrInvalidValue, "launch of grid %v, block %v", n.Grid, n.Block)
 			}
@@ -187,14 +187,15 @@ func (s *session) graphLaunch(h api.Header, m *api.GraphLaunch) {
 		return
 	}
 	s.onStreamCost(h, m.Stream, max(1, len(g.nodes)), func(st *streamObj) error {
+		// The device first: the graph's other fields are its shard's.
+		if st.dev != g.dev {
+			return api.Errorf(api.ErrInvalidValue, "graph and stream are on different devices")
+		}
 		if !g.made {
 			return api.Errorf(api.ErrInvalidHandle, "graph %#x was not made", m.Graph)
 		}
 		if g.err != nil {
 			return g.err
-		}
-		if st.dev != g.dev {
-			return api.Errorf(api.ErrInvalidValue, "graph and stream are on different devices")
 		}
 		if err := s.checkNodes(st, g); err != nil {
 			return err

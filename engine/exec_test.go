@@ -338,3 +338,43 @@ func testLink(t *testing.T, f *fixture) {
 	}
 	must(t, dev.Synchronize())
 }
+
+// A graph is one device's: a function or stream of another device is
+// refused, at instantiation and at launch.
+func TestGraphOfTwoDevices(t *testing.T) {
+	f := newFixture(t, 2, 64<<20)
+	s := f.dial(t)
+	d0, mod0 := attach(t, s, 0.5)
+	d1, err := s.Attach(interpose.AnyDevice, interpose.Share{Fraction: 0.5})
+	must(t, err)
+	if d0.ServerIndex() == d1.ServerIndex() {
+		t.Fatal("both attaches took one device")
+	}
+	fill := function(t, mod0, "fill_u32")
+	p0, _ := d0.Alloc(1024)
+	st1, _ := d1.NewStream(0, 0)
+	must(t, st1.BeginCapture())
+	must(t, fill.Launch(st1, interpose.D1(1), interpose.D1(256), 0, p0, uint32(1), uint64(256)))
+	g, err := st1.EndCapture()
+	must(t, err)
+	if _, err := g.Instantiate(); !errors.Is(err, api.ErrInvalidValue) {
+		t.Fatalf("a graph on device 1 of a function of device 0: %v", err)
+	}
+	// A graph of device 0, launched on a stream of device 1.
+	st0, _ := d0.NewStream(0, 0)
+	must(t, st0.BeginCapture())
+	must(t, fill.Launch(st0, interpose.D1(1), interpose.D1(256), 0, p0, uint32(1), uint64(256)))
+	g, err = st0.EndCapture()
+	must(t, err)
+	ge, err := g.Instantiate()
+	must(t, err)
+	must(t, ge.Launch(st1))
+	if err := st1.Synchronize(); !errors.Is(err, api.ErrInvalidValue) {
+		t.Fatalf("a graph of device 0 launched on device 1: %v", err)
+	}
+	must(t, ge.Launch(st0))
+	must(t, st0.Synchronize())
+	if v := u32s(t, d0, p0, 256)[255]; v != 1 {
+		t.Fatalf("p0[255] = %d, want 1", v)
+	}
+}
