@@ -108,7 +108,17 @@ static void graphs(CUfunction scale) {
 static volatile int calls[8];
 static volatile int ncalls;
 
+static volatile CUresult sync_inside = CUDA_SUCCESS;
+static CUstream sync_stream;
+
 static void host_fn(void *data) { calls[ncalls++] = (int)(intptr_t)data; }
+
+/* A host function must not call CUDA; a synchronisation from one would
+ * wait for the function itself. */
+static void host_fn_syncing(void *data) {
+	(void)data;
+	sync_inside = cu.cuStreamSynchronize(sync_stream);
+}
 
 static void stream_cb(CUstream s, CUresult status, void *data) {
 	(void)s;
@@ -131,12 +141,18 @@ static void host_functions(void) {
 		exit(1);
 	}
 	expect_u32(p, 1, 4, "the write after the host functions");
+	sync_stream = s;
+	GF_CHECK(x.cuLaunchHostFunc(s, host_fn_syncing, NULL));
+	GF_CHECK(cu.cuStreamSynchronize(s));
+	if (sync_inside == CUDA_SUCCESS)
+		gf_die("a host function synchronised its own stream");
 	/* cuStreamAddCallback's flags must be 0. */
 	GF_EXPECT(x.cuStreamAddCallback(s, stream_cb, NULL, 1), CUDA_ERROR_INVALID_VALUE);
 	GF_EXPECT(x.cuLaunchHostFunc(s, NULL, NULL), CUDA_ERROR_INVALID_VALUE);
 	GF_CHECK(cu.cuMemFree(p));
 	GF_CHECK(cu.cuStreamDestroy(s));
-	printf("host functions: 3 in order, callback status, bad flags: ok\n");
+	printf("host functions: 3 in order, callback status, no synchronisation inside (%s), bad flags: ok\n",
+	       gf_result_name(sync_inside));
 }
 
 /* A stream that waits on a value runs nothing after the wait until the

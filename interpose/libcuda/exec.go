@@ -7,13 +7,23 @@ package main
 
 // Host functions are the application's C functions, called from Go on the
 // session's callback goroutine.
+// gf_in_host_fn marks the thread while it runs one: a synchronisation
+// from there would wait for the very function that asks.
 typedef void (*gf_host_fn)(void *);
 typedef void (*gf_stream_cb)(CUstream, CUresult, void *);
 typedef size_t (*gf_b2smem)(int);
-static inline void gf_call_host_fn(void *fn, void *data) { ((gf_host_fn)fn)(data); }
-static inline void gf_call_stream_cb(void *fn, uintptr_t s, CUresult status, void *data) {
-	((gf_stream_cb)fn)((CUstream)s, status, data);
+extern __thread int gf_in_host_fn;
+static inline void gf_call_host_fn(void *fn, void *data) {
+	gf_in_host_fn = 1;
+	((gf_host_fn)fn)(data);
+	gf_in_host_fn = 0;
 }
+static inline void gf_call_stream_cb(void *fn, uintptr_t s, CUresult status, void *data) {
+	gf_in_host_fn = 1;
+	((gf_stream_cb)fn)((CUstream)s, status, data);
+	gf_in_host_fn = 0;
+}
+static inline int gf_host_fn_running(void) { return gf_in_host_fn; }
 static inline size_t gf_call_b2smem(void *fn, int block) { return ((gf_b2smem)fn)(block); }
 */
 import "C"
@@ -190,6 +200,13 @@ func gfgo_hostFunc(h C.uintptr_t, dev C.int, fn unsafe.Pointer, data unsafe.Poin
 		}
 	}))
 }
+
+// inHostFunc reports whether the calling C thread is running a host
+// function, which must not synchronise: the stream it would wait for waits
+// for it. The driver forbids CUDA calls there; a synchronisation gets
+// CUDA_ERROR_NOT_PERMITTED here rather than a deadlock. (A cgo callback
+// runs on the calling C thread, so the C thread-local answers.)
+func inHostFunc() bool { return C.gf_host_fn_running() != 0 }
 
 // ---- stream memory operations ----
 

@@ -20,6 +20,8 @@
 #define H(x) ((uintptr_t)(x))
 #define HP(x) ((uintptr_t *)(x))
 
+__thread int gf_in_host_fn;
+
 typedef struct CUgraph_st *CUgraph;
 typedef struct CUgraphExec_st *CUgraphExec;
 typedef struct CUgraphNode_st *CUgraphNode;
