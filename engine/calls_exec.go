@@ -12,18 +12,31 @@ import (
 // functions. Guarded by session.mu.
 type execState struct {
 	graphs map[api.Handle]*graphObj
+	// graphBytes is what the session's graphs hold of the server's
+	// memory, bounded by maxGraphBytes.
+	graphBytes int64
 	// holds are the releases of streams held at a host function, by the
 	// client's marker: HostFuncDone closes one.
 	holds map[uint32]chan struct{}
 }
 
-// maxGraphs bounds the graphs one session holds.
-const maxGraphs = 4096
+// maxGraphs bounds the graphs one session holds, and maxGraphBytes the
+// server memory they take (their nodes and parameters): a graph is kept
+// for the session's life, and each may be a megabyte.
+const (
+	maxGraphs     = 4096
+	maxGraphBytes = 64 << 20
+)
+
+// graphNodeBytes is what the server keeps per node besides its parameters:
+// the size of a graphNode on 64-bit platforms.
+const graphNodeBytes = 128
 
 // graphObj is an executable graph: its nodes, in order, with the functions
 // their launches name resolved when the graph was made.
 type graphObj struct {
 	dev   *sessionDevice
+	bytes int64 // of the session's maxGraphBytes
 	nodes []graphNode
 	err   error // why making it failed; reported by every launch
 	made  bool
@@ -47,7 +60,10 @@ func (s *session) dispatchExec(h api.Header, m api.Message, pl payload) (bool, e
 	case *api.GraphDestroy:
 		s.mu.Lock()
 		g := s.exec.graphs[m.Graph]
-		delete(s.exec.graphs, m.Graph)
+		if g != nil {
+			delete(s.exec.graphs, m.Graph)
+			s.exec.graphBytes -= g.bytes
+		}
 		s.mu.Unlock()
 		if g == nil {
 			s.fail(h, api.Errorf(api.ErrInvalidHandle, "graph %#x", m.Graph))
@@ -105,12 +121,25 @@ func (s *session) graphCreate(h api.Header, m *api.GraphCreate) {
 	if s.exec.graphs == nil {
 		s.exec.graphs = map[api.Handle]*graphObj{}
 	}
+	g.bytes = int64(len(g.nodes)) * graphNodeBytes
+	for _, n := range g.nodes {
+		g.bytes += int64(len(n.Params))
+	}
+	if err == nil && s.exec.graphBytes+g.bytes > maxGraphBytes {
+		err = api.Errorf(api.ErrOutOfMemory, "the session's graphs hold %d bytes; one more of %d would pass %d", s.exec.graphBytes, g.bytes, maxGraphBytes)
+	}
 	s.mu.Unlock()
 	if err != nil {
 		s.fail(h, err)
 		return
 	}
-	s.make(h, d, register(s, s.exec.graphs, m.Graph, "graph", g, maxGraphs), func() error {
+	regErr := register(s, s.exec.graphs, m.Graph, "graph", g, maxGraphs)
+	if regErr == nil {
+		s.mu.Lock()
+		s.exec.graphBytes += g.bytes
+		s.mu.Unlock()
+	}
+	s.make(h, d, regErr, func() error {
 		g.err = g.check()
 		g.made = true
 		return g.err
@@ -353,7 +382,7 @@ func (s *session) releaseHolds() {
 	s.mu.Lock()
 	holds := s.exec.holds
 	s.exec.holds = nil
-	s.exec.graphs = nil
+	s.exec.graphs, s.exec.graphBytes = nil, 0
 	s.mu.Unlock()
 	for _, release := range holds {
 		if release != notQueued {

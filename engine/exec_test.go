@@ -378,3 +378,33 @@ func TestGraphOfTwoDevices(t *testing.T) {
 		t.Fatalf("p0[255] = %d, want 1", v)
 	}
 }
+
+// The graphs a session holds are bounded in the server's memory they take:
+// past the bound an instantiation fails with CUDA_ERROR_OUT_OF_MEMORY, and
+// a destroyed graph gives its bytes back.
+func TestGraphMemoryIsBounded(t *testing.T) {
+	f := newFixture(t, 1, 64<<20)
+	by := newBystander(t, f)
+	r := f.raw(t)
+	must(t, r.call(&api.Attach{Device: 0, ShareMillionths: 100_000}, &api.AttachReply{}))
+	// Graphs of memsets with long nodes: about 900 KiB each, as the server
+	// keeps them.
+	nodes := make([]api.GraphNode, 7000)
+	for i := range nodes {
+		nodes[i] = api.GraphNode{Kind: api.NodeMemset, ElemSize: 4, Count: 1}
+	}
+	var made int
+	var err error
+	for h := api.Handle(1); h < 200; h++ {
+		if err = r.call(&api.GraphCreate{Graph: h, Nodes: nodes}, nil); err != nil {
+			break
+		}
+		made++
+	}
+	if !errors.Is(err, api.ErrOutOfMemory) || made < 10 {
+		t.Fatalf("after %d graphs: %v, want CUDA_ERROR_OUT_OF_MEMORY", made, err)
+	}
+	must(t, r.call(&api.GraphDestroy{Graph: 1}, nil))
+	must(t, r.call(&api.GraphCreate{Graph: 1000, Nodes: nodes}, nil))
+	by.check(8)
+}
