@@ -162,6 +162,12 @@ func gfgo_graphLaunch(h C.uintptr_t, sh C.uintptr_t, dev C.int) C.CUresult {
 	return ret(ge.ge.Launch(st))
 }
 
+//export gfgo_graphUpload
+func gfgo_graphUpload(h C.uintptr_t) C.CUresult {
+	_, r := lookup[*graphExec](uintptr(h), kindExec)
+	return res(r)
+}
+
 //export gfgo_graphDestroy
 func gfgo_graphDestroy(h C.uintptr_t, exec C.int) C.CUresult {
 	if exec != 0 {

@@ -82,6 +82,31 @@ GF_API(cuGraphInstantiate_v2, (CUgraphExec * exec, CUgraph g, CUgraphNode *errNo
        instantiate_legacy(exec, g, errNode, log, logSize))
 GF_API(cuGraphInstantiateWithFlags, (CUgraphExec * exec, CUgraph g, unsigned long long flags),
        gfgo_graphInstantiate(HP(exec), H(g), flags))
+// CUDA_GRAPH_INSTANTIATE_PARAMS: flags, an upload stream (the graph is on
+// the server already: nothing to upload), and what the call reports back.
+typedef struct {
+	cuuint64_t flags;
+	CUstream hUploadStream;
+	CUgraphNode hErrNode_out;
+	int result_out; // CUgraphInstantiateResult: 0 success, 1 error
+} gf_instantiate_params;
+
+static CUresult instantiate_params(CUgraphExec *exec, CUgraph g, gf_instantiate_params *p) {
+	if (!p)
+		return GF_ERR_INVALID_VALUE;
+	CUresult r = gfgo_graphInstantiate(HP(exec), H(g), p->flags);
+	p->hErrNode_out = NULL;
+	p->result_out = r == GF_SUCCESS ? 0 : 1;
+	return r;
+}
+
+GF_API2(cuGraphInstantiateWithParams, cuGraphInstantiateWithParams_ptsz,
+        (CUgraphExec * exec, CUgraph g, gf_instantiate_params *params), instantiate_params(exec, g, params))
+
+// An instantiated graph is on the server from instantiation: an upload
+// has nothing to do but check its handle.
+GF_API2(cuGraphUpload, cuGraphUpload_ptsz, (CUgraphExec exec, CUstream s), ((void)s, gfgo_graphUpload(H(exec))))
+
 GF_API2(cuGraphLaunch, cuGraphLaunch_ptsz, (CUgraphExec exec, CUstream s), gfgo_graphLaunch(H(exec), H(s), GF_CUR_DEV))
 GF_API(cuGraphExecDestroy, (CUgraphExec exec), gfgo_graphDestroy(H(exec), 1))
 GF_API(cuGraphDestroy, (CUgraph g), gfgo_graphDestroy(H(g), 0))
