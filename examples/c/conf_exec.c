@@ -78,6 +78,7 @@ static void graphs(CUfunction scale) {
 
 	CUgraphExec ge;
 	GF_CHECK(x.cuGraphInstantiate(&ge, g, 0));
+	GF_CHECK(x.cuGraphUpload(ge, other));
 	for (int round = 0; round < 3; round++) {
 		GF_CHECK(cu.cuMemsetD32Async(b, 0, N, other));
 		GF_CHECK(x.cuGraphLaunch(ge, other));

@@ -396,6 +396,7 @@ typedef enum CUjitInputType_enum {
 	   size_t *ndeps))                                                                                         \
 	X(cuGraphInstantiate, GF_V, CUresult, (CUgraphExec * exec, CUgraph g, unsigned long long flags))           \
 	X(cuGraphLaunch, GF_V, CUresult, (CUgraphExec exec, CUstream s))                                           \
+	X(cuGraphUpload, GF_V, CUresult, (CUgraphExec exec, CUstream s))                                           \
 	X(cuGraphExecDestroy, GF_V, CUresult, (CUgraphExec exec))                                                  \
 	X(cuGraphDestroy, GF_V, CUresult, (CUgraph g))                                                             \
 	X(cuMemcpyDtoDAsync, GF_V, CUresult, (CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s))             \
