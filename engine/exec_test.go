@@ -408,3 +408,66 @@ func TestGraphMemoryIsBounded(t *testing.T) {
 	must(t, r.call(&api.GraphCreate{Graph: 1000, Nodes: nodes}, nil))
 	by.check(8)
 }
+
+// A capture spans the streams its events fork it to, as the driver's
+// does: the graph holds the work of every one, in an order that keeps the
+// dependencies the events express.
+func TestCaptureAcrossStreams(t *testing.T) {
+	f := newFixture(t, 1, 64<<20)
+	s := f.dial(t)
+	dev, mod := attach(t, s, 1)
+	fill, scale := function(t, mod, "fill_u32"), function(t, mod, "scale_f32")
+	const n = 256
+	p, _ := dev.Alloc(4 * n)
+	q, _ := dev.Alloc(4 * n)
+	a, _ := dev.NewStream(0, 0)
+	b, _ := dev.NewStream(0, 0)
+	fork, _ := dev.NewEvent(0)
+	join, _ := dev.NewEvent(0)
+	must(t, a.BeginCapture())
+	must(t, fill.Launch(a, interpose.D1(1), interpose.D1(n), 0, p, uint32(0x3f800000), uint64(n))) // p = 1.0
+	must(t, fork.Record(a))
+	must(t, b.WaitEvent(fork)) // b joins the capture
+	if id, active, _ := b.Capturing(); !active {
+		t.Fatal("a stream that waited for an event of the capture is not capturing")
+	} else if aid, _, _ := a.Capturing(); aid != id {
+		t.Fatalf("b captures into %d, a into %d", id, aid)
+	}
+	must(t, scale.Launch(b, interpose.D1(1), interpose.D1(n), 0, p, float32(5), uint64(n))) // p = 5.0
+	must(t, b.CopyDtoDAsync(q, p, 4*n))
+	must(t, join.Record(b))
+	must(t, a.WaitEvent(join))
+	must(t, scale.Launch(a, interpose.D1(1), interpose.D1(n), 0, p, float32(2), uint64(n))) // p = 10.0
+	if _, err := b.EndCapture(); !errors.Is(err, api.ErrStreamCaptureUnmatched) {
+		t.Fatalf("the capture ended on a joined stream: %v", err)
+	}
+	g, err := a.EndCapture()
+	must(t, err)
+	if _, active, _ := b.Capturing(); active {
+		t.Fatal("the joined stream still captures after the end")
+	}
+	if g.Nodes() != 4 {
+		t.Fatalf("the graph holds %d nodes, want 4", g.Nodes())
+	}
+	ge, err := g.Instantiate()
+	must(t, err)
+	must(t, ge.Launch(a))
+	must(t, a.Synchronize())
+	if got := u32s(t, dev, p, n)[n-1]; got != 0x41200000 { // 10.0f
+		t.Fatalf("p = %#x, want 10.0f", got)
+	}
+	if got := u32s(t, dev, q, n)[n-1]; got != 0x40a00000 { // 5.0f
+		t.Fatalf("q = %#x, want 5.0f", got)
+	}
+	// A capturing stream may not wait for work outside its capture.
+	outside, _ := dev.NewEvent(0)
+	must(t, outside.Record(b))
+	must(t, a.BeginCapture())
+	if err := a.WaitEvent(outside); !errors.Is(err, api.ErrStreamCaptureIsolation) {
+		t.Fatalf("a wait outside the capture: %v", err)
+	}
+	if _, err := a.EndCapture(); !errors.Is(err, api.ErrStreamCaptureInvalidated) {
+		t.Fatalf("the end of a capture that waited outside: %v", err)
+	}
+	must(t, a.Synchronize())
+}

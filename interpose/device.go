@@ -278,7 +278,7 @@ func (st *Stream) Query() (bool, error) {
 
 // WaitEvent makes later work on the stream wait for ev's latest record.
 func (st *Stream) WaitEvent(ev *Event) error {
-	if err := st.notCapturing(); err != nil {
+	if done, err := st.captureWait(ev); done {
 		return err
 	}
 	return st.d.s.send(&api.StreamWaitEvent{Stream: st.h, Event: ev.h}, nil)
@@ -293,11 +293,14 @@ func (st *Stream) Destroy() error {
 type Event struct {
 	d *Device
 	h api.Handle
+	// captured is the capture the event was last recorded in, if it was
+	// recorded in one: see captureWait.
+	captured atomic.Pointer[capture]
 }
 
 // Record records the event on st.
 func (ev *Event) Record(st *Stream) error {
-	if err := st.notCapturing(); err != nil {
+	if done, err := st.captureRecord(ev); done {
 		return err
 	}
 	return ev.d.s.send(&api.EventRecord{Event: ev.h, Stream: st.h}, nil)

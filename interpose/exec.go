@@ -13,11 +13,23 @@ import (
 // of the graph EndCapture returns. A capture that met an operation it
 // cannot record is invalidated: it records nothing more, and EndCapture
 // fails with CUDA_ERROR_STREAM_CAPTURE_INVALIDATED.
+//
+// A capture may span streams, as the driver's does: an event recorded in
+// it and waited for by another stream brings that stream into it (a fork),
+// and the origin waiting for an event recorded on a joined stream joins
+// it back. The nodes of every stream are kept in one sequence, in the
+// order the calls came: that order respects every dependency the events
+// express, so replaying the sequence is one of the schedules the graph
+// allows.
 type capture struct {
-	id          uint64
+	id     uint64
+	origin *Stream
+
 	mu          sync.Mutex
 	nodes       []api.GraphNode
+	streams     []*Stream // joined by a wait on an event recorded in the capture
 	invalidated bool
+	ended       bool
 }
 
 var captureIDs atomic.Uint64
@@ -59,7 +71,7 @@ func (st *Stream) BeginCapture() error {
 	if st.h >= api.DefaultStreamBase {
 		return api.Errorf(api.ErrStreamCaptureUnsupp, "the default stream cannot be captured")
 	}
-	if !st.capture.CompareAndSwap(nil, &capture{id: captureIDs.Add(1)}) {
+	if !st.capture.CompareAndSwap(nil, &capture{id: captureIDs.Add(1), origin: st}) {
 		return api.Errorf(api.ErrIllegalState, "the stream is capturing already")
 	}
 	return nil
@@ -77,18 +89,80 @@ func (st *Stream) Capturing() (id uint64, active, invalidated bool) {
 	return c.id, !c.invalidated, c.invalidated
 }
 
-// EndCapture ends the stream's capture and returns the graph it recorded.
+// EndCapture ends the stream's capture and returns the graph it recorded;
+// only the stream that began it may end it, and that ends it on every
+// stream that joined it.
 func (st *Stream) EndCapture() (*Graph, error) {
-	c := st.capture.Swap(nil)
+	c := st.capture.Load()
 	if c == nil {
 		return nil, api.Errorf(api.ErrIllegalState, "the stream is not capturing")
 	}
+	if c.origin != st {
+		return nil, api.Errorf(api.ErrStreamCaptureUnmatched, "the capture was begun on another stream")
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.ended = true
+	st.capture.Store(nil)
+	for _, j := range c.streams {
+		j.capture.CompareAndSwap(c, nil)
+	}
 	if c.invalidated {
 		return nil, api.Errorf(api.ErrStreamCaptureInvalidated, "the capture was invalidated by an operation it cannot record")
 	}
 	return &Graph{d: st.d, nodes: c.nodes}, nil
+}
+
+// captureRecord records ev in st's capture, if st is capturing: the
+// record is a point in the capture's sequence, not a call. It reports
+// whether it handled the record.
+func (st *Stream) captureRecord(ev *Event) (bool, error) {
+	c := st.capture.Load()
+	if c == nil {
+		ev.captured.Store(nil)
+		return false, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.invalidated {
+		return true, api.Errorf(api.ErrStreamCaptureInvalidated, "the stream's capture was invalidated")
+	}
+	ev.captured.Store(c)
+	return true, nil
+}
+
+// captureWait handles a wait on ev where a capture is involved: within
+// one capture the sequence already orders it; a stream outside any
+// capture joins the capture ev was recorded in; a capturing stream may
+// not wait on work outside its capture. It reports whether it handled
+// the wait.
+func (st *Stream) captureWait(ev *Event) (bool, error) {
+	sc, ec := st.capture.Load(), ev.captured.Load()
+	switch {
+	case sc != nil && sc == ec:
+		return true, nil
+	case sc != nil:
+		sc.mu.Lock()
+		sc.invalidated = true
+		sc.mu.Unlock()
+		return true, api.Errorf(api.ErrStreamCaptureIsolation, "a capturing stream waits for an event recorded outside its capture")
+	case ec != nil:
+		ec.mu.Lock()
+		defer ec.mu.Unlock()
+		if ec.ended {
+			return false, nil // recorded in a capture now over: the event's last real record stands
+		}
+		if st.h >= api.DefaultStreamBase {
+			ec.invalidated = true
+			return true, api.Errorf(api.ErrStreamCaptureImplicit, "the default stream cannot join a capture")
+		}
+		if !st.capture.CompareAndSwap(nil, ec) {
+			return true, api.Errorf(api.ErrIllegalState, "the stream is capturing already")
+		}
+		ec.streams = append(ec.streams, st)
+		return true, nil
+	}
+	return false, nil
 }
 
 // Graph is a captured graph: a sequence of operations, held by the client

@@ -42,6 +42,8 @@ const (
 	ErrStreamCaptureUnsupp         Result = 900
 	ErrStreamCaptureInvalidated    Result = 901
 	ErrStreamCaptureUnmatched      Result = 903
+	ErrStreamCaptureIsolation      Result = 905
+	ErrStreamCaptureImplicit       Result = 906
 	ErrTimeout                     Result = 909
 	ErrUnknown                     Result = 999
 )
@@ -78,6 +80,8 @@ var resultNames = map[Result]string{
 	ErrStreamCaptureUnsupp:         "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED",
 	ErrStreamCaptureInvalidated:    "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED",
 	ErrStreamCaptureUnmatched:      "CUDA_ERROR_STREAM_CAPTURE_UNMATCHED",
+	ErrStreamCaptureIsolation:      "CUDA_ERROR_STREAM_CAPTURE_ISOLATION",
+	ErrStreamCaptureImplicit:       "CUDA_ERROR_STREAM_CAPTURE_IMPLICIT",
 	ErrTimeout:                     "CUDA_ERROR_TIMEOUT",
 	ErrUnknown:                     "CUDA_ERROR_UNKNOWN",
 }

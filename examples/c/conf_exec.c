@@ -88,6 +88,36 @@ static void graphs(CUfunction scale) {
 	GF_CHECK(x.cuGraphExecDestroy(ge));
 	GF_CHECK(x.cuGraphDestroy(g));
 
+	/* Across streams: an event recorded in the capture forks it to the
+	 * stream that waits for it, and one recorded there joins it back. */
+	CUevent fork, join;
+	GF_CHECK(cu.cuEventCreate(&fork, CU_EVENT_DISABLE_TIMING));
+	GF_CHECK(cu.cuEventCreate(&join, CU_EVENT_DISABLE_TIMING));
+	GF_CHECK(x.cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+	GF_CHECK(cu.cuMemsetD32Async(a, f32bits(1), N, s));
+	GF_CHECK(cu.cuEventRecord(fork, s));
+	GF_CHECK(cu.cuStreamWaitEvent(other, fork, 0));
+	GF_CHECK(x.cuStreamIsCapturing(other, &st));
+	if (st != CU_STREAM_CAPTURE_STATUS_ACTIVE)
+		gf_die("a stream that waited for a captured event does not capture");
+	GF_CHECK(cu.cuLaunchKernel(scale, N / 256, 1, 1, 256, 1, 1, 0, other, args, NULL));
+	GF_CHECK(cu.cuEventRecord(join, other));
+	GF_CHECK(cu.cuStreamWaitEvent(s, join, 0));
+	GF_CHECK(x.cuMemcpyDtoDAsync(b, a, N * 4, s));
+	GF_CHECK(x.cuStreamEndCapture(s, &g));
+	GF_CHECK(x.cuStreamIsCapturing(other, &st));
+	if (st != CU_STREAM_CAPTURE_STATUS_NONE)
+		gf_die("a forked stream still captures after the end");
+	GF_CHECK(x.cuGraphInstantiate(&ge, g, 0));
+	GF_CHECK(cu.cuMemsetD32Async(b, 0, N, s));
+	GF_CHECK(x.cuGraphLaunch(ge, s));
+	GF_CHECK(cu.cuStreamSynchronize(s));
+	expect_u32(b, N, f32bits(3), "b after a forked graph");
+	GF_CHECK(x.cuGraphExecDestroy(ge));
+	GF_CHECK(x.cuGraphDestroy(g));
+	GF_CHECK(cu.cuEventDestroy(fork));
+	GF_CHECK(cu.cuEventDestroy(join));
+
 	/* A synchronisation in capture is not permitted, and invalidates it. */
 	GF_CHECK(x.cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
 	GF_EXPECT(cu.cuStreamSynchronize(s), CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
@@ -101,7 +131,7 @@ static void graphs(CUfunction scale) {
 	GF_CHECK(cu.cuMemFree(b));
 	GF_CHECK(cu.cuStreamDestroy(s));
 	GF_CHECK(cu.cuStreamDestroy(other));
-	printf("graphs: capture, instantiate, 3 launches, invalidation: ok\n");
+	printf("graphs: capture, instantiate, 3 launches, fork and join, invalidation: ok\n");
 }
 
 /* Host functions run once each, in stream order, before the stream's
