@@ -9,6 +9,7 @@ import "C"
 
 import (
 	"encoding/binary"
+	"sync"
 	"time"
 
 	"github.com/gpufabric/gpufabric/engine/api"
@@ -76,11 +77,11 @@ func (s *stream) WaitValue(ptr backend.DevicePtr, value uint64, size int, flags 
 	}
 	cmp := flags &^ api.WaitFlush
 	return s.push(queued{op: func() error {
-		buf, r := allocPinned(s.d.ctx, 8)
-		if r != api.Success {
-			return check(r, "cuMemHostAlloc")
+		buf, err := valueWords.get(s.d)
+		if err != nil {
+			return err
 		}
-		defer buf.free(s.d.ctx)
+		defer valueWords.put(s.d, buf)
 		pause := firstValuePoll
 		for !s.cancelled.Load() {
 			if err := s.readWord(buf, ptr, size); err != nil {
@@ -100,6 +101,58 @@ func (s *stream) WaitValue(ptr backend.DevicePtr, value uint64, size int, flags 
 		}
 		return nil
 	}})
+}
+
+// wordPool keeps the pinned words that value waits read into, per
+// device: cuMemHostAlloc costs far more than a wait's look. Close frees a
+// device's (drop).
+type wordPool struct {
+	mu   sync.Mutex
+	free map[*Device][]*pinned
+}
+
+// maxFreeWords bounds the words kept per device: more are freed.
+const maxFreeWords = 64
+
+var valueWords = wordPool{free: map[*Device][]*pinned{}}
+
+func (p *wordPool) get(d *Device) (*pinned, error) {
+	p.mu.Lock()
+	if l := p.free[d]; len(l) > 0 {
+		w := l[len(l)-1]
+		p.free[d] = l[:len(l)-1]
+		p.mu.Unlock()
+		return w, nil
+	}
+	p.mu.Unlock()
+	w, r := allocPinned(d.ctx, 8)
+	if r != api.Success {
+		return nil, check(r, "cuMemHostAlloc")
+	}
+	return w, nil
+}
+
+func (p *wordPool) put(d *Device, w *pinned) {
+	p.mu.Lock()
+	if len(p.free[d]) < maxFreeWords {
+		p.free[d] = append(p.free[d], w)
+		w = nil
+	}
+	p.mu.Unlock()
+	if w != nil {
+		w.free(d.ctx)
+	}
+}
+
+// drop frees d's words; a wait still running frees its own at put.
+func (p *wordPool) drop(d *Device) {
+	p.mu.Lock()
+	l := p.free[d]
+	delete(p.free, d)
+	p.mu.Unlock()
+	for _, w := range l {
+		w.free(d.ctx)
+	}
 }
 
 // readWord copies the word at ptr into buf on the stream and waits for it.
