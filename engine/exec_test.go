@@ -459,6 +459,19 @@ func TestCaptureAcrossStreams(t *testing.T) {
 	if got := u32s(t, dev, q, n)[n-1]; got != 0x40a00000 { // 5.0f
 		t.Fatalf("q = %#x, want 5.0f", got)
 	}
+	// A forked stream's work that the origin does not wait for: the end
+	// is refused.
+	must(t, a.BeginCapture())
+	must(t, fork.Record(a))
+	must(t, b.WaitEvent(fork))
+	must(t, scale.Launch(b, interpose.D1(1), interpose.D1(n), 0, p, float32(5), uint64(n)))
+	if _, err := a.EndCapture(); !errors.Is(err, api.ErrStreamCaptureUnjoined) {
+		t.Fatalf("the end of a capture with a stream not joined back: %v", err)
+	}
+	if _, active, _ := b.Capturing(); active {
+		t.Fatal("an unjoined stream still captures after the end")
+	}
+
 	// A capturing stream may not wait for work outside its capture.
 	outside, _ := dev.NewEvent(0)
 	must(t, outside.Record(b))

@@ -184,7 +184,7 @@ func (st *Stream) CopyDtoHAsync(dst []byte, src DevicePtr) error { return st.cop
 // MemsetAsync queues a memset.
 func (st *Stream) MemsetAsync(dst DevicePtr, value uint32, elemSize int, count uint64) error {
 	if c := st.capture.Load(); c != nil {
-		return c.add(api.GraphNode{Kind: api.NodeMemset, Dst: uint64(dst), Value: value, ElemSize: uint8(elemSize), Count: count})
+		return c.add(st, api.GraphNode{Kind: api.NodeMemset, Dst: uint64(dst), Value: value, ElemSize: uint8(elemSize), Count: count})
 	}
 	return st.d.s.send(&api.Memset{Dst: uint64(dst), Value: value, ElemSize: uint8(elemSize), Count: count, Stream: st.h}, nil)
 }
@@ -192,7 +192,7 @@ func (st *Stream) MemsetAsync(dst DevicePtr, value uint32, elemSize int, count u
 // CopyDtoDAsync queues a device-to-device copy.
 func (st *Stream) CopyDtoDAsync(dst, src DevicePtr, n uint64) error {
 	if c := st.capture.Load(); c != nil {
-		return c.add(api.GraphNode{Kind: api.NodeCopy, Dst: uint64(dst), Src: uint64(src), Count: n})
+		return c.add(st, api.GraphNode{Kind: api.NodeCopy, Dst: uint64(dst), Src: uint64(src), Count: n})
 	}
 	return st.d.s.send(&api.MemcpyDtoD{Dst: uint64(dst), Src: uint64(src), Size: n, Stream: st.h}, nil)
 }
@@ -293,9 +293,9 @@ func (st *Stream) Destroy() error {
 type Event struct {
 	d *Device
 	h api.Handle
-	// captured is the capture the event was last recorded in, if it was
-	// recorded in one: see captureWait.
-	captured atomic.Pointer[capture]
+	// captured is where in a capture the event was last recorded, if it
+	// was recorded in one: see captureWait.
+	captured atomic.Pointer[captureMark]
 }
 
 // Record records the event on st.
@@ -390,7 +390,7 @@ func (f *Function) Launch(st *Stream, grid, block Dim3, sharedMem uint32, args .
 // LaunchPacked queues the kernel with an already packed parameter buffer.
 func (f *Function) LaunchPacked(st *Stream, grid, block Dim3, sharedMem uint32, params []byte) error {
 	if c := st.capture.Load(); c != nil {
-		return c.add(api.GraphNode{Kind: api.NodeLaunch, Function: f.h, Grid: grid, Block: block, SharedMem: sharedMem, Params: params})
+		return c.add(st, api.GraphNode{Kind: api.NodeLaunch, Function: f.h, Grid: grid, Block: block, SharedMem: sharedMem, Params: params})
 	}
 	m := launchMsgs.Get().(*api.LaunchKernel)
 	*m = api.LaunchKernel{Function: f.h, Stream: st.h, Grid: grid, Block: block, SharedMem: sharedMem, Params: params}

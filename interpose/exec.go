@@ -30,11 +30,24 @@ type capture struct {
 	streams     []*Stream // joined by a wait on an event recorded in the capture
 	invalidated bool
 	ended       bool
+	// work counts each stream's nodes; unjoined holds the forked streams
+	// whose work the origin does not yet wait for, which the driver
+	// refuses to end a capture with.
+	work     map[*Stream]int
+	unjoined map[*Stream]bool
+}
+
+// captureMark is an event's record in a capture: on which stream, after
+// how many of its nodes.
+type captureMark struct {
+	c    *capture
+	from *Stream
+	at   int
 }
 
 var captureIDs atomic.Uint64
 
-func (c *capture) add(n api.GraphNode) error {
+func (c *capture) add(st *Stream, n api.GraphNode) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.invalidated {
@@ -46,6 +59,10 @@ func (c *capture) add(n api.GraphNode) error {
 	}
 	n.Params = append([]byte(nil), n.Params...) // the caller's buffer is recycled
 	c.nodes = append(c.nodes, n)
+	c.work[st]++
+	if st != c.origin {
+		c.unjoined[st] = true
+	}
 	return nil
 }
 
@@ -71,7 +88,8 @@ func (st *Stream) BeginCapture() error {
 	if st.h >= api.DefaultStreamBase {
 		return api.Errorf(api.ErrStreamCaptureUnsupp, "the default stream cannot be captured")
 	}
-	if !st.capture.CompareAndSwap(nil, &capture{id: captureIDs.Add(1), origin: st}) {
+	c := &capture{id: captureIDs.Add(1), origin: st, work: map[*Stream]int{}, unjoined: map[*Stream]bool{}}
+	if !st.capture.CompareAndSwap(nil, c) {
 		return api.Errorf(api.ErrIllegalState, "the stream is capturing already")
 	}
 	return nil
@@ -110,6 +128,9 @@ func (st *Stream) EndCapture() (*Graph, error) {
 	if c.invalidated {
 		return nil, api.Errorf(api.ErrStreamCaptureInvalidated, "the capture was invalidated by an operation it cannot record")
 	}
+	if len(c.unjoined) > 0 {
+		return nil, api.Errorf(api.ErrStreamCaptureUnjoined, "%d forked streams have work the capturing stream does not wait for", len(c.unjoined))
+	}
 	return &Graph{d: st.d, nodes: c.nodes}, nil
 }
 
@@ -127,7 +148,7 @@ func (st *Stream) captureRecord(ev *Event) (bool, error) {
 	if c.invalidated {
 		return true, api.Errorf(api.ErrStreamCaptureInvalidated, "the stream's capture was invalidated")
 	}
-	ev.captured.Store(c)
+	ev.captured.Store(&captureMark{c: c, from: st, at: c.work[st]})
 	return true, nil
 }
 
@@ -137,9 +158,24 @@ func (st *Stream) captureRecord(ev *Event) (bool, error) {
 // not wait on work outside its capture. It reports whether it handled
 // the wait.
 func (st *Stream) captureWait(ev *Event) (bool, error) {
-	sc, ec := st.capture.Load(), ev.captured.Load()
+	sc := st.capture.Load()
+	var ec *capture
+	m := ev.captured.Load()
+	if m != nil {
+		ec = m.c
+	}
 	switch {
 	case sc != nil && sc == ec:
+		// The sequence orders it; what it says is who waits for whom: the
+		// recording stream's work up to the record is joined to st.
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		if sc.work[m.from] == m.at && sc.unjoined[m.from] {
+			delete(sc.unjoined, m.from)
+			if st != sc.origin {
+				sc.unjoined[st] = true
+			}
+		}
 		return true, nil
 	case sc != nil:
 		sc.mu.Lock()
@@ -214,7 +250,7 @@ func (st *Stream) WaitValue(ptr DevicePtr, value uint64, size int, flags uint32)
 		return api.Errorf(api.ErrInvalidValue, "stream wait of %d bytes with flags %#x", size, flags)
 	}
 	if c := st.capture.Load(); c != nil {
-		return c.add(api.GraphNode{Kind: api.NodeWaitValue, Dst: uint64(ptr), Value64: value, ElemSize: uint8(size), Flags: flags})
+		return c.add(st, api.GraphNode{Kind: api.NodeWaitValue, Dst: uint64(ptr), Value64: value, ElemSize: uint8(size), Flags: flags})
 	}
 	return st.d.s.send(&api.StreamWaitValue{Stream: st.h, Ptr: uint64(ptr), Value: value, Size: uint8(size), Flags: flags}, nil)
 }
@@ -225,7 +261,7 @@ func (st *Stream) WriteValue(ptr DevicePtr, value uint64, size int) error {
 		return api.Errorf(api.ErrInvalidValue, "stream write of %d bytes", size)
 	}
 	if c := st.capture.Load(); c != nil {
-		return c.add(api.GraphNode{Kind: api.NodeWrite, Dst: uint64(ptr), Value64: value, ElemSize: uint8(size)})
+		return c.add(st, api.GraphNode{Kind: api.NodeWrite, Dst: uint64(ptr), Value64: value, ElemSize: uint8(size)})
 	}
 	return st.d.s.send(&api.StreamWriteValue{Stream: st.h, Ptr: uint64(ptr), Value: value, Size: uint8(size)}, nil)
 }

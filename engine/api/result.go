@@ -42,6 +42,7 @@ const (
 	ErrStreamCaptureUnsupp         Result = 900
 	ErrStreamCaptureInvalidated    Result = 901
 	ErrStreamCaptureUnmatched      Result = 903
+	ErrStreamCaptureUnjoined       Result = 904
 	ErrStreamCaptureIsolation      Result = 905
 	ErrStreamCaptureImplicit       Result = 906
 	ErrTimeout                     Result = 909
@@ -80,6 +81,7 @@ var resultNames = map[Result]string{
 	ErrStreamCaptureUnsupp:         "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED",
 	ErrStreamCaptureInvalidated:    "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED",
 	ErrStreamCaptureUnmatched:      "CUDA_ERROR_STREAM_CAPTURE_UNMATCHED",
+	ErrStreamCaptureUnjoined:       "CUDA_ERROR_STREAM_CAPTURE_UNJOINED",
 	ErrStreamCaptureIsolation:      "CUDA_ERROR_STREAM_CAPTURE_ISOLATION",
 	ErrStreamCaptureImplicit:       "CUDA_ERROR_STREAM_CAPTURE_IMPLICIT",
 	ErrTimeout:                     "CUDA_ERROR_TIMEOUT",
