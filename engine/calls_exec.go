@@ -5,8 +5,8 @@ import (
 	"github.com/gpufabric/gpufabric/engine/backend"
 )
 
-// The execution calls: graphs, stream memory operations and host
-// functions (see api/exec.go).
+// The execution calls: graphs, stream memory operations, host functions
+// and JIT linking (see api/exec.go).
 
 // execState is a session's graphs and the streams it holds for host
 // functions. Guarded by session.mu.

@@ -1,8 +1,8 @@
 package api
 
 // The execution calls: captured graphs, which travel once and replay in one
-// message; stream memory operations; and host functions, which run in the
-// client when the stream reaches them.
+// message; stream memory operations; host functions, which run in the
+// client when the stream reaches them; and JIT linking.
 
 // GraphNode kinds: the operations a stream capture records.
 const (
