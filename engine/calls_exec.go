@@ -78,6 +78,8 @@ func (s *session) dispatchExec(h api.Header, m api.Message, pl payload) (bool, e
 		s.valueOp(h, m.Stream, m.Ptr, m.Size, func(vs backend.ValueStream) error {
 			return vs.WriteValue(m.Ptr, m.Value, int(m.Size))
 		})
+	case *api.FuncAttributes:
+		s.funcAttributes(h, m)
 	case *api.HostFunc:
 		s.hostFunc(h, m)
 	case *api.HostFuncDone:
@@ -449,4 +451,38 @@ func (s *session) link(h api.Header, m *api.Link, pl payload) error {
 	}
 	s.replyOnReader(h, nil, nil, image)
 	return nil
+}
+
+// funcAttributes answers what the device says of a function's resources,
+// on the function's shard, where its lookup was made.
+func (s *session) funcAttributes(h api.Header, m *api.FuncAttributes) {
+	h.Flags &^= api.FlagAsync // the answer is the point of the call
+	s.mu.Lock()
+	f := s.functions[m.Function]
+	s.mu.Unlock()
+	if f == nil {
+		s.fail(h, api.Errorf(api.ErrInvalidHandle, "function %#x", m.Function))
+		return
+	}
+	f.mod.dev.submit(func() {
+		switch {
+		case f.err != nil:
+			s.fail(h, f.err)
+			return
+		case f.bf == nil:
+			s.fail(h, api.Errorf(api.ErrInvalidHandle, "function of an unloaded module"))
+			return
+		}
+		fa, ok := f.bf.(backend.FunctionAttributer)
+		if !ok {
+			s.fail(h, api.Errorf(api.ErrNotSupported, "this backend does not report a function's resources"))
+			return
+		}
+		values, err := fa.Attributes()
+		if err != nil {
+			s.fail(h, err)
+			return
+		}
+		s.reply(h, nil, &api.FuncAttributeValues{Values: values[:min(len(values), api.FuncAttrCount)]}, nil)
+	})
 }

@@ -249,6 +249,10 @@ func TestExecBadInput(t *testing.T) {
 	if err := st.WaitValue(p, 1, 2, 0); !errors.Is(err, api.ErrInvalidValue) {
 		t.Fatalf("a 2-byte wait: %v", err)
 	}
+	// The host backend's kernels have no registers to report.
+	if _, err := fill.Attributes(); !errors.Is(err, api.ErrNotSupported) {
+		t.Fatalf("function attributes on the host backend: %v", err)
+	}
 
 	// Raw calls: handles that are not the session's.
 	r := f.raw(t)
@@ -269,6 +273,7 @@ func TestExecBadInput(t *testing.T) {
 		{&api.StreamWaitValue{Stream: api.DefaultStream(0), Ptr: uint64(by.x), Value: 1, Size: 4}, api.ErrInvalidValue},
 		{&api.Link{Inputs: []api.LinkInput{{Type: api.LinkPTX, Size: 100}}}, api.ErrInvalidValue}, // no payload
 		{&api.Link{Ordinal: 3}, api.ErrInvalidDevice},
+		{&api.FuncAttributes{Function: 77}, api.ErrInvalidHandle},
 	} {
 		if err := r.call(c.m, nil); api.ResultOf(err) != c.want {
 			t.Errorf("%v: %v, want %v", c.m.Op(), err, c.want)

@@ -353,3 +353,16 @@ func (d *Device) Link(inputs []LinkInput) ([]byte, error) {
 	}
 	return p.into, nil
 }
+
+// ---- function attributes ----
+
+// Attributes asks the device what it says of the function's resources:
+// its CUfunction_attribute values, -1 for any it cannot give. A backend
+// that cannot say at all answers CUDA_ERROR_NOT_SUPPORTED.
+func (f *Function) Attributes() ([]int32, error) {
+	var r api.FuncAttributeValues
+	if err := f.m.d.s.call(&api.FuncAttributes{Function: f.h}, &r, nil, nil); err != nil {
+		return nil, err
+	}
+	return r.Values, nil
+}

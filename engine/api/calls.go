@@ -45,6 +45,7 @@ const (
 	OpHostFuncDone
 	OpStreamWriteValue
 	OpLink
+	OpFuncAttributes
 	opEnd
 )
 
@@ -65,7 +66,7 @@ var opNames = [...]string{
 	OpGoodbye:     "Goodbye",
 	OpGraphCreate: "GraphCreate", OpGraphLaunch: "GraphLaunch", OpGraphDestroy: "GraphDestroy",
 	OpStreamWaitValue: "StreamWaitValue", OpHostFunc: "HostFunc", OpHostFuncDone: "HostFuncDone",
-	OpStreamWriteValue: "StreamWriteValue", OpLink: "Link",
+	OpStreamWriteValue: "StreamWriteValue", OpLink: "Link", OpFuncAttributes: "FuncAttributes",
 }
 
 func (op Op) String() string {
@@ -179,6 +180,8 @@ func NewReply(op Op) Message {
 		return new(GlobalInfo)
 	case OpEventElapsedTime:
 		return new(ElapsedTime)
+	case OpFuncAttributes:
+		return new(FuncAttributeValues)
 	}
 	return nil
 }

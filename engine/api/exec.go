@@ -139,6 +139,8 @@ func newExecRequest(op Op) Message {
 		return new(StreamWriteValue)
 	case OpLink:
 		return new(Link)
+	case OpFuncAttributes:
+		return new(FuncAttributes)
 	}
 	return nil
 }
@@ -302,5 +304,41 @@ func (m *Link) Decode(d *Decoder) {
 	m.Inputs = make([]LinkInput, n)
 	for i := range m.Inputs {
 		m.Inputs[i] = LinkInput{Type: d.U8(), Name: d.String(), Size: d.U64()}
+	}
+}
+
+// FuncAttrCount bounds the CUfunction_attribute values FuncAttributes
+// carries (CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK = 0 through
+// CU_FUNC_ATTRIBUTE_BINARY_VERSION = 6 and a few after).
+const FuncAttrCount = 16
+
+// FuncAttributes asks what the device says of a function's resources: its
+// CUfunction_attribute values, which occupancy is computed from.
+type FuncAttributes struct{ Function Handle }
+
+// FuncAttributeValues answers FuncAttributes: Values[a] is attribute a,
+// -1 where the device cannot say.
+type FuncAttributeValues struct{ Values []int32 }
+
+func (*FuncAttributes) Op() Op              { return OpFuncAttributes }
+func (m *FuncAttributes) Encode(e *Encoder) { e.U32(m.Function) }
+func (m *FuncAttributes) Decode(d *Decoder) { m.Function = d.U32() }
+
+func (*FuncAttributeValues) Op() Op { return OpFuncAttributes }
+func (m *FuncAttributeValues) Encode(e *Encoder) {
+	e.U32(uint32(len(m.Values)))
+	for _, v := range m.Values {
+		e.I32(v)
+	}
+}
+func (m *FuncAttributeValues) Decode(d *Decoder) {
+	n := d.Count(4)
+	if n > FuncAttrCount {
+		d.err = malformedf("%d function attributes; the limit is %d", n, FuncAttrCount)
+		return
+	}
+	m.Values = make([]int32, n)
+	for i := range m.Values {
+		m.Values[i] = d.I32()
 	}
 }

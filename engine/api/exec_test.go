@@ -17,6 +17,8 @@ func init() {
 		&HostFunc{Stream: 5, Marker: 77},
 		&HostFuncDone{Marker: 77},
 		&Link{Ordinal: 1, Inputs: []LinkInput{{Type: LinkPTX, Name: "a.ptx", Size: 100}, {Type: LinkCubin, Name: "b", Size: 7}}},
+		&FuncAttributes{Function: 3},
+		&FuncAttributeValues{Values: []int32{1024, 0, 0, 0, 40, 80, 80, -1}},
 		&StreamWriteValue{Stream: 5, Ptr: 0x2000, Value: 1 << 33, Size: 8},
 	)
 }

@@ -58,3 +58,11 @@ func CheckValueOp(ptr DevicePtr, size int, flags uint32, wait bool) error {
 	}
 	return nil
 }
+
+// FunctionAttributer is implemented by functions whose device can say
+// what resources they use: their CUfunction_attribute values (the first
+// api.FuncAttrCount at most, -1 for any the device cannot give), from
+// which a client computes occupancy. Called from the shard.
+type FunctionAttributer interface {
+	Attributes() ([]int32, error)
+}

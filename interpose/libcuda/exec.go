@@ -30,6 +30,8 @@ import "C"
 
 import (
 	"encoding/binary"
+	"errors"
+	"sync"
 	"unsafe"
 
 	"github.com/gpufabric/gpufabric/engine/api"
@@ -291,8 +293,37 @@ func gfgo_batchMemOp(h C.uintptr_t, dev C.int, count C.uint, ops unsafe.Pointer,
 
 // ---- occupancy ----
 
-// CUfunction_attribute values occupancy reads.
-const funcAttrSharedSizeBytes = 1
+// CUfunction_attribute values of a kernel's resources.
+const (
+	funcAttrSharedSizeBytes = 1
+	funcAttrConstSizeBytes  = 2
+	funcAttrLocalSizeBytes  = 3
+)
+
+// noFuncAttrs marks the devices (by ordinal) whose backend cannot report
+// a function's resources, so that each asks once, not once per function.
+var noFuncAttrs sync.Map
+
+// deviceAttrs are the function's attributes as its device reports them,
+// asked once (one round trip per function, none for a backend known not
+// to say); nil where the device cannot say.
+func (fn *function) deviceAttrs() []int32 {
+	fn.mu.Lock()
+	defer fn.mu.Unlock()
+	if fn.fetched {
+		return fn.devAttrs
+	}
+	fn.fetched = true
+	if _, none := noFuncAttrs.Load(fn.mod.dev); none {
+		return nil
+	}
+	vals, err := fn.f.Attributes()
+	if errors.Is(err, api.ErrNotSupported) {
+		noFuncAttrs.Store(fn.mod.dev, true)
+	}
+	fn.devAttrs = vals // nil on failure: the defaults stand
+	return vals
+}
 
 // Device attributes occupancy reads that the snapshot may lack (zero):
 // the limits of current NVIDIA GPUs stand in for them.

@@ -43,6 +43,10 @@ type function struct {
 
 	mu    sync.Mutex
 	attrs map[int]int32 // values set with cuFuncSetAttribute
+	// devAttrs are the attributes the device reports (see deviceAttrs),
+	// fetched once.
+	devAttrs []int32
+	fetched  bool
 }
 
 // library is a cuLibrary*: an image loaded into every device it is used on,
@@ -296,8 +300,8 @@ const (
 	funcAttrLast                  = 15
 )
 
-// attribute answers cuFuncGetAttribute. The server does not report a
-// kernel's resource use, so the answers are the device's limits and
+// attribute answers cuFuncGetAttribute: a kernel's resource use as its
+// device reports it (the cuda backend), else the device's limits and
 // conservative figures: no static shared, constant or local memory, 32
 // registers, the device's compute capability as binary and PTX version.
 func (fn *function) attribute(attr int) (int32, api.Result) {
@@ -317,6 +321,13 @@ func (fn *function) attribute(attr int) (int32, api.Result) {
 	a := func(i int) int32 {
 		v, _ := d.Attribute(i)
 		return v
+	}
+	if dev := fn.deviceAttrs(); attr < len(dev) && dev[attr] >= 0 {
+		switch attr {
+		case funcAttrMaxThreadsPerBlock, funcAttrSharedSizeBytes, funcAttrConstSizeBytes, funcAttrLocalSizeBytes,
+			funcAttrNumRegs, funcAttrPTXVersion, funcAttrBinaryVersion:
+			return dev[attr], api.Success
+		}
 	}
 	switch attr {
 	case funcAttrMaxThreadsPerBlock:

@@ -97,3 +97,18 @@ func link(ctx handle, types []C.int, data []byte, sizes []C.size_t, names []byte
 	defer C.free(out)
 	return C.GoBytes(out, C.int(n)), log, api.Success
 }
+
+// funcAttributes reads fn's CUfunction_attribute values 0 to n-1, -1 for
+// any the driver refuses; missing when the driver lacks cuFuncGetAttribute.
+func funcAttributes(ctx, fn handle, n int) ([]int32, api.Result) {
+	vals := make([]C.int, n)
+	rc := C.gf_func_attributes(C.gf_handle(ctx), C.gf_handle(fn), C.int(n), &vals[0])
+	if rc == C.GF_MISSING {
+		return nil, missing
+	}
+	out := make([]int32, n)
+	for i, v := range vals {
+		out[i] = int32(v)
+	}
+	return out, res(rc)
+}

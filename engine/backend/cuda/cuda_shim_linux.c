@@ -80,6 +80,7 @@ static struct {
 	CUresult (*cuLinkAddData)(void *, int, void *, size_t, const char *, unsigned int, int *, void **);
 	CUresult (*cuLinkComplete)(void *, void **, size_t *);
 	CUresult (*cuLinkDestroy)(void *);
+	CUresult (*cuFuncGetAttribute)(int *, int, CUfunction);
 } cu;
 
 // One entry per driver function: the slot it fills, whether the backend can
@@ -144,6 +145,7 @@ static const struct sym syms[] = {
 	{SLOT(cuLinkAddData), 0, {"cuLinkAddData_v2", "cuLinkAddData"}},
 	{SLOT(cuLinkComplete), 0, {"cuLinkComplete"}},
 	{SLOT(cuLinkDestroy), 0, {"cuLinkDestroy"}},
+	{SLOT(cuFuncGetAttribute), 0, {"cuFuncGetAttribute"}},
 };
 
 // gf_open is called by the Go side under its own lock, once it succeeds
@@ -477,4 +479,16 @@ int gf_link(gf_handle ctx, int n, const int *types, const void *data, const size
 	}
 	cu.cuLinkDestroy(state); // the image is the state's: copied above
 	return r;
+}
+
+// gf_func_attributes reads n CUfunction_attribute values (0 to n-1) of fn
+// into values; one the driver refuses is -1.
+int gf_func_attributes(gf_handle ctx, gf_handle fn, int n, int *values) {
+	if (!cu.cuFuncGetAttribute)
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	for (int i = 0; i < n; i++)
+		if (cu.cuFuncGetAttribute(&values[i], i, (CUfunction)fn) != CUDA_SUCCESS)
+			values[i] = -1;
+	return CUDA_SUCCESS;
 }

@@ -198,3 +198,14 @@ func (d *Device) Link(inputs []backend.LinkInput) ([]byte, error) {
 	}
 	return image, nil
 }
+
+var _ backend.FunctionAttributer = (*function)(nil)
+
+// Attributes are what the driver says of the function's resources.
+func (f *function) Attributes() ([]int32, error) {
+	vals, r := funcAttributes(f.mod.d.ctx, f.h, api.FuncAttrCount)
+	if r == missing {
+		return nil, api.Errorf(api.ErrNotSupported, "the driver has no cuFuncGetAttribute")
+	}
+	return vals, check(r, "cuFuncGetAttribute(%s)", f.name)
+}

@@ -132,3 +132,25 @@ func TestFakeLink(t *testing.T) {
 		t.Fatalf("a refused input: %v", err)
 	}
 }
+
+// TestFakeFuncAttributes checks that a function's attributes come from the
+// driver, each by its number, and that one the driver refuses reads -1.
+func TestFakeFuncAttributes(t *testing.T) {
+	d := openFake(t, Options{NoMonitor: true})[0]
+	m, err := d.LoadModule(kernelsPTX(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Unload()
+	f, err := m.Function("fill_u32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := f.(backend.FunctionAttributer).Attributes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vals) != api.FuncAttrCount || vals[0] != 1024 || vals[4] != 40 || vals[8] != 48<<10 || vals[9] != -1 {
+		t.Fatalf("attributes %v", vals)
+	}
+}

@@ -388,6 +388,18 @@ CUresult cuFuncGetParamInfo(void *f, size_t i, size_t *off, size_t *size) {
 }
 #endif
 
+// Function attributes: what a small kernel compiled for sm_80 might use;
+// the attributes past CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES (8)
+// are refused, so that a caller sees one fail.
+CUresult cuFuncGetAttribute(int *v, int attr, void *f) {
+	NEED_CTX();
+	if (!f || !v || attr < 0 || attr > 8)
+		return INVALID_VALUE;
+	static const int values[] = {1024, 0, 0, 0, 40, 80, 80, 0, 48 << 10};
+	*v = values[attr];
+	return OK;
+}
+
 CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
 	unsigned bz, unsigned shmem, void *s, void **params, void **extra) {
 	NEED_CTX();
