@@ -333,15 +333,15 @@ const (
 	attrMaxBlocksPerSM = 106
 )
 
-// occupancy is the number of blocks of blockSize threads, each with
-// dynSmem bytes of dynamic shared memory, that one multiprocessor of the
-// function's device holds at once: the least of what its threads,
-// registers, shared memory and block slots allow. It is computed here,
-// from the function's attributes and the device's snapshot: no round trip.
-func occupancy(fn *function, blockSize int, dynSmem uint64) (int, api.Result) {
+// occupancyOf gathers what occupancy is computed from: the limits of a
+// multiprocessor of the function's device (its attribute snapshot, with
+// current GPUs' figures where the snapshot lacks one) and what the
+// function's blocks take (its attributes). No round trip, beyond asking a
+// function's attributes once (see deviceAttrs).
+func occupancyOf(fn *function) (smLimits, kernelUse, int, api.Result) {
 	d, r := device(C.int(fn.mod.dev))
 	if r != api.Success {
-		return 0, r
+		return smLimits{}, kernelUse{}, 0, r
 	}
 	attr := func(i int, def int32) int {
 		if v, _ := d.Attribute(i); v > 0 {
@@ -353,25 +353,20 @@ func occupancy(fn *function, blockSize int, dynSmem uint64) (int, api.Result) {
 		v, _ := fn.attribute(i)
 		return int(v)
 	}
-	if blockSize <= 0 {
-		return 0, api.ErrInvalidValue
+	l := smLimits{
+		warp:    attr(api.AttrWarpSize, 32),
+		threads: attr(api.AttrMaxThreadsPerMultiprocessor, 2048),
+		blocks:  attr(attrMaxBlocksPerSM, 32),
+		regs:    attr(attrMaxRegsPerSM, 65536),
+		smem:    attr(attrMaxSharedPerSM, int32(attr(api.AttrMaxSharedMemoryPerBlock, 48<<10))),
 	}
-	if blockSize > fattr(funcAttrMaxThreadsPerBlock) || dynSmem > uint64(fattr(funcAttrMaxDynamicSharedBytes)) {
-		return 0, api.Success
+	k := kernelUse{
+		maxThreads: fattr(funcAttrMaxThreadsPerBlock),
+		regs:       fattr(funcAttrNumRegs),
+		staticSmem: fattr(funcAttrSharedSizeBytes),
+		maxDynSmem: fattr(funcAttrMaxDynamicSharedBytes),
 	}
-	warp := attr(api.AttrWarpSize, 32)
-	warps := (blockSize + warp - 1) / warp
-	blocks := attr(api.AttrMaxThreadsPerMultiprocessor, 2048) / (warps * warp)
-	blocks = min(blocks, attr(attrMaxBlocksPerSM, 32))
-	if regs := fattr(funcAttrNumRegs); regs > 0 {
-		perWarp := (regs*warp + 255) / 256 * 256 // allocated per warp, 256 at a time
-		blocks = min(blocks, attr(attrMaxRegsPerSM, 65536)/(perWarp*warps))
-	}
-	if smem := uint64(fattr(funcAttrSharedSizeBytes)) + dynSmem; smem > 0 {
-		perSM := uint64(attr(attrMaxSharedPerSM, int32(attr(api.AttrMaxSharedMemoryPerBlock, 48<<10))))
-		blocks = min(blocks, int(perSM/smem))
-	}
-	return max(blocks, 0), api.Success
+	return l, k, attr(api.AttrMultiprocessorCount, 1), api.Success
 }
 
 //export gfgo_occupancyBlocks
@@ -383,11 +378,14 @@ func gfgo_occupancyBlocks(out *C.int, fh C.uintptr_t, blockSize C.int, dynSmem C
 	if r != api.Success {
 		return res(r)
 	}
-	n, r := occupancy(fn, int(blockSize), uint64(dynSmem))
+	if blockSize <= 0 {
+		return res(api.ErrInvalidValue)
+	}
+	l, k, _, r := occupancyOf(fn)
 	if r != api.Success {
 		return res(r)
 	}
-	*out = C.int(n)
+	*out = C.int(blocksPerSM(l, k, int(blockSize), uint64(dynSmem)))
 	return 0
 }
 
@@ -405,35 +403,17 @@ func gfgo_occupancyBlockSize(minGrid, blockOut *C.int, fh C.uintptr_t, b2smem un
 	if r != api.Success {
 		return res(r)
 	}
-	d, r := device(C.int(fn.mod.dev))
+	l, k, sms, r := occupancyOf(fn)
 	if r != api.Success {
 		return res(r)
 	}
-	maxThreads, _ := fn.attribute(funcAttrMaxThreadsPerBlock)
-	top := int(maxThreads)
-	if limit > 0 {
-		top = min(top, int(limit))
-	}
-	warp := 32
-	if v, _ := d.Attribute(api.AttrWarpSize); v > 0 {
-		warp = int(v)
-	}
-	best, bestBlocks, bestThreads := 0, 0, -1
-	for bs := top; bs > 0; bs = (bs - 1) / warp * warp {
-		smem := uint64(dynSmem)
+	block, blocks := bestBlockSize(l, k, int(limit), func(bs int) uint64 {
 		if b2smem != nil {
-			smem = uint64(C.gf_call_b2smem(b2smem, C.int(bs)))
+			return uint64(C.gf_call_b2smem(b2smem, C.int(bs)))
 		}
-		n, r := occupancy(fn, bs, smem)
-		if r != api.Success {
-			return res(r)
-		}
-		if n*bs > bestThreads {
-			best, bestBlocks, bestThreads = bs, n, n*bs
-		}
-	}
-	sms, _ := d.Attribute(api.AttrMultiprocessorCount)
-	*blockOut = C.int(best)
-	*minGrid = C.int(bestBlocks * int(max(sms, 1)))
+		return uint64(dynSmem)
+	})
+	*blockOut = C.int(block)
+	*minGrid = C.int(blocks * sms)
 	return 0
 }
