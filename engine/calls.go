@@ -14,7 +14,7 @@ import (
 func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 	if pl.n > 0 {
 		switch m.(type) {
-		case *api.MemcpyHtoD, *api.ModuleLoad, *api.Echo:
+		case *api.MemcpyHtoD, *api.ModuleLoad, *api.Echo, *api.Link:
 		default:
 			// The payload, unread, is skipped by the next Recv.
 			s.fail(h, api.Errorf(api.ErrInvalidValue, "%v carries no payload", h.Op))
@@ -141,7 +141,11 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 	case *api.NVMLQuery:
 		s.nvmlQuery(h, m)
 	default:
-		s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
+		if handled, err := s.dispatchExec(h, m, pl); !handled {
+			s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
+		} else if err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -68,6 +68,7 @@ type session struct {
 	events     map[api.Handle]*eventObj
 	modules    map[api.Handle]*moduleObj
 	functions  map[api.Handle]*functionObj
+	exec       execState // graphs and held streams: see calls_exec.go
 	latched    api.Latch // first asynchronous failure not yet reported
 	client     string    // who the client said it is
 	selection  string
@@ -486,6 +487,7 @@ func (s *session) end(reason error, bye *api.Header) {
 	s.ended = true
 	bulk := s.bulk
 	s.mu.Unlock()
+	s.releaseHolds()
 	if bulk != nil {
 		bulk.Close()
 	}

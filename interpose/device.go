@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gpufabric/gpufabric/engine/api"
 )
@@ -163,8 +164,9 @@ func (d *Device) LoadModule(image []byte) (*Module, error) {
 
 // Stream is a device stream.
 type Stream struct {
-	d *Device
-	h api.Handle
+	d       *Device
+	h       api.Handle
+	capture atomic.Pointer[capture] // see BeginCapture
 }
 
 // Handle is the stream's handle in the session.
@@ -181,15 +183,24 @@ func (st *Stream) CopyDtoHAsync(dst []byte, src DevicePtr) error { return st.cop
 
 // MemsetAsync queues a memset.
 func (st *Stream) MemsetAsync(dst DevicePtr, value uint32, elemSize int, count uint64) error {
+	if c := st.capture.Load(); c != nil {
+		return c.add(st, api.GraphNode{Kind: api.NodeMemset, Dst: uint64(dst), Value: value, ElemSize: uint8(elemSize), Count: count})
+	}
 	return st.d.s.send(&api.Memset{Dst: uint64(dst), Value: value, ElemSize: uint8(elemSize), Count: count, Stream: st.h}, nil)
 }
 
 // CopyDtoDAsync queues a device-to-device copy.
 func (st *Stream) CopyDtoDAsync(dst, src DevicePtr, n uint64) error {
+	if c := st.capture.Load(); c != nil {
+		return c.add(st, api.GraphNode{Kind: api.NodeCopy, Dst: uint64(dst), Src: uint64(src), Count: n})
+	}
 	return st.d.s.send(&api.MemcpyDtoD{Dst: uint64(dst), Src: uint64(src), Size: n, Stream: st.h}, nil)
 }
 
 func (st *Stream) copyHtoD(dst DevicePtr, src []byte, wait bool) error {
+	if err := st.notCapturing(); err != nil {
+		return err
+	}
 	s := st.d.s
 	chunk := s.opts.ChunkSize
 	var waits []*pending
@@ -215,6 +226,9 @@ func (st *Stream) copyHtoD(dst DevicePtr, src []byte, wait bool) error {
 }
 
 func (st *Stream) copyDtoH(dst []byte, src DevicePtr, wait bool) error {
+	if err := st.notCapturing(); err != nil {
+		return err
+	}
 	s := st.d.s
 	chunk := s.opts.ChunkSize
 	var waits []*pending
@@ -244,11 +258,17 @@ func (s *Session) waitAll(ps []*pending) error {
 
 // Synchronize waits for the stream's work and reports its failures.
 func (st *Stream) Synchronize() error {
+	if err := st.notCapturing(); err != nil {
+		return err
+	}
 	return st.d.s.syncCall(&api.StreamSynchronize{Stream: st.h}, nil)
 }
 
 // Query reports whether the stream's work is done.
 func (st *Stream) Query() (bool, error) {
+	if err := st.notCapturing(); err != nil {
+		return false, err
+	}
 	err := st.d.s.syncCall(&api.StreamQuery{Stream: st.h}, nil)
 	if err == api.ErrNotReady {
 		return false, nil
@@ -258,6 +278,9 @@ func (st *Stream) Query() (bool, error) {
 
 // WaitEvent makes later work on the stream wait for ev's latest record.
 func (st *Stream) WaitEvent(ev *Event) error {
+	if done, err := st.captureWait(ev); done {
+		return err
+	}
 	return st.d.s.send(&api.StreamWaitEvent{Stream: st.h, Event: ev.h}, nil)
 }
 
@@ -270,10 +293,16 @@ func (st *Stream) Destroy() error {
 type Event struct {
 	d *Device
 	h api.Handle
+	// captured is where in a capture the event was last recorded, if it
+	// was recorded in one: see captureWait.
+	captured atomic.Pointer[captureMark]
 }
 
 // Record records the event on st.
 func (ev *Event) Record(st *Stream) error {
+	if done, err := st.captureRecord(ev); done {
+		return err
+	}
 	return ev.d.s.send(&api.EventRecord{Event: ev.h, Stream: st.h}, nil)
 }
 
@@ -360,6 +389,9 @@ func (f *Function) Launch(st *Stream, grid, block Dim3, sharedMem uint32, args .
 
 // LaunchPacked queues the kernel with an already packed parameter buffer.
 func (f *Function) LaunchPacked(st *Stream, grid, block Dim3, sharedMem uint32, params []byte) error {
+	if c := st.capture.Load(); c != nil {
+		return c.add(st, api.GraphNode{Kind: api.NodeLaunch, Function: f.h, Grid: grid, Block: block, SharedMem: sharedMem, Params: params})
+	}
 	m := launchMsgs.Get().(*api.LaunchKernel)
 	*m = api.LaunchKernel{Function: f.h, Stream: st.h, Grid: grid, Block: block, SharedMem: sharedMem, Params: params}
 	err := st.d.s.send(m, nil) // encoded and sent: nothing keeps m

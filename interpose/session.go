@@ -77,6 +77,9 @@ type Session struct {
 
 	selection Selection
 
+	markers   atomic.Uint32 // host functions' markers: see LaunchHostFunc
+	hostCalls hostCalls
+
 	// Replies are read by whoever waits for one: a caller that finds no one
 	// reading becomes the reader and reads until its own reply is in,
 	// handing others theirs on the way, so a lone synchronous call wakes
@@ -99,6 +102,7 @@ type pending struct {
 	into  []byte      // the reply's payload goes here (exact length)
 	grow  bool        // or into a new slice of the payload's length
 	async bool        // nobody waits: a failure is latched
+	then  func(error) // with async: run on the host-call goroutine after
 	seq   uint32      // the call's sequence number, set by pendingTable.put
 	err   error
 	done  chan struct{} // buffered: the one completion is sent, never blocking
@@ -293,6 +297,10 @@ func (s *Session) readOne(self *pending) (mine bool, err error) {
 	}
 	if p.async {
 		s.latched.Set(callErr)
+		if p.then != nil {
+			then := p.then
+			s.hostCalls.push(func() { then(callErr) })
+		}
 		s.asyncDue.Add(-1)
 	}
 	if p == self {

@@ -38,6 +38,15 @@ const (
 	OpJoinBulk
 	OpGoodbye
 	OpNVMLQuery
+	OpGraphCreate
+	OpGraphLaunch
+	OpGraphDestroy
+	OpStreamWaitValue
+	OpHostFunc
+	OpHostFuncDone
+	OpStreamWriteValue
+	OpLink
+	OpFuncAttributes
 	opEnd
 )
 
@@ -55,8 +64,10 @@ var opNames = [...]string{
 	OpEventSynchronize: "EventSynchronize", OpEventQuery: "EventQuery",
 	OpEventElapsedTime: "EventElapsedTime", OpEventDestroy: "EventDestroy",
 	OpEcho: "Echo", OpDescribe: "Describe", OpJoinBulk: "JoinBulk",
-	OpGoodbye:   "Goodbye",
-	OpNVMLQuery: "NVMLQuery",
+	OpGoodbye: "Goodbye", OpNVMLQuery: "NVMLQuery",
+	OpGraphCreate: "GraphCreate", OpGraphLaunch: "GraphLaunch", OpGraphDestroy: "GraphDestroy",
+	OpStreamWaitValue: "StreamWaitValue", OpHostFunc: "HostFunc", OpHostFuncDone: "HostFuncDone",
+	OpStreamWriteValue: "StreamWriteValue", OpLink: "Link", OpFuncAttributes: "FuncAttributes",
 }
 
 func (op Op) String() string {
@@ -149,7 +160,7 @@ func NewRequest(op Op) Message {
 	case OpNVMLQuery:
 		return new(NVMLQuery)
 	}
-	return nil
+	return newExecRequest(op)
 }
 
 // NewReply returns an empty reply of op's layout, or nil when the reply
@@ -174,6 +185,8 @@ func NewReply(op Op) Message {
 		return new(ElapsedTime)
 	case OpNVMLQuery:
 		return new(NVMLDevice)
+	case OpFuncAttributes:
+		return new(FuncAttributeValues)
 	}
 	return nil
 }

@@ -40,6 +40,11 @@ const (
 	ErrNotSupported                Result = 801
 	ErrSystemNotReady              Result = 802
 	ErrStreamCaptureUnsupp         Result = 900
+	ErrStreamCaptureInvalidated    Result = 901
+	ErrStreamCaptureUnmatched      Result = 903
+	ErrStreamCaptureUnjoined       Result = 904
+	ErrStreamCaptureIsolation      Result = 905
+	ErrStreamCaptureImplicit       Result = 906
 	ErrTimeout                     Result = 909
 	ErrUnknown                     Result = 999
 )
@@ -74,6 +79,11 @@ var resultNames = map[Result]string{
 	ErrNotSupported:                "CUDA_ERROR_NOT_SUPPORTED",
 	ErrSystemNotReady:              "CUDA_ERROR_SYSTEM_NOT_READY",
 	ErrStreamCaptureUnsupp:         "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED",
+	ErrStreamCaptureInvalidated:    "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED",
+	ErrStreamCaptureUnmatched:      "CUDA_ERROR_STREAM_CAPTURE_UNMATCHED",
+	ErrStreamCaptureUnjoined:       "CUDA_ERROR_STREAM_CAPTURE_UNJOINED",
+	ErrStreamCaptureIsolation:      "CUDA_ERROR_STREAM_CAPTURE_ISOLATION",
+	ErrStreamCaptureImplicit:       "CUDA_ERROR_STREAM_CAPTURE_IMPLICIT",
 	ErrTimeout:                     "CUDA_ERROR_TIMEOUT",
 	ErrUnknown:                     "CUDA_ERROR_UNKNOWN",
 }

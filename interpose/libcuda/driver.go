@@ -313,6 +313,9 @@ func normalizeBusID(s string) (string, error) {
 
 //export gfgo_ctxSynchronize
 func gfgo_ctxSynchronize(dev C.int) C.CUresult {
+	if inHostFunc() {
+		return res(api.ErrNotPermitted)
+	}
 	d, r := device(dev)
 	if r != api.Success {
 		return res(r)

@@ -728,7 +728,7 @@ GF_EXPORT CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags,
 	GF_CALL("cuDevicePrimaryCtxGetState", primary_get_state(dev, flags, active));
 }
 
-// ---- stream capture: answered locally; nothing is ever captured ----
+// ---- stream capture mode: kept per thread ----
 
 static __thread int gf_capture_mode; // CU_STREAM_CAPTURE_MODE_GLOBAL
 
@@ -745,65 +745,7 @@ GF_EXPORT CUresult cuThreadExchangeStreamCaptureMode(int *mode) {
 	GF_CALL("cuThreadExchangeStreamCaptureMode", exchange_capture_mode(mode));
 }
 
-static CUresult capture_none(int *status) {
-	if (!status)
-		return GF_ERR_INVALID_VALUE;
-	*status = 0; // CU_STREAM_CAPTURE_STATUS_NONE
-	return GF_SUCCESS;
-}
-
-GF_EXPORT CUresult cuStreamIsCapturing(CUstream s, int *status) {
-	(void)s;
-	GF_CALL("cuStreamIsCapturing", capture_none(status));
-}
-GF_EXPORT CUresult cuStreamIsCapturing_ptsz(CUstream s, int *status) {
-	(void)s;
-	GF_CALL("cuStreamIsCapturing_ptsz", capture_none(status));
-}
-
-static CUresult capture_info(int *status, cuuint64_t *id, void **graph, const void **deps, const void **edges,
-                             size_t *ndeps) {
-	if (id)
-		*id = 0;
-	if (graph)
-		*graph = NULL;
-	if (deps)
-		*deps = NULL;
-	if (edges)
-		*edges = NULL;
-	if (ndeps)
-		*ndeps = 0;
-	return capture_none(status);
-}
-
-GF_EXPORT CUresult cuStreamGetCaptureInfo(CUstream s, int *status, cuuint64_t *id) {
-	(void)s;
-	GF_CALL("cuStreamGetCaptureInfo", capture_info(status, id, NULL, NULL, NULL, NULL));
-}
-GF_EXPORT CUresult cuStreamGetCaptureInfo_ptsz(CUstream s, int *status, cuuint64_t *id) {
-	(void)s;
-	GF_CALL("cuStreamGetCaptureInfo_ptsz", capture_info(status, id, NULL, NULL, NULL, NULL));
-}
-GF_EXPORT CUresult cuStreamGetCaptureInfo_v2(CUstream s, int *status, cuuint64_t *id, void **graph,
-                                             const void **deps, size_t *ndeps) {
-	(void)s;
-	GF_CALL("cuStreamGetCaptureInfo_v2", capture_info(status, id, graph, deps, NULL, ndeps));
-}
-GF_EXPORT CUresult cuStreamGetCaptureInfo_v2_ptsz(CUstream s, int *status, cuuint64_t *id, void **graph,
-                                                  const void **deps, size_t *ndeps) {
-	(void)s;
-	GF_CALL("cuStreamGetCaptureInfo_v2_ptsz", capture_info(status, id, graph, deps, NULL, ndeps));
-}
-GF_EXPORT CUresult cuStreamGetCaptureInfo_v3(CUstream s, int *status, cuuint64_t *id, void **graph,
-                                             const void **deps, const void **edges, size_t *ndeps) {
-	(void)s;
-	GF_CALL("cuStreamGetCaptureInfo_v3", capture_info(status, id, graph, deps, edges, ndeps));
-}
-GF_EXPORT CUresult cuStreamGetCaptureInfo_v3_ptsz(CUstream s, int *status, cuuint64_t *id, void **graph,
-                                                  const void **deps, const void **edges, size_t *ndeps) {
-	(void)s;
-	GF_CALL("cuStreamGetCaptureInfo_v3_ptsz", capture_info(status, id, graph, deps, edges, ndeps));
-}
+// The capture status and information of streams are in gf_exec.c.
 
 // ---- odds and ends answered locally ----
 

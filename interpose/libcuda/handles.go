@@ -17,6 +17,9 @@ const (
 	kindFunction kind = 5
 	kindLibrary  kind = 6
 	kindKernel   kind = 7
+	kindGraph    kind = 8  // a captured graph (CUgraph); see exec.go
+	kindExec     kind = 9  // an instantiated graph (CUgraphExec)
+	kindLink     kind = 10 // a JIT link (CUlinkState)
 )
 
 // objects maps the application's handles to the objects behind them. A

@@ -23,6 +23,10 @@ type module struct {
 	m      *interpose.Module
 	dev    int
 	handle uintptr
+	// ctx is the context the module was loaded in, which owns it: its
+	// functions launch only while it is current. 0 for a library's
+	// module, which is context-independent.
+	ctx uintptr
 
 	mu      sync.Mutex
 	funcs   map[string]*function
@@ -39,6 +43,10 @@ type function struct {
 
 	mu    sync.Mutex
 	attrs map[int]int32 // values set with cuFuncSetAttribute
+	// devAttrs are the attributes the device reports (see deviceAttrs),
+	// fetched once.
+	devAttrs []int32
+	fetched  bool
 }
 
 // library is a cuLibrary*: an image loaded into every device it is used on,
@@ -193,6 +201,7 @@ func gfgo_moduleLoad(ctx C.uintptr_t, dev C.int, out *C.uintptr_t, image unsafe.
 	if err != nil {
 		return ret(err)
 	}
+	mod.ctx = uintptr(ctx)
 	*out = C.uintptr_t(mod.handle)
 	return 0
 }
@@ -225,6 +234,7 @@ func gfgo_moduleLoadFile(dev C.int, out *C.uintptr_t, path *C.char) C.CUresult {
 	if err != nil {
 		return ret(err)
 	}
+	mod.ctx = uintptr(C.gf_cur_ctx()) // this thread's, as the C entry's
 	*out = C.uintptr_t(mod.handle)
 	return 0
 }
@@ -290,8 +300,8 @@ const (
 	funcAttrLast                  = 15
 )
 
-// attribute answers cuFuncGetAttribute. The server does not report a
-// kernel's resource use, so the answers are the device's limits and
+// attribute answers cuFuncGetAttribute: a kernel's resource use as its
+// device reports it (the cuda backend), else the device's limits and
 // conservative figures: no static shared, constant or local memory, 32
 // registers, the device's compute capability as binary and PTX version.
 func (fn *function) attribute(attr int) (int32, api.Result) {
@@ -311,6 +321,13 @@ func (fn *function) attribute(attr int) (int32, api.Result) {
 	a := func(i int) int32 {
 		v, _ := d.Attribute(i)
 		return v
+	}
+	if dev := fn.deviceAttrs(); attr < len(dev) && dev[attr] >= 0 {
+		switch attr {
+		case funcAttrMaxThreadsPerBlock, funcAttrSharedSizeBytes, funcAttrConstSizeBytes, funcAttrLocalSizeBytes,
+			funcAttrNumRegs, funcAttrPTXVersion, funcAttrBinaryVersion:
+			return dev[attr], api.Success
+		}
 	}
 	switch attr {
 	case funcAttrMaxThreadsPerBlock:
@@ -690,6 +707,18 @@ func gfgo_launch(fh C.uintptr_t, gx, gy, gz, bx, by, bz, shmem C.uint, sh C.uint
 		}
 		if fn.mod.dev != sdev {
 			return res(api.ErrInvalidHandle)
+		}
+		// A module belongs to the context it was loaded in: launched
+		// while another is current, its function is not a valid handle
+		// there, as the driver says. (gf_cur_ctx reads the calling C
+		// thread's current context: a cgo callback runs on that thread.)
+		if fn.mod.ctx != 0 {
+			switch cur := uintptr(C.gf_cur_ctx()); {
+			case cur == 0:
+				return res(api.ErrInvalidContext)
+			case cur != fn.mod.ctx:
+				return res(api.ErrInvalidHandle)
+			}
 		}
 	case kindKernel:
 		k, r := lookup[*kernel](uintptr(fh), kindKernel)

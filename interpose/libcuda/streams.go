@@ -93,6 +93,9 @@ func gfgo_streamDestroy(h C.uintptr_t) C.CUresult {
 
 //export gfgo_streamSynchronize
 func gfgo_streamSynchronize(h C.uintptr_t, dev C.int) C.CUresult {
+	if inHostFunc() {
+		return res(api.ErrNotPermitted)
+	}
 	st, _, r := streamFor(h, dev)
 	if r != api.Success {
 		return res(r)
@@ -213,6 +216,9 @@ func gfgo_eventRecord(ev C.uintptr_t, h C.uintptr_t, dev C.int) C.CUresult {
 
 //export gfgo_eventSynchronize
 func gfgo_eventSynchronize(ev C.uintptr_t) C.CUresult {
+	if inHostFunc() {
+		return res(api.ErrNotPermitted)
+	}
 	e, r := lookup[*event](uintptr(ev), kindEvent)
 	if r != api.Success {
 		return res(r)

@@ -11,7 +11,7 @@
 
 #include "gf_stub.h"
 
-const int gf_stub_count = 486;
+const int gf_stub_count = 433;
 
 const char *const gf_stub_names[] = {
 	"cuArray3DCreate",
@@ -122,7 +122,6 @@ const char *const gf_stub_names[] = {
 	"cuGraphConditionalHandleCreate",
 	"cuGraphCreate",
 	"cuGraphDebugDotPrint",
-	"cuGraphDestroy",
 	"cuGraphDestroyNode",
 	"cuGraphEventRecordNodeGetEvent",
 	"cuGraphEventRecordNodeSetEvent",
@@ -130,7 +129,6 @@ const char *const gf_stub_names[] = {
 	"cuGraphEventWaitNodeSetEvent",
 	"cuGraphExecBatchMemOpNodeSetParams",
 	"cuGraphExecChildGraphNodeSetParams",
-	"cuGraphExecDestroy",
 	"cuGraphExecEventRecordNodeSetEvent",
 	"cuGraphExecEventWaitNodeSetEvent",
 	"cuGraphExecExternalSemaphoresSignalNodeSetParams",
@@ -154,11 +152,6 @@ const char *const gf_stub_names[] = {
 	"cuGraphGetRootNodes",
 	"cuGraphHostNodeGetParams",
 	"cuGraphHostNodeSetParams",
-	"cuGraphInstantiate",
-	"cuGraphInstantiateWithFlags",
-	"cuGraphInstantiateWithParams",
-	"cuGraphInstantiateWithParams_ptsz",
-	"cuGraphInstantiate_v2",
 	"cuGraphKernelNodeCopyAttributes",
 	"cuGraphKernelNodeGetAttribute",
 	"cuGraphKernelNodeGetParams",
@@ -166,8 +159,6 @@ const char *const gf_stub_names[] = {
 	"cuGraphKernelNodeSetAttribute",
 	"cuGraphKernelNodeSetParams",
 	"cuGraphKernelNodeSetParams_v2",
-	"cuGraphLaunch",
-	"cuGraphLaunch_ptsz",
 	"cuGraphMemAllocNodeGetParams",
 	"cuGraphMemFreeNodeGetParams",
 	"cuGraphMemcpyNodeGetParams",
@@ -187,8 +178,6 @@ const char *const gf_stub_names[] = {
 	"cuGraphRemoveDependencies",
 	"cuGraphRemoveDependencies_v2",
 	"cuGraphRetainUserObject",
-	"cuGraphUpload",
-	"cuGraphUpload_ptsz",
 	"cuGraphicsEGLRegisterImage",
 	"cuGraphicsGLRegisterBuffer",
 	"cuGraphicsGLRegisterImage",
@@ -224,20 +213,10 @@ const char *const gf_stub_names[] = {
 	"cuLaunchCooperativeKernelMultiDevice",
 	"cuLaunchGrid",
 	"cuLaunchGridAsync",
-	"cuLaunchHostFunc",
-	"cuLaunchHostFunc_ptsz",
 	"cuLibraryEnumerateKernels",
 	"cuLibraryGetKernelCount",
 	"cuLibraryGetManaged",
 	"cuLibraryGetUnifiedFunction",
-	"cuLinkAddData",
-	"cuLinkAddData_v2",
-	"cuLinkAddFile",
-	"cuLinkAddFile_v2",
-	"cuLinkComplete",
-	"cuLinkCreate",
-	"cuLinkCreate_v2",
-	"cuLinkDestroy",
 	"cuLogsCurrent",
 	"cuLogsDumpToFile",
 	"cuLogsDumpToMemory",
@@ -389,11 +368,7 @@ const char *const gf_stub_names[] = {
 	"cuMulticastGetGranularity",
 	"cuMulticastUnbind",
 	"cuOccupancyAvailableDynamicSMemPerBlock",
-	"cuOccupancyMaxActiveBlocksPerMultiprocessor",
-	"cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags",
 	"cuOccupancyMaxActiveClusters",
-	"cuOccupancyMaxPotentialBlockSize",
-	"cuOccupancyMaxPotentialBlockSizeWithFlags",
 	"cuOccupancyMaxPotentialClusterSize",
 	"cuParamSetSize",
 	"cuParamSetTexRef",
@@ -404,24 +379,12 @@ const char *const gf_stub_names[] = {
 	"cuProfilerInitialize",
 	"cuSignalExternalSemaphoresAsync",
 	"cuSignalExternalSemaphoresAsync_ptsz",
-	"cuStreamAddCallback",
-	"cuStreamAddCallback_ptsz",
 	"cuStreamAttachMemAsync",
 	"cuStreamAttachMemAsync_ptsz",
-	"cuStreamBatchMemOp",
-	"cuStreamBatchMemOp_ptsz",
-	"cuStreamBatchMemOp_v2",
-	"cuStreamBatchMemOp_v2_ptsz",
-	"cuStreamBeginCapture",
 	"cuStreamBeginCaptureToGraph",
 	"cuStreamBeginCaptureToGraph_ptsz",
-	"cuStreamBeginCapture_ptsz",
-	"cuStreamBeginCapture_v2",
-	"cuStreamBeginCapture_v2_ptsz",
 	"cuStreamCopyAttributes",
 	"cuStreamCopyAttributes_ptsz",
-	"cuStreamEndCapture",
-	"cuStreamEndCapture_ptsz",
 	"cuStreamGetAttribute",
 	"cuStreamGetAttribute_ptsz",
 	"cuStreamGetGreenCtx",
@@ -431,22 +394,6 @@ const char *const gf_stub_names[] = {
 	"cuStreamUpdateCaptureDependencies_ptsz",
 	"cuStreamUpdateCaptureDependencies_v2",
 	"cuStreamUpdateCaptureDependencies_v2_ptsz",
-	"cuStreamWaitValue32",
-	"cuStreamWaitValue32_ptsz",
-	"cuStreamWaitValue32_v2",
-	"cuStreamWaitValue32_v2_ptsz",
-	"cuStreamWaitValue64",
-	"cuStreamWaitValue64_ptsz",
-	"cuStreamWaitValue64_v2",
-	"cuStreamWaitValue64_v2_ptsz",
-	"cuStreamWriteValue32",
-	"cuStreamWriteValue32_ptsz",
-	"cuStreamWriteValue32_v2",
-	"cuStreamWriteValue32_v2_ptsz",
-	"cuStreamWriteValue64",
-	"cuStreamWriteValue64_ptsz",
-	"cuStreamWriteValue64_v2",
-	"cuStreamWriteValue64_v2_ptsz",
 	"cuSurfObjectCreate",
 	"cuSurfObjectDestroy",
 	"cuSurfObjectGetResourceDesc",
@@ -610,384 +557,331 @@ GF_STUB(cuGraphClone, 104)
 GF_STUB(cuGraphConditionalHandleCreate, 105)
 GF_STUB(cuGraphCreate, 106)
 GF_STUB(cuGraphDebugDotPrint, 107)
-GF_STUB(cuGraphDestroy, 108)
-GF_STUB(cuGraphDestroyNode, 109)
-GF_STUB(cuGraphEventRecordNodeGetEvent, 110)
-GF_STUB(cuGraphEventRecordNodeSetEvent, 111)
-GF_STUB(cuGraphEventWaitNodeGetEvent, 112)
-GF_STUB(cuGraphEventWaitNodeSetEvent, 113)
-GF_STUB(cuGraphExecBatchMemOpNodeSetParams, 114)
-GF_STUB(cuGraphExecChildGraphNodeSetParams, 115)
-GF_STUB(cuGraphExecDestroy, 116)
-GF_STUB(cuGraphExecEventRecordNodeSetEvent, 117)
-GF_STUB(cuGraphExecEventWaitNodeSetEvent, 118)
-GF_STUB(cuGraphExecExternalSemaphoresSignalNodeSetParams, 119)
-GF_STUB(cuGraphExecExternalSemaphoresWaitNodeSetParams, 120)
-GF_STUB(cuGraphExecGetFlags, 121)
-GF_STUB(cuGraphExecHostNodeSetParams, 122)
-GF_STUB(cuGraphExecKernelNodeSetParams, 123)
-GF_STUB(cuGraphExecKernelNodeSetParams_v2, 124)
-GF_STUB(cuGraphExecMemcpyNodeSetParams, 125)
-GF_STUB(cuGraphExecMemsetNodeSetParams, 126)
-GF_STUB(cuGraphExecNodeSetParams, 127)
-GF_STUB(cuGraphExecUpdate, 128)
-GF_STUB(cuGraphExecUpdate_v2, 129)
-GF_STUB(cuGraphExternalSemaphoresSignalNodeGetParams, 130)
-GF_STUB(cuGraphExternalSemaphoresSignalNodeSetParams, 131)
-GF_STUB(cuGraphExternalSemaphoresWaitNodeGetParams, 132)
-GF_STUB(cuGraphExternalSemaphoresWaitNodeSetParams, 133)
-GF_STUB(cuGraphGetEdges, 134)
-GF_STUB(cuGraphGetEdges_v2, 135)
-GF_STUB(cuGraphGetNodes, 136)
-GF_STUB(cuGraphGetRootNodes, 137)
-GF_STUB(cuGraphHostNodeGetParams, 138)
-GF_STUB(cuGraphHostNodeSetParams, 139)
-GF_STUB(cuGraphInstantiate, 140)
-GF_STUB(cuGraphInstantiateWithFlags, 141)
-GF_STUB(cuGraphInstantiateWithParams, 142)
-GF_STUB(cuGraphInstantiateWithParams_ptsz, 143)
-GF_STUB(cuGraphInstantiate_v2, 144)
-GF_STUB(cuGraphKernelNodeCopyAttributes, 145)
-GF_STUB(cuGraphKernelNodeGetAttribute, 146)
-GF_STUB(cuGraphKernelNodeGetParams, 147)
-GF_STUB(cuGraphKernelNodeGetParams_v2, 148)
-GF_STUB(cuGraphKernelNodeSetAttribute, 149)
-GF_STUB(cuGraphKernelNodeSetParams, 150)
-GF_STUB(cuGraphKernelNodeSetParams_v2, 151)
-GF_STUB(cuGraphLaunch, 152)
-GF_STUB(cuGraphLaunch_ptsz, 153)
-GF_STUB(cuGraphMemAllocNodeGetParams, 154)
-GF_STUB(cuGraphMemFreeNodeGetParams, 155)
-GF_STUB(cuGraphMemcpyNodeGetParams, 156)
-GF_STUB(cuGraphMemcpyNodeSetParams, 157)
-GF_STUB(cuGraphMemsetNodeGetParams, 158)
-GF_STUB(cuGraphMemsetNodeSetParams, 159)
-GF_STUB(cuGraphNodeFindInClone, 160)
-GF_STUB(cuGraphNodeGetDependencies, 161)
-GF_STUB(cuGraphNodeGetDependencies_v2, 162)
-GF_STUB(cuGraphNodeGetDependentNodes, 163)
-GF_STUB(cuGraphNodeGetDependentNodes_v2, 164)
-GF_STUB(cuGraphNodeGetEnabled, 165)
-GF_STUB(cuGraphNodeGetType, 166)
-GF_STUB(cuGraphNodeSetEnabled, 167)
-GF_STUB(cuGraphNodeSetParams, 168)
-GF_STUB(cuGraphReleaseUserObject, 169)
-GF_STUB(cuGraphRemoveDependencies, 170)
-GF_STUB(cuGraphRemoveDependencies_v2, 171)
-GF_STUB(cuGraphRetainUserObject, 172)
-GF_STUB(cuGraphUpload, 173)
-GF_STUB(cuGraphUpload_ptsz, 174)
-GF_STUB(cuGraphicsEGLRegisterImage, 175)
-GF_STUB(cuGraphicsGLRegisterBuffer, 176)
-GF_STUB(cuGraphicsGLRegisterImage, 177)
-GF_STUB(cuGraphicsMapResources, 178)
-GF_STUB(cuGraphicsMapResources_ptsz, 179)
-GF_STUB(cuGraphicsResourceGetMappedEglFrame, 180)
-GF_STUB(cuGraphicsResourceGetMappedMipmappedArray, 181)
-GF_STUB(cuGraphicsResourceGetMappedPointer, 182)
-GF_STUB(cuGraphicsResourceGetMappedPointer_v2, 183)
-GF_STUB(cuGraphicsResourceSetMapFlags, 184)
-GF_STUB(cuGraphicsResourceSetMapFlags_v2, 185)
-GF_STUB(cuGraphicsSubResourceGetMappedArray, 186)
-GF_STUB(cuGraphicsUnmapResources, 187)
-GF_STUB(cuGraphicsUnmapResources_ptsz, 188)
-GF_STUB(cuGraphicsUnregisterResource, 189)
-GF_STUB(cuGraphicsVDPAURegisterOutputSurface, 190)
-GF_STUB(cuGraphicsVDPAURegisterVideoSurface, 191)
-GF_STUB(cuGreenCtxCreate, 192)
-GF_STUB(cuGreenCtxDestroy, 193)
-GF_STUB(cuGreenCtxGetDevResource, 194)
-GF_STUB(cuGreenCtxRecordEvent, 195)
-GF_STUB(cuGreenCtxStreamCreate, 196)
-GF_STUB(cuGreenCtxWaitEvent, 197)
-GF_STUB(cuImportExternalMemory, 198)
-GF_STUB(cuImportExternalSemaphore, 199)
-GF_STUB(cuIpcCloseMemHandle, 200)
-GF_STUB(cuIpcGetEventHandle, 201)
-GF_STUB(cuIpcGetMemHandle, 202)
-GF_STUB(cuIpcOpenEventHandle, 203)
-GF_STUB(cuIpcOpenMemHandle, 204)
-GF_STUB(cuIpcOpenMemHandle_v2, 205)
-GF_STUB(cuLaunch, 206)
-GF_STUB(cuLaunchCooperativeKernelMultiDevice, 207)
-GF_STUB(cuLaunchGrid, 208)
-GF_STUB(cuLaunchGridAsync, 209)
-GF_STUB(cuLaunchHostFunc, 210)
-GF_STUB(cuLaunchHostFunc_ptsz, 211)
-GF_STUB(cuLibraryEnumerateKernels, 212)
-GF_STUB(cuLibraryGetKernelCount, 213)
-GF_STUB(cuLibraryGetManaged, 214)
-GF_STUB(cuLibraryGetUnifiedFunction, 215)
-GF_STUB(cuLinkAddData, 216)
-GF_STUB(cuLinkAddData_v2, 217)
-GF_STUB(cuLinkAddFile, 218)
-GF_STUB(cuLinkAddFile_v2, 219)
-GF_STUB(cuLinkComplete, 220)
-GF_STUB(cuLinkCreate, 221)
-GF_STUB(cuLinkCreate_v2, 222)
-GF_STUB(cuLinkDestroy, 223)
-GF_STUB(cuLogsCurrent, 224)
-GF_STUB(cuLogsDumpToFile, 225)
-GF_STUB(cuLogsDumpToMemory, 226)
-GF_STUB(cuLogsRegisterCallback, 227)
-GF_STUB(cuLogsUnregisterCallback, 228)
-GF_STUB(cuMemAddressFree, 229)
-GF_STUB(cuMemAddressReserve, 230)
-GF_STUB(cuMemAdvise, 231)
-GF_STUB(cuMemAdvise_v2, 232)
-GF_STUB(cuMemAlloc, 233)
-GF_STUB(cuMemAllocAsync, 234)
-GF_STUB(cuMemAllocAsync_ptsz, 235)
-GF_STUB(cuMemAllocFromPoolAsync, 236)
-GF_STUB(cuMemAllocFromPoolAsync_ptsz, 237)
-GF_STUB(cuMemAllocManaged, 238)
-GF_STUB(cuMemAllocPitch, 239)
-GF_STUB(cuMemAllocPitch_v2, 240)
-GF_STUB(cuMemBatchDecompressAsync, 241)
-GF_STUB(cuMemBatchDecompressAsync_ptsz, 242)
-GF_STUB(cuMemCreate, 243)
-GF_STUB(cuMemExportToShareableHandle, 244)
-GF_STUB(cuMemFree, 245)
-GF_STUB(cuMemFreeAsync, 246)
-GF_STUB(cuMemFreeAsync_ptsz, 247)
-GF_STUB(cuMemGetAccess, 248)
-GF_STUB(cuMemGetAddressRange, 249)
-GF_STUB(cuMemGetAllocationGranularity, 250)
-GF_STUB(cuMemGetAllocationPropertiesFromHandle, 251)
-GF_STUB(cuMemGetAttribute, 252)
-GF_STUB(cuMemGetAttribute_v2, 253)
-GF_STUB(cuMemGetHandleForAddressRange, 254)
-GF_STUB(cuMemHostGetDevicePointer, 255)
-GF_STUB(cuMemHostGetDevicePointer_v2, 256)
-GF_STUB(cuMemImportFromShareableHandle, 257)
-GF_STUB(cuMemMap, 258)
-GF_STUB(cuMemMapArrayAsync, 259)
-GF_STUB(cuMemMapArrayAsync_ptsz, 260)
-GF_STUB(cuMemPoolCreate, 261)
-GF_STUB(cuMemPoolDestroy, 262)
-GF_STUB(cuMemPoolExportPointer, 263)
-GF_STUB(cuMemPoolExportToShareableHandle, 264)
-GF_STUB(cuMemPoolGetAccess, 265)
-GF_STUB(cuMemPoolGetAttribute, 266)
-GF_STUB(cuMemPoolImportFromShareableHandle, 267)
-GF_STUB(cuMemPoolImportPointer, 268)
-GF_STUB(cuMemPoolSetAccess, 269)
-GF_STUB(cuMemPoolSetAttribute, 270)
-GF_STUB(cuMemPoolTrimTo, 271)
-GF_STUB(cuMemPrefetchAsync, 272)
-GF_STUB(cuMemPrefetchAsync_ptsz, 273)
-GF_STUB(cuMemPrefetchAsync_v2, 274)
-GF_STUB(cuMemPrefetchAsync_v2_ptsz, 275)
-GF_STUB(cuMemRangeGetAttribute, 276)
-GF_STUB(cuMemRangeGetAttributes, 277)
-GF_STUB(cuMemRelease, 278)
-GF_STUB(cuMemRetainAllocationHandle, 279)
-GF_STUB(cuMemSetAccess, 280)
-GF_STUB(cuMemUnmap, 281)
-GF_STUB(cuMemcpy2D, 282)
-GF_STUB(cuMemcpy2DAsync, 283)
-GF_STUB(cuMemcpy2DAsync_v2, 284)
-GF_STUB(cuMemcpy2DAsync_v2_ptsz, 285)
-GF_STUB(cuMemcpy2DUnaligned, 286)
-GF_STUB(cuMemcpy2DUnaligned_v2, 287)
-GF_STUB(cuMemcpy2DUnaligned_v2_ptds, 288)
-GF_STUB(cuMemcpy2D_v2, 289)
-GF_STUB(cuMemcpy2D_v2_ptds, 290)
-GF_STUB(cuMemcpy3D, 291)
-GF_STUB(cuMemcpy3DAsync, 292)
-GF_STUB(cuMemcpy3DAsync_v2, 293)
-GF_STUB(cuMemcpy3DAsync_v2_ptsz, 294)
-GF_STUB(cuMemcpy3DBatchAsync, 295)
-GF_STUB(cuMemcpy3DBatchAsync_ptsz, 296)
-GF_STUB(cuMemcpy3DBatchAsync_v2, 297)
-GF_STUB(cuMemcpy3DBatchAsync_v2_ptsz, 298)
-GF_STUB(cuMemcpy3DPeer, 299)
-GF_STUB(cuMemcpy3DPeerAsync, 300)
-GF_STUB(cuMemcpy3DPeerAsync_ptsz, 301)
-GF_STUB(cuMemcpy3DPeer_ptds, 302)
-GF_STUB(cuMemcpy3D_v2, 303)
-GF_STUB(cuMemcpy3D_v2_ptds, 304)
-GF_STUB(cuMemcpyAtoA, 305)
-GF_STUB(cuMemcpyAtoA_v2, 306)
-GF_STUB(cuMemcpyAtoA_v2_ptds, 307)
-GF_STUB(cuMemcpyAtoD, 308)
-GF_STUB(cuMemcpyAtoD_v2, 309)
-GF_STUB(cuMemcpyAtoD_v2_ptds, 310)
-GF_STUB(cuMemcpyAtoH, 311)
-GF_STUB(cuMemcpyAtoHAsync, 312)
-GF_STUB(cuMemcpyAtoHAsync_v2, 313)
-GF_STUB(cuMemcpyAtoHAsync_v2_ptsz, 314)
-GF_STUB(cuMemcpyAtoH_v2, 315)
-GF_STUB(cuMemcpyAtoH_v2_ptds, 316)
-GF_STUB(cuMemcpyBatchAsync, 317)
-GF_STUB(cuMemcpyBatchAsync_ptsz, 318)
-GF_STUB(cuMemcpyBatchAsync_v2, 319)
-GF_STUB(cuMemcpyBatchAsync_v2_ptsz, 320)
-GF_STUB(cuMemcpyDtoA, 321)
-GF_STUB(cuMemcpyDtoA_v2, 322)
-GF_STUB(cuMemcpyDtoA_v2_ptds, 323)
-GF_STUB(cuMemcpyDtoD, 324)
-GF_STUB(cuMemcpyDtoDAsync, 325)
-GF_STUB(cuMemcpyDtoH, 326)
-GF_STUB(cuMemcpyDtoHAsync, 327)
-GF_STUB(cuMemcpyHtoA, 328)
-GF_STUB(cuMemcpyHtoAAsync, 329)
-GF_STUB(cuMemcpyHtoAAsync_v2, 330)
-GF_STUB(cuMemcpyHtoAAsync_v2_ptsz, 331)
-GF_STUB(cuMemcpyHtoA_v2, 332)
-GF_STUB(cuMemcpyHtoA_v2_ptds, 333)
-GF_STUB(cuMemcpyHtoD, 334)
-GF_STUB(cuMemcpyHtoDAsync, 335)
-GF_STUB(cuMemcpyPeer, 336)
-GF_STUB(cuMemcpyPeerAsync, 337)
-GF_STUB(cuMemcpyPeerAsync_ptsz, 338)
-GF_STUB(cuMemcpyPeer_ptds, 339)
-GF_STUB(cuMemsetD16, 340)
-GF_STUB(cuMemsetD2D16, 341)
-GF_STUB(cuMemsetD2D16Async, 342)
-GF_STUB(cuMemsetD2D16Async_ptsz, 343)
-GF_STUB(cuMemsetD2D16_v2, 344)
-GF_STUB(cuMemsetD2D16_v2_ptds, 345)
-GF_STUB(cuMemsetD2D32, 346)
-GF_STUB(cuMemsetD2D32Async, 347)
-GF_STUB(cuMemsetD2D32Async_ptsz, 348)
-GF_STUB(cuMemsetD2D32_v2, 349)
-GF_STUB(cuMemsetD2D32_v2_ptds, 350)
-GF_STUB(cuMemsetD2D8, 351)
-GF_STUB(cuMemsetD2D8Async, 352)
-GF_STUB(cuMemsetD2D8Async_ptsz, 353)
-GF_STUB(cuMemsetD2D8_v2, 354)
-GF_STUB(cuMemsetD2D8_v2_ptds, 355)
-GF_STUB(cuMemsetD32, 356)
-GF_STUB(cuMemsetD8, 357)
-GF_STUB(cuMipmappedArrayCreate, 358)
-GF_STUB(cuMipmappedArrayDestroy, 359)
-GF_STUB(cuMipmappedArrayGetLevel, 360)
-GF_STUB(cuMipmappedArrayGetMemoryRequirements, 361)
-GF_STUB(cuMipmappedArrayGetSparseProperties, 362)
-GF_STUB(cuModuleEnumerateFunctions, 363)
-GF_STUB(cuModuleGetFunctionCount, 364)
-GF_STUB(cuModuleGetGlobal, 365)
-GF_STUB(cuModuleGetSurfRef, 366)
-GF_STUB(cuModuleGetTexRef, 367)
-GF_STUB(cuMulticastAddDevice, 368)
-GF_STUB(cuMulticastBindAddr, 369)
-GF_STUB(cuMulticastBindMem, 370)
-GF_STUB(cuMulticastCreate, 371)
-GF_STUB(cuMulticastGetGranularity, 372)
-GF_STUB(cuMulticastUnbind, 373)
-GF_STUB(cuOccupancyAvailableDynamicSMemPerBlock, 374)
-GF_STUB(cuOccupancyMaxActiveBlocksPerMultiprocessor, 375)
-GF_STUB(cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags, 376)
-GF_STUB(cuOccupancyMaxActiveClusters, 377)
-GF_STUB(cuOccupancyMaxPotentialBlockSize, 378)
-GF_STUB(cuOccupancyMaxPotentialBlockSizeWithFlags, 379)
-GF_STUB(cuOccupancyMaxPotentialClusterSize, 380)
-GF_STUB(cuParamSetSize, 381)
-GF_STUB(cuParamSetTexRef, 382)
-GF_STUB(cuParamSetf, 383)
-GF_STUB(cuParamSeti, 384)
-GF_STUB(cuParamSetv, 385)
-GF_STUB(cuPointerSetAttribute, 386)
-GF_STUB(cuProfilerInitialize, 387)
-GF_STUB(cuSignalExternalSemaphoresAsync, 388)
-GF_STUB(cuSignalExternalSemaphoresAsync_ptsz, 389)
-GF_STUB(cuStreamAddCallback, 390)
-GF_STUB(cuStreamAddCallback_ptsz, 391)
-GF_STUB(cuStreamAttachMemAsync, 392)
-GF_STUB(cuStreamAttachMemAsync_ptsz, 393)
-GF_STUB(cuStreamBatchMemOp, 394)
-GF_STUB(cuStreamBatchMemOp_ptsz, 395)
-GF_STUB(cuStreamBatchMemOp_v2, 396)
-GF_STUB(cuStreamBatchMemOp_v2_ptsz, 397)
-GF_STUB(cuStreamBeginCapture, 398)
-GF_STUB(cuStreamBeginCaptureToGraph, 399)
-GF_STUB(cuStreamBeginCaptureToGraph_ptsz, 400)
-GF_STUB(cuStreamBeginCapture_ptsz, 401)
-GF_STUB(cuStreamBeginCapture_v2, 402)
-GF_STUB(cuStreamBeginCapture_v2_ptsz, 403)
-GF_STUB(cuStreamCopyAttributes, 404)
-GF_STUB(cuStreamCopyAttributes_ptsz, 405)
-GF_STUB(cuStreamEndCapture, 406)
-GF_STUB(cuStreamEndCapture_ptsz, 407)
-GF_STUB(cuStreamGetAttribute, 408)
-GF_STUB(cuStreamGetAttribute_ptsz, 409)
-GF_STUB(cuStreamGetGreenCtx, 410)
-GF_STUB(cuStreamSetAttribute, 411)
-GF_STUB(cuStreamSetAttribute_ptsz, 412)
-GF_STUB(cuStreamUpdateCaptureDependencies, 413)
-GF_STUB(cuStreamUpdateCaptureDependencies_ptsz, 414)
-GF_STUB(cuStreamUpdateCaptureDependencies_v2, 415)
-GF_STUB(cuStreamUpdateCaptureDependencies_v2_ptsz, 416)
-GF_STUB(cuStreamWaitValue32, 417)
-GF_STUB(cuStreamWaitValue32_ptsz, 418)
-GF_STUB(cuStreamWaitValue32_v2, 419)
-GF_STUB(cuStreamWaitValue32_v2_ptsz, 420)
-GF_STUB(cuStreamWaitValue64, 421)
-GF_STUB(cuStreamWaitValue64_ptsz, 422)
-GF_STUB(cuStreamWaitValue64_v2, 423)
-GF_STUB(cuStreamWaitValue64_v2_ptsz, 424)
-GF_STUB(cuStreamWriteValue32, 425)
-GF_STUB(cuStreamWriteValue32_ptsz, 426)
-GF_STUB(cuStreamWriteValue32_v2, 427)
-GF_STUB(cuStreamWriteValue32_v2_ptsz, 428)
-GF_STUB(cuStreamWriteValue64, 429)
-GF_STUB(cuStreamWriteValue64_ptsz, 430)
-GF_STUB(cuStreamWriteValue64_v2, 431)
-GF_STUB(cuStreamWriteValue64_v2_ptsz, 432)
-GF_STUB(cuSurfObjectCreate, 433)
-GF_STUB(cuSurfObjectDestroy, 434)
-GF_STUB(cuSurfObjectGetResourceDesc, 435)
-GF_STUB(cuSurfRefGetArray, 436)
-GF_STUB(cuSurfRefSetArray, 437)
-GF_STUB(cuTensorMapEncodeIm2col, 438)
-GF_STUB(cuTensorMapEncodeIm2colWide, 439)
-GF_STUB(cuTensorMapEncodeTiled, 440)
-GF_STUB(cuTensorMapReplaceAddress, 441)
-GF_STUB(cuTexObjectCreate, 442)
-GF_STUB(cuTexObjectDestroy, 443)
-GF_STUB(cuTexObjectGetResourceDesc, 444)
-GF_STUB(cuTexObjectGetResourceViewDesc, 445)
-GF_STUB(cuTexObjectGetTextureDesc, 446)
-GF_STUB(cuTexRefCreate, 447)
-GF_STUB(cuTexRefDestroy, 448)
-GF_STUB(cuTexRefGetAddress, 449)
-GF_STUB(cuTexRefGetAddressMode, 450)
-GF_STUB(cuTexRefGetAddress_v2, 451)
-GF_STUB(cuTexRefGetArray, 452)
-GF_STUB(cuTexRefGetBorderColor, 453)
-GF_STUB(cuTexRefGetFilterMode, 454)
-GF_STUB(cuTexRefGetFlags, 455)
-GF_STUB(cuTexRefGetFormat, 456)
-GF_STUB(cuTexRefGetMaxAnisotropy, 457)
-GF_STUB(cuTexRefGetMipmapFilterMode, 458)
-GF_STUB(cuTexRefGetMipmapLevelBias, 459)
-GF_STUB(cuTexRefGetMipmapLevelClamp, 460)
-GF_STUB(cuTexRefGetMipmappedArray, 461)
-GF_STUB(cuTexRefSetAddress, 462)
-GF_STUB(cuTexRefSetAddress2D, 463)
-GF_STUB(cuTexRefSetAddress2D_v2, 464)
-GF_STUB(cuTexRefSetAddress2D_v3, 465)
-GF_STUB(cuTexRefSetAddressMode, 466)
-GF_STUB(cuTexRefSetAddress_v2, 467)
-GF_STUB(cuTexRefSetArray, 468)
-GF_STUB(cuTexRefSetBorderColor, 469)
-GF_STUB(cuTexRefSetFilterMode, 470)
-GF_STUB(cuTexRefSetFlags, 471)
-GF_STUB(cuTexRefSetFormat, 472)
-GF_STUB(cuTexRefSetMaxAnisotropy, 473)
-GF_STUB(cuTexRefSetMipmapFilterMode, 474)
-GF_STUB(cuTexRefSetMipmapLevelBias, 475)
-GF_STUB(cuTexRefSetMipmapLevelClamp, 476)
-GF_STUB(cuTexRefSetMipmappedArray, 477)
-GF_STUB(cuUserObjectCreate, 478)
-GF_STUB(cuUserObjectRelease, 479)
-GF_STUB(cuUserObjectRetain, 480)
-GF_STUB(cuVDPAUCtxCreate, 481)
-GF_STUB(cuVDPAUCtxCreate_v2, 482)
-GF_STUB(cuVDPAUGetDevice, 483)
-GF_STUB(cuWaitExternalSemaphoresAsync, 484)
-GF_STUB(cuWaitExternalSemaphoresAsync_ptsz, 485)
+GF_STUB(cuGraphDestroyNode, 108)
+GF_STUB(cuGraphEventRecordNodeGetEvent, 109)
+GF_STUB(cuGraphEventRecordNodeSetEvent, 110)
+GF_STUB(cuGraphEventWaitNodeGetEvent, 111)
+GF_STUB(cuGraphEventWaitNodeSetEvent, 112)
+GF_STUB(cuGraphExecBatchMemOpNodeSetParams, 113)
+GF_STUB(cuGraphExecChildGraphNodeSetParams, 114)
+GF_STUB(cuGraphExecEventRecordNodeSetEvent, 115)
+GF_STUB(cuGraphExecEventWaitNodeSetEvent, 116)
+GF_STUB(cuGraphExecExternalSemaphoresSignalNodeSetParams, 117)
+GF_STUB(cuGraphExecExternalSemaphoresWaitNodeSetParams, 118)
+GF_STUB(cuGraphExecGetFlags, 119)
+GF_STUB(cuGraphExecHostNodeSetParams, 120)
+GF_STUB(cuGraphExecKernelNodeSetParams, 121)
+GF_STUB(cuGraphExecKernelNodeSetParams_v2, 122)
+GF_STUB(cuGraphExecMemcpyNodeSetParams, 123)
+GF_STUB(cuGraphExecMemsetNodeSetParams, 124)
+GF_STUB(cuGraphExecNodeSetParams, 125)
+GF_STUB(cuGraphExecUpdate, 126)
+GF_STUB(cuGraphExecUpdate_v2, 127)
+GF_STUB(cuGraphExternalSemaphoresSignalNodeGetParams, 128)
+GF_STUB(cuGraphExternalSemaphoresSignalNodeSetParams, 129)
+GF_STUB(cuGraphExternalSemaphoresWaitNodeGetParams, 130)
+GF_STUB(cuGraphExternalSemaphoresWaitNodeSetParams, 131)
+GF_STUB(cuGraphGetEdges, 132)
+GF_STUB(cuGraphGetEdges_v2, 133)
+GF_STUB(cuGraphGetNodes, 134)
+GF_STUB(cuGraphGetRootNodes, 135)
+GF_STUB(cuGraphHostNodeGetParams, 136)
+GF_STUB(cuGraphHostNodeSetParams, 137)
+GF_STUB(cuGraphKernelNodeCopyAttributes, 138)
+GF_STUB(cuGraphKernelNodeGetAttribute, 139)
+GF_STUB(cuGraphKernelNodeGetParams, 140)
+GF_STUB(cuGraphKernelNodeGetParams_v2, 141)
+GF_STUB(cuGraphKernelNodeSetAttribute, 142)
+GF_STUB(cuGraphKernelNodeSetParams, 143)
+GF_STUB(cuGraphKernelNodeSetParams_v2, 144)
+GF_STUB(cuGraphMemAllocNodeGetParams, 145)
+GF_STUB(cuGraphMemFreeNodeGetParams, 146)
+GF_STUB(cuGraphMemcpyNodeGetParams, 147)
+GF_STUB(cuGraphMemcpyNodeSetParams, 148)
+GF_STUB(cuGraphMemsetNodeGetParams, 149)
+GF_STUB(cuGraphMemsetNodeSetParams, 150)
+GF_STUB(cuGraphNodeFindInClone, 151)
+GF_STUB(cuGraphNodeGetDependencies, 152)
+GF_STUB(cuGraphNodeGetDependencies_v2, 153)
+GF_STUB(cuGraphNodeGetDependentNodes, 154)
+GF_STUB(cuGraphNodeGetDependentNodes_v2, 155)
+GF_STUB(cuGraphNodeGetEnabled, 156)
+GF_STUB(cuGraphNodeGetType, 157)
+GF_STUB(cuGraphNodeSetEnabled, 158)
+GF_STUB(cuGraphNodeSetParams, 159)
+GF_STUB(cuGraphReleaseUserObject, 160)
+GF_STUB(cuGraphRemoveDependencies, 161)
+GF_STUB(cuGraphRemoveDependencies_v2, 162)
+GF_STUB(cuGraphRetainUserObject, 163)
+GF_STUB(cuGraphicsEGLRegisterImage, 164)
+GF_STUB(cuGraphicsGLRegisterBuffer, 165)
+GF_STUB(cuGraphicsGLRegisterImage, 166)
+GF_STUB(cuGraphicsMapResources, 167)
+GF_STUB(cuGraphicsMapResources_ptsz, 168)
+GF_STUB(cuGraphicsResourceGetMappedEglFrame, 169)
+GF_STUB(cuGraphicsResourceGetMappedMipmappedArray, 170)
+GF_STUB(cuGraphicsResourceGetMappedPointer, 171)
+GF_STUB(cuGraphicsResourceGetMappedPointer_v2, 172)
+GF_STUB(cuGraphicsResourceSetMapFlags, 173)
+GF_STUB(cuGraphicsResourceSetMapFlags_v2, 174)
+GF_STUB(cuGraphicsSubResourceGetMappedArray, 175)
+GF_STUB(cuGraphicsUnmapResources, 176)
+GF_STUB(cuGraphicsUnmapResources_ptsz, 177)
+GF_STUB(cuGraphicsUnregisterResource, 178)
+GF_STUB(cuGraphicsVDPAURegisterOutputSurface, 179)
+GF_STUB(cuGraphicsVDPAURegisterVideoSurface, 180)
+GF_STUB(cuGreenCtxCreate, 181)
+GF_STUB(cuGreenCtxDestroy, 182)
+GF_STUB(cuGreenCtxGetDevResource, 183)
+GF_STUB(cuGreenCtxRecordEvent, 184)
+GF_STUB(cuGreenCtxStreamCreate, 185)
+GF_STUB(cuGreenCtxWaitEvent, 186)
+GF_STUB(cuImportExternalMemory, 187)
+GF_STUB(cuImportExternalSemaphore, 188)
+GF_STUB(cuIpcCloseMemHandle, 189)
+GF_STUB(cuIpcGetEventHandle, 190)
+GF_STUB(cuIpcGetMemHandle, 191)
+GF_STUB(cuIpcOpenEventHandle, 192)
+GF_STUB(cuIpcOpenMemHandle, 193)
+GF_STUB(cuIpcOpenMemHandle_v2, 194)
+GF_STUB(cuLaunch, 195)
+GF_STUB(cuLaunchCooperativeKernelMultiDevice, 196)
+GF_STUB(cuLaunchGrid, 197)
+GF_STUB(cuLaunchGridAsync, 198)
+GF_STUB(cuLibraryEnumerateKernels, 199)
+GF_STUB(cuLibraryGetKernelCount, 200)
+GF_STUB(cuLibraryGetManaged, 201)
+GF_STUB(cuLibraryGetUnifiedFunction, 202)
+GF_STUB(cuLogsCurrent, 203)
+GF_STUB(cuLogsDumpToFile, 204)
+GF_STUB(cuLogsDumpToMemory, 205)
+GF_STUB(cuLogsRegisterCallback, 206)
+GF_STUB(cuLogsUnregisterCallback, 207)
+GF_STUB(cuMemAddressFree, 208)
+GF_STUB(cuMemAddressReserve, 209)
+GF_STUB(cuMemAdvise, 210)
+GF_STUB(cuMemAdvise_v2, 211)
+GF_STUB(cuMemAlloc, 212)
+GF_STUB(cuMemAllocAsync, 213)
+GF_STUB(cuMemAllocAsync_ptsz, 214)
+GF_STUB(cuMemAllocFromPoolAsync, 215)
+GF_STUB(cuMemAllocFromPoolAsync_ptsz, 216)
+GF_STUB(cuMemAllocManaged, 217)
+GF_STUB(cuMemAllocPitch, 218)
+GF_STUB(cuMemAllocPitch_v2, 219)
+GF_STUB(cuMemBatchDecompressAsync, 220)
+GF_STUB(cuMemBatchDecompressAsync_ptsz, 221)
+GF_STUB(cuMemCreate, 222)
+GF_STUB(cuMemExportToShareableHandle, 223)
+GF_STUB(cuMemFree, 224)
+GF_STUB(cuMemFreeAsync, 225)
+GF_STUB(cuMemFreeAsync_ptsz, 226)
+GF_STUB(cuMemGetAccess, 227)
+GF_STUB(cuMemGetAddressRange, 228)
+GF_STUB(cuMemGetAllocationGranularity, 229)
+GF_STUB(cuMemGetAllocationPropertiesFromHandle, 230)
+GF_STUB(cuMemGetAttribute, 231)
+GF_STUB(cuMemGetAttribute_v2, 232)
+GF_STUB(cuMemGetHandleForAddressRange, 233)
+GF_STUB(cuMemHostGetDevicePointer, 234)
+GF_STUB(cuMemHostGetDevicePointer_v2, 235)
+GF_STUB(cuMemImportFromShareableHandle, 236)
+GF_STUB(cuMemMap, 237)
+GF_STUB(cuMemMapArrayAsync, 238)
+GF_STUB(cuMemMapArrayAsync_ptsz, 239)
+GF_STUB(cuMemPoolCreate, 240)
+GF_STUB(cuMemPoolDestroy, 241)
+GF_STUB(cuMemPoolExportPointer, 242)
+GF_STUB(cuMemPoolExportToShareableHandle, 243)
+GF_STUB(cuMemPoolGetAccess, 244)
+GF_STUB(cuMemPoolGetAttribute, 245)
+GF_STUB(cuMemPoolImportFromShareableHandle, 246)
+GF_STUB(cuMemPoolImportPointer, 247)
+GF_STUB(cuMemPoolSetAccess, 248)
+GF_STUB(cuMemPoolSetAttribute, 249)
+GF_STUB(cuMemPoolTrimTo, 250)
+GF_STUB(cuMemPrefetchAsync, 251)
+GF_STUB(cuMemPrefetchAsync_ptsz, 252)
+GF_STUB(cuMemPrefetchAsync_v2, 253)
+GF_STUB(cuMemPrefetchAsync_v2_ptsz, 254)
+GF_STUB(cuMemRangeGetAttribute, 255)
+GF_STUB(cuMemRangeGetAttributes, 256)
+GF_STUB(cuMemRelease, 257)
+GF_STUB(cuMemRetainAllocationHandle, 258)
+GF_STUB(cuMemSetAccess, 259)
+GF_STUB(cuMemUnmap, 260)
+GF_STUB(cuMemcpy2D, 261)
+GF_STUB(cuMemcpy2DAsync, 262)
+GF_STUB(cuMemcpy2DAsync_v2, 263)
+GF_STUB(cuMemcpy2DAsync_v2_ptsz, 264)
+GF_STUB(cuMemcpy2DUnaligned, 265)
+GF_STUB(cuMemcpy2DUnaligned_v2, 266)
+GF_STUB(cuMemcpy2DUnaligned_v2_ptds, 267)
+GF_STUB(cuMemcpy2D_v2, 268)
+GF_STUB(cuMemcpy2D_v2_ptds, 269)
+GF_STUB(cuMemcpy3D, 270)
+GF_STUB(cuMemcpy3DAsync, 271)
+GF_STUB(cuMemcpy3DAsync_v2, 272)
+GF_STUB(cuMemcpy3DAsync_v2_ptsz, 273)
+GF_STUB(cuMemcpy3DBatchAsync, 274)
+GF_STUB(cuMemcpy3DBatchAsync_ptsz, 275)
+GF_STUB(cuMemcpy3DBatchAsync_v2, 276)
+GF_STUB(cuMemcpy3DBatchAsync_v2_ptsz, 277)
+GF_STUB(cuMemcpy3DPeer, 278)
+GF_STUB(cuMemcpy3DPeerAsync, 279)
+GF_STUB(cuMemcpy3DPeerAsync_ptsz, 280)
+GF_STUB(cuMemcpy3DPeer_ptds, 281)
+GF_STUB(cuMemcpy3D_v2, 282)
+GF_STUB(cuMemcpy3D_v2_ptds, 283)
+GF_STUB(cuMemcpyAtoA, 284)
+GF_STUB(cuMemcpyAtoA_v2, 285)
+GF_STUB(cuMemcpyAtoA_v2_ptds, 286)
+GF_STUB(cuMemcpyAtoD, 287)
+GF_STUB(cuMemcpyAtoD_v2, 288)
+GF_STUB(cuMemcpyAtoD_v2_ptds, 289)
+GF_STUB(cuMemcpyAtoH, 290)
+GF_STUB(cuMemcpyAtoHAsync, 291)
+GF_STUB(cuMemcpyAtoHAsync_v2, 292)
+GF_STUB(cuMemcpyAtoHAsync_v2_ptsz, 293)
+GF_STUB(cuMemcpyAtoH_v2, 294)
+GF_STUB(cuMemcpyAtoH_v2_ptds, 295)
+GF_STUB(cuMemcpyBatchAsync, 296)
+GF_STUB(cuMemcpyBatchAsync_ptsz, 297)
+GF_STUB(cuMemcpyBatchAsync_v2, 298)
+GF_STUB(cuMemcpyBatchAsync_v2_ptsz, 299)
+GF_STUB(cuMemcpyDtoA, 300)
+GF_STUB(cuMemcpyDtoA_v2, 301)
+GF_STUB(cuMemcpyDtoA_v2_ptds, 302)
+GF_STUB(cuMemcpyDtoD, 303)
+GF_STUB(cuMemcpyDtoDAsync, 304)
+GF_STUB(cuMemcpyDtoH, 305)
+GF_STUB(cuMemcpyDtoHAsync, 306)
+GF_STUB(cuMemcpyHtoA, 307)
+GF_STUB(cuMemcpyHtoAAsync, 308)
+GF_STUB(cuMemcpyHtoAAsync_v2, 309)
+GF_STUB(cuMemcpyHtoAAsync_v2_ptsz, 310)
+GF_STUB(cuMemcpyHtoA_v2, 311)
+GF_STUB(cuMemcpyHtoA_v2_ptds, 312)
+GF_STUB(cuMemcpyHtoD, 313)
+GF_STUB(cuMemcpyHtoDAsync, 314)
+GF_STUB(cuMemcpyPeer, 315)
+GF_STUB(cuMemcpyPeerAsync, 316)
+GF_STUB(cuMemcpyPeerAsync_ptsz, 317)
+GF_STUB(cuMemcpyPeer_ptds, 318)
+GF_STUB(cuMemsetD16, 319)
+GF_STUB(cuMemsetD2D16, 320)
+GF_STUB(cuMemsetD2D16Async, 321)
+GF_STUB(cuMemsetD2D16Async_ptsz, 322)
+GF_STUB(cuMemsetD2D16_v2, 323)
+GF_STUB(cuMemsetD2D16_v2_ptds, 324)
+GF_STUB(cuMemsetD2D32, 325)
+GF_STUB(cuMemsetD2D32Async, 326)
+GF_STUB(cuMemsetD2D32Async_ptsz, 327)
+GF_STUB(cuMemsetD2D32_v2, 328)
+GF_STUB(cuMemsetD2D32_v2_ptds, 329)
+GF_STUB(cuMemsetD2D8, 330)
+GF_STUB(cuMemsetD2D8Async, 331)
+GF_STUB(cuMemsetD2D8Async_ptsz, 332)
+GF_STUB(cuMemsetD2D8_v2, 333)
+GF_STUB(cuMemsetD2D8_v2_ptds, 334)
+GF_STUB(cuMemsetD32, 335)
+GF_STUB(cuMemsetD8, 336)
+GF_STUB(cuMipmappedArrayCreate, 337)
+GF_STUB(cuMipmappedArrayDestroy, 338)
+GF_STUB(cuMipmappedArrayGetLevel, 339)
+GF_STUB(cuMipmappedArrayGetMemoryRequirements, 340)
+GF_STUB(cuMipmappedArrayGetSparseProperties, 341)
+GF_STUB(cuModuleEnumerateFunctions, 342)
+GF_STUB(cuModuleGetFunctionCount, 343)
+GF_STUB(cuModuleGetGlobal, 344)
+GF_STUB(cuModuleGetSurfRef, 345)
+GF_STUB(cuModuleGetTexRef, 346)
+GF_STUB(cuMulticastAddDevice, 347)
+GF_STUB(cuMulticastBindAddr, 348)
+GF_STUB(cuMulticastBindMem, 349)
+GF_STUB(cuMulticastCreate, 350)
+GF_STUB(cuMulticastGetGranularity, 351)
+GF_STUB(cuMulticastUnbind, 352)
+GF_STUB(cuOccupancyAvailableDynamicSMemPerBlock, 353)
+GF_STUB(cuOccupancyMaxActiveClusters, 354)
+GF_STUB(cuOccupancyMaxPotentialClusterSize, 355)
+GF_STUB(cuParamSetSize, 356)
+GF_STUB(cuParamSetTexRef, 357)
+GF_STUB(cuParamSetf, 358)
+GF_STUB(cuParamSeti, 359)
+GF_STUB(cuParamSetv, 360)
+GF_STUB(cuPointerSetAttribute, 361)
+GF_STUB(cuProfilerInitialize, 362)
+GF_STUB(cuSignalExternalSemaphoresAsync, 363)
+GF_STUB(cuSignalExternalSemaphoresAsync_ptsz, 364)
+GF_STUB(cuStreamAttachMemAsync, 365)
+GF_STUB(cuStreamAttachMemAsync_ptsz, 366)
+GF_STUB(cuStreamBeginCaptureToGraph, 367)
+GF_STUB(cuStreamBeginCaptureToGraph_ptsz, 368)
+GF_STUB(cuStreamCopyAttributes, 369)
+GF_STUB(cuStreamCopyAttributes_ptsz, 370)
+GF_STUB(cuStreamGetAttribute, 371)
+GF_STUB(cuStreamGetAttribute_ptsz, 372)
+GF_STUB(cuStreamGetGreenCtx, 373)
+GF_STUB(cuStreamSetAttribute, 374)
+GF_STUB(cuStreamSetAttribute_ptsz, 375)
+GF_STUB(cuStreamUpdateCaptureDependencies, 376)
+GF_STUB(cuStreamUpdateCaptureDependencies_ptsz, 377)
+GF_STUB(cuStreamUpdateCaptureDependencies_v2, 378)
+GF_STUB(cuStreamUpdateCaptureDependencies_v2_ptsz, 379)
+GF_STUB(cuSurfObjectCreate, 380)
+GF_STUB(cuSurfObjectDestroy, 381)
+GF_STUB(cuSurfObjectGetResourceDesc, 382)
+GF_STUB(cuSurfRefGetArray, 383)
+GF_STUB(cuSurfRefSetArray, 384)
+GF_STUB(cuTensorMapEncodeIm2col, 385)
+GF_STUB(cuTensorMapEncodeIm2colWide, 386)
+GF_STUB(cuTensorMapEncodeTiled, 387)
+GF_STUB(cuTensorMapReplaceAddress, 388)
+GF_STUB(cuTexObjectCreate, 389)
+GF_STUB(cuTexObjectDestroy, 390)
+GF_STUB(cuTexObjectGetResourceDesc, 391)
+GF_STUB(cuTexObjectGetResourceViewDesc, 392)
+GF_STUB(cuTexObjectGetTextureDesc, 393)
+GF_STUB(cuTexRefCreate, 394)
+GF_STUB(cuTexRefDestroy, 395)
+GF_STUB(cuTexRefGetAddress, 396)
+GF_STUB(cuTexRefGetAddressMode, 397)
+GF_STUB(cuTexRefGetAddress_v2, 398)
+GF_STUB(cuTexRefGetArray, 399)
+GF_STUB(cuTexRefGetBorderColor, 400)
+GF_STUB(cuTexRefGetFilterMode, 401)
+GF_STUB(cuTexRefGetFlags, 402)
+GF_STUB(cuTexRefGetFormat, 403)
+GF_STUB(cuTexRefGetMaxAnisotropy, 404)
+GF_STUB(cuTexRefGetMipmapFilterMode, 405)
+GF_STUB(cuTexRefGetMipmapLevelBias, 406)
+GF_STUB(cuTexRefGetMipmapLevelClamp, 407)
+GF_STUB(cuTexRefGetMipmappedArray, 408)
+GF_STUB(cuTexRefSetAddress, 409)
+GF_STUB(cuTexRefSetAddress2D, 410)
+GF_STUB(cuTexRefSetAddress2D_v2, 411)
+GF_STUB(cuTexRefSetAddress2D_v3, 412)
+GF_STUB(cuTexRefSetAddressMode, 413)
+GF_STUB(cuTexRefSetAddress_v2, 414)
+GF_STUB(cuTexRefSetArray, 415)
+GF_STUB(cuTexRefSetBorderColor, 416)
+GF_STUB(cuTexRefSetFilterMode, 417)
+GF_STUB(cuTexRefSetFlags, 418)
+GF_STUB(cuTexRefSetFormat, 419)
+GF_STUB(cuTexRefSetMaxAnisotropy, 420)
+GF_STUB(cuTexRefSetMipmapFilterMode, 421)
+GF_STUB(cuTexRefSetMipmapLevelBias, 422)
+GF_STUB(cuTexRefSetMipmapLevelClamp, 423)
+GF_STUB(cuTexRefSetMipmappedArray, 424)
+GF_STUB(cuUserObjectCreate, 425)
+GF_STUB(cuUserObjectRelease, 426)
+GF_STUB(cuUserObjectRetain, 427)
+GF_STUB(cuVDPAUCtxCreate, 428)
+GF_STUB(cuVDPAUCtxCreate_v2, 429)
+GF_STUB(cuVDPAUGetDevice, 430)
+GF_STUB(cuWaitExternalSemaphoresAsync, 431)
+GF_STUB(cuWaitExternalSemaphoresAsync_ptsz, 432)
 
 extern void cuCtxCreate(void);
 extern void cuCtxCreate_v2(void);
@@ -1061,6 +955,17 @@ extern void cuGetErrorString(void);
 extern void cuGetExportTable(void);
 extern void cuGetProcAddress(void);
 extern void cuGetProcAddress_v2(void);
+extern void cuGraphDestroy(void);
+extern void cuGraphExecDestroy(void);
+extern void cuGraphInstantiate(void);
+extern void cuGraphInstantiateWithFlags(void);
+extern void cuGraphInstantiateWithParams(void);
+extern void cuGraphInstantiateWithParams_ptsz(void);
+extern void cuGraphInstantiate_v2(void);
+extern void cuGraphLaunch(void);
+extern void cuGraphLaunch_ptsz(void);
+extern void cuGraphUpload(void);
+extern void cuGraphUpload_ptsz(void);
 extern void cuInit(void);
 extern void cuKernelGetAttribute(void);
 extern void cuKernelGetFunction(void);
@@ -1071,6 +976,8 @@ extern void cuKernelSetAttribute(void);
 extern void cuKernelSetCacheConfig(void);
 extern void cuLaunchCooperativeKernel(void);
 extern void cuLaunchCooperativeKernel_ptsz(void);
+extern void cuLaunchHostFunc(void);
+extern void cuLaunchHostFunc_ptsz(void);
 extern void cuLaunchKernel(void);
 extern void cuLaunchKernelEx(void);
 extern void cuLaunchKernelEx_ptsz(void);
@@ -1081,6 +988,14 @@ extern void cuLibraryGetModule(void);
 extern void cuLibraryLoadData(void);
 extern void cuLibraryLoadFromFile(void);
 extern void cuLibraryUnload(void);
+extern void cuLinkAddData(void);
+extern void cuLinkAddData_v2(void);
+extern void cuLinkAddFile(void);
+extern void cuLinkAddFile_v2(void);
+extern void cuLinkComplete(void);
+extern void cuLinkCreate(void);
+extern void cuLinkCreate_v2(void);
+extern void cuLinkDestroy(void);
 extern void cuMemAllocHost(void);
 extern void cuMemAllocHost_v2(void);
 extern void cuMemAlloc_v2(void);
@@ -1130,14 +1045,30 @@ extern void cuModuleLoadData(void);
 extern void cuModuleLoadDataEx(void);
 extern void cuModuleLoadFatBinary(void);
 extern void cuModuleUnload(void);
+extern void cuOccupancyMaxActiveBlocksPerMultiprocessor(void);
+extern void cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(void);
+extern void cuOccupancyMaxPotentialBlockSize(void);
+extern void cuOccupancyMaxPotentialBlockSizeWithFlags(void);
 extern void cuPointerGetAttribute(void);
 extern void cuPointerGetAttributes(void);
 extern void cuProfilerStart(void);
 extern void cuProfilerStop(void);
+extern void cuStreamAddCallback(void);
+extern void cuStreamAddCallback_ptsz(void);
+extern void cuStreamBatchMemOp(void);
+extern void cuStreamBatchMemOp_ptsz(void);
+extern void cuStreamBatchMemOp_v2(void);
+extern void cuStreamBatchMemOp_v2_ptsz(void);
+extern void cuStreamBeginCapture(void);
+extern void cuStreamBeginCapture_ptsz(void);
+extern void cuStreamBeginCapture_v2(void);
+extern void cuStreamBeginCapture_v2_ptsz(void);
 extern void cuStreamCreate(void);
 extern void cuStreamCreateWithPriority(void);
 extern void cuStreamDestroy(void);
 extern void cuStreamDestroy_v2(void);
+extern void cuStreamEndCapture(void);
+extern void cuStreamEndCapture_ptsz(void);
 extern void cuStreamGetCaptureInfo(void);
 extern void cuStreamGetCaptureInfo_ptsz(void);
 extern void cuStreamGetCaptureInfo_v2(void);
@@ -1164,6 +1095,22 @@ extern void cuStreamSynchronize(void);
 extern void cuStreamSynchronize_ptsz(void);
 extern void cuStreamWaitEvent(void);
 extern void cuStreamWaitEvent_ptsz(void);
+extern void cuStreamWaitValue32(void);
+extern void cuStreamWaitValue32_ptsz(void);
+extern void cuStreamWaitValue32_v2(void);
+extern void cuStreamWaitValue32_v2_ptsz(void);
+extern void cuStreamWaitValue64(void);
+extern void cuStreamWaitValue64_ptsz(void);
+extern void cuStreamWaitValue64_v2(void);
+extern void cuStreamWaitValue64_v2_ptsz(void);
+extern void cuStreamWriteValue32(void);
+extern void cuStreamWriteValue32_ptsz(void);
+extern void cuStreamWriteValue32_v2(void);
+extern void cuStreamWriteValue32_v2_ptsz(void);
+extern void cuStreamWriteValue64(void);
+extern void cuStreamWriteValue64_ptsz(void);
+extern void cuStreamWriteValue64_v2(void);
+extern void cuStreamWriteValue64_v2_ptsz(void);
 extern void cuThreadExchangeStreamCaptureMode(void);
 
 const int gf_symbol_count = 662;

@@ -16,6 +16,7 @@ package cuda
 //     DMA has completed (see staging_linux.go).
 
 /*
+#include <stdlib.h>
 #include "cuda_shim.h"
 */
 import "C"
@@ -75,4 +76,39 @@ func (m *pinned) htod(ctx handle, dst uint64, n int, s handle) api.Result {
 // dtoh queues a copy of n bytes at src into the start of m on stream s.
 func (m *pinned) dtoh(ctx handle, src uint64, n int, s handle) api.Result {
 	return res(C.gf_memcpy_dtoh(C.gf_handle(ctx), m.p, C.uint64_t(src), C.size_t(n), C.gf_handle(s)))
+}
+
+// link links inputs with the driver's linker (gf_link): the inputs' bytes
+// cross as one Go buffer for the call, the image comes back in C memory,
+// copied out and freed here; log is the linker's error log.
+func link(ctx handle, types []C.int, data []byte, sizes []C.size_t, names []byte) (image []byte, log string, r api.Result) {
+	var out unsafe.Pointer
+	var n C.size_t
+	var logBuf [1024]C.char
+	rc := C.gf_link(C.gf_handle(ctx), C.int(len(types)), unsafe.SliceData(types), goBytes(data), unsafe.SliceData(sizes),
+		(*C.char)(goBytes(names)), &out, &n, &logBuf[0], C.size_t(len(logBuf)))
+	log = C.GoString(&logBuf[0])
+	if rc == C.GF_MISSING {
+		return nil, log, missing
+	}
+	if r = res(rc); r != api.Success {
+		return nil, log, r
+	}
+	defer C.free(out)
+	return C.GoBytes(out, C.int(n)), log, api.Success
+}
+
+// funcAttributes reads fn's CUfunction_attribute values 0 to n-1, -1 for
+// any the driver refuses; missing when the driver lacks cuFuncGetAttribute.
+func funcAttributes(ctx, fn handle, n int) ([]int32, api.Result) {
+	vals := make([]C.int, n)
+	rc := C.gf_func_attributes(C.gf_handle(ctx), C.gf_handle(fn), C.int(n), &vals[0])
+	if rc == C.GF_MISSING {
+		return nil, missing
+	}
+	out := make([]int32, n)
+	for i, v := range vals {
+		out[i] = int32(v)
+	}
+	return out, res(rc)
 }

@@ -77,5 +77,9 @@ int gf_memcpy_htod(gf_handle ctx, uint64_t dst, const void *src, size_t n, gf_ha
 int gf_memcpy_dtoh(gf_handle ctx, void *dst, uint64_t src, size_t n, gf_handle stream);
 int gf_memcpy_dtod(gf_handle ctx, uint64_t dst, uint64_t src, size_t n, gf_handle stream);
 int gf_memset(gf_handle ctx, uint64_t dst, unsigned value, int elem_size, size_t count, gf_handle stream);
+int gf_stream_write_value(gf_handle ctx, gf_handle stream, uint64_t ptr, uint64_t value, int size);
+int gf_func_attributes(gf_handle ctx, gf_handle fn, int n, int *values);
+int gf_link(gf_handle ctx, int n, const int *types, const void *data, const size_t *sizes, const char *names,
+	void **out, size_t *out_size, char *log, size_t loglen);
 
 #endif

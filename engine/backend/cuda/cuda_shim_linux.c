@@ -74,6 +74,13 @@ static struct {
 	CUresult (*cuMemsetD16Async)(CUdeviceptr, unsigned short, size_t, CUstream);
 	CUresult (*cuMemsetD32Async)(CUdeviceptr, unsigned int, size_t, CUstream);
 	CUresult (*cuGetErrorString)(CUresult, const char **);
+	CUresult (*cuStreamWriteValue32)(CUstream, CUdeviceptr, unsigned int, unsigned int);
+	CUresult (*cuStreamWriteValue64)(CUstream, CUdeviceptr, unsigned long long, unsigned int);
+	CUresult (*cuLinkCreate)(unsigned int, int *, void **, void **);
+	CUresult (*cuLinkAddData)(void *, int, void *, size_t, const char *, unsigned int, int *, void **);
+	CUresult (*cuLinkComplete)(void *, void **, size_t *);
+	CUresult (*cuLinkDestroy)(void *);
+	CUresult (*cuFuncGetAttribute)(int *, int, CUfunction);
 } cu;
 
 // One entry per driver function: the slot it fills, whether the backend can
@@ -130,6 +137,15 @@ static const struct sym syms[] = {
 	{SLOT(cuMemsetD16Async), 1, {"cuMemsetD16Async"}},
 	{SLOT(cuMemsetD32Async), 1, {"cuMemsetD32Async"}},
 	{SLOT(cuGetErrorString), 0, {"cuGetErrorString"}},
+	// Stream memory operations: enabled by default from 11.7 (_v2).
+	{SLOT(cuStreamWriteValue32), 0, {"cuStreamWriteValue32_v2", "cuStreamWriteValue32"}},
+	{SLOT(cuStreamWriteValue64), 0, {"cuStreamWriteValue64_v2", "cuStreamWriteValue64"}},
+	// JIT linking.
+	{SLOT(cuLinkCreate), 0, {"cuLinkCreate_v2", "cuLinkCreate"}},
+	{SLOT(cuLinkAddData), 0, {"cuLinkAddData_v2", "cuLinkAddData"}},
+	{SLOT(cuLinkComplete), 0, {"cuLinkComplete"}},
+	{SLOT(cuLinkDestroy), 0, {"cuLinkDestroy"}},
+	{SLOT(cuFuncGetAttribute), 0, {"cuFuncGetAttribute"}},
 };
 
 // gf_open is called by the Go side under its own lock, once it succeeds
@@ -403,4 +419,76 @@ int gf_memset(gf_handle ctx, uint64_t dst, unsigned value, int elem_size, size_t
 		return cu.cuMemsetD32Async(dst, value, count, (CUstream)stream);
 	}
 	return CUDA_ERROR_INVALID_VALUE;
+}
+
+// gf_stream_write_value queues cuStreamWriteValue32/64 of size (4 or 8)
+// bytes at ptr on stream.
+int gf_stream_write_value(gf_handle ctx, gf_handle stream, uint64_t ptr, uint64_t value, int size) {
+	if (size == 4 ? !cu.cuStreamWriteValue32 : !cu.cuStreamWriteValue64)
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	if (size == 4)
+		return cu.cuStreamWriteValue32((CUstream)stream, (CUdeviceptr)ptr, (unsigned int)value, 0);
+	return cu.cuStreamWriteValue64((CUstream)stream, (CUdeviceptr)ptr, (unsigned long long)value, 0);
+}
+
+// gf_link links n inputs with the driver's linker. Their bytes are data,
+// back to back (sizes[i] each, of types[i]); their names are names, each
+// NUL-terminated, back to back. Each input is copied into C memory first,
+// with a NUL after it (PTX is read as a C string). The image is returned in
+// memory the caller frees (free); the linker's error log goes to log.
+int gf_link(gf_handle ctx, int n, const int *types, const void *data, const size_t *sizes, const char *names,
+	void **out, size_t *out_size, char *log, size_t loglen) {
+	if (!cu.cuLinkCreate || !cu.cuLinkAddData || !cu.cuLinkComplete || !cu.cuLinkDestroy)
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	int opts[] = {5, 6}; // CU_JIT_ERROR_LOG_BUFFER, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES
+	void *vals[] = {log, (void *)(uintptr_t)loglen};
+	if (loglen > 0)
+		log[0] = 0;
+	void *state = NULL;
+	CUresult r = cu.cuLinkCreate(loglen > 0 ? 2 : 0, opts, vals, &state);
+	if (r != CUDA_SUCCESS)
+		return r;
+	const char *p = data;
+	for (int i = 0; i < n && r == CUDA_SUCCESS; i++) {
+		char *copy = malloc(sizes[i] + 1);
+		if (!copy) {
+			r = CUDA_ERROR_OUT_OF_MEMORY;
+			break;
+		}
+		memcpy(copy, p, sizes[i]);
+		copy[sizes[i]] = 0;
+		r = cu.cuLinkAddData(state, types[i], copy, sizes[i] + 1, names, 0, NULL, NULL);
+		free(copy);
+		p += sizes[i];
+		names += strlen(names) + 1;
+	}
+	void *image = NULL;
+	size_t size = 0;
+	if (r == CUDA_SUCCESS)
+		r = cu.cuLinkComplete(state, &image, &size);
+	if (r == CUDA_SUCCESS) {
+		*out = malloc(size ? size : 1);
+		if (*out) {
+			memcpy(*out, image, size);
+			*out_size = size;
+		} else {
+			r = CUDA_ERROR_OUT_OF_MEMORY;
+		}
+	}
+	cu.cuLinkDestroy(state); // the image is the state's: copied above
+	return r;
+}
+
+// gf_func_attributes reads n CUfunction_attribute values (0 to n-1) of fn
+// into values; one the driver refuses is -1.
+int gf_func_attributes(gf_handle ctx, gf_handle fn, int n, int *values) {
+	if (!cu.cuFuncGetAttribute)
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	for (int i = 0; i < n; i++)
+		if (cu.cuFuncGetAttribute(&values[i], i, (CUfunction)fn) != CUDA_SUCCESS)
+			values[i] = -1;
+	return CUDA_SUCCESS;
 }

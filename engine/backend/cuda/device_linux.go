@@ -258,6 +258,7 @@ func (d *Device) Close() error {
 		d.log.Warn("cuda: staging buffers still in use at close", "device", d.info.Index, "buffers", out)
 	}
 	d.events.close()
+	valueWords.drop(d)
 	streamDestroy(d.ctx, d.scrub)
 	return check(ctxRelease(d.dev), "cuDevicePrimaryCtxRelease")
 }

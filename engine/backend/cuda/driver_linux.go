@@ -280,3 +280,13 @@ func memcpyDtoD(ctx handle, dst, src, n uint64, s handle) api.Result {
 func memset(ctx handle, dst uint64, value uint32, elemSize int, count uint64, s handle) api.Result {
 	return res(C.gf_memset(C.gf_handle(ctx), C.uint64_t(dst), C.uint(value), C.int(elemSize), C.size_t(count), C.gf_handle(s)))
 }
+
+// streamWriteValue is cuStreamWriteValue32/64; missing when the driver
+// lacks it.
+func streamWriteValue(ctx, s handle, ptr, value uint64, size int) api.Result {
+	rc := C.gf_stream_write_value(C.gf_handle(ctx), C.gf_handle(s), C.uint64_t(ptr), C.uint64_t(value), C.int(size))
+	if rc == C.GF_MISSING {
+		return missing
+	}
+	return res(rc)
+}

@@ -73,6 +73,7 @@ func runSuite(t *testing.T, d *Device, fake bool) {
 	t.Run("events", func(t *testing.T) { suiteEvents(t, d) })
 	t.Run("errors", func(t *testing.T) { suiteErrors(t, d) })
 	t.Run("destroy", func(t *testing.T) { suiteDestroy(t, d) })
+	t.Run("exec", func(t *testing.T) { suiteExec(t, d) })
 }
 
 func kernelsPTX(t *testing.T) []byte {

@@ -36,6 +36,9 @@ type Device struct {
 
 	mu    sync.Mutex // guards alloc; kernels read arena without it
 	alloc *allocator
+	// words orders the stream memory operations' reads and writes (see
+	// exec.go), which streams of the device make concurrently by design.
+	words sync.Mutex
 }
 
 var _ backend.Device = (*Device)(nil)

@@ -315,4 +315,140 @@ static inline CUcontext gf_setup(gf_driver *cu) {
 	return ctx;
 }
 
+/* ==== execution families (graphs, host functions, stream memory
+ * operations, occupancy): resolved apart from gf_driver, by gf_load_exec,
+ * so that programs that do not use them need nothing more. ==== */
+
+typedef struct CUgraph_st *CUgraph;
+typedef struct CUgraphExec_st *CUgraphExec;
+typedef struct CUgraphNode_st *CUgraphNode;
+typedef void (*CUhostFn)(void *userData);
+typedef void (*CUstreamCallback)(CUstream hStream, CUresult status, void *userData);
+typedef size_t (*CUoccupancyB2DSize)(int blockSize);
+
+#define CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED ((CUresult)900)
+#define CUDA_ERROR_STREAM_CAPTURE_INVALIDATED ((CUresult)901)
+
+typedef enum CUstreamCaptureMode_enum {
+	CU_STREAM_CAPTURE_MODE_GLOBAL = 0,
+	CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
+	CU_STREAM_CAPTURE_MODE_RELAXED = 2
+} CUstreamCaptureMode;
+
+typedef enum CUstreamCaptureStatus_enum {
+	CU_STREAM_CAPTURE_STATUS_NONE = 0,
+	CU_STREAM_CAPTURE_STATUS_ACTIVE = 1,
+	CU_STREAM_CAPTURE_STATUS_INVALIDATED = 2
+} CUstreamCaptureStatus;
+
+#define CU_STREAM_WAIT_VALUE_GEQ 0x0
+#define CU_STREAM_WAIT_VALUE_EQ 0x1
+#define CU_STREAM_WAIT_VALUE_AND 0x2
+#define CU_STREAM_WAIT_VALUE_NOR 0x3
+#define CU_STREAM_WRITE_VALUE_DEFAULT 0x0
+
+typedef enum CUstreamBatchMemOpType_enum {
+	CU_STREAM_MEM_OP_WAIT_VALUE_32 = 1,
+	CU_STREAM_MEM_OP_WRITE_VALUE_32 = 2,
+	CU_STREAM_MEM_OP_WAIT_VALUE_64 = 4,
+	CU_STREAM_MEM_OP_WRITE_VALUE_64 = 5,
+	CU_STREAM_MEM_OP_BARRIER = 6
+} CUstreamBatchMemOpType;
+
+/* One operation of cuStreamBatchMemOp: a union of six 64-bit words. */
+typedef union CUstreamBatchMemOpParams_union {
+	CUstreamBatchMemOpType operation;
+	struct {
+		CUstreamBatchMemOpType operation;
+		CUdeviceptr address;
+		union {
+			unsigned int value;
+			cuuint64_t value64;
+		};
+		unsigned int flags;
+		CUdeviceptr alias;
+	} waitValue, writeValue;
+	cuuint64_t pad[6];
+} CUstreamBatchMemOpParams;
+
+typedef struct CUlinkState_st *CUlinkState;
+
+typedef enum CUjit_option_enum {
+	CU_JIT_ERROR_LOG_BUFFER = 5,
+	CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6
+} CUjit_option;
+
+typedef enum CUjitInputType_enum {
+	CU_JIT_INPUT_CUBIN = 0,
+	CU_JIT_INPUT_PTX = 1,
+	CU_JIT_INPUT_FATBINARY = 2
+} CUjitInputType;
+
+#define CU_DEVICE_ATTRIBUTE_WARP_SIZE 10
+#define CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR 39
+
+#define GF_EXEC_FUNCS(X)                                                                                       \
+	X(cuStreamBeginCapture, GF_V, CUresult, (CUstream s, CUstreamCaptureMode mode))                            \
+	X(cuStreamEndCapture, GF_V, CUresult, (CUstream s, CUgraph * g))                                           \
+	X(cuStreamIsCapturing, GF_V, CUresult, (CUstream s, CUstreamCaptureStatus * status))                       \
+	X(cuStreamGetCaptureInfo, 11030, CUresult,                                                                 \
+	  (CUstream s, CUstreamCaptureStatus * status, cuuint64_t * id, CUgraph * g, const CUgraphNode **deps,     \
+	   size_t *ndeps))                                                                                         \
+	X(cuGraphInstantiate, GF_V, CUresult, (CUgraphExec * exec, CUgraph g, unsigned long long flags))           \
+	X(cuGraphLaunch, GF_V, CUresult, (CUgraphExec exec, CUstream s))                                           \
+	X(cuGraphUpload, GF_V, CUresult, (CUgraphExec exec, CUstream s))                                           \
+	X(cuGraphExecDestroy, GF_V, CUresult, (CUgraphExec exec))                                                  \
+	X(cuGraphDestroy, GF_V, CUresult, (CUgraph g))                                                             \
+	X(cuMemcpyDtoDAsync, GF_V, CUresult, (CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s))             \
+	X(cuLaunchHostFunc, GF_V, CUresult, (CUstream s, CUhostFn fn, void *data))                                 \
+	X(cuStreamAddCallback, GF_V, CUresult, (CUstream s, CUstreamCallback cb, void *data, unsigned int flags))  \
+	X(cuStreamWaitValue32, GF_V, CUresult, (CUstream s, CUdeviceptr addr, unsigned int v, unsigned int flags)) \
+	X(cuStreamWaitValue64, GF_V, CUresult, (CUstream s, CUdeviceptr addr, cuuint64_t v, unsigned int flags))   \
+	X(cuStreamWriteValue32, GF_V, CUresult, (CUstream s, CUdeviceptr addr, unsigned int v, unsigned int flags)) \
+	X(cuStreamWriteValue64, GF_V, CUresult, (CUstream s, CUdeviceptr addr, cuuint64_t v, unsigned int flags))  \
+	X(cuStreamBatchMemOp, GF_V, CUresult,                                                                      \
+	  (CUstream s, unsigned int count, CUstreamBatchMemOpParams * ops, unsigned int flags))                    \
+	X(cuOccupancyMaxActiveBlocksPerMultiprocessor, GF_V, CUresult,                                             \
+	  (int *blocks, CUfunction f, int blockSize, size_t dynSmem))                                              \
+	X(cuOccupancyMaxPotentialBlockSize, GF_V, CUresult,                                                        \
+	  (int *minGrid, int *blockSize, CUfunction f, CUoccupancyB2DSize b2smem, size_t dynSmem, int limit))      \
+	X(cuLinkCreate, GF_V, CUresult, (unsigned int n, CUjit_option * opts, void **vals, CUlinkState * state))   \
+	X(cuLinkAddData, GF_V, CUresult,                                                                           \
+	  (CUlinkState state, CUjitInputType type, void *data, size_t size, const char *name, unsigned int n,      \
+	   CUjit_option *opts, void **vals))                                                                       \
+	X(cuLinkComplete, GF_V, CUresult, (CUlinkState state, void **cubin, size_t *size))                         \
+	X(cuLinkDestroy, GF_V, CUresult, (CUlinkState state))
+
+#define GF_FIELD(name, version, ret, params) ret(*name) params;
+typedef struct gf_exec {
+	GF_EXEC_FUNCS(GF_FIELD)
+} gf_exec;
+#undef GF_FIELD
+
+/* gf_resolve is cuGetProcAddress of name at version through d, or exits
+ * with a message. */
+static inline void *gf_resolve(gf_driver *d, const char *name, int version) {
+	void *p = NULL;
+	CUdriverProcAddressQueryResult st = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+	CUresult r = d->cuGetProcAddress(name, &p, version, CU_GET_PROC_ADDRESS_DEFAULT, &st);
+	if (r != CUDA_SUCCESS || st != CU_GET_PROC_ADDRESS_SUCCESS || !p) {
+		fprintf(stderr, "FAIL: cuGetProcAddress(%s) = %d, status %d\n", name, (int)r, (int)st);
+		exit(1);
+	}
+	return p;
+}
+
+/* gf_load_exec resolves the execution families through d's
+ * cuGetProcAddress; it exits with a message on failure. */
+static inline void gf_load_exec(gf_exec *x, gf_driver *d) {
+#define GF_RESOLVE_EXEC(name, version, ret, params)                   \
+	{                                                                 \
+		void *p_ = gf_resolve(d, #name, version);                     \
+		memcpy(&x->name, &p_, sizeof p_);                             \
+	}
+	GF_EXEC_FUNCS(GF_RESOLVE_EXEC)
+#undef GF_RESOLVE_EXEC
+}
+/* ==== end of the execution families ==== */
+
 #endif /* GPUFABRIC_CUDA_H */

@@ -388,6 +388,18 @@ CUresult cuFuncGetParamInfo(void *f, size_t i, size_t *off, size_t *size) {
 }
 #endif
 
+// Function attributes: what a small kernel compiled for sm_80 might use;
+// the attributes past CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES (8)
+// are refused, so that a caller sees one fail.
+CUresult cuFuncGetAttribute(int *v, int attr, void *f) {
+	NEED_CTX();
+	if (!f || !v || attr < 0 || attr > 8)
+		return INVALID_VALUE;
+	static const int values[] = {1024, 0, 0, 0, 40, 80, 80, 0, 48 << 10};
+	*v = values[attr];
+	return OK;
+}
+
 CUresult cuLaunchKernel(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
 	unsigned bz, unsigned shmem, void *s, void **params, void **extra) {
 	NEED_CTX();
@@ -454,6 +466,80 @@ CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dst, CUdeviceptr src, size_t n, void *
 	if (!stream_ok(s) || !span(dst, n, 0) || !span(src, n, 0))
 		return INVALID_VALUE;
 	memmove((void *)dst, (void *)src, n);
+	return OK;
+}
+
+// Stream memory operations write at once, as every stream's work runs;
+// the word must be aligned and inside an allocation.
+CUresult cuStreamWriteValue32_v2(void *s, CUdeviceptr p, unsigned int v, unsigned int flags) {
+	NEED_CTX();
+	if (!stream_ok(s) || p % 4 || !span(p, 4, 0) || flags & ~1u)
+		return INVALID_VALUE;
+	memcpy((void *)p, &v, 4);
+	return OK;
+}
+
+CUresult cuStreamWriteValue64_v2(void *s, CUdeviceptr p, unsigned long long v, unsigned int flags) {
+	NEED_CTX();
+	if (!stream_ok(s) || p % 8 || !span(p, 8, 0) || flags & ~1u)
+		return INVALID_VALUE;
+	memcpy((void *)p, &v, 8);
+	return OK;
+}
+
+// The linker concatenates its inputs (each without the NUL its caller
+// may add) into the image, and refuses an input type other than cubin,
+// PTX or fatbin with a message in the error log of cuLinkCreate's options.
+struct link {
+	char *buf;
+	size_t n;
+	char *log;
+	size_t loglen;
+};
+
+CUresult cuLinkCreate_v2(unsigned int n, int *opts, void **vals, void **state) {
+	NEED_CTX();
+	struct link *l = calloc(1, sizeof *l);
+	for (unsigned int i = 0; i < n; i++) {
+		if (opts[i] == 5)
+			l->log = vals[i];
+		if (opts[i] == 6)
+			l->loglen = (size_t)(uintptr_t)vals[i];
+	}
+	*state = l;
+	return OK;
+}
+
+CUresult cuLinkAddData_v2(void *state, int type, void *data, size_t size, const char *name, unsigned int n,
+	int *opts, void **vals) {
+	(void)n, (void)opts, (void)vals;
+	NEED_CTX();
+	struct link *l = state;
+	if (type < 0 || type > 2) {
+		if (l->log && l->loglen)
+			snprintf(l->log, l->loglen, "fake linker: %s: input type %d", name ? name : "?", type);
+		return INVALID_VALUE;
+	}
+	while (size > 0 && ((char *)data)[size - 1] == 0)
+		size--;
+	l->buf = realloc(l->buf, l->n + size);
+	memcpy(l->buf + l->n, data, size);
+	l->n += size;
+	return OK;
+}
+
+CUresult cuLinkComplete(void *state, void **image, size_t *size) {
+	NEED_CTX();
+	struct link *l = state;
+	*image = l->buf;
+	*size = l->n;
+	return OK;
+}
+
+CUresult cuLinkDestroy(void *state) {
+	struct link *l = state;
+	free(l->buf);
+	free(l);
 	return OK;
 }
 
