@@ -150,11 +150,15 @@ func TestFloodIsHeldBack(t *testing.T) {
 	s := f.dial(t)
 	dev, mod := attach(t, s, 0.25)
 	spin := function(t, mod, "spin")
+	// More launches than loopback's socket buffers hold (about 10 MB, 80
+	// bytes a launch): a client the server stops reading must block before
+	// it has sent them all, however slowly the checks below run.
+	const flood = 1_000_000
 	var sent atomic.Int64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for range 100_000 {
+		for range flood {
 			if spin.Launch(dev.DefaultStream(), interpose.D1(1), interpose.D1(1), 0, uint64(200*time.Microsecond)) != nil {
 				return
 			}
@@ -171,7 +175,7 @@ func TestFloodIsHeldBack(t *testing.T) {
 		}
 		by.check(5)
 	}
-	if n := sent.Load(); n >= 100_000 {
+	if n := sent.Load(); n >= flood {
 		t.Fatalf("all %d launches were taken at once", n)
 	}
 	// The flood's backlog in the connection is seconds of kernels: the
