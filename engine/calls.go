@@ -14,7 +14,7 @@ import (
 func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 	if pl.n > 0 {
 		switch m.(type) {
-		case *api.MemcpyHtoD, *api.ModuleLoad, *api.Echo:
+		case *api.MemcpyHtoD, *api.ModuleLoad, *api.Echo, *api.Memcpy3D:
 		default:
 			// The payload, unread, is skipped by the next Recv.
 			s.fail(h, api.Errorf(api.ErrInvalidValue, "%v carries no payload", h.Op))
@@ -138,6 +138,10 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 		s.eventElapsed(h, m)
 	case *api.EventDestroy:
 		s.eventDestroy(h, m)
+	case *api.Memcpy3D: // calls_memory.go
+		return s.memcpy3D(h, m, pl)
+	case *api.Memset2D:
+		s.memset2D(h, m)
 	default:
 		s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
 	}

@@ -37,6 +37,8 @@ const (
 	OpDescribe
 	OpJoinBulk
 	OpGoodbye
+	OpMemcpy3D // memory2.go
+	OpMemset2D
 	opEnd
 )
 
@@ -54,7 +56,8 @@ var opNames = [...]string{
 	OpEventSynchronize: "EventSynchronize", OpEventQuery: "EventQuery",
 	OpEventElapsedTime: "EventElapsedTime", OpEventDestroy: "EventDestroy",
 	OpEcho: "Echo", OpDescribe: "Describe", OpJoinBulk: "JoinBulk",
-	OpGoodbye: "Goodbye",
+	OpGoodbye:  "Goodbye",
+	OpMemcpy3D: "Memcpy3D", OpMemset2D: "Memset2D",
 }
 
 func (op Op) String() string {
@@ -145,7 +148,7 @@ func NewRequest(op Op) Message {
 	case OpGoodbye:
 		return new(Goodbye)
 	}
-	return nil
+	return newMemoryRequest(op)
 }
 
 // NewReply returns an empty reply of op's layout, or nil when the reply

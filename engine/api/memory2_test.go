@@ -1,0 +1,8 @@
+package api
+
+func init() {
+	samples = append(samples,
+		&Memcpy3D{Kind: Copy3DDtoD, Dst: Pitched{Ptr: 0x1000, Pitch: 512, Rows: 8}, Src: Pitched{Ptr: 0x9000, Pitch: 256, Rows: 4}, Width: 100, Height: 4, Depth: 2, Stream: 3},
+		&Memset2D{Dst: 0x2000, Pitch: 512, Value: 0xab, ElemSize: 1, Width: 300, Height: 7, Stream: DefaultStream(1)},
+	)
+}

@@ -1,0 +1,168 @@
+package interpose
+
+import "github.com/gpufabric/gpufabric/engine/api"
+
+// Box is the extent of a strided copy: Width bytes × Height rows × Depth
+// slices.
+type Box struct{ Width, Height, Depth uint64 }
+
+// HostPitched is a host operand of a strided copy: Mem starts at the box's
+// first byte and covers it; rows are Pitch bytes apart and slices Rows rows
+// apart.
+type HostPitched struct {
+	Mem         []byte
+	Pitch, Rows uint64
+}
+
+// slab is a part of a box that one call carries: Depth slices from slice z,
+// or, when the box is too large for one call, rows y .. y+Height of slice z.
+type slab struct{ z, y, height, depth uint64 }
+
+// slabs splits b into parts of at most api.MaxBoxRows rows and (where a
+// row fits) maxBytes packed bytes.
+func slabs(b Box, maxBytes int) []slab {
+	rows := b.Height * b.Depth
+	if rows <= api.MaxBoxRows && rows*b.Width <= uint64(maxBytes) {
+		return []slab{{0, 0, b.Height, b.Depth}}
+	}
+	per := max(1, min(uint64(maxBytes)/max(b.Width, 1), api.MaxBoxRows))
+	var out []slab
+	for z := range b.Depth {
+		for y := uint64(0); y < b.Height; y += per {
+			out = append(out, slab{z, y, min(per, b.Height-y), 1})
+		}
+	}
+	return out
+}
+
+// at is the device operand of slab sl of p.
+func (sl slab) at(p api.Pitched) api.Pitched {
+	return api.Pitched{Ptr: p.Ptr + (sl.z*p.Rows+sl.y)*p.Pitch, Pitch: p.Pitch, Rows: p.Rows}
+}
+
+// hostOffset is the offset of row y of slice z in a host operand.
+func (h HostPitched) offset(z, y uint64) uint64 { return (z*h.Rows + y) * h.Pitch }
+
+// check reports a host operand too small for b.
+func (h HostPitched) check(b Box) error {
+	if b.Width == 0 || b.Height == 0 || b.Depth == 0 {
+		return nil
+	}
+	if (b.Height > 1 && h.Pitch < b.Width) || (b.Depth > 1 && h.Rows < b.Height) {
+		return api.Errorf(api.ErrInvalidValue, "host pitch %d, height %d for a box of %d×%d", h.Pitch, h.Rows, b.Width, b.Height)
+	}
+	if end := h.offset(b.Depth-1, b.Height-1) + b.Width; end > uint64(len(h.Mem)) {
+		return api.Errorf(api.ErrInvalidValue, "host operand of %d bytes for a box that spans %d", len(h.Mem), end)
+	}
+	return nil
+}
+
+// Copy3DDtoD copies box b between device operands on st; wait makes it
+// return when the copy has run.
+func (st *Stream) Copy3DDtoD(dst, src api.Pitched, b Box, wait bool) error {
+	s := st.d.s
+	var waits []*pending
+	for _, sl := range slabs(b, s.opts.ChunkSize) {
+		req := &api.Memcpy3D{Kind: api.Copy3DDtoD, Dst: sl.at(dst), Src: sl.at(src), Width: b.Width, Height: sl.height, Depth: sl.depth, Stream: st.h}
+		if err := st.issue(req, nil, nil, wait, &waits); err != nil {
+			return err
+		}
+	}
+	return s.waitAll(waits)
+}
+
+// Copy3DHtoD copies box b of host memory to a device operand on st. It
+// returns once src has been taken, or, with wait, once the copy has run.
+func (st *Stream) Copy3DHtoD(dst api.Pitched, src HostPitched, b Box, wait bool) error {
+	if err := src.check(b); err != nil {
+		return err
+	}
+	s := st.d.s
+	var waits []*pending
+	for _, sl := range slabs(b, s.opts.ChunkSize) {
+		packed := make([]byte, 0, sl.height*sl.depth*b.Width)
+		for z := range sl.depth {
+			for y := range sl.height {
+				off := src.offset(sl.z+z, sl.y+y)
+				packed = append(packed, src.Mem[off:off+b.Width]...)
+			}
+		}
+		req := &api.Memcpy3D{Kind: api.Copy3DHtoD, Dst: sl.at(dst), Width: b.Width, Height: sl.height, Depth: sl.depth, Stream: st.h}
+		if err := st.issue(req, packed, nil, wait, &waits); err != nil {
+			return err
+		}
+	}
+	return s.waitAll(waits)
+}
+
+// Copy3DDtoH copies box b of a device operand into host memory. Without
+// wait, a copy into rows laid end to end (dst.Pitch == b.Width, one slice
+// or dst.Rows == b.Height) lands once the stream is synchronised; any other
+// waits, since its rows are scattered from the reply when it arrives.
+func (st *Stream) Copy3DDtoH(dst HostPitched, src api.Pitched, b Box, wait bool) error {
+	if err := dst.check(b); err != nil {
+		return err
+	}
+	s := st.d.s
+	var waits []*pending
+	for _, sl := range slabs(b, s.opts.ChunkSize) {
+		n := sl.height * sl.depth * b.Width
+		off := dst.offset(sl.z, sl.y)
+		contiguous := dst.Pitch == b.Width && (sl.depth == 1 || dst.Rows == sl.height)
+		into := dst.Mem[off : off+n : off+n]
+		if !contiguous {
+			into = make([]byte, n)
+		}
+		req := &api.Memcpy3D{Kind: api.Copy3DDtoH, Src: sl.at(src), Width: b.Width, Height: sl.height, Depth: sl.depth, Stream: st.h}
+		p, err := s.start(req, &pending{into: into, async: !wait && contiguous}, nil)
+		if err != nil {
+			return err
+		}
+		if wait || !contiguous {
+			if err := s.wait(p); err != nil {
+				return err
+			}
+		}
+		if !contiguous {
+			for z := range sl.depth {
+				for y := range sl.height {
+					o := dst.offset(sl.z+z, sl.y+y)
+					i := (z*sl.height + y) * b.Width
+					copy(dst.Mem[o:o+b.Width], into[i:i+b.Width])
+				}
+			}
+		}
+	}
+	return s.waitAll(waits)
+}
+
+// Memset2D sets height rows of width elements of elemSize bytes, pitch
+// apart, from dst; wait makes it return when the memset has run.
+func (st *Stream) Memset2D(dst DevicePtr, pitch uint64, value uint32, elemSize int, width, height uint64, wait bool) error {
+	s := st.d.s
+	var waits []*pending
+	for y := uint64(0); y < height || y == 0; y += api.MaxBoxRows {
+		req := &api.Memset2D{Dst: uint64(dst) + y*pitch, Pitch: pitch, Value: value, ElemSize: uint8(elemSize), Width: width, Height: min(height-y, api.MaxBoxRows), Stream: st.h}
+		if err := st.issue(req, nil, nil, wait, &waits); err != nil {
+			return err
+		}
+		if height == 0 {
+			break
+		}
+	}
+	return s.waitAll(waits)
+}
+
+// issue sends req, without a reply unless wait asks for one (added to waits).
+func (st *Stream) issue(req api.Message, payload, into []byte, wait bool, waits *[]*pending) error {
+	s := st.d.s
+	if !wait {
+		return s.send(req, payload)
+	}
+	p, err := s.start(req, &pending{into: into}, payload)
+	if err != nil {
+		return err
+	}
+	*waits = append(*waits, p)
+	return nil
+}
