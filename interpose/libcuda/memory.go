@@ -134,6 +134,7 @@ func gfgo_memFree(ptr C.CUdeviceptr) C.CUresult {
 	if g == nil {
 		return res(api.ErrInvalidValue)
 	}
+	forgetPoolAlloc(uint64(ptr))
 	d, r := device(C.int(g.dev))
 	if r != api.Success {
 		return res(r)

@@ -315,4 +315,107 @@ static inline CUcontext gf_setup(gf_driver *cu) {
 	return ctx;
 }
 
+/* ---- memory families: pitched and 2D/3D memory, stream-ordered allocation ----
+ * (the cudamem area; conf_memory.c uses it). Load with gf_load_memory after
+ * gf_load_driver. */
+
+typedef struct CUarray_st *CUarray;
+typedef struct CUmemPoolHandle_st *CUmemoryPool;
+
+typedef struct CUDA_MEMCPY2D_st {
+	size_t srcXInBytes, srcY;
+	CUmemorytype srcMemoryType;
+	const void *srcHost;
+	CUdeviceptr srcDevice;
+	CUarray srcArray;
+	size_t srcPitch;
+	size_t dstXInBytes, dstY;
+	CUmemorytype dstMemoryType;
+	void *dstHost;
+	CUdeviceptr dstDevice;
+	CUarray dstArray;
+	size_t dstPitch;
+	size_t WidthInBytes, Height;
+} CUDA_MEMCPY2D;
+
+typedef struct CUDA_MEMCPY3D_st {
+	size_t srcXInBytes, srcY, srcZ, srcLOD;
+	CUmemorytype srcMemoryType;
+	const void *srcHost;
+	CUdeviceptr srcDevice;
+	CUarray srcArray;
+	void *reserved0;
+	size_t srcPitch, srcHeight;
+	size_t dstXInBytes, dstY, dstZ, dstLOD;
+	CUmemorytype dstMemoryType;
+	void *dstHost;
+	CUdeviceptr dstDevice;
+	CUarray dstArray;
+	void *reserved1;
+	size_t dstPitch, dstHeight;
+	size_t WidthInBytes, Height, Depth;
+} CUDA_MEMCPY3D;
+
+typedef enum CUmemPool_attribute_enum {
+	CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES = 1,
+	CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC = 2,
+	CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES = 3,
+	CU_MEMPOOL_ATTR_RELEASE_THRESHOLD = 4,
+	CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT = 5,
+	CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH = 6,
+	CU_MEMPOOL_ATTR_USED_MEM_CURRENT = 7,
+	CU_MEMPOOL_ATTR_USED_MEM_HIGH = 8
+} CUmemPool_attribute;
+
+#define GF_MEMORY_FUNCS(X)                                                                                      \
+	X(cuMemAllocPitch, GF_V, CUresult,                                                                         \
+	  (CUdeviceptr * dptr, size_t *pitch, size_t width, size_t height, unsigned int elemSize))             \
+	X(cuMemcpy2D, GF_V, CUresult, (const CUDA_MEMCPY2D *c))                                                     \
+	X(cuMemcpy2DUnaligned, GF_V, CUresult, (const CUDA_MEMCPY2D *c))                                            \
+	X(cuMemcpy2DAsync, GF_V, CUresult, (const CUDA_MEMCPY2D *c, CUstream s))                                    \
+	X(cuMemcpy3D, GF_V, CUresult, (const CUDA_MEMCPY3D *c))                                                     \
+	X(cuMemcpy3DAsync, GF_V, CUresult, (const CUDA_MEMCPY3D *c, CUstream s))                                    \
+	X(cuMemsetD2D8, GF_V, CUresult, (CUdeviceptr dst, size_t pitch, unsigned char v, size_t w, size_t h))      \
+	X(cuMemsetD2D16, GF_V, CUresult, (CUdeviceptr dst, size_t pitch, unsigned short v, size_t w, size_t h))    \
+	X(cuMemsetD2D32, GF_V, CUresult, (CUdeviceptr dst, size_t pitch, unsigned int v, size_t w, size_t h))      \
+	X(cuMemsetD2D8Async, GF_V, CUresult,                                                                       \
+	  (CUdeviceptr dst, size_t pitch, unsigned char v, size_t w, size_t h, CUstream s))                    \
+	X(cuMemsetD2D32Async, GF_V, CUresult,                                                                      \
+	  (CUdeviceptr dst, size_t pitch, unsigned int v, size_t w, size_t h, CUstream s))                     \
+	X(cuMemAllocAsync, GF_V, CUresult, (CUdeviceptr * dptr, size_t size, CUstream s))                           \
+	X(cuMemAllocFromPoolAsync, GF_V, CUresult, (CUdeviceptr * dptr, size_t size, CUmemoryPool pool, CUstream s)) \
+	X(cuMemFreeAsync, GF_V, CUresult, (CUdeviceptr dptr, CUstream s))                                           \
+	X(cuDeviceGetDefaultMemPool, GF_V, CUresult, (CUmemoryPool * pool, CUdevice dev))                           \
+	X(cuDeviceGetMemPool, GF_V, CUresult, (CUmemoryPool * pool, CUdevice dev))                                  \
+	X(cuDeviceSetMemPool, GF_V, CUresult, (CUdevice dev, CUmemoryPool pool))                                    \
+	X(cuMemPoolGetAttribute, GF_V, CUresult, (CUmemoryPool pool, CUmemPool_attribute attr, void *value))        \
+	X(cuMemPoolSetAttribute, GF_V, CUresult, (CUmemoryPool pool, CUmemPool_attribute attr, void *value))        \
+	X(cuMemPoolTrimTo, GF_V, CUresult, (CUmemoryPool pool, size_t keep))
+
+#define GF_FIELD(name, version, ret, params) ret(*name) params;
+typedef struct gf_memory {
+	GF_MEMORY_FUNCS(GF_FIELD)
+} gf_memory;
+#undef GF_FIELD
+
+/* gf_load_memory resolves the memory families' entry points through the
+ * driver gf_load_driver opened; it exits with a message on failure. */
+static inline void gf_load_memory(gf_driver *d, gf_memory *m) {
+	memset(m, 0, sizeof *m);
+#define GF_RESOLVE(name, version, ret, params)                                                                   \
+	{                                                                                                   \
+		void *p_ = NULL;                                                                                \
+		CUdriverProcAddressQueryResult st_ = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;                      \
+		CUresult r_ = d->cuGetProcAddress(#name, &p_, version, CU_GET_PROC_ADDRESS_DEFAULT, &st_); \
+		if (r_ != CUDA_SUCCESS || st_ != CU_GET_PROC_ADDRESS_SUCCESS || !p_) {                          \
+			fprintf(stderr, "FAIL: cuGetProcAddress(%s) = %d, status %d\n", #name, (int)r_, (int)st_);  \
+			exit(1);                                                                                    \
+		}                                                                                               \
+		memcpy(&m->name, &p_, sizeof p_);                                                               \
+	}
+	GF_MEMORY_FUNCS(GF_RESOLVE)
+#undef GF_RESOLVE
+}
+/* ---- end of the memory families ---- */
+
 #endif /* GPUFABRIC_CUDA_H */

@@ -1,0 +1,296 @@
+/*
+ * conf_memory: a conformance check of the driver API's pitched and 2D/3D
+ * memory and stream-ordered allocation families, written from the CUDA
+ * driver API reference: each check states what the reference promises and
+ * fails with the call and its result when the library under test does
+ * otherwise. Every byte a copy or memset must not touch (the gaps between
+ * pitched rows, the rows around a box) is checked too.
+ *
+ *     conf_memory
+ */
+#include "gpufabric_cuda.h"
+
+static int checks;
+
+#define CHECK(cond, what)                                                   \
+	do {                                                                    \
+		if (!(cond)) {                                                      \
+			fprintf(stderr, "FAIL: %s:%d: %s\n", __FILE__, __LINE__, what); \
+			exit(1);                                                        \
+		}                                                                   \
+		checks++;                                                           \
+	} while (0)
+
+static unsigned char pattern(size_t i) { return (unsigned char)(i * 131 + 7); }
+
+/* pitched2d: cuMemAllocPitch, then a rectangle host -> device -> device ->
+ * host through cuMemcpy2D, cuMemcpy2DUnaligned and cuMemcpy2DAsync, with
+ * offsets (srcXInBytes, srcY) on both sides. */
+static void pitched2d(gf_driver *cu, gf_memory *m) {
+	enum { W = 300, H = 20, HP = 320, OP = 400 };
+	CUdeviceptr a, b;
+	size_t pa, pb;
+	GF_EXPECT(m->cuMemAllocPitch(&a, &pa, W, H, 3), CUDA_ERROR_INVALID_VALUE);
+	checks++;
+	GF_CHECK(m->cuMemAllocPitch(&a, &pa, W, H, 4));
+	GF_CHECK(m->cuMemAllocPitch(&b, &pb, W + 16, H + 1, 8));
+	CHECK(pa >= W && pb >= W + 16, "cuMemAllocPitch: pitch below the width");
+	CHECK(pa % 32 == 0 && pb % 32 == 0, "cuMemAllocPitch: pitch not aligned");
+	/* The allocation is pitch x height: its address range says so. */
+	CUdeviceptr base;
+	size_t size;
+	GF_CHECK(cu->cuMemGetAddressRange(&base, &size, a));
+	CHECK(base == a && size >= pa * H, "cuMemAllocPitch: allocation smaller than pitch x height");
+	GF_CHECK(cu->cuMemsetD8Async(a, 0, pa * H, 0));
+	GF_CHECK(cu->cuMemsetD8Async(b, 0, pb * (H + 1), 0));
+
+	unsigned char *host = malloc(HP * H);
+	for (size_t i = 0; i < HP * H; i++)
+		host[i] = pattern(i);
+	CUDA_MEMCPY2D c = {0};
+	c.srcMemoryType = CU_MEMORYTYPE_HOST, c.srcHost = host, c.srcPitch = HP;
+	c.dstMemoryType = CU_MEMORYTYPE_DEVICE, c.dstDevice = a, c.dstPitch = pa;
+	c.WidthInBytes = W, c.Height = H;
+	GF_CHECK(m->cuMemcpy2D(&c));
+
+	/* a -> b, landing at column 16, row 1 of b. */
+	memset(&c, 0, sizeof c);
+	c.srcMemoryType = CU_MEMORYTYPE_DEVICE, c.srcDevice = a, c.srcPitch = pa;
+	c.dstMemoryType = CU_MEMORYTYPE_UNIFIED, c.dstDevice = b, c.dstPitch = pb, c.dstXInBytes = 16, c.dstY = 1;
+	c.WidthInBytes = W, c.Height = H;
+	GF_CHECK(m->cuMemcpy2DUnaligned(&c));
+
+	/* b -> host of pitch OP, read from column 16, row 1, asynchronously
+	 * into page-locked memory. */
+	unsigned char *out;
+	GF_CHECK(cu->cuMemAllocHost((void **)&out, OP * H));
+	memset(out, 0xEE, OP * H);
+	CUstream s;
+	GF_CHECK(cu->cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+	memset(&c, 0, sizeof c);
+	c.srcMemoryType = CU_MEMORYTYPE_DEVICE, c.srcDevice = b, c.srcPitch = pb, c.srcXInBytes = 16, c.srcY = 1;
+	c.dstMemoryType = CU_MEMORYTYPE_HOST, c.dstHost = out, c.dstPitch = OP;
+	c.WidthInBytes = W, c.Height = H;
+	GF_CHECK(m->cuMemcpy2DAsync(&c, s));
+	GF_CHECK(cu->cuStreamSynchronize(s));
+	for (size_t y = 0; y < H; y++)
+		for (size_t x = 0; x < OP; x++) {
+			unsigned char want = x < W ? pattern(y * HP + x) : 0xEE;
+			if (out[y * OP + x] != want) {
+				fprintf(stderr, "FAIL: 2D round trip: row %zu byte %zu = %#x, want %#x\n", y, x, out[y * OP + x], want);
+				exit(1);
+			}
+		}
+	checks++;
+
+	/* b outside the box is untouched: column 0..15 and row 0 read zero. */
+	unsigned char *whole = malloc(pb * (H + 1));
+	GF_CHECK(cu->cuMemcpyDtoH(whole, b, pb * (H + 1)));
+	for (size_t y = 0; y < H + 1; y++)
+		for (size_t x = 0; x < pb; x++)
+			if ((y == 0 || x < 16 || x >= 16 + W) && whole[y * pb + x] != 0) {
+				fprintf(stderr, "FAIL: 2D copy wrote outside its box: b row %zu byte %zu\n", y, x);
+				exit(1);
+			}
+	checks++;
+
+	/* What the reference calls invalid. */
+	memset(&c, 0, sizeof c);
+	c.srcMemoryType = CU_MEMORYTYPE_DEVICE, c.srcDevice = a, c.srcPitch = W - 1;
+	c.dstMemoryType = CU_MEMORYTYPE_HOST, c.dstHost = out, c.dstPitch = OP;
+	c.WidthInBytes = W, c.Height = 2;
+	GF_EXPECT(m->cuMemcpy2D(&c), CUDA_ERROR_INVALID_VALUE); /* pitch below the width */
+	checks++;
+	c.srcPitch = pa, c.Height = H + 1;
+	GF_EXPECT(m->cuMemcpy2D(&c), CUDA_ERROR_INVALID_VALUE); /* a row past the allocation */
+	checks++;
+	GF_EXPECT(m->cuMemsetD2D32(a, pa, 1, pa / 4 + 1, 2), CUDA_ERROR_INVALID_VALUE); /* width past the pitch */
+	checks++;
+
+	GF_CHECK(cu->cuStreamDestroy(s));
+	GF_CHECK(cu->cuMemFreeHost(out));
+	GF_CHECK(cu->cuMemFree(a));
+	GF_CHECK(cu->cuMemFree(b));
+	free(host);
+	free(whole);
+}
+
+/* box3d: cuMemcpy3D with offsets in all three axes on the host side, and
+ * cuMemcpy3DAsync device to device. */
+static void box3d(gf_driver *cu, gf_memory *m) {
+	enum { W = 64, H = 5, D = 4, SP = 96, SH = 7, SD = 6, DP = 128, DH = 6 };
+	unsigned char *src = malloc(SP * SH * SD);
+	for (size_t i = 0; i < SP * SH * SD; i++)
+		src[i] = pattern(i);
+	CUdeviceptr a, b;
+	GF_CHECK(cu->cuMemAlloc(&a, DP * DH * D));
+	GF_CHECK(cu->cuMemAlloc(&b, DP * DH * D));
+	GF_CHECK(cu->cuMemsetD8Async(b, 0x5A, DP * DH * D, 0));
+
+	CUDA_MEMCPY3D c = {0};
+	c.srcMemoryType = CU_MEMORYTYPE_HOST, c.srcHost = src, c.srcPitch = SP, c.srcHeight = SH;
+	c.srcXInBytes = 8, c.srcY = 1, c.srcZ = 2;
+	c.dstMemoryType = CU_MEMORYTYPE_DEVICE, c.dstDevice = a, c.dstPitch = DP, c.dstHeight = DH;
+	c.WidthInBytes = W, c.Height = H, c.Depth = D;
+	GF_CHECK(m->cuMemcpy3D(&c));
+
+	CUstream s;
+	GF_CHECK(cu->cuStreamCreate(&s, 0));
+	memset(&c, 0, sizeof c);
+	c.srcMemoryType = CU_MEMORYTYPE_DEVICE, c.srcDevice = a, c.srcPitch = DP, c.srcHeight = DH;
+	c.dstMemoryType = CU_MEMORYTYPE_DEVICE, c.dstDevice = b, c.dstPitch = DP, c.dstHeight = DH;
+	c.WidthInBytes = W, c.Height = H, c.Depth = D;
+	GF_CHECK(m->cuMemcpy3DAsync(&c, s));
+	GF_CHECK(cu->cuStreamSynchronize(s));
+
+	unsigned char *back = malloc(DP * DH * D);
+	GF_CHECK(cu->cuMemcpyDtoH(back, b, DP * DH * D));
+	for (size_t z = 0; z < D; z++)
+		for (size_t y = 0; y < DH; y++)
+			for (size_t x = 0; x < DP; x++) {
+				unsigned char want = 0x5A;
+				if (x < W && y < H)
+					want = pattern((z + 2) * SP * SH + (y + 1) * SP + x + 8);
+				if (back[(z * DH + y) * DP + x] != want) {
+					fprintf(stderr, "FAIL: 3D box: (%zu,%zu,%zu) = %#x, want %#x\n", x, y, z,
+					        back[(z * DH + y) * DP + x], want);
+					exit(1);
+				}
+			}
+	checks++;
+
+	/* A slice height below the box's is invalid. */
+	c.srcHeight = H - 1;
+	GF_EXPECT(m->cuMemcpy3D(&c), CUDA_ERROR_INVALID_VALUE);
+	checks++;
+	GF_CHECK(cu->cuStreamDestroy(s));
+	GF_CHECK(cu->cuMemFree(a));
+	GF_CHECK(cu->cuMemFree(b));
+	free(src);
+	free(back);
+}
+
+/* memset2d: the 8-, 16- and 32-bit forms, synchronous and asynchronous,
+ * set their rectangle and nothing else. */
+static void memset2d(gf_driver *cu, gf_memory *m) {
+	enum { P = 256, H = 6 };
+	CUdeviceptr a;
+	GF_CHECK(cu->cuMemAlloc(&a, P * H));
+	GF_CHECK(cu->cuMemsetD8Async(a, 0, P * H, 0));
+	GF_CHECK(m->cuMemsetD2D8(a, P, 0x11, 10, H));                /* bytes 0..9 */
+	GF_CHECK(m->cuMemsetD2D16(a + 16, P, 0x2222, 8, H));         /* bytes 16..31 */
+	GF_CHECK(m->cuMemsetD2D32(a + 32, P, 0x33333333, 4, H - 1)); /* bytes 32..47, rows 0..4 */
+	GF_CHECK(m->cuMemsetD2D8Async(a + 64, P, 0x44, 3, 2, 0));    /* bytes 64..66, rows 0..1 */
+	GF_CHECK(m->cuMemsetD2D32Async(a + P + 128, P, 0x55555555, 2, 1, CU_STREAM_LEGACY));
+	unsigned char back[P * H];
+	GF_CHECK(cu->cuMemcpyDtoH(back, a, sizeof back));
+	for (size_t y = 0; y < H; y++)
+		for (size_t x = 0; x < P; x++) {
+			unsigned char want = 0;
+			if (x < 10)
+				want = 0x11;
+			else if (x >= 16 && x < 32)
+				want = 0x22;
+			else if (x >= 32 && x < 48 && y < H - 1)
+				want = 0x33;
+			else if (x >= 64 && x < 67 && y < 2)
+				want = 0x44;
+			else if (x >= 128 && x < 136 && y == 1)
+				want = 0x55;
+			if (back[y * P + x] != want) {
+				fprintf(stderr, "FAIL: 2D memset: row %zu byte %zu = %#x, want %#x\n", y, x, back[y * P + x], want);
+				exit(1);
+			}
+		}
+	checks++;
+	GF_CHECK(cu->cuMemFree(a));
+}
+
+/* pools: stream-ordered allocation from the default pool, its attributes,
+ * and its charge to the device's memory as cuMemGetInfo reports it. */
+static void pools(gf_driver *cu, gf_memory *m) {
+	CUmemoryPool def, cur;
+	GF_CHECK(m->cuDeviceGetDefaultMemPool(&def, 0));
+	GF_CHECK(m->cuDeviceGetMemPool(&cur, 0));
+	CHECK(def && def == cur, "the current pool is not the default pool");
+	GF_CHECK(m->cuDeviceSetMemPool(0, def));
+
+	cuuint64_t v = 64 << 20, got = 0;
+	GF_CHECK(m->cuMemPoolSetAttribute(def, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &v));
+	GF_CHECK(m->cuMemPoolGetAttribute(def, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD, &got));
+	CHECK(got == v, "release threshold did not stick");
+	int flag = 0;
+	GF_CHECK(m->cuMemPoolSetAttribute(def, CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC, &flag));
+	flag = 1;
+	GF_CHECK(m->cuMemPoolGetAttribute(def, CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC, &flag));
+	CHECK(flag == 0, "reuse flag did not stick");
+
+	size_t free0, free1, free2, total;
+	GF_CHECK(cu->cuMemGetInfo(&free0, &total));
+	CUstream s;
+	GF_CHECK(cu->cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+	const size_t n = 4 << 20;
+	CUdeviceptr p, q;
+	GF_CHECK(m->cuMemAllocAsync(&p, n, s));
+	GF_CHECK(m->cuMemAllocFromPoolAsync(&q, n, def, s));
+	GF_CHECK(cu->cuMemsetD32Async(p, 0xC0FFEE, n / 4, s));
+	CUDA_MEMCPY2D c = {0}; /* q <- p, as 1024 rows of n/1024 bytes, on s after the memset */
+	c.srcMemoryType = CU_MEMORYTYPE_DEVICE, c.srcDevice = p, c.srcPitch = n / 1024;
+	c.dstMemoryType = CU_MEMORYTYPE_DEVICE, c.dstDevice = q, c.dstPitch = n / 1024;
+	c.WidthInBytes = n / 1024, c.Height = 1024;
+	GF_CHECK(m->cuMemcpy2DAsync(&c, s));
+	unsigned int *h;
+	GF_CHECK(cu->cuMemAllocHost((void **)&h, n));
+	GF_CHECK(cu->cuMemcpyDtoHAsync(h, q, n, s));
+	GF_CHECK(cu->cuStreamSynchronize(s));
+	for (size_t i = 0; i < n / 4; i++)
+		if (h[i] != 0xC0FFEE) {
+			fprintf(stderr, "FAIL: stream-ordered memory: word %zu = %#x\n", i, h[i]);
+			exit(1);
+		}
+	checks++;
+	GF_CHECK(cu->cuMemGetInfo(&free1, &total));
+	CHECK(free1 + 2 * n <= free0, "stream-ordered allocations are not charged to the device's memory");
+	GF_CHECK(m->cuMemPoolGetAttribute(def, CU_MEMPOOL_ATTR_USED_MEM_CURRENT, &got));
+	CHECK(got >= 2 * n, "pool's used memory misses the allocations");
+
+	GF_CHECK(m->cuMemFreeAsync(p, s));
+	GF_CHECK(m->cuMemFreeAsync(q, s));
+	GF_CHECK(cu->cuStreamSynchronize(s));
+	GF_CHECK(m->cuMemPoolTrimTo(def, 0));
+	GF_CHECK(cu->cuMemGetInfo(&free2, &total));
+	CHECK(free2 == free0, "freed stream-ordered memory did not come back");
+	GF_CHECK(m->cuMemPoolGetAttribute(def, CU_MEMPOOL_ATTR_USED_MEM_CURRENT, &got));
+	CHECK(got == 0, "pool's used memory after the frees");
+	GF_CHECK(m->cuMemPoolGetAttribute(def, CU_MEMPOOL_ATTR_USED_MEM_HIGH, &got));
+	CHECK(got >= 2 * n, "pool's high watermark");
+	v = 0;
+	GF_CHECK(m->cuMemPoolSetAttribute(def, CU_MEMPOOL_ATTR_USED_MEM_HIGH, &v));
+	v = 5; /* a watermark may only be reset to zero */
+	GF_EXPECT(m->cuMemPoolSetAttribute(def, CU_MEMPOOL_ATTR_USED_MEM_HIGH, &v), CUDA_ERROR_INVALID_VALUE);
+	checks++;
+
+	/* Past the device's memory: out of memory, as with cuMemAlloc. */
+	GF_EXPECT(m->cuMemAllocAsync(&p, total + 1, s), CUDA_ERROR_OUT_OF_MEMORY);
+	checks++;
+	GF_EXPECT(m->cuMemFreeAsync(0, s), CUDA_ERROR_INVALID_VALUE);
+	checks++;
+	GF_EXPECT(m->cuMemPoolTrimTo((CUmemoryPool)(uintptr_t)0x1000, 0), CUDA_ERROR_INVALID_VALUE);
+	checks++;
+	GF_CHECK(cu->cuStreamDestroy(s));
+	GF_CHECK(cu->cuMemFreeHost(h));
+}
+
+int main(void) {
+	gf_driver cu;
+	gf_setup(&cu);
+	gf_memory m;
+	gf_load_memory(&cu, &m);
+	pitched2d(&cu, &m);
+	box3d(&cu, &m);
+	memset2d(&cu, &m);
+	pools(&cu, &m);
+	GF_CHECK(cu.cuCtxSynchronize());
+	printf("conf_memory: %d checks passed\n", checks);
+	return 0;
+}
