@@ -39,6 +39,12 @@ const (
 	OpGoodbye
 	OpMemcpy3D // memory2.go
 	OpMemset2D
+	OpMemAddressReserve
+	OpMemAddressFree
+	OpMemCreate
+	OpMemRelease
+	OpMemMap
+	OpMemUnmap
 	opEnd
 )
 
@@ -58,6 +64,8 @@ var opNames = [...]string{
 	OpEcho: "Echo", OpDescribe: "Describe", OpJoinBulk: "JoinBulk",
 	OpGoodbye:  "Goodbye",
 	OpMemcpy3D: "Memcpy3D", OpMemset2D: "Memset2D",
+	OpMemAddressReserve: "MemAddressReserve", OpMemAddressFree: "MemAddressFree",
+	OpMemCreate: "MemCreate", OpMemRelease: "MemRelease", OpMemMap: "MemMap", OpMemUnmap: "MemUnmap",
 }
 
 func (op Op) String() string {
@@ -172,5 +180,5 @@ func NewReply(op Op) Message {
 	case OpEventElapsedTime:
 		return new(ElapsedTime)
 	}
-	return nil
+	return newMemoryReply(op)
 }

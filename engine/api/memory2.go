@@ -83,6 +83,99 @@ func (m *Memset2D) Decode(d *Decoder) {
 	m.Width, m.Height, m.Stream = d.U64(), d.U64(), d.U32()
 }
 
+// Virtual memory management (cuMemAddressReserve, cuMemCreate, cuMemMap and
+// their inverses). Physical allocations get handles the client chooses, as
+// streams do; what can fail for want of memory (MemCreate) or needs the
+// server's answer (MemAddressReserve's address) is synchronous, the rest is
+// sent without waiting.
+
+// VMMGranularity is the granularity of reservations, physical allocations
+// and mappings: CUDA's on current GPUs (cuMemGetAllocationGranularity), so
+// that programs size their segments the same remotely.
+const VMMGranularity = 2 << 20
+
+// MemAddressReserve reserves Size bytes of device addresses on a session
+// device, aligned to Align (0: the granularity). The reply is a
+// MemAllocReply with the range's start.
+type MemAddressReserve struct {
+	Ordinal     uint32
+	Size, Align uint64
+}
+
+// MemAddressFree frees a whole reservation; nothing may be mapped in it.
+type MemAddressFree struct{ Ptr, Size uint64 }
+
+// MemCreate allocates Size bytes of physical memory on a session device as
+// Handle, charged to the session's share.
+type MemCreate struct {
+	Handle  Handle
+	Ordinal uint32
+	Size    uint64
+}
+
+// MemRelease releases the client's handle to physical memory; the memory
+// is freed once no mapping uses it either.
+type MemRelease struct{ Handle Handle }
+
+// MemMap maps Size bytes of Handle's memory, from Offset, at Ptr, inside
+// one of the session's reservations.
+type MemMap struct {
+	Ptr, Size, Offset uint64
+	Handle            Handle
+}
+
+// MemUnmap unmaps the mappings that tile [Ptr, Ptr+Size).
+type MemUnmap struct{ Ptr, Size uint64 }
+
+func (*MemAddressReserve) Op() Op { return OpMemAddressReserve }
+func (m *MemAddressReserve) Encode(e *Encoder) {
+	e.U32(m.Ordinal)
+	e.U64(m.Size)
+	e.U64(m.Align)
+}
+func (m *MemAddressReserve) Decode(d *Decoder) {
+	m.Ordinal, m.Size, m.Align = d.U32(), d.U64(), d.U64()
+}
+
+func (*MemAddressFree) Op() Op              { return OpMemAddressFree }
+func (m *MemAddressFree) Encode(e *Encoder) { e.U64(m.Ptr); e.U64(m.Size) }
+func (m *MemAddressFree) Decode(d *Decoder) { m.Ptr, m.Size = d.U64(), d.U64() }
+
+func (*MemCreate) Op() Op { return OpMemCreate }
+func (m *MemCreate) Encode(e *Encoder) {
+	e.U32(m.Handle)
+	e.U32(m.Ordinal)
+	e.U64(m.Size)
+}
+func (m *MemCreate) Decode(d *Decoder) { m.Handle, m.Ordinal, m.Size = d.U32(), d.U32(), d.U64() }
+
+func (*MemRelease) Op() Op              { return OpMemRelease }
+func (m *MemRelease) Encode(e *Encoder) { e.U32(m.Handle) }
+func (m *MemRelease) Decode(d *Decoder) { m.Handle = d.U32() }
+
+func (*MemMap) Op() Op { return OpMemMap }
+func (m *MemMap) Encode(e *Encoder) {
+	e.U64(m.Ptr)
+	e.U64(m.Size)
+	e.U64(m.Offset)
+	e.U32(m.Handle)
+}
+func (m *MemMap) Decode(d *Decoder) {
+	m.Ptr, m.Size, m.Offset, m.Handle = d.U64(), d.U64(), d.U64(), d.U32()
+}
+
+func (*MemUnmap) Op() Op              { return OpMemUnmap }
+func (m *MemUnmap) Encode(e *Encoder) { e.U64(m.Ptr); e.U64(m.Size) }
+func (m *MemUnmap) Decode(d *Decoder) { m.Ptr, m.Size = d.U64(), d.U64() }
+
+// newMemoryReply is NewReply for the calls of this file.
+func newMemoryReply(op Op) Message {
+	if op == OpMemAddressReserve {
+		return new(MemAllocReply)
+	}
+	return nil
+}
+
 // newMemoryRequest is NewRequest for the calls of this file.
 func newMemoryRequest(op Op) Message {
 	switch op {
@@ -90,6 +183,18 @@ func newMemoryRequest(op Op) Message {
 		return new(Memcpy3D)
 	case OpMemset2D:
 		return new(Memset2D)
+	case OpMemAddressReserve:
+		return new(MemAddressReserve)
+	case OpMemAddressFree:
+		return new(MemAddressFree)
+	case OpMemCreate:
+		return new(MemCreate)
+	case OpMemRelease:
+		return new(MemRelease)
+	case OpMemMap:
+		return new(MemMap)
+	case OpMemUnmap:
+		return new(MemUnmap)
 	}
 	return nil
 }

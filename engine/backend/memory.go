@@ -1,0 +1,34 @@
+package backend
+
+// VirtualMemory is implemented by devices that can map physical memory into
+// reserved ranges of device addresses, as CUDA's virtual memory management
+// does (cuMemAddressReserve, cuMemCreate, cuMemMap). The engine checks every
+// range against the session's reservations and mappings before it calls;
+// sizes and offsets are multiples of api.VMMGranularity. Methods are called
+// from the shard.
+type VirtualMemory interface {
+	// Reserve reserves size bytes of device addresses aligned to align (a
+	// power of two, at least the granularity). Nothing is mapped there.
+	Reserve(size, align uint64) (DevicePtr, error)
+	// FreeReservation frees a reservation Reserve returned, whole. Nothing
+	// is mapped in it.
+	FreeReservation(ptr DevicePtr, size uint64) error
+	// CreatePhysical allocates size bytes of physical memory. It reads as
+	// zeros (never another tenant's bytes), and belongs to no address
+	// until mapped.
+	CreatePhysical(size uint64) (Physical, error)
+	// Map maps size bytes of p, from offset, at ptr, a range inside a
+	// reservation where nothing is mapped. The same physical memory may be
+	// mapped at several places; they alias.
+	Map(ptr DevicePtr, size uint64, p Physical, offset uint64) error
+	// Unmap unmaps [ptr, ptr+size), a range Map mapped. The engine calls it
+	// only once no queued work can touch the range.
+	Unmap(ptr DevicePtr, size uint64) error
+}
+
+// Physical is physical memory of a VirtualMemory device.
+type Physical interface {
+	// Release frees the memory once it is unmapped everywhere; mappings
+	// that remain keep it until they are unmapped.
+	Release() error
+}
