@@ -142,6 +142,18 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 		return s.memcpy3D(h, m, pl)
 	case *api.Memset2D:
 		s.memset2D(h, m)
+	case *api.MemAddressReserve: // calls_vmm.go
+		s.memAddressReserve(h, m)
+	case *api.MemAddressFree:
+		s.memAddressFree(h, m)
+	case *api.MemCreate:
+		s.memCreate(h, m)
+	case *api.MemRelease:
+		s.memRelease(h, m)
+	case *api.MemMap:
+		s.memMap(h, m)
+	case *api.MemUnmap:
+		s.memUnmap(h, m)
 	default:
 		s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
 	}

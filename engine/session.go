@@ -68,6 +68,7 @@ type session struct {
 	events     map[api.Handle]*eventObj
 	modules    map[api.Handle]*moduleObj
 	functions  map[api.Handle]*functionObj
+	vmm        vmmState  // reservations, physical memory, mappings: calls_vmm.go
 	latched    api.Latch // first asynchronous failure not yet reported
 	client     string    // who the client said it is
 	selection  string
@@ -594,6 +595,7 @@ func (s *session) release(d *sessionDevice) {
 	for _, bm := range modules {
 		bm.Unload()
 	}
+	s.releaseVirtual(d)
 	var freed uint64
 	for _, a := range d.allocs.all() {
 		if a.global {

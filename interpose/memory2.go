@@ -166,3 +166,58 @@ func (st *Stream) issue(req api.Message, payload, into []byte, wait bool, waits 
 	*waits = append(*waits, p)
 	return nil
 }
+
+// Reserve reserves size bytes of device addresses aligned to align (0: the
+// granularity), as cuMemAddressReserve does. Nothing is mapped there yet.
+func (d *Device) Reserve(size, align uint64) (DevicePtr, error) {
+	var r api.MemAllocReply
+	err := d.s.call(&api.MemAddressReserve{Ordinal: d.ordinal, Size: size, Align: align}, &r, nil, nil)
+	return DevicePtr(r.Ptr), err
+}
+
+// FreeReservation frees a whole reservation once the work queued before it
+// is done. It does not wait.
+func (d *Device) FreeReservation(ptr DevicePtr, size uint64) error {
+	return d.s.send(&api.MemAddressFree{Ptr: uint64(ptr), Size: size}, nil)
+}
+
+// Physical is physical device memory (cuMemCreate), charged to the
+// session's share until it is released and unmapped everywhere.
+type Physical struct {
+	d    *Device
+	h    api.Handle
+	size uint64
+}
+
+// CreatePhysical allocates size bytes of physical memory, waiting for the
+// server's verdict: running out of the share is the answer a caller needs
+// at once, as cuMemCreate gives it.
+func (d *Device) CreatePhysical(size uint64) (*Physical, error) {
+	p := &Physical{d: d, h: d.s.newHandle(), size: size}
+	if err := d.s.call(&api.MemCreate{Handle: p.h, Ordinal: d.ordinal, Size: size}, nil, nil, nil); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Size is the physical allocation's size.
+func (p *Physical) Size() uint64 { return p.size }
+
+// Device is the device the memory is on.
+func (p *Physical) Device() *Device { return p.d }
+
+// Map maps size bytes of the memory, from offset, at ptr inside one of the
+// session's reservations. It does not wait: a failure comes back from the
+// next synchronising call.
+func (p *Physical) Map(ptr DevicePtr, size, offset uint64) error {
+	return p.d.s.send(&api.MemMap{Ptr: uint64(ptr), Size: size, Offset: offset, Handle: p.h}, nil)
+}
+
+// Release gives up the handle; mappings keep the memory until unmapped.
+func (p *Physical) Release() error { return p.d.s.send(&api.MemRelease{Handle: p.h}, nil) }
+
+// Unmap unmaps the whole mappings that tile [ptr, ptr+size), once the work
+// queued before it is done. It does not wait.
+func (d *Device) Unmap(ptr DevicePtr, size uint64) error {
+	return d.s.send(&api.MemUnmap{Ptr: uint64(ptr), Size: size}, nil)
+}
