@@ -221,3 +221,6 @@ func (p *Physical) Release() error { return p.d.s.send(&api.MemRelease{Handle: p
 func (d *Device) Unmap(ptr DevicePtr, size uint64) error {
 	return d.s.send(&api.MemUnmap{Ptr: uint64(ptr), Size: size}, nil)
 }
+
+// Handle is the physical memory's handle in the session.
+func (p *Physical) Handle() api.Handle { return p.h }

@@ -1,6 +1,7 @@
 /*
  * conf_memory: a conformance check of the driver API's pitched and 2D/3D
- * memory and stream-ordered allocation families, written from the CUDA
+ * memory, stream-ordered allocation and virtual memory management
+ * families, written from the CUDA
  * driver API reference: each check states what the reference promises and
  * fails with the call and its result when the library under test does
  * otherwise. Every byte a copy or memset must not touch (the gaps between
@@ -281,6 +282,77 @@ static void pools(gf_driver *cu, gf_memory *m) {
 	GF_CHECK(cu->cuMemFreeHost(h));
 }
 
+/* vmm: PyTorch's expandable segment. A reservation larger than the pieces,
+ * physical pieces created and mapped one after another, a buffer across
+ * them, and everything undone; physical memory is what cuMemGetInfo
+ * charges, reservations are not. */
+static void vmm(gf_driver *cu, gf_memory *m) {
+	CUmemAllocationProp prop = {0};
+	prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+	prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+	prop.location.id = 0;
+	size_t g = 0;
+	GF_CHECK(m->cuMemGetAllocationGranularity(&g, &prop, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED));
+	CHECK(g > 0 && (g & (g - 1)) == 0, "granularity is not a power of two");
+
+	size_t free0, free1, total;
+	GF_CHECK(cu->cuMemGetInfo(&free0, &total));
+	CUdeviceptr va;
+	GF_CHECK(m->cuMemAddressReserve(&va, 16 * g, 0, 0, 0));
+	CHECK(va % g == 0, "reservation not aligned to the granularity");
+	GF_CHECK(cu->cuMemGetInfo(&free1, &total));
+	CHECK(free1 == free0, "a reservation was charged as memory");
+
+	CUmemGenericAllocationHandle h[3];
+	CUmemAccessDesc access = {{CU_MEM_LOCATION_TYPE_DEVICE, 0}, CU_MEM_ACCESS_FLAGS_PROT_READWRITE};
+	for (int i = 0; i < 3; i++) {
+		GF_CHECK(m->cuMemCreate(&h[i], g, &prop, 0));
+		GF_CHECK(m->cuMemMap(va + i * g, g, 0, h[i], 0));
+		GF_CHECK(m->cuMemSetAccess(va + i * g, g, &access, 1));
+	}
+	GF_CHECK(cu->cuMemGetInfo(&free1, &total));
+	CHECK(free1 + 3 * g <= free0, "physical memory is not charged");
+	GF_EXPECT(m->cuMemCreate(&h[0] + 0, g + 1, &prop, 0), CUDA_ERROR_INVALID_VALUE);
+	checks++;
+	GF_EXPECT(m->cuMemMap(va + g, g, 0, h[0], 0), CUDA_ERROR_INVALID_VALUE); /* mapped already */
+	checks++;
+
+	/* A buffer across the three pieces. */
+	size_t n = 3 * g - 200;
+	unsigned char *buf = malloc(n), *back = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = pattern(i);
+	GF_CHECK(cu->cuMemcpyHtoD(va + 100, buf, n));
+	GF_CHECK(cu->cuMemsetD32Async(va + g - 8, 0xA5A5A5A5, 4, 0));
+	GF_CHECK(cu->cuMemcpyDtoH(back, va + 100, n));
+	memset(buf + g - 108, 0xA5, 16);
+	CHECK(memcmp(buf, back, n) == 0, "a buffer across mapped pieces came back changed");
+
+	CUmemGenericAllocationHandle again;
+	GF_CHECK(m->cuMemRetainAllocationHandle(&again, (void *)(uintptr_t)(va + g + 5)));
+	CHECK(again == h[1], "cuMemRetainAllocationHandle returned another handle");
+	CUmemAllocationProp got;
+	GF_CHECK(m->cuMemGetAllocationPropertiesFromHandle(&got, h[2]));
+	CHECK(got.type == CU_MEM_ALLOCATION_TYPE_PINNED && got.location.id == 0, "allocation properties");
+	GF_EXPECT(cu->cuMemFree(va), CUDA_ERROR_INVALID_VALUE); /* not cuMemFree's */
+	checks++;
+	GF_EXPECT(m->cuMemAddressFree(va, 16 * g), CUDA_ERROR_INVALID_VALUE); /* still mapped */
+	checks++;
+
+	GF_CHECK(m->cuMemUnmap(va, 3 * g));
+	for (int i = 0; i < 3; i++)
+		GF_CHECK(m->cuMemRelease(h[i]));
+	GF_CHECK(m->cuMemRelease(again));
+	GF_CHECK(m->cuMemAddressFree(va, 16 * g));
+	GF_CHECK(cu->cuCtxSynchronize());
+	GF_CHECK(cu->cuMemGetInfo(&free1, &total));
+	CHECK(free1 == free0, "unmapped, released memory did not come back");
+	GF_EXPECT(m->cuMemRelease(h[0]), CUDA_ERROR_INVALID_VALUE); /* released already */
+	checks++;
+	free(buf);
+	free(back);
+}
+
 int main(void) {
 	gf_driver cu;
 	gf_setup(&cu);
@@ -290,6 +362,7 @@ int main(void) {
 	box3d(&cu, &m);
 	memset2d(&cu, &m);
 	pools(&cu, &m);
+	vmm(&cu, &m);
 	GF_CHECK(cu.cuCtxSynchronize());
 	printf("conf_memory: %d checks passed\n", checks);
 	return 0;

@@ -2,9 +2,10 @@
 
 // gf_memory2.c: the driver API entry points of the pitched and 2D/3D
 // memory family (cuMemAllocPitch, cuMemcpy2D/3D and async forms,
-// cuMemsetD2D*) and of stream-ordered allocation (cuMemAllocAsync,
-// cuMemFreeAsync, the default memory pool). 2D copies enter Go as the 3D
-// copy of one slice.
+// cuMemsetD2D*), of stream-ordered allocation (cuMemAllocAsync,
+// cuMemFreeAsync, the default memory pool) and of virtual memory
+// management (cuMemAddressReserve, cuMemCreate, cuMemMap and the rest).
+// 2D copies enter Go as the 3D copy of one slice.
 
 #include <stdint.h>
 
@@ -72,3 +73,24 @@ GF_API(cuDeviceSetMemPool, (CUdevice dev, CUmemoryPool pool), gfgo_deviceSetPool
 GF_API(cuMemPoolGetAttribute, (CUmemoryPool pool, int attr, void *value), gfgo_poolAttribute(H(pool), attr, value, 0))
 GF_API(cuMemPoolSetAttribute, (CUmemoryPool pool, int attr, void *value), gfgo_poolAttribute(H(pool), attr, value, 1))
 GF_API(cuMemPoolTrimTo, (CUmemoryPool pool, size_t keep), gfgo_poolTrim(H(pool), keep))
+
+// ---- virtual memory management ----
+
+GF_API(cuMemAddressReserve, (CUdeviceptr *ptr, size_t size, size_t align, CUdeviceptr addr, unsigned long long flags),
+       gfgo_memAddressReserve(GF_CUR_DEV, ptr, size, align, addr, flags))
+GF_API(cuMemAddressFree, (CUdeviceptr ptr, size_t size), gfgo_memAddressFree(ptr, size))
+GF_API(cuMemCreate, (CUmemGenericAllocationHandle *h, size_t size, const CUmemAllocationProp *prop, unsigned long long flags),
+       gfgo_memCreate(h, size, (CUmemAllocationProp *)prop, flags))
+GF_API(cuMemRelease, (CUmemGenericAllocationHandle h), gfgo_memRelease(h))
+GF_API(cuMemMap, (CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle h, unsigned long long flags),
+       gfgo_memMap(ptr, size, offset, h, flags))
+GF_API(cuMemUnmap, (CUdeviceptr ptr, size_t size), gfgo_memUnmap(ptr, size))
+GF_API(cuMemSetAccess, (CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count),
+       gfgo_memSetAccess(ptr, size, (CUmemAccessDesc *)desc, count))
+GF_API(cuMemGetAccess, (unsigned long long *flags, const CUmemLocation *location, CUdeviceptr ptr),
+       gfgo_memGetAccess(flags, (CUmemLocation *)location, ptr))
+GF_API(cuMemGetAllocationGranularity, (size_t *granularity, const CUmemAllocationProp *prop, int option),
+       gfgo_memGranularity(granularity, (CUmemAllocationProp *)prop, option))
+GF_API(cuMemGetAllocationPropertiesFromHandle, (CUmemAllocationProp *prop, CUmemGenericAllocationHandle h),
+       gfgo_memHandleProps(prop, h))
+GF_API(cuMemRetainAllocationHandle, (CUmemGenericAllocationHandle *h, void *addr), gfgo_memRetainHandle(h, addr))

@@ -51,6 +51,32 @@ typedef struct CUDA_MEMCPY3D_st {
 	size_t WidthInBytes, Height, Depth;
 } CUDA_MEMCPY3D;
 
+// Virtual memory management.
+typedef unsigned long long CUmemGenericAllocationHandle;
+
+typedef struct CUmemLocation_st {
+	int type; // CU_MEM_LOCATION_TYPE_DEVICE = 1
+	int id;
+} CUmemLocation;
+
+typedef struct CUmemAllocationProp_st {
+	int type;                 // CU_MEM_ALLOCATION_TYPE_PINNED = 1
+	int requestedHandleTypes; // CUmemAllocationHandleType
+	CUmemLocation location;
+	void *win32HandleMetaData;
+	struct {
+		unsigned char compressionType;
+		unsigned char gpuDirectRDMACapable;
+		unsigned short usage;
+		unsigned char reserved[4];
+	} allocFlags;
+} CUmemAllocationProp;
+
+typedef struct CUmemAccessDesc_st {
+	CUmemLocation location;
+	int flags; // CUmemAccess_flags
+} CUmemAccessDesc;
+
 // gf_copy2d_as_3d restates a 2D copy as the 3D copy of one slice.
 static inline void gf_copy2d_as_3d(const CUDA_MEMCPY2D *c, CUDA_MEMCPY3D *o) {
 	*o = (CUDA_MEMCPY3D){

@@ -26,6 +26,7 @@ type region struct {
 	flags      uint32  // host memory: CU_MEMHOSTALLOC_* or CU_MEMHOSTREGISTER_*
 	global     bool    // a module global: freed with its module, not by cuMemFree
 	registered bool    // host memory the application owns (cuMemHostRegister)
+	vmm        uint64  // a mapping of this physical memory handle (vmm.go)
 }
 
 // registry is a set of non-overlapping regions, sorted by base. Unified

@@ -367,6 +367,33 @@ typedef enum CUmemPool_attribute_enum {
 	CU_MEMPOOL_ATTR_USED_MEM_HIGH = 8
 } CUmemPool_attribute;
 
+typedef unsigned long long CUmemGenericAllocationHandle;
+typedef struct CUmemLocation_st {
+	int type; /* CU_MEM_LOCATION_TYPE_DEVICE */
+	int id;
+} CUmemLocation;
+typedef struct CUmemAllocationProp_st {
+	int type; /* CU_MEM_ALLOCATION_TYPE_PINNED */
+	int requestedHandleTypes;
+	CUmemLocation location;
+	void *win32HandleMetaData;
+	struct {
+		unsigned char compressionType;
+		unsigned char gpuDirectRDMACapable;
+		unsigned short usage;
+		unsigned char reserved[4];
+	} allocFlags;
+} CUmemAllocationProp;
+typedef struct CUmemAccessDesc_st {
+	CUmemLocation location;
+	int flags; /* CU_MEM_ACCESS_FLAGS_PROT_* */
+} CUmemAccessDesc;
+#define CU_MEM_ALLOCATION_TYPE_PINNED 1
+#define CU_MEM_LOCATION_TYPE_DEVICE 1
+#define CU_MEM_ACCESS_FLAGS_PROT_READWRITE 3
+#define CU_MEM_ALLOC_GRANULARITY_MINIMUM 0
+#define CU_MEM_ALLOC_GRANULARITY_RECOMMENDED 1
+
 #define GF_MEMORY_FUNCS(X)                                                                                      \
 	X(cuMemAllocPitch, GF_V, CUresult,                                                                         \
 	  (CUdeviceptr * dptr, size_t *pitch, size_t width, size_t height, unsigned int elemSize))             \
@@ -390,7 +417,22 @@ typedef enum CUmemPool_attribute_enum {
 	X(cuDeviceSetMemPool, GF_V, CUresult, (CUdevice dev, CUmemoryPool pool))                                    \
 	X(cuMemPoolGetAttribute, GF_V, CUresult, (CUmemoryPool pool, CUmemPool_attribute attr, void *value))        \
 	X(cuMemPoolSetAttribute, GF_V, CUresult, (CUmemoryPool pool, CUmemPool_attribute attr, void *value))        \
-	X(cuMemPoolTrimTo, GF_V, CUresult, (CUmemoryPool pool, size_t keep))
+	X(cuMemPoolTrimTo, GF_V, CUresult, (CUmemoryPool pool, size_t keep))                                        \
+	X(cuMemAddressReserve, GF_V, CUresult,                                                                     \
+	  (CUdeviceptr * ptr, size_t size, size_t align, CUdeviceptr addr, unsigned long long flags))           \
+	X(cuMemAddressFree, GF_V, CUresult, (CUdeviceptr ptr, size_t size))                                        \
+	X(cuMemCreate, GF_V, CUresult,                                                                             \
+	  (CUmemGenericAllocationHandle * h, size_t size, const CUmemAllocationProp *prop, unsigned long long flags)) \
+	X(cuMemRelease, GF_V, CUresult, (CUmemGenericAllocationHandle h))                                          \
+	X(cuMemMap, GF_V, CUresult,                                                                                \
+	  (CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle h, unsigned long long flags)) \
+	X(cuMemUnmap, GF_V, CUresult, (CUdeviceptr ptr, size_t size))                                              \
+	X(cuMemSetAccess, GF_V, CUresult, (CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count)) \
+	X(cuMemGetAllocationGranularity, GF_V, CUresult,                                                           \
+	  (size_t * granularity, const CUmemAllocationProp *prop, int option))                                   \
+	X(cuMemGetAllocationPropertiesFromHandle, GF_V, CUresult,                                                  \
+	  (CUmemAllocationProp * prop, CUmemGenericAllocationHandle h))                                          \
+	X(cuMemRetainAllocationHandle, GF_V, CUresult, (CUmemGenericAllocationHandle * h, void *addr))
 
 #define GF_FIELD(name, version, ret, params) ret(*name) params;
 typedef struct gf_memory {
