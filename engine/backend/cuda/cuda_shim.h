@@ -78,4 +78,13 @@ int gf_memcpy_dtoh(gf_handle ctx, void *dst, uint64_t src, size_t n, gf_handle s
 int gf_memcpy_dtod(gf_handle ctx, uint64_t dst, uint64_t src, size_t n, gf_handle stream);
 int gf_memset(gf_handle ctx, uint64_t dst, unsigned value, int elem_size, size_t count, gf_handle stream);
 
+// Virtual memory management; GF_MISSING where the driver lacks it.
+int gf_has_vmm(void);
+int gf_vmm_reserve(gf_handle ctx, size_t size, size_t align, uint64_t *ptr);
+int gf_vmm_free(gf_handle ctx, uint64_t ptr, size_t size);
+int gf_vmm_create(gf_handle ctx, int dev, size_t size, uint64_t *handle);
+int gf_vmm_release(gf_handle ctx, uint64_t handle);
+int gf_vmm_map(gf_handle ctx, int dev, uint64_t ptr, size_t size, size_t offset, uint64_t handle);
+int gf_vmm_unmap(gf_handle ctx, uint64_t ptr, size_t size);
+
 #endif

@@ -74,6 +74,14 @@ static struct {
 	CUresult (*cuMemsetD16Async)(CUdeviceptr, unsigned short, size_t, CUstream);
 	CUresult (*cuMemsetD32Async)(CUdeviceptr, unsigned int, size_t, CUstream);
 	CUresult (*cuGetErrorString)(CUresult, const char **);
+	// Virtual memory management (vmm_linux.go), optional: drivers >= 10.2.
+	CUresult (*cuMemAddressReserve)(CUdeviceptr *, size_t, size_t, CUdeviceptr, unsigned long long);
+	CUresult (*cuMemAddressFree)(CUdeviceptr, size_t);
+	CUresult (*cuMemCreate)(unsigned long long *, size_t, const void *, unsigned long long);
+	CUresult (*cuMemRelease)(unsigned long long);
+	CUresult (*cuMemMap)(CUdeviceptr, size_t, size_t, unsigned long long, unsigned long long);
+	CUresult (*cuMemUnmap)(CUdeviceptr, size_t);
+	CUresult (*cuMemSetAccess)(CUdeviceptr, size_t, const void *, size_t);
 } cu;
 
 // One entry per driver function: the slot it fills, whether the backend can
@@ -130,6 +138,13 @@ static const struct sym syms[] = {
 	{SLOT(cuMemsetD16Async), 1, {"cuMemsetD16Async"}},
 	{SLOT(cuMemsetD32Async), 1, {"cuMemsetD32Async"}},
 	{SLOT(cuGetErrorString), 0, {"cuGetErrorString"}},
+	{SLOT(cuMemAddressReserve), 0, {"cuMemAddressReserve"}},
+	{SLOT(cuMemAddressFree), 0, {"cuMemAddressFree"}},
+	{SLOT(cuMemCreate), 0, {"cuMemCreate"}},
+	{SLOT(cuMemRelease), 0, {"cuMemRelease"}},
+	{SLOT(cuMemMap), 0, {"cuMemMap"}},
+	{SLOT(cuMemUnmap), 0, {"cuMemUnmap"}},
+	{SLOT(cuMemSetAccess), 0, {"cuMemSetAccess"}},
 };
 
 // gf_open is called by the Go side under its own lock, once it succeeds
@@ -403,4 +418,91 @@ int gf_memset(gf_handle ctx, uint64_t dst, unsigned value, int elem_size, size_t
 		return cu.cuMemsetD32Async(dst, value, count, (CUstream)stream);
 	}
 	return CUDA_ERROR_INVALID_VALUE;
+}
+
+// ---- virtual memory management ----
+//
+// The driver's structures, from the API reference: CUmemAllocationProp
+// (type, requested handle types, location {type, id}, win32 metadata,
+// allocation flags) and CUmemAccessDesc (location, flags).
+
+struct gf_mem_location { int type, id; };
+struct gf_mem_prop {
+	int type, handle_types;
+	struct gf_mem_location location;
+	void *win32;
+	unsigned char compression, rdma;
+	unsigned short usage;
+	unsigned char reserved[4];
+};
+struct gf_mem_access { struct gf_mem_location location; int flags; };
+
+#define GF_ALLOC_PINNED 1
+#define GF_LOCATION_DEVICE 1
+#define GF_ACCESS_READWRITE 3
+
+int gf_has_vmm(void) {
+	return cu.cuMemAddressReserve && cu.cuMemAddressFree && cu.cuMemCreate && cu.cuMemRelease &&
+	       cu.cuMemMap && cu.cuMemUnmap && cu.cuMemSetAccess;
+}
+
+int gf_vmm_reserve(gf_handle ctx, size_t size, size_t align, uint64_t *ptr) {
+	if (!gf_has_vmm())
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	CUdeviceptr p = 0;
+	CUresult r = cu.cuMemAddressReserve(&p, size, align, 0, 0);
+	*ptr = p;
+	return r;
+}
+
+int gf_vmm_free(gf_handle ctx, uint64_t ptr, size_t size) {
+	if (!gf_has_vmm())
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	return cu.cuMemAddressFree(ptr, size);
+}
+
+int gf_vmm_create(gf_handle ctx, int dev, size_t size, uint64_t *handle) {
+	if (!gf_has_vmm())
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	struct gf_mem_prop prop = {0};
+	prop.type = GF_ALLOC_PINNED;
+	prop.location.type = GF_LOCATION_DEVICE;
+	prop.location.id = dev;
+	unsigned long long h = 0;
+	CUresult r = cu.cuMemCreate(&h, size, &prop, 0);
+	*handle = h;
+	return r;
+}
+
+int gf_vmm_release(gf_handle ctx, uint64_t handle) {
+	if (!gf_has_vmm())
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	return cu.cuMemRelease(handle);
+}
+
+// gf_vmm_map maps and grants the device read-write access, which a mapping
+// needs before any access; a failed grant takes the mapping out again.
+int gf_vmm_map(gf_handle ctx, int dev, uint64_t ptr, size_t size, size_t offset, uint64_t handle) {
+	if (!gf_has_vmm())
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	CUresult r = cu.cuMemMap(ptr, size, offset, handle, 0);
+	if (r != CUDA_SUCCESS)
+		return r;
+	struct gf_mem_access a = {{GF_LOCATION_DEVICE, dev}, GF_ACCESS_READWRITE};
+	r = cu.cuMemSetAccess(ptr, size, &a, 1);
+	if (r != CUDA_SUCCESS)
+		cu.cuMemUnmap(ptr, size);
+	return r;
+}
+
+int gf_vmm_unmap(gf_handle ctx, uint64_t ptr, size_t size) {
+	if (!gf_has_vmm())
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	return cu.cuMemUnmap(ptr, size);
 }
