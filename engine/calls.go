@@ -154,6 +154,8 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 		s.memMap(h, m)
 	case *api.MemUnmap:
 		s.memUnmap(h, m)
+	case *api.MemcpyPeer: // calls_peer.go
+		s.memcpyPeer(h, m)
 	default:
 		s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
 	}
@@ -409,7 +411,7 @@ func (s *session) memFree(h api.Header, ptr uint64) {
 		}
 		d.allocs.uncharge(a.size)
 		d.freeing.Add(1)
-		s.afterStreams(d, func() {
+		s.afterWork(d, func() { // calls_peer.go
 			d.submit(func() {
 				err := d.shard.dev.Free(ptr)
 				d.freeing.Add(-1)
@@ -716,7 +718,7 @@ func (s *session) moduleUnload(h api.Header, m *api.ModuleUnload) {
 	}
 	d := mod.dev
 	// Launches already queued may still run this module's code.
-	s.afterStreams(d, func() {
+	s.afterWork(d, func() {
 		d.submit(func() {
 			for _, g := range mod.globals {
 				d.allocs.remove(g.base)

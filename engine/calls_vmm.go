@@ -175,7 +175,7 @@ func (s *session) memAddressFree(h api.Header, m *api.MemAddressFree) {
 			return
 		}
 		vm, _ := s.virtual(d)
-		s.afterStreams(d, func() {
+		s.afterWork(d, func() {
 			d.submit(func() {
 				if err := vm.FreeReservation(r.base, r.size); err != nil {
 					s.fail(h, err)
@@ -374,7 +374,7 @@ func (s *session) memUnmap(h api.Header, m *api.MemUnmap) {
 		}
 		s.vmm.mu.Unlock()
 		vm, _ := s.virtual(d)
-		s.afterStreams(d, func() {
+		s.afterWork(d, func() {
 			d.submit(func() {
 				var first error
 				for _, g := range gone {

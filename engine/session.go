@@ -68,9 +68,10 @@ type session struct {
 	events     map[api.Handle]*eventObj
 	modules    map[api.Handle]*moduleObj
 	functions  map[api.Handle]*functionObj
-	vmm        vmmState  // reservations, physical memory, mappings: calls_vmm.go
-	latched    api.Latch // first asynchronous failure not yet reported
-	client     string    // who the client said it is
+	vmm        vmmState    // reservations, physical memory, mappings: calls_vmm.go
+	peered     atomic.Bool // the session has copied between devices: calls_peer.go
+	latched    api.Latch   // first asynchronous failure not yet reported
+	client     string      // who the client said it is
 	selection  string
 	complaints int
 

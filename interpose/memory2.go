@@ -224,3 +224,15 @@ func (d *Device) Unmap(ptr DevicePtr, size uint64) error {
 
 // Handle is the physical memory's handle in the session.
 func (p *Physical) Handle() api.Handle { return p.h }
+
+// CopyPeer copies n bytes from src on device srcDev to dst on dstDev,
+// devices of this session's server, in order on st, which is on one of
+// them; wait makes it return when the copy has run.
+func (st *Stream) CopyPeer(dst DevicePtr, dstDev *Device, src DevicePtr, srcDev *Device, n uint64, wait bool) error {
+	req := &api.MemcpyPeer{Dst: uint64(dst), Src: uint64(src), DstOrdinal: dstDev.ordinal, SrcOrdinal: srcDev.ordinal, Size: n, Stream: st.h}
+	var waits []*pending
+	if err := st.issue(req, nil, nil, wait, &waits); err != nil {
+		return err
+	}
+	return st.d.s.waitAll(waits)
+}

@@ -45,6 +45,7 @@ const (
 	OpMemRelease
 	OpMemMap
 	OpMemUnmap
+	OpMemcpyPeer
 	opEnd
 )
 
@@ -66,6 +67,7 @@ var opNames = [...]string{
 	OpMemcpy3D: "Memcpy3D", OpMemset2D: "Memset2D",
 	OpMemAddressReserve: "MemAddressReserve", OpMemAddressFree: "MemAddressFree",
 	OpMemCreate: "MemCreate", OpMemRelease: "MemRelease", OpMemMap: "MemMap", OpMemUnmap: "MemUnmap",
+	OpMemcpyPeer: "MemcpyPeer",
 }
 
 func (op Op) String() string {

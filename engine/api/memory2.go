@@ -168,6 +168,29 @@ func (*MemUnmap) Op() Op              { return OpMemUnmap }
 func (m *MemUnmap) Encode(e *Encoder) { e.U64(m.Ptr); e.U64(m.Size) }
 func (m *MemUnmap) Decode(d *Decoder) { m.Ptr, m.Size = d.U64(), d.U64() }
 
+// MemcpyPeer copies Size bytes from Src on session device SrcOrdinal to Dst
+// on DstOrdinal, devices of this server, in order on Stream, which is on
+// one of the two (cuMemcpyPeer and its async form).
+type MemcpyPeer struct {
+	Dst, Src               uint64
+	DstOrdinal, SrcOrdinal uint32
+	Size                   uint64
+	Stream                 Handle
+}
+
+func (*MemcpyPeer) Op() Op { return OpMemcpyPeer }
+func (m *MemcpyPeer) Encode(e *Encoder) {
+	e.U64(m.Dst)
+	e.U64(m.Src)
+	e.U32(m.DstOrdinal)
+	e.U32(m.SrcOrdinal)
+	e.U64(m.Size)
+	e.U32(m.Stream)
+}
+func (m *MemcpyPeer) Decode(d *Decoder) {
+	m.Dst, m.Src, m.DstOrdinal, m.SrcOrdinal, m.Size, m.Stream = d.U64(), d.U64(), d.U32(), d.U32(), d.U64(), d.U32()
+}
+
 // newMemoryReply is NewReply for the calls of this file.
 func newMemoryReply(op Op) Message {
 	if op == OpMemAddressReserve {
@@ -195,6 +218,8 @@ func newMemoryRequest(op Op) Message {
 		return new(MemMap)
 	case OpMemUnmap:
 		return new(MemUnmap)
+	case OpMemcpyPeer:
+		return new(MemcpyPeer)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ func init() {
 		&MemRelease{Handle: 9},
 		&MemMap{Ptr: 0x7000_0020_0000, Size: 2 << 20, Offset: 0, Handle: 9},
 		&MemUnmap{Ptr: 0x7000_0020_0000, Size: 2 << 20},
+		&MemcpyPeer{Dst: 0x1000, Src: 0x2000, DstOrdinal: 1, SrcOrdinal: 0, Size: 4096, Stream: 7},
 		&Memset2D{Dst: 0x2000, Pitch: 512, Value: 0xab, ElemSize: 1, Width: 300, Height: 7, Stream: DefaultStream(1)},
 	)
 }

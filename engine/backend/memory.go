@@ -32,3 +32,10 @@ type Physical interface {
 	// that remain keep it until they are unmapped.
 	Release() error
 }
+
+// PeerCopier is implemented by streams that can copy between two devices
+// of one server in their own order, as cuMemcpyPeerAsync does. The stream
+// is on one of the two devices; the engine has checked both ranges.
+type PeerCopier interface {
+	CopyPeer(dst DevicePtr, dstDev Device, src DevicePtr, srcDev Device, n uint64) error
+}

@@ -1,6 +1,6 @@
 /*
  * conf_memory: a conformance check of the driver API's pitched and 2D/3D
- * memory, stream-ordered allocation and virtual memory management
+ * memory, stream-ordered allocation, virtual memory management and peer
  * families, written from the CUDA
  * driver API reference: each check states what the reference promises and
  * fails with the call and its result when the library under test does
@@ -8,6 +8,9 @@
  * pitched rows, the rows around a box) is checked too.
  *
  *     conf_memory
+ *
+ * With two devices in the session (gpufabric run -n 2) the copies between
+ * devices are checked too.
  */
 #include "gpufabric_cuda.h"
 
@@ -353,9 +356,74 @@ static void vmm(gf_driver *cu, gf_memory *m) {
 	free(back);
 }
 
+/* peers: devices of the session can reach each other; copies between them
+ * land, synchronous, asynchronous and through unified cuMemcpy; peer
+ * access is recorded as the reference says. */
+static void peers(gf_driver *cu, gf_memory *m, CUcontext c0) {
+	int count, can = -1;
+	GF_CHECK(cu->cuDeviceGetCount(&count));
+	GF_EXPECT(m->cuDeviceCanAccessPeer(&can, 0, count), CUDA_ERROR_INVALID_DEVICE); /* not a device of ours */
+	checks++;
+	if (count < 2) {
+		printf("conf_memory: one device: copies between devices not checked\n");
+		return;
+	}
+	GF_CHECK(m->cuDeviceCanAccessPeer(&can, 0, 1));
+	CHECK(can == 1, "devices of the session cannot reach each other");
+	GF_CHECK(m->cuDeviceCanAccessPeer(&can, 1, 1));
+	CHECK(can == 0, "a device is its own peer");
+	CUcontext c1;
+	GF_CHECK(cu->cuDevicePrimaryCtxRetain(&c1, 1));
+	GF_CHECK(m->cuCtxEnablePeerAccess(c1, 0));
+	GF_EXPECT(m->cuCtxEnablePeerAccess(c1, 0), CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED_);
+	GF_CHECK(m->cuCtxDisablePeerAccess(c1));
+	GF_EXPECT(m->cuCtxDisablePeerAccess(c1), CUDA_ERROR_PEER_ACCESS_NOT_ENABLED_);
+	checks += 2;
+
+	const size_t n = (1 << 20) + 3;
+	CUdeviceptr a, b, c;
+	GF_CHECK(cu->cuMemAlloc(&a, n));
+	GF_CHECK(cu->cuMemAlloc(&c, n));
+	GF_CHECK(cu->cuCtxSetCurrent(c1));
+	GF_CHECK(cu->cuMemAlloc(&b, n));
+	GF_CHECK(cu->cuCtxSetCurrent(c0));
+	unsigned char *host = malloc(n), *back = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		host[i] = pattern(i);
+	GF_CHECK(cu->cuMemcpyHtoD(a, host, n));
+	GF_CHECK(m->cuMemcpyPeer(b, c1, a, c0, n));
+	CUstream s;
+	GF_CHECK(cu->cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+	GF_CHECK(m->cuMemcpyPeerAsync(c, c0, b, c1, n, s));
+	GF_CHECK(cu->cuStreamSynchronize(s));
+	GF_CHECK(cu->cuMemcpyDtoH(back, c, n));
+	CHECK(memcmp(host, back, n) == 0, "device 0 -> 1 -> 0 changed the bytes");
+
+	/* Unified addressing: cuMemcpy between the devices. */
+	GF_CHECK(cu->cuMemsetD8Async(a, 0x6b, n, 0));
+	GF_CHECK(cu->cuCtxSynchronize());
+	GF_CHECK(cu->cuMemcpy(b, a, n));
+	GF_CHECK(cu->cuMemcpyDtoH(back, b, n)); /* b is device 1's: read there */
+	for (size_t i = 0; i < n; i++)
+		if (back[i] != 0x6b) {
+			fprintf(stderr, "FAIL: cuMemcpy between devices: byte %zu = %#x\n", i, back[i]);
+			exit(1);
+		}
+	checks++;
+	GF_EXPECT(m->cuMemcpyPeer(b, c1, a, c0, n + 4096), CUDA_ERROR_INVALID_VALUE); /* past the allocations */
+	checks++;
+	GF_CHECK(cu->cuStreamDestroy(s));
+	GF_CHECK(cu->cuMemFree(a));
+	GF_CHECK(cu->cuMemFree(b));
+	GF_CHECK(cu->cuMemFree(c));
+	GF_CHECK(cu->cuDevicePrimaryCtxRelease(1));
+	free(host);
+	free(back);
+}
+
 int main(void) {
 	gf_driver cu;
-	gf_setup(&cu);
+	CUcontext c0 = gf_setup(&cu);
 	gf_memory m;
 	gf_load_memory(&cu, &m);
 	pitched2d(&cu, &m);
@@ -363,6 +431,7 @@ int main(void) {
 	memset2d(&cu, &m);
 	pools(&cu, &m);
 	vmm(&cu, &m);
+	peers(&cu, &m, c0);
 	GF_CHECK(cu.cuCtxSynchronize());
 	printf("conf_memory: %d checks passed\n", checks);
 	return 0;

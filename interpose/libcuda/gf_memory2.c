@@ -94,3 +94,14 @@ GF_API(cuMemGetAllocationGranularity, (size_t *granularity, const CUmemAllocatio
 GF_API(cuMemGetAllocationPropertiesFromHandle, (CUmemAllocationProp *prop, CUmemGenericAllocationHandle h),
        gfgo_memHandleProps(prop, h))
 GF_API(cuMemRetainAllocationHandle, (CUmemGenericAllocationHandle *h, void *addr), gfgo_memRetainHandle(h, addr))
+
+// ---- peers ----
+
+GF_API(cuCtxEnablePeerAccess, (CUcontext peer, unsigned int flags),
+       gfgo_peerAccess(GF_CUR_DEV, gf_ctx_dev(H(peer)), flags, 1))
+GF_API(cuCtxDisablePeerAccess, (CUcontext peer), gfgo_peerAccess(GF_CUR_DEV, gf_ctx_dev(H(peer)), 0, 0))
+GF_API2(cuMemcpyPeer, cuMemcpyPeer_ptds, (CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n),
+        gfgo_memcpyPeer(GF_CUR_DEV, dst, gf_ctx_dev(H(dctx)), src, gf_ctx_dev(H(sctx)), n, 0, 0))
+GF_API2(cuMemcpyPeerAsync, cuMemcpyPeerAsync_ptsz,
+        (CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n, CUstream s),
+        gfgo_memcpyPeer(GF_CUR_DEV, dst, gf_ctx_dev(H(dctx)), src, gf_ctx_dev(H(sctx)), n, H(s), 1))

@@ -242,6 +242,12 @@ func gfgo_memcpy(dev C.int, dst, src C.CUdeviceptr, n C.size_t, dir C.int, sh C.
 	if (dir == copyHtoD && src == 0) || (dir == copyDtoH && dst == 0) {
 		return res(api.ErrInvalidValue)
 	}
+	if dir == copyDtoD {
+		// Between two of the session's devices: a peer copy (peer.go).
+		if dd, sd := owner(uint64(dst), -1), owner(uint64(src), -1); dd >= 0 && sd >= 0 && dd != sd {
+			return gfgo_memcpyPeer(dev, dst, dd, src, sd, n, sh, async)
+		}
+	}
 	var target C.int
 	switch dir {
 	case copyHtoD, copyDtoD:

@@ -87,4 +87,8 @@ int gf_vmm_release(gf_handle ctx, uint64_t handle);
 int gf_vmm_map(gf_handle ctx, int dev, uint64_t ptr, size_t size, size_t offset, uint64_t handle);
 int gf_vmm_unmap(gf_handle ctx, uint64_t ptr, size_t size);
 
+// cuMemcpyPeerAsync; GF_MISSING where the driver lacks it.
+int gf_memcpy_peer(gf_handle ctx, uint64_t dst, gf_handle dst_ctx, uint64_t src, gf_handle src_ctx, size_t n,
+                   gf_handle stream);
+
 #endif

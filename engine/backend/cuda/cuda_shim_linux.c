@@ -82,6 +82,7 @@ static struct {
 	CUresult (*cuMemMap)(CUdeviceptr, size_t, size_t, unsigned long long, unsigned long long);
 	CUresult (*cuMemUnmap)(CUdeviceptr, size_t);
 	CUresult (*cuMemSetAccess)(CUdeviceptr, size_t, const void *, size_t);
+	CUresult (*cuMemcpyPeerAsync)(CUdeviceptr, CUcontext, CUdeviceptr, CUcontext, size_t, CUstream);
 } cu;
 
 // One entry per driver function: the slot it fills, whether the backend can
@@ -145,6 +146,7 @@ static const struct sym syms[] = {
 	{SLOT(cuMemMap), 0, {"cuMemMap"}},
 	{SLOT(cuMemUnmap), 0, {"cuMemUnmap"}},
 	{SLOT(cuMemSetAccess), 0, {"cuMemSetAccess"}},
+	{SLOT(cuMemcpyPeerAsync), 0, {"cuMemcpyPeerAsync"}},
 };
 
 // gf_open is called by the Go side under its own lock, once it succeeds
@@ -505,4 +507,14 @@ int gf_vmm_unmap(gf_handle ctx, uint64_t ptr, size_t size) {
 		return GF_MISSING;
 	WITH_CTX(ctx);
 	return cu.cuMemUnmap(ptr, size);
+}
+
+// ---- copies between devices ----
+
+int gf_memcpy_peer(gf_handle ctx, uint64_t dst, gf_handle dst_ctx, uint64_t src, gf_handle src_ctx, size_t n,
+                   gf_handle stream) {
+	if (!cu.cuMemcpyPeerAsync)
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	return cu.cuMemcpyPeerAsync(dst, (CUcontext)dst_ctx, src, (CUcontext)src_ctx, n, (CUstream)stream);
 }

@@ -393,6 +393,8 @@ typedef struct CUmemAccessDesc_st {
 #define CU_MEM_ACCESS_FLAGS_PROT_READWRITE 3
 #define CU_MEM_ALLOC_GRANULARITY_MINIMUM 0
 #define CU_MEM_ALLOC_GRANULARITY_RECOMMENDED 1
+#define CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED_ 704
+#define CUDA_ERROR_PEER_ACCESS_NOT_ENABLED_ 705
 
 #define GF_MEMORY_FUNCS(X)                                                                                      \
 	X(cuMemAllocPitch, GF_V, CUresult,                                                                         \
@@ -432,7 +434,13 @@ typedef struct CUmemAccessDesc_st {
 	  (size_t * granularity, const CUmemAllocationProp *prop, int option))                                   \
 	X(cuMemGetAllocationPropertiesFromHandle, GF_V, CUresult,                                                  \
 	  (CUmemAllocationProp * prop, CUmemGenericAllocationHandle h))                                          \
-	X(cuMemRetainAllocationHandle, GF_V, CUresult, (CUmemGenericAllocationHandle * h, void *addr))
+	X(cuMemRetainAllocationHandle, GF_V, CUresult, (CUmemGenericAllocationHandle * h, void *addr))              \
+	X(cuDeviceCanAccessPeer, GF_V, CUresult, (int *can, CUdevice dev, CUdevice peer))                            \
+	X(cuCtxEnablePeerAccess, GF_V, CUresult, (CUcontext peer, unsigned int flags))                               \
+	X(cuCtxDisablePeerAccess, GF_V, CUresult, (CUcontext peer))                                                  \
+	X(cuMemcpyPeer, GF_V, CUresult, (CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n)) \
+	X(cuMemcpyPeerAsync, GF_V, CUresult,                                                                       \
+	  (CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n, CUstream s))
 
 #define GF_FIELD(name, version, ret, params) ret(*name) params;
 typedef struct gf_memory {

@@ -502,6 +502,14 @@ CUresult cuGetErrorString(CUresult r, const char **s) {
 	return INVALID_VALUE;
 }
 
+CUresult cuMemcpyPeerAsync(CUdeviceptr dst, void *dctx, CUdeviceptr src, void *sctx, size_t n, void *s) {
+	NEED_CTX();
+	if (!dctx || !sctx || !stream_ok(s) || !span(dst, n, 0) || !span(src, n, 0))
+		return INVALID_VALUE;
+	memmove((void *)dst, (void *)src, n);
+	return OK;
+}
+
 #ifndef NO_VMM
 // ---- virtual memory management ----
 
