@@ -156,6 +156,12 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 		s.memUnmap(h, m)
 	case *api.MemcpyPeer: // calls_peer.go
 		s.memcpyPeer(h, m)
+	case *api.IpcGetMemHandle: // calls_ipc.go
+		s.ipcGetMemHandle(h, m)
+	case *api.IpcOpenMemHandle:
+		s.ipcOpenMemHandle(h, m)
+	case *api.IpcCloseMemHandle:
+		s.ipcCloseMemHandle(h, m)
 	default:
 		s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
 	}
@@ -413,7 +419,7 @@ func (s *session) memFree(h api.Header, ptr uint64) {
 		d.freeing.Add(1)
 		s.afterWork(d, func() { // calls_peer.go
 			d.submit(func() {
-				err := d.shard.dev.Free(ptr)
+				err := s.freeDevice(d, ptr) // calls_ipc.go
 				d.freeing.Add(-1)
 				if err != nil {
 					s.fail(h, err)

@@ -30,6 +30,7 @@ type vmmState struct {
 	mu           sync.Mutex
 	reservations []*reservation
 	phys         map[api.Handle]*physObj
+	imports      map[uint64]*ipcExport // IPC memory the session opened, by address: calls_ipc.go
 }
 
 type reservation struct {
@@ -395,10 +396,11 @@ func (s *session) memUnmap(h api.Header, m *api.MemUnmap) {
 	})
 }
 
-// releaseVirtual undoes everything the session mapped, created and
-// reserved on d. It runs on the shard when the session ends, after its
+// releaseVirtual undoes everything the session opened (IPC), mapped,
+// created and reserved on d. It runs on the shard when the session ends, after its
 // streams are quiet.
 func (s *session) releaseVirtual(d *sessionDevice) {
+	s.releaseImports(d)
 	vm, err := s.virtual(d)
 	if err != nil {
 		return

@@ -603,7 +603,7 @@ func (s *session) release(d *sessionDevice) {
 			continue // the module's unload freed it
 		}
 		d.allocs.remove(a.base)
-		if err := d.shard.dev.Free(a.base); err != nil {
+		if err := s.freeDevice(d, a.base); err != nil { // calls_ipc.go
 			s.log.Error("freeing a session's memory failed", "ptr", a.base, "err", err)
 		}
 		freed += a.size

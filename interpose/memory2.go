@@ -236,3 +236,25 @@ func (st *Stream) CopyPeer(dst DevicePtr, dstDev *Device, src DevicePtr, srcDev 
 	}
 	return st.d.s.waitAll(waits)
 }
+
+// IpcHandle exports the allocation based at ptr to processes of the same
+// user on the server (cuIpcGetMemHandle).
+func (d *Device) IpcHandle(ptr DevicePtr) (api.IpcMemHandle, error) {
+	var r api.IpcMemHandle
+	err := d.s.call(&api.IpcGetMemHandle{Ptr: uint64(ptr)}, &r, nil, nil)
+	return r, err
+}
+
+// IpcOpen opens memory another session exported (cuIpcOpenMemHandle): its
+// address, its size, and the session's ordinal of the device it is on.
+func (s *Session) IpcOpen(h api.IpcMemHandle) (DevicePtr, uint64, int, error) {
+	var r api.IpcOpened
+	err := s.call(&api.IpcOpenMemHandle{Handle: h}, &r, nil, nil)
+	return DevicePtr(r.Ptr), r.Size, int(r.Ordinal), err
+}
+
+// IpcClose closes memory IpcOpen opened, once the work queued before it is
+// done. It does not wait.
+func (s *Session) IpcClose(ptr DevicePtr) error {
+	return s.send(&api.IpcCloseMemHandle{Ptr: uint64(ptr)}, nil)
+}

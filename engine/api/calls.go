@@ -46,6 +46,9 @@ const (
 	OpMemMap
 	OpMemUnmap
 	OpMemcpyPeer
+	OpIpcGetMemHandle
+	OpIpcOpenMemHandle
+	OpIpcCloseMemHandle
 	opEnd
 )
 
@@ -67,7 +70,8 @@ var opNames = [...]string{
 	OpMemcpy3D: "Memcpy3D", OpMemset2D: "Memset2D",
 	OpMemAddressReserve: "MemAddressReserve", OpMemAddressFree: "MemAddressFree",
 	OpMemCreate: "MemCreate", OpMemRelease: "MemRelease", OpMemMap: "MemMap", OpMemUnmap: "MemUnmap",
-	OpMemcpyPeer: "MemcpyPeer",
+	OpMemcpyPeer: "MemcpyPeer", OpIpcGetMemHandle: "IpcGetMemHandle",
+	OpIpcOpenMemHandle: "IpcOpenMemHandle", OpIpcCloseMemHandle: "IpcCloseMemHandle",
 }
 
 func (op Op) String() string {

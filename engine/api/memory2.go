@@ -191,10 +191,80 @@ func (m *MemcpyPeer) Decode(d *Decoder) {
 	m.Dst, m.Src, m.DstOrdinal, m.SrcOrdinal, m.Size, m.Stream = d.U64(), d.U64(), d.U32(), d.U32(), d.U64(), d.U32()
 }
 
+// IPC between processes of one user (cuIpcGetMemHandle and the rest). A
+// handle is 128 random bits the server chose and the server device the
+// memory is on; only a session of the same user, holding that device, may
+// open it.
+
+// IpcGetMemHandle exports the allocation based at Ptr. The reply is an
+// IpcMemHandle.
+type IpcGetMemHandle struct{ Ptr uint64 }
+
+// IpcMemHandle names exported memory.
+type IpcMemHandle struct {
+	Key    [16]byte
+	Device uint32 // the server's device index
+}
+
+// IpcOpenMemHandle opens exported memory in this session. The reply is an
+// IpcOpened.
+type IpcOpenMemHandle struct{ Handle IpcMemHandle }
+
+// IpcOpened is where opened memory is, and on which session device.
+type IpcOpened struct {
+	Ptr, Size uint64
+	Ordinal   uint32
+}
+
+// IpcCloseMemHandle closes memory this session opened.
+type IpcCloseMemHandle struct{ Ptr uint64 }
+
+func (h *IpcMemHandle) encode(e *Encoder) {
+	for _, b := range h.Key {
+		e.U8(b)
+	}
+	e.U32(h.Device)
+}
+func (h *IpcMemHandle) decode(d *Decoder) {
+	for i := range h.Key {
+		h.Key[i] = d.U8()
+	}
+	h.Device = d.U32()
+}
+
+func (*IpcGetMemHandle) Op() Op              { return OpIpcGetMemHandle }
+func (m *IpcGetMemHandle) Encode(e *Encoder) { e.U64(m.Ptr) }
+func (m *IpcGetMemHandle) Decode(d *Decoder) { m.Ptr = d.U64() }
+
+func (*IpcMemHandle) Op() Op              { return OpIpcGetMemHandle }
+func (m *IpcMemHandle) Encode(e *Encoder) { m.encode(e) }
+func (m *IpcMemHandle) Decode(d *Decoder) { m.decode(d) }
+
+func (*IpcOpenMemHandle) Op() Op              { return OpIpcOpenMemHandle }
+func (m *IpcOpenMemHandle) Encode(e *Encoder) { m.Handle.encode(e) }
+func (m *IpcOpenMemHandle) Decode(d *Decoder) { m.Handle.decode(d) }
+
+func (*IpcOpened) Op() Op { return OpIpcOpenMemHandle }
+func (m *IpcOpened) Encode(e *Encoder) {
+	e.U64(m.Ptr)
+	e.U64(m.Size)
+	e.U32(m.Ordinal)
+}
+func (m *IpcOpened) Decode(d *Decoder) { m.Ptr, m.Size, m.Ordinal = d.U64(), d.U64(), d.U32() }
+
+func (*IpcCloseMemHandle) Op() Op              { return OpIpcCloseMemHandle }
+func (m *IpcCloseMemHandle) Encode(e *Encoder) { e.U64(m.Ptr) }
+func (m *IpcCloseMemHandle) Decode(d *Decoder) { m.Ptr = d.U64() }
+
 // newMemoryReply is NewReply for the calls of this file.
 func newMemoryReply(op Op) Message {
-	if op == OpMemAddressReserve {
+	switch op {
+	case OpMemAddressReserve:
 		return new(MemAllocReply)
+	case OpIpcGetMemHandle:
+		return new(IpcMemHandle)
+	case OpIpcOpenMemHandle:
+		return new(IpcOpened)
 	}
 	return nil
 }
@@ -220,6 +290,12 @@ func newMemoryRequest(op Op) Message {
 		return new(MemUnmap)
 	case OpMemcpyPeer:
 		return new(MemcpyPeer)
+	case OpIpcGetMemHandle:
+		return new(IpcGetMemHandle)
+	case OpIpcOpenMemHandle:
+		return new(IpcOpenMemHandle)
+	case OpIpcCloseMemHandle:
+		return new(IpcCloseMemHandle)
 	}
 	return nil
 }
