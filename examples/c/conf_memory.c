@@ -1,7 +1,7 @@
 /*
  * conf_memory: a conformance check of the driver API's pitched and 2D/3D
- * memory, stream-ordered allocation, virtual memory management and peer
- * families, written from the CUDA
+ * memory, stream-ordered allocation, virtual memory management, peer and
+ * IPC families, written from the CUDA
  * driver API reference: each check states what the reference promises and
  * fails with the call and its result when the library under test does
  * otherwise. Every byte a copy or memset must not touch (the gaps between
@@ -10,8 +10,12 @@
  *     conf_memory
  *
  * With two devices in the session (gpufabric run -n 2) the copies between
- * devices are checked too.
+ * devices are checked too. IPC runs the program again as a child process
+ * (conf_memory --ipc-child HANDLE), which opens what the parent exported.
  */
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "gpufabric_cuda.h"
 
 static int checks;
@@ -421,7 +425,92 @@ static void peers(gf_driver *cu, gf_memory *m, CUcontext c0) {
 	free(back);
 }
 
-int main(void) {
+enum { IPC_BYTES = 1 << 16 };
+
+static void hex_encode(const unsigned char *b, size_t n, char *out) {
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+/* ipc_child opens the parent's memory, checks it, and writes its answer
+ * into the second half. */
+static int ipc_child(const char *hex) {
+	gf_driver cu;
+	gf_setup(&cu);
+	gf_memory m;
+	gf_load_memory(&cu, &m);
+	CUipcMemHandle h;
+	for (int i = 0; i < 64; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			gf_die("ipc child: bad handle");
+		h.reserved[i] = (char)v;
+	}
+	CUdeviceptr p;
+	GF_EXPECT(m.cuIpcOpenMemHandle(&p, h, 0x80), CUDA_ERROR_INVALID_VALUE); /* unknown flag */
+	GF_CHECK(m.cuIpcOpenMemHandle(&p, h, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS));
+	unsigned char *b = malloc(IPC_BYTES);
+	GF_CHECK(cu.cuMemcpyDtoH(b, p, IPC_BYTES / 2));
+	for (size_t i = 0; i < IPC_BYTES / 2; i++)
+		if (b[i] != pattern(i)) {
+			fprintf(stderr, "FAIL: ipc child: byte %zu = %#x\n", i, b[i]);
+			return 1;
+		}
+	GF_EXPECT(cu.cuMemFree(p), CUDA_ERROR_INVALID_VALUE); /* the owner's, not ours */
+	GF_CHECK(cu.cuMemsetD8Async(p + IPC_BYTES / 2, 0x99, IPC_BYTES / 2, 0));
+	GF_CHECK(cu.cuCtxSynchronize());
+	GF_CHECK(m.cuIpcCloseMemHandle(p));
+	GF_EXPECT(m.cuIpcCloseMemHandle(p), CUDA_ERROR_INVALID_VALUE); /* closed already */
+	GF_CHECK(cu.cuCtxSynchronize());
+	free(b);
+	printf("conf_memory: ipc child ok\n");
+	return 0;
+}
+
+/* ipc: export memory, have another process of ours open it, see its
+ * write. */
+static void ipc(gf_driver *cu, gf_memory *m, const char *self) {
+	CUdeviceptr p;
+	GF_CHECK(cu->cuMemAlloc(&p, IPC_BYTES));
+	unsigned char *b = malloc(IPC_BYTES);
+	for (size_t i = 0; i < IPC_BYTES; i++)
+		b[i] = pattern(i);
+	GF_CHECK(cu->cuMemcpyHtoD(p, b, IPC_BYTES));
+	CUipcMemHandle h;
+	GF_EXPECT(m->cuIpcGetMemHandle(&h, p + 16), CUDA_ERROR_INVALID_VALUE); /* not an allocation's base */
+	GF_CHECK(m->cuIpcGetMemHandle(&h, p));
+	CUdeviceptr q;
+	GF_EXPECT(m->cuIpcOpenMemHandle(&q, h, 0), CUDA_ERROR_INVALID_CONTEXT); /* our own */
+	CUipcMemHandle forged = h;
+	forged.reserved[20] ^= 1;
+	GF_EXPECT(m->cuIpcOpenMemHandle(&q, forged, 0), CUDA_ERROR_INVALID_VALUE);
+	checks += 3;
+
+	char hex[129];
+	hex_encode((unsigned char *)h.reserved, 64, hex);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl(self, self, "--ipc-child", hex, (char *)NULL);
+		_exit(127);
+	}
+	int status;
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		gf_die("the IPC child failed");
+	GF_CHECK(cu->cuMemcpyDtoH(b, p + IPC_BYTES / 2, IPC_BYTES / 2));
+	for (size_t i = 0; i < IPC_BYTES / 2; i++)
+		if (b[i] != 0x99) {
+			fprintf(stderr, "FAIL: the child's write: byte %zu = %#x\n", i, b[i]);
+			exit(1);
+		}
+	checks++;
+	GF_CHECK(cu->cuMemFree(p));
+	free(b);
+}
+
+int main(int argc, char **argv) {
+	if (argc == 3 && strcmp(argv[1], "--ipc-child") == 0)
+		return ipc_child(argv[2]);
 	gf_driver cu;
 	CUcontext c0 = gf_setup(&cu);
 	gf_memory m;
@@ -432,6 +521,7 @@ int main(void) {
 	pools(&cu, &m);
 	vmm(&cu, &m);
 	peers(&cu, &m, c0);
+	ipc(&cu, &m, argv[0]);
 	GF_CHECK(cu.cuCtxSynchronize());
 	printf("conf_memory: %d checks passed\n", checks);
 	return 0;

@@ -105,3 +105,12 @@ GF_API2(cuMemcpyPeer, cuMemcpyPeer_ptds, (CUdeviceptr dst, CUcontext dctx, CUdev
 GF_API2(cuMemcpyPeerAsync, cuMemcpyPeerAsync_ptsz,
         (CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n, CUstream s),
         gfgo_memcpyPeer(GF_CUR_DEV, dst, gf_ctx_dev(H(dctx)), src, gf_ctx_dev(H(sctx)), n, H(s), 1))
+
+// ---- IPC ----
+
+GF_API(cuIpcGetMemHandle, (CUipcMemHandle *handle, CUdeviceptr dptr), gfgo_ipcGetMemHandle(handle, dptr))
+GF_API(cuIpcOpenMemHandle, (CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int flags),
+       gfgo_ipcOpenMemHandle(pdptr, &handle, flags))
+GF_API(cuIpcOpenMemHandle_v2, (CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int flags),
+       gfgo_ipcOpenMemHandle(pdptr, &handle, flags))
+GF_API(cuIpcCloseMemHandle, (CUdeviceptr dptr), gfgo_ipcCloseMemHandle(dptr))

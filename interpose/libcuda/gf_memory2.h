@@ -77,6 +77,11 @@ typedef struct CUmemAccessDesc_st {
 	int flags; // CUmemAccess_flags
 } CUmemAccessDesc;
 
+// IPC.
+typedef struct CUipcMemHandle_st {
+	char reserved[64];
+} CUipcMemHandle;
+
 // gf_copy2d_as_3d restates a 2D copy as the 3D copy of one slice.
 static inline void gf_copy2d_as_3d(const CUDA_MEMCPY2D *c, CUDA_MEMCPY3D *o) {
 	*o = (CUDA_MEMCPY3D){

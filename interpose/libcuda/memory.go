@@ -27,6 +27,7 @@ type region struct {
 	global     bool    // a module global: freed with its module, not by cuMemFree
 	registered bool    // host memory the application owns (cuMemHostRegister)
 	vmm        uint64  // a mapping of this physical memory handle (vmm.go)
+	ipc        bool    // memory another process exported, opened here (ipc.go)
 }
 
 // registry is a set of non-overlapping regions, sorted by base. Unified

@@ -367,6 +367,11 @@ typedef enum CUmemPool_attribute_enum {
 	CU_MEMPOOL_ATTR_USED_MEM_HIGH = 8
 } CUmemPool_attribute;
 
+typedef struct CUipcMemHandle_st {
+	char reserved[64];
+} CUipcMemHandle;
+#define CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS 0x1
+
 typedef unsigned long long CUmemGenericAllocationHandle;
 typedef struct CUmemLocation_st {
 	int type; /* CU_MEM_LOCATION_TYPE_DEVICE */
@@ -440,7 +445,10 @@ typedef struct CUmemAccessDesc_st {
 	X(cuCtxDisablePeerAccess, GF_V, CUresult, (CUcontext peer))                                                  \
 	X(cuMemcpyPeer, GF_V, CUresult, (CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n)) \
 	X(cuMemcpyPeerAsync, GF_V, CUresult,                                                                       \
-	  (CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n, CUstream s))
+	  (CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n, CUstream s))                \
+	X(cuIpcGetMemHandle, GF_V, CUresult, (CUipcMemHandle * h, CUdeviceptr p))                                     \
+	X(cuIpcOpenMemHandle, GF_V, CUresult, (CUdeviceptr * p, CUipcMemHandle h, unsigned int flags))                \
+	X(cuIpcCloseMemHandle, GF_V, CUresult, (CUdeviceptr p))
 
 #define GF_FIELD(name, version, ret, params) ret(*name) params;
 typedef struct gf_memory {
