@@ -443,19 +443,9 @@ func (s *session) memcpyHtoD(h api.Header, m *api.MemcpyHtoD, pl payload) error 
 		s.reply0(h)
 		return nil
 	}
-	weight := min(int64(n), s.srv.cfg.MaxStaging)
-	if err := s.stage(weight); err != nil {
+	buf, release, err := s.readStaged(pl)
+	if err != nil {
 		return err
-	}
-	buf := getStaging(n)
-	if err := pl.read(buf); err != nil {
-		putStaging(buf)
-		s.unstage(weight)
-		return err
-	}
-	release := func() {
-		putStaging(buf)
-		s.unstage(weight)
 	}
 	if n == 0 {
 		release()

@@ -177,34 +177,44 @@ func (s *session) copyBoxDtoD(h api.Header, m *api.Memcpy3D, n uint64) {
 	})
 }
 
+// readStaged reads a payload into a staging buffer under the session's
+// staging budget, so that a client cannot make the server buffer without
+// limit; release gives both back. An error means the connection must close.
+func (s *session) readStaged(pl payload) (buf []byte, release func(), err error) {
+	weight := min(int64(pl.n), s.srv.cfg.MaxStaging)
+	if err := s.stage(weight); err != nil {
+		return nil, nil, err
+	}
+	buf = getStaging(pl.n)
+	release = func() {
+		putStaging(buf)
+		s.unstage(weight)
+	}
+	if err := pl.read(buf); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return buf, release, nil
+}
+
 // copyBoxHtoD reads the packed rows into a staging buffer under the
 // session's staging budget, as memcpyHtoD does, and queues a copy per row;
 // the buffer goes back when the stream has taken the last of them.
 func (s *session) copyBoxHtoD(h api.Header, m *api.Memcpy3D, pl payload) error {
 	n := pl.n
-	weight := min(int64(n), s.srv.cfg.MaxStaging)
-	if err := s.stage(weight); err != nil {
+	buf, release, err := s.readStaged(pl)
+	if err != nil {
 		return err
-	}
-	buf := getStaging(n)
-	if err := pl.read(buf); err != nil {
-		putStaging(buf)
-		s.unstage(weight)
-		return err
-	}
-	release := func() {
-		putStaging(buf)
-		s.unstage(weight)
 	}
 	if n == 0 {
 		release()
 		s.reply0(h)
 		return nil
 	}
-	d, err := s.deviceOf(m.Dst.Ptr)
-	if err != nil {
+	d, derr := s.deviceOf(m.Dst.Ptr)
+	if derr != nil {
 		release()
-		s.fail(h, err)
+		s.fail(h, derr)
 		return nil
 	}
 	dst := dstBox(m)

@@ -142,12 +142,9 @@ func gfgo_memcpy3D(dev C.int, c *C.CUDA_MEMCPY3D, sh C.uintptr_t, async, aligned
 			return res(api.ErrInvalidValue)
 		}
 	}
-	st := d.DefaultStream()
-	if async != 0 {
-		var sr api.Result
-		if st, _, sr = streamFor(sh, dev); sr != api.Success {
-			return res(sr)
-		}
+	st, r := callStream(d, sh, dev, async)
+	if r != api.Success {
+		return res(r)
 	}
 	wait := async == 0
 	switch {
@@ -205,16 +202,25 @@ func gfgo_memset2D(dev C.int, dst C.CUdeviceptr, pitch C.size_t, value C.uint, e
 	if r != api.Success {
 		return res(r)
 	}
-	st := d.DefaultStream()
-	if async != 0 {
-		if st, _, r = streamFor(sh, dev); r != api.Success {
-			return res(r)
-		}
+	st, r := callStream(d, sh, dev, async)
+	if r != api.Success {
+		return res(r)
 	}
 	// A memset does not synchronise with the host, as the driver's does
 	// not, unless the range is not one we know: the server judges it now.
 	wait := async == 0 && !within(uint64(dst), uint64(pitch)*uint64(height-1)+uint64(width)*uint64(elem))
 	return ret(st.Memset2D(interpose.DevicePtr(dst), uint64(pitch), uint32(value), int(elem), uint64(width), uint64(height), wait))
+}
+
+// callStream is the stream a call runs on: the one given (sh, resolved
+// against the current context's device dev) for an asynchronous call, d's
+// default stream for a synchronous one.
+func callStream(d *interpose.Device, sh C.uintptr_t, dev C.int, async C.int) (*interpose.Stream, api.Result) {
+	if async == 0 {
+		return d.DefaultStream(), api.Success
+	}
+	st, _, r := streamFor(sh, dev)
+	return st, r
 }
 
 // ---- stream-ordered allocation ----

@@ -104,12 +104,9 @@ func gfgo_memcpyPeer(dev C.int, dst C.CUdeviceptr, dstDev C.int, src C.CUdevicep
 		return res(api.ErrInvalidContext)
 	}
 	// The copy runs on the stream given, or on the source's default stream.
-	st := sd.DefaultStream()
-	if async != 0 {
-		var sr api.Result
-		if st, _, sr = streamFor(sh, dev); sr != api.Success {
-			return res(sr)
-		}
+	st, r := callStream(sd, sh, dev, async)
+	if r != api.Success {
+		return res(r)
 	}
 	return ret(st.CopyPeer(interpose.DevicePtr(dst), dd, interpose.DevicePtr(src), sd, uint64(n), async == 0))
 }
