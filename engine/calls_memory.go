@@ -4,14 +4,15 @@ import (
 	"sync/atomic"
 
 	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/engine/backend"
 )
 
 // The pitched and 2D/3D memory calls (cuMemcpy2D/3D, cuMemsetD2D*). Each is
 // checked whole on the shard — every byte of the box against one of the
 // session's allocations, a device-to-device box against itself — and then
-// queued as one backend operation per row, in order on the stream, so that
-// both backends serve it with the operations they already have and the
-// stream's order holds for the call as a whole.
+// queued in order on the stream: as one operation per slice where the
+// stream can do pitched slices (backend.StridedStream), else as one per
+// row, with the operations every backend has.
 
 // box is one operand of a strided call: Height rows of Width bytes, Pitch
 // apart, in Depth slices Rows rows apart.
@@ -19,6 +20,9 @@ type box struct {
 	api.Pitched
 	width, height, depth uint64
 }
+
+// slice is the address of the first row of slice z.
+func (b box) slice(z uint64) uint64 { return b.Ptr + z*b.Rows*b.Pitch }
 
 // rows is the number of rows the box holds.
 func (b box) rows() uint64 { return b.height * b.depth }
@@ -168,6 +172,14 @@ func (s *session) copyBoxDtoD(h api.Header, m *api.Memcpy3D, n uint64) {
 		if boxesOverlap(dst, src) {
 			return api.Errorf(api.ErrInvalidValue, "source and destination rows overlap")
 		}
+		if ss, ok := st.bs.(backend.StridedStream); ok {
+			for z := range dst.depth {
+				if err := ss.CopyDtoD2D(dst.slice(z), dst.Pitch, src.slice(z), src.Pitch, m.Width, m.Height); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		for i := range dst.rows() {
 			if err := st.bs.CopyDtoD(dst.Ptr+dst.offset(i), src.Ptr+src.offset(i), m.Width); err != nil {
 				return err
@@ -236,6 +248,17 @@ func (s *session) copyBoxHtoD(h api.Header, m *api.Memcpy3D, pl payload) error {
 			}
 		}
 		defer done()
+		if ss, ok := st.bs.(backend.StridedStream); ok {
+			per := m.Width * m.Height
+			for z := range dst.depth {
+				refs.Add(1)
+				if err := ss.CopyHtoD2D(dst.slice(z), dst.Pitch, buf[z*per:(z+1)*per], m.Width, done); err != nil {
+					done()
+					return err
+				}
+			}
+			return nil
+		}
 		for i := range dst.rows() {
 			refs.Add(1)
 			row := buf[i*m.Width : (i+1)*m.Width]
@@ -271,12 +294,23 @@ func (s *session) copyBoxDtoH(h api.Header, m *api.Memcpy3D, n uint64) {
 			return err
 		}
 		staged := getStaging(int(n))
-		for i := range src.rows() {
-			at := staged[i*m.Width : (i+1)*m.Width]
-			err := st.bs.CopyDtoH(src.Ptr+src.offset(i), m.Width, func(off uint64, b []byte) error {
+		ss, strided := st.bs.(backend.StridedStream)
+		pieces, per := src.rows(), m.Width
+		if strided {
+			pieces, per = src.depth, m.Width*m.Height
+		}
+		for i := range pieces {
+			at := staged[i*per : (i+1)*per]
+			sink := func(off uint64, b []byte) error {
 				copy(at[off:], b)
 				return nil
-			})
+			}
+			var err error
+			if strided {
+				err = ss.CopyDtoH2D(src.slice(i), src.Pitch, m.Width, m.Height, sink)
+			} else {
+				err = st.bs.CopyDtoH(src.Ptr+src.offset(i), m.Width, sink)
+			}
 			if err != nil {
 				// Rows already queued still write into staged: it is
 				// given back once they have run.
@@ -319,6 +353,9 @@ func (s *session) memset2D(h api.Header, m *api.Memset2D) {
 	s.onStreamCost(h, m.Stream, boxCost(width*m.Height, m.Height), func(st *streamObj) error {
 		if err := checkBox(st.dev, "destination", dst); err != nil {
 			return err
+		}
+		if ss, ok := st.bs.(backend.StridedStream); ok {
+			return ss.Memset2D(dst.Ptr, dst.Pitch, m.Value, int(m.ElemSize), m.Width, m.Height)
 		}
 		for i := range dst.rows() {
 			if err := st.bs.Memset(dst.Ptr+dst.offset(i), m.Value, int(m.ElemSize), m.Width); err != nil {
