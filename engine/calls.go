@@ -162,6 +162,10 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 		s.ipcOpenMemHandle(h, m)
 	case *api.IpcCloseMemHandle:
 		s.ipcCloseMemHandle(h, m)
+	case *api.IpcGetEventHandle:
+		s.ipcGetEventHandle(h, m)
+	case *api.IpcOpenEventHandle:
+		s.ipcOpenEventHandle(h, m)
 	default:
 		s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
 	}
@@ -1002,7 +1006,7 @@ func (s *session) eventDestroy(h api.Header, m *api.EventDestroy) {
 	}
 	ev.dev.submit(func() {
 		if ev.be != nil {
-			ev.be.Destroy()
+			s.destroyEvent(ev.be) // calls_ipc.go
 			ev.be = nil
 		}
 		s.reply0(h)

@@ -5,10 +5,13 @@ import (
 	"sync"
 
 	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/engine/backend"
 )
 
 // IPC between processes of one user (cuIpcGetMemHandle, cuIpcOpenMemHandle,
-// cuIpcCloseMemHandle). An exported allocation gets a key of 128 random
+// cuIpcCloseMemHandle; cuIpcGetEventHandle, cuIpcOpenEventHandle, whose
+// events follow the same rules of who may open them, and are destroyed
+// when their last holder destroys them). An exported allocation gets a key of 128 random
 // bits; a session that presents it may open the memory only if it is of
 // the same user as the owner, as the server knows users (ipcIdentity), and
 // holds the device the memory is on. The opener gets the owner's address
@@ -19,10 +22,24 @@ import (
 // frees it only once every opener has closed it (or ended), so an opener
 // never reaches memory that another tenant has since been given.
 
-// ipcRegistry is the server's exported memory, by key.
+// ipcRegistry is the server's exported memory and events, by key.
 type ipcRegistry struct {
-	mu    sync.Mutex
-	byKey map[[16]byte]*ipcExport
+	mu     sync.Mutex
+	byKey  map[[16]byte]*ipcExport
+	events map[[16]byte]*ipcEvent
+	shared map[backend.Event]*ipcEvent // the same, by the event they share
+}
+
+// ipcEvent is an exported event. Its owner's event object and every
+// opener's share one backend event, destroyed when the last of them is
+// (destroyEvent). Fields are guarded by the registry's mu.
+type ipcEvent struct {
+	key      [16]byte
+	owner    *session
+	sh       *shard
+	be       backend.Event
+	identity string
+	refs     int // the owner's object and the openers'
 }
 
 // ipcExport is one exported allocation. Its fields are guarded by the
@@ -75,11 +92,12 @@ func (s *session) ipcGetMemHandle(h api.Header, m *api.IpcGetMemHandle) {
 				return
 			}
 		}
-		x := &ipcExport{owner: s, sh: d.shard, base: m.Ptr, size: size, identity: ipcIdentity(s)}
-		if _, err := rand.Read(x.key[:]); err != nil {
-			s.fail(h, api.Errorf(api.ErrUnknown, "no randomness for an IPC handle: %v", err))
+		key, err := newKey()
+		if err != nil {
+			s.fail(h, err)
 			return
 		}
+		x := &ipcExport{key: key, owner: s, sh: d.shard, base: m.Ptr, size: size, identity: ipcIdentity(s)}
 		if r.byKey == nil {
 			r.byKey = map[[16]byte]*ipcExport{}
 		}
@@ -105,14 +123,7 @@ func (s *session) ipcOpenMemHandle(h api.Header, m *api.IpcOpenMemHandle) {
 	}
 	var d *sessionDevice
 	if err == nil {
-		s.mu.Lock()
-		for _, sd := range s.devices {
-			if sd.shard == x.sh {
-				d = sd
-			}
-		}
-		s.mu.Unlock()
-		if d == nil {
+		if d = s.deviceOn(x.sh); d == nil {
 			err = api.Errorf(api.ErrInvalidDevice, "the memory is on device %d, which this session does not hold", x.sh.index)
 		}
 	}
@@ -220,4 +231,102 @@ func (s *session) releaseImports(d *sessionDevice) {
 			s.log.Error("freeing IPC memory its owner freed failed", "ptr", x.base, "err", err)
 		}
 	}
+}
+
+// newKey is 128 random bits.
+func newKey() ([16]byte, error) {
+	var k [16]byte
+	_, err := rand.Read(k[:])
+	if err != nil {
+		return k, api.Errorf(api.ErrUnknown, "no randomness for an IPC handle: %v", err)
+	}
+	return k, nil
+}
+
+// ipcGetEventHandle exports an event once the device has made it.
+func (s *session) ipcGetEventHandle(h api.Header, m *api.IpcGetEventHandle) {
+	s.withEvent(h, m.Event, func(ev *eventObj) error {
+		r := &s.srv.ipc
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if x := r.shared[ev.be]; x != nil {
+			if x.owner != s {
+				return api.Errorf(api.ErrInvalidValue, "an event opened from another process cannot be exported again")
+			}
+			s.reply(h, nil, &api.IpcMemHandle{Key: x.key, Device: uint32(x.sh.index)}, nil)
+			return nil
+		}
+		key, err := newKey()
+		if err != nil {
+			return err
+		}
+		x := &ipcEvent{key: key, owner: s, sh: ev.dev.shard, be: ev.be, identity: ipcIdentity(s), refs: 1}
+		if r.events == nil {
+			r.events, r.shared = map[[16]byte]*ipcEvent{}, map[backend.Event]*ipcEvent{}
+		}
+		r.events[key], r.shared[ev.be] = x, x
+		s.reply(h, nil, &api.IpcMemHandle{Key: key, Device: uint32(ev.dev.shard.index)}, nil)
+		return nil
+	})
+}
+
+// ipcOpenEventHandle makes Event, in this session, the exported event.
+func (s *session) ipcOpenEventHandle(h api.Header, m *api.IpcOpenEventHandle) {
+	r := &s.srv.ipc
+	r.mu.Lock()
+	x := r.events[m.Handle.Key]
+	var err error
+	switch {
+	case x == nil || uint32(x.sh.index) != m.Handle.Device || x.identity != ipcIdentity(s):
+		err = api.Errorf(api.ErrInvalidValue, "not an IPC handle of an event this session may open")
+	case x.owner == s:
+		err = api.Errorf(api.ErrInvalidContext, "an IPC event cannot be opened by the session that exported it")
+	}
+	var d *sessionDevice
+	if err == nil {
+		if d = s.deviceOn(x.sh); d == nil {
+			err = api.Errorf(api.ErrInvalidDevice, "the event is on device %d, which this session does not hold", x.sh.index)
+		}
+	}
+	if err == nil {
+		err = register(s, s.events, m.Event, "event", &eventObj{dev: d, be: x.be}, s.srv.cfg.MaxEvents)
+	}
+	if err == nil {
+		x.refs++
+	}
+	r.mu.Unlock()
+	if err != nil {
+		s.fail(h, err)
+		return
+	}
+	s.reply0(h)
+}
+
+// deviceOn is the session's device on shard sh, or nil.
+func (s *session) deviceOn(sh *shard) *sessionDevice {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.devices {
+		if d.shard == sh {
+			return d
+		}
+	}
+	return nil
+}
+
+// destroyEvent destroys a session's backend event, on its shard, unless
+// it is exported and others still hold it: the last holder destroys it.
+func (s *session) destroyEvent(be backend.Event) error {
+	r := &s.srv.ipc
+	r.mu.Lock()
+	if x := r.shared[be]; x != nil {
+		if x.refs--; x.refs > 0 {
+			r.mu.Unlock()
+			return nil
+		}
+		delete(r.shared, be)
+		delete(r.events, x.key)
+	}
+	r.mu.Unlock()
+	return be.Destroy()
 }

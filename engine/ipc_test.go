@@ -174,3 +174,83 @@ func TestBadIPC(t *testing.T) {
 	}
 	by.check(13)
 }
+
+// TestIPCEvents: an event exported by one process orders another's stream
+// after the first one's work; it outlives its owner's destroy while the
+// opener holds it; another user cannot open it.
+func TestIPCEvents(t *testing.T) {
+	f := newFixture(t, 1, 64<<20)
+	f.transport = "shm"
+	owner := f.dial(t)
+	od, err := owner.Attach(0, interpose.Share{Fraction: 0.25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := od.NewEvent(interpose.EventDisableTiming | 0x4) // CU_EVENT_INTERPROCESS
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := ev.IpcEventHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opener := f.dial(t)
+	dev, err := opener.Attach(0, interpose.Share{Fraction: 0.25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := dev.IpcOpenEvent(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The owner fills its memory and records; the opener waits for the
+	// record, then reads the memory the owner exported.
+	p, err := od.Alloc(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mh, err := od.IpcHandle(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _, _, err := opener.IpcOpen(mh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := od.DefaultStream().MemsetAsync(p, 0x17, 1, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.Record(od.DefaultStream()); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.DefaultStream().WaitEvent(theirs); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4096)
+	if err := dev.CopyDtoH(got, q); err != nil || !bytes.Equal(got, bytes.Repeat([]byte{0x17}, 4096)) {
+		t.Fatalf("the opener after waiting on the owner's event: %v", err)
+	}
+	// The owner destroys its event: the opener's still works.
+	if err := ev.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if err := theirs.Synchronize(); err != nil {
+		t.Fatalf("the opener's event after the owner destroyed its own: %v", err)
+	}
+	// Another user's session cannot open it.
+	f.transport = "tcp"
+	stranger := f.dial(t)
+	sdev, err := stranger.Attach(0, interpose.Share{Fraction: 0.25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdev.IpcOpenEvent(h); !errors.Is(err, api.ErrInvalidValue) {
+		t.Fatalf("another user's event: %v", err)
+	}
+	if err := theirs.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Synchronize(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -591,7 +591,7 @@ func (s *session) release(d *sessionDevice) {
 		bs.Destroy()
 	}
 	for _, be := range events {
-		be.Destroy()
+		s.destroyEvent(be) // calls_ipc.go
 	}
 	for _, bm := range modules {
 		bm.Unload()

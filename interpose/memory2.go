@@ -258,3 +258,20 @@ func (s *Session) IpcOpen(h api.IpcMemHandle) (DevicePtr, uint64, int, error) {
 func (s *Session) IpcClose(ptr DevicePtr) error {
 	return s.send(&api.IpcCloseMemHandle{Ptr: uint64(ptr)}, nil)
 }
+
+// IpcEventHandle exports an event created with CU_EVENT_INTERPROCESS.
+func (ev *Event) IpcEventHandle() (api.IpcMemHandle, error) {
+	var r api.IpcMemHandle
+	err := ev.d.s.call(&api.IpcGetEventHandle{Event: ev.h}, &r, nil, nil)
+	return r, err
+}
+
+// IpcOpenEvent opens an event another session exported, on this session's
+// device d (the one the event is on).
+func (d *Device) IpcOpenEvent(h api.IpcMemHandle) (*Event, error) {
+	ev := &Event{d: d, h: d.s.newHandle()}
+	if err := d.s.call(&api.IpcOpenEventHandle{Event: ev.h, Handle: h}, nil, nil, nil); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}

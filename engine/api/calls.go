@@ -49,6 +49,8 @@ const (
 	OpIpcGetMemHandle
 	OpIpcOpenMemHandle
 	OpIpcCloseMemHandle
+	OpIpcGetEventHandle
+	OpIpcOpenEventHandle
 	opEnd
 )
 
@@ -72,6 +74,7 @@ var opNames = [...]string{
 	OpMemCreate: "MemCreate", OpMemRelease: "MemRelease", OpMemMap: "MemMap", OpMemUnmap: "MemUnmap",
 	OpMemcpyPeer: "MemcpyPeer", OpIpcGetMemHandle: "IpcGetMemHandle",
 	OpIpcOpenMemHandle: "IpcOpenMemHandle", OpIpcCloseMemHandle: "IpcCloseMemHandle",
+	OpIpcGetEventHandle: "IpcGetEventHandle", OpIpcOpenEventHandle: "IpcOpenEventHandle",
 }
 
 func (op Op) String() string {

@@ -256,6 +256,31 @@ func (*IpcCloseMemHandle) Op() Op              { return OpIpcCloseMemHandle }
 func (m *IpcCloseMemHandle) Encode(e *Encoder) { e.U64(m.Ptr) }
 func (m *IpcCloseMemHandle) Decode(d *Decoder) { m.Ptr = d.U64() }
 
+// IpcGetEventHandle exports an event (created with CU_EVENT_INTERPROCESS).
+// The reply is an IpcMemHandle naming it.
+type IpcGetEventHandle struct{ Event Handle }
+
+// IpcOpenEventHandle opens an exported event in this session as Event, a
+// handle the client chose.
+type IpcOpenEventHandle struct {
+	Event  Handle
+	Handle IpcMemHandle
+}
+
+func (*IpcGetEventHandle) Op() Op              { return OpIpcGetEventHandle }
+func (m *IpcGetEventHandle) Encode(e *Encoder) { e.U32(m.Event) }
+func (m *IpcGetEventHandle) Decode(d *Decoder) { m.Event = d.U32() }
+
+func (*IpcOpenEventHandle) Op() Op { return OpIpcOpenEventHandle }
+func (m *IpcOpenEventHandle) Encode(e *Encoder) {
+	e.U32(m.Event)
+	m.Handle.encode(e)
+}
+func (m *IpcOpenEventHandle) Decode(d *Decoder) {
+	m.Event = d.U32()
+	m.Handle.decode(d)
+}
+
 // newMemoryReply is NewReply for the calls of this file.
 func newMemoryReply(op Op) Message {
 	switch op {
@@ -265,6 +290,8 @@ func newMemoryReply(op Op) Message {
 		return new(IpcMemHandle)
 	case OpIpcOpenMemHandle:
 		return new(IpcOpened)
+	case OpIpcGetEventHandle:
+		return new(IpcMemHandle)
 	}
 	return nil
 }
@@ -296,6 +323,10 @@ func newMemoryRequest(op Op) Message {
 		return new(IpcOpenMemHandle)
 	case OpIpcCloseMemHandle:
 		return new(IpcCloseMemHandle)
+	case OpIpcGetEventHandle:
+		return new(IpcGetEventHandle)
+	case OpIpcOpenEventHandle:
+		return new(IpcOpenEventHandle)
 	}
 	return nil
 }

@@ -15,6 +15,8 @@ func init() {
 		&IpcOpenMemHandle{Handle: IpcMemHandle{Key: [16]byte{9, 8, 7}, Device: 1}},
 		&IpcOpened{Ptr: 0x5000, Size: 4096, Ordinal: 1},
 		&IpcCloseMemHandle{Ptr: 0x5000},
+		&IpcGetEventHandle{Event: 4},
+		&IpcOpenEventHandle{Event: 5, Handle: IpcMemHandle{Key: [16]byte{7}, Device: 2}},
 		&Memset2D{Dst: 0x2000, Pitch: 512, Value: 0xab, ElemSize: 1, Width: 300, Height: 7, Stream: DefaultStream(1)},
 	)
 }

@@ -11,7 +11,8 @@
  *
  * With two devices in the session (gpufabric run -n 2) the copies between
  * devices are checked too. IPC runs the program again as a child process
- * (conf_memory --ipc-child HANDLE), which opens what the parent exported.
+ * (conf_memory --ipc-child MEMORY EVENT), which opens the memory and the
+ * event the parent exported.
  */
 #include <sys/wait.h>
 #include <unistd.h>
@@ -432,20 +433,32 @@ static void hex_encode(const unsigned char *b, size_t n, char *out) {
 		sprintf(out + 2 * i, "%02x", b[i]);
 }
 
+static void hex_decode(const char *hex, char *out) {
+	for (int i = 0; i < 64; i++) {
+		unsigned v;
+		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+			gf_die("ipc child: bad handle");
+		out[i] = (char)v;
+	}
+}
+
 /* ipc_child opens the parent's memory, checks it, and writes its answer
  * into the second half. */
-static int ipc_child(const char *hex) {
+static int ipc_child(const char *hex, const char *evhex) {
 	gf_driver cu;
 	gf_setup(&cu);
 	gf_memory m;
 	gf_load_memory(&cu, &m);
 	CUipcMemHandle h;
-	for (int i = 0; i < 64; i++) {
-		unsigned v;
-		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-			gf_die("ipc child: bad handle");
-		h.reserved[i] = (char)v;
-	}
+	CUipcEventHandle eh;
+	hex_decode(hex, h.reserved);
+	hex_decode(evhex, eh.reserved);
+	/* The parent's event: recorded after its writes, so once it has
+	 * completed the memory holds them. */
+	CUevent ev;
+	GF_CHECK(m.cuIpcOpenEventHandle(&ev, eh));
+	GF_CHECK(cu.cuStreamWaitEvent(0, ev, 0));
+	GF_CHECK(cu.cuEventSynchronize(ev));
 	CUdeviceptr p;
 	GF_EXPECT(m.cuIpcOpenMemHandle(&p, h, 0x80), CUDA_ERROR_INVALID_VALUE); /* unknown flag */
 	GF_CHECK(m.cuIpcOpenMemHandle(&p, h, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS));
@@ -461,6 +474,7 @@ static int ipc_child(const char *hex) {
 	GF_CHECK(cu.cuCtxSynchronize());
 	GF_CHECK(m.cuIpcCloseMemHandle(p));
 	GF_EXPECT(m.cuIpcCloseMemHandle(p), CUDA_ERROR_INVALID_VALUE); /* closed already */
+	GF_CHECK(cu.cuEventDestroy(ev));
 	GF_CHECK(cu.cuCtxSynchronize());
 	free(b);
 	printf("conf_memory: ipc child ok\n");
@@ -486,12 +500,23 @@ static void ipc(gf_driver *cu, gf_memory *m, const char *self) {
 	GF_EXPECT(m->cuIpcOpenMemHandle(&q, forged, 0), CUDA_ERROR_INVALID_VALUE);
 	checks += 3;
 
-	char hex[129];
+	/* An event for the child to wait on, recorded after the writes. */
+	CUevent plain, ev;
+	CUipcEventHandle eh;
+	GF_CHECK(cu->cuEventCreate(&plain, CU_EVENT_DISABLE_TIMING));
+	GF_EXPECT(m->cuIpcGetEventHandle(&eh, plain), CUDA_ERROR_INVALID_VALUE); /* not CU_EVENT_INTERPROCESS */
+	checks++;
+	GF_CHECK(cu->cuEventCreate(&ev, CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING));
+	GF_CHECK(m->cuIpcGetEventHandle(&eh, ev));
+	GF_CHECK(cu->cuEventRecord(ev, 0));
+
+	char hex[129], evhex[129];
 	hex_encode((unsigned char *)h.reserved, 64, hex);
+	hex_encode((unsigned char *)eh.reserved, 64, evhex);
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid == 0) {
-		execl(self, self, "--ipc-child", hex, (char *)NULL);
+		execl(self, self, "--ipc-child", hex, evhex, (char *)NULL);
 		_exit(127);
 	}
 	int status;
@@ -504,13 +529,15 @@ static void ipc(gf_driver *cu, gf_memory *m, const char *self) {
 			exit(1);
 		}
 	checks++;
+	GF_CHECK(cu->cuEventDestroy(ev));
+	GF_CHECK(cu->cuEventDestroy(plain));
 	GF_CHECK(cu->cuMemFree(p));
 	free(b);
 }
 
 int main(int argc, char **argv) {
-	if (argc == 3 && strcmp(argv[1], "--ipc-child") == 0)
-		return ipc_child(argv[2]);
+	if (argc == 4 && strcmp(argv[1], "--ipc-child") == 0)
+		return ipc_child(argv[2], argv[3]);
 	gf_driver cu;
 	CUcontext c0 = gf_setup(&cu);
 	gf_memory m;

@@ -114,3 +114,5 @@ GF_API(cuIpcOpenMemHandle, (CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned 
 GF_API(cuIpcOpenMemHandle_v2, (CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned int flags),
        gfgo_ipcOpenMemHandle(pdptr, &handle, flags))
 GF_API(cuIpcCloseMemHandle, (CUdeviceptr dptr), gfgo_ipcCloseMemHandle(dptr))
+GF_API(cuIpcGetEventHandle, (CUipcEventHandle *handle, CUevent event), gfgo_ipcGetEventHandle(handle, H(event)))
+GF_API(cuIpcOpenEventHandle, (CUevent *event, CUipcEventHandle handle), gfgo_ipcOpenEventHandle((uintptr_t *)event, &handle))

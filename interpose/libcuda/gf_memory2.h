@@ -82,6 +82,10 @@ typedef struct CUipcMemHandle_st {
 	char reserved[64];
 } CUipcMemHandle;
 
+typedef struct CUipcEventHandle_st {
+	char reserved[64];
+} CUipcEventHandle;
+
 // gf_copy2d_as_3d restates a 2D copy as the 3D copy of one slice.
 static inline void gf_copy2d_as_3d(const CUDA_MEMCPY2D *c, CUDA_MEMCPY3D *o) {
 	*o = (CUDA_MEMCPY3D){

@@ -16,11 +16,9 @@ import (
 	"github.com/gpufabric/gpufabric/interpose"
 )
 
-// IPC memory handles. A CUipcMemHandle's 64 bytes carry a marker, the
+// IPC memory and event handles. A handle's 64 bytes carry a marker, the
 // server's device index and the server's 128-bit key; the server decides
 // who may open it (a process of the same user that holds the device).
-// Event handles are not served: cuIpcGetEventHandle and
-// cuIpcOpenEventHandle answer CUDA_ERROR_NOT_SUPPORTED.
 
 var ipcMarker = []byte("GFIPC1\x00\x00")
 
@@ -43,12 +41,30 @@ func gfgo_ipcGetMemHandle(out *C.CUipcMemHandle, ptr C.CUdeviceptr) C.CUresult {
 	if err != nil {
 		return ret(err)
 	}
-	b := unsafe.Slice((*byte)(unsafe.Pointer(out)), 64)
+	putIpcHandle(unsafe.Pointer(out), h)
+	return 0
+}
+
+// putIpcHandle writes h into the 64 bytes of a CUipcMemHandle or
+// CUipcEventHandle at out.
+func putIpcHandle(out unsafe.Pointer, h api.IpcMemHandle) {
+	b := unsafe.Slice((*byte)(out), 64)
 	clear(b)
 	copy(b, ipcMarker)
 	binary.LittleEndian.PutUint32(b[8:], h.Device)
 	copy(b[12:28], h.Key[:])
-	return 0
+}
+
+// ipcHandle reads what putIpcHandle wrote, or false.
+func ipcHandle(in unsafe.Pointer) (api.IpcMemHandle, bool) {
+	var h api.IpcMemHandle
+	b := unsafe.Slice((*byte)(in), 64)
+	if !bytes.HasPrefix(b, ipcMarker) {
+		return h, false
+	}
+	h.Device = binary.LittleEndian.Uint32(b[8:])
+	copy(h.Key[:], b[12:28])
+	return h, true
 }
 
 //export gfgo_ipcOpenMemHandle
@@ -60,13 +76,10 @@ func gfgo_ipcOpenMemHandle(out *C.CUdeviceptr, in *C.CUipcMemHandle, flags C.uin
 	if out == nil || flags&^ipcLazyEnablePeerAccess != 0 {
 		return res(api.ErrInvalidValue)
 	}
-	b := unsafe.Slice((*byte)(unsafe.Pointer(in)), 64)
-	if !bytes.HasPrefix(b, ipcMarker) {
+	h, ok := ipcHandle(unsafe.Pointer(in))
+	if !ok {
 		return res(api.ErrInvalidValue)
 	}
-	var h api.IpcMemHandle
-	h.Device = binary.LittleEndian.Uint32(b[8:])
-	copy(h.Key[:], b[12:28])
 	p, size, ordinal, err := c.s.IpcOpen(h)
 	if err != nil {
 		return ret(err)
@@ -87,4 +100,49 @@ func gfgo_ipcCloseMemHandle(ptr C.CUdeviceptr) C.CUresult {
 		return res(api.ErrInvalidValue)
 	}
 	return ret(c.s.IpcClose(interpose.DevicePtr(ptr)))
+}
+
+const eventInterprocess = 0x4 // CU_EVENT_INTERPROCESS
+
+//export gfgo_ipcGetEventHandle
+func gfgo_ipcGetEventHandle(out *C.CUipcEventHandle, h C.uintptr_t) C.CUresult {
+	e, r := lookup[*event](uintptr(h), kindEvent)
+	if r != api.Success {
+		return res(r)
+	}
+	if out == nil || e.flags&eventInterprocess == 0 {
+		return res(api.ErrInvalidValue)
+	}
+	ih, err := e.ev.IpcEventHandle()
+	if err != nil {
+		return ret(err)
+	}
+	putIpcHandle(unsafe.Pointer(out), ih)
+	return 0
+}
+
+//export gfgo_ipcOpenEventHandle
+func gfgo_ipcOpenEventHandle(out *C.uintptr_t, in *C.CUipcEventHandle) C.CUresult {
+	c := live.Load()
+	if c == nil {
+		return res(api.ErrNotInitialized)
+	}
+	h, ok := ipcHandle(unsafe.Pointer(in))
+	if out == nil || !ok {
+		return res(api.ErrInvalidValue)
+	}
+	// The event is on the server's device h.Device: the session's device
+	// of that index opens it.
+	for i, d := range c.devs {
+		if uint32(d.ServerIndex()) != h.Device {
+			continue
+		}
+		ev, err := d.IpcOpenEvent(h)
+		if err != nil {
+			return ret(err)
+		}
+		*out = C.uintptr_t(objects.add(kindEvent, &event{ev: ev, dev: i, flags: eventInterprocess | 0x2}))
+		return 0
+	}
+	return res(api.ErrInvalidDevice)
 }

@@ -371,6 +371,10 @@ typedef struct CUipcMemHandle_st {
 	char reserved[64];
 } CUipcMemHandle;
 #define CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS 0x1
+typedef struct CUipcEventHandle_st {
+	char reserved[64];
+} CUipcEventHandle;
+#define CU_EVENT_INTERPROCESS 0x4
 
 typedef unsigned long long CUmemGenericAllocationHandle;
 typedef struct CUmemLocation_st {
@@ -448,7 +452,9 @@ typedef struct CUmemAccessDesc_st {
 	  (CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n, CUstream s))                \
 	X(cuIpcGetMemHandle, GF_V, CUresult, (CUipcMemHandle * h, CUdeviceptr p))                                     \
 	X(cuIpcOpenMemHandle, GF_V, CUresult, (CUdeviceptr * p, CUipcMemHandle h, unsigned int flags))                \
-	X(cuIpcCloseMemHandle, GF_V, CUresult, (CUdeviceptr p))
+	X(cuIpcCloseMemHandle, GF_V, CUresult, (CUdeviceptr p))                                                       \
+	X(cuIpcGetEventHandle, GF_V, CUresult, (CUipcEventHandle * h, CUevent e))                                     \
+	X(cuIpcOpenEventHandle, GF_V, CUresult, (CUevent * e, CUipcEventHandle h))
 
 #define GF_FIELD(name, version, ret, params) ret(*name) params;
 typedef struct gf_memory {
