@@ -11,8 +11,8 @@ import (
 // checked whole on the shard — every byte of the box against one of the
 // session's allocations, a device-to-device box against itself — and then
 // queued in order on the stream: as one operation per slice where the
-// stream can do pitched slices (backend.StridedStream), else as one per
-// row, with the operations every backend has.
+// stream can do pitched slices (backend.StridedStream, StridedHostStream),
+// else as one per row, with the operations every backend has.
 
 // box is one operand of a strided call: Height rows of Width bytes, Pitch
 // apart, in Depth slices Rows rows apart.
@@ -248,7 +248,7 @@ func (s *session) copyBoxHtoD(h api.Header, m *api.Memcpy3D, pl payload) error {
 			}
 		}
 		defer done()
-		if ss, ok := st.bs.(backend.StridedStream); ok {
+		if ss, ok := st.bs.(backend.StridedHostStream); ok {
 			per := m.Width * m.Height
 			for z := range dst.depth {
 				refs.Add(1)
@@ -294,7 +294,7 @@ func (s *session) copyBoxDtoH(h api.Header, m *api.Memcpy3D, n uint64) {
 			return err
 		}
 		staged := getStaging(int(n))
-		ss, strided := st.bs.(backend.StridedStream)
+		ss, strided := st.bs.(backend.StridedHostStream)
 		pieces, per := src.rows(), m.Width
 		if strided {
 			pieces, per = src.depth, m.Width*m.Height

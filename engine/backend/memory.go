@@ -41,18 +41,23 @@ type PeerCopier interface {
 }
 
 // StridedStream is implemented by streams that copy or set the rows of a
-// pitched 2D slice as one operation (as cuMemcpy2DAsync and
-// cuMemsetD2D*Async do), where the engine would otherwise queue one per
-// row. Rows are width bytes, pitch bytes apart; the engine has checked the
-// whole slice. Host operands are packed: row after row, no gaps.
+// pitched 2D slice of device memory as one operation (as cuMemcpy2DAsync
+// and cuMemsetD2D*Async do), where the engine would otherwise queue one
+// per row. Rows are width bytes, pitch bytes apart; the engine has checked
+// the whole slice.
 type StridedStream interface {
+	// CopyDtoD2D copies rows between device operands.
+	CopyDtoD2D(dst DevicePtr, dstPitch uint64, src DevicePtr, srcPitch uint64, width, rows uint64) error
+	// Memset2D sets rows of count elements of elemSize bytes to value.
+	Memset2D(dst DevicePtr, pitch uint64, value uint32, elemSize int, count, rows uint64) error
+}
+
+// StridedHostStream is StridedStream for copies with host memory, whose
+// rows are packed: row after row, no gaps.
+type StridedHostStream interface {
 	// CopyHtoD2D copies rows packed in src to dst. done is as CopyHtoD's.
 	CopyHtoD2D(dst DevicePtr, pitch uint64, src []byte, width uint64, done func()) error
 	// CopyDtoH2D reads rows from src and passes them to sink packed, in
 	// consecutive pieces, as CopyDtoH does.
 	CopyDtoH2D(src DevicePtr, pitch, width, rows uint64, sink func(off uint64, b []byte) error) error
-	// CopyDtoD2D copies rows between device operands.
-	CopyDtoD2D(dst DevicePtr, dstPitch uint64, src DevicePtr, srcPitch uint64, width, rows uint64) error
-	// Memset2D sets rows of count elements of elemSize bytes to value.
-	Memset2D(dst DevicePtr, pitch uint64, value uint32, elemSize int, count, rows uint64) error
 }

@@ -91,4 +91,11 @@ int gf_vmm_unmap(gf_handle ctx, uint64_t ptr, size_t size);
 int gf_memcpy_peer(gf_handle ctx, uint64_t dst, gf_handle dst_ctx, uint64_t src, gf_handle src_ctx, size_t n,
                    gf_handle stream);
 
+// cuMemcpy2DAsync between device operands and cuMemsetD2D*Async;
+// GF_MISSING where the driver lacks them.
+int gf_memcpy2d_dtod(gf_handle ctx, uint64_t dst, size_t dst_pitch, uint64_t src, size_t src_pitch, size_t width,
+                     size_t height, gf_handle stream);
+int gf_memset2d(gf_handle ctx, uint64_t dst, size_t pitch, unsigned value, int elem_size, size_t width, size_t height,
+                gf_handle stream);
+
 #endif

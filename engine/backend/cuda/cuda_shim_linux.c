@@ -83,6 +83,10 @@ static struct {
 	CUresult (*cuMemUnmap)(CUdeviceptr, size_t);
 	CUresult (*cuMemSetAccess)(CUdeviceptr, size_t, const void *, size_t);
 	CUresult (*cuMemcpyPeerAsync)(CUdeviceptr, CUcontext, CUdeviceptr, CUcontext, size_t, CUstream);
+	CUresult (*cuMemcpy2DAsync)(const void *, CUstream);
+	CUresult (*cuMemsetD2D8Async)(CUdeviceptr, size_t, unsigned char, size_t, size_t, CUstream);
+	CUresult (*cuMemsetD2D16Async)(CUdeviceptr, size_t, unsigned short, size_t, size_t, CUstream);
+	CUresult (*cuMemsetD2D32Async)(CUdeviceptr, size_t, unsigned int, size_t, size_t, CUstream);
 } cu;
 
 // One entry per driver function: the slot it fills, whether the backend can
@@ -147,6 +151,10 @@ static const struct sym syms[] = {
 	{SLOT(cuMemUnmap), 0, {"cuMemUnmap"}},
 	{SLOT(cuMemSetAccess), 0, {"cuMemSetAccess"}},
 	{SLOT(cuMemcpyPeerAsync), 0, {"cuMemcpyPeerAsync"}},
+	{SLOT(cuMemcpy2DAsync), 0, {"cuMemcpy2DAsync_v2"}},
+	{SLOT(cuMemsetD2D8Async), 0, {"cuMemsetD2D8Async"}},
+	{SLOT(cuMemsetD2D16Async), 0, {"cuMemsetD2D16Async"}},
+	{SLOT(cuMemsetD2D32Async), 0, {"cuMemsetD2D32Async"}},
 };
 
 // gf_open is called by the Go side under its own lock, once it succeeds
@@ -517,4 +525,51 @@ int gf_memcpy_peer(gf_handle ctx, uint64_t dst, gf_handle dst_ctx, uint64_t src,
 		return GF_MISSING;
 	WITH_CTX(ctx);
 	return cu.cuMemcpyPeerAsync(dst, (CUcontext)dst_ctx, src, (CUcontext)src_ctx, n, (CUstream)stream);
+}
+
+// ---- pitched slices of device memory ----
+
+// CUDA_MEMCPY2D, from the API reference.
+struct gf_memcpy2d {
+	size_t src_x, src_y;
+	int src_type;
+	const void *src_host;
+	CUdeviceptr src_device;
+	void *src_array;
+	size_t src_pitch;
+	size_t dst_x, dst_y;
+	int dst_type;
+	void *dst_host;
+	CUdeviceptr dst_device;
+	void *dst_array;
+	size_t dst_pitch;
+	size_t width, height;
+};
+
+#define GF_MEMORYTYPE_DEVICE 2
+
+int gf_memcpy2d_dtod(gf_handle ctx, uint64_t dst, size_t dst_pitch, uint64_t src, size_t src_pitch, size_t width,
+                     size_t height, gf_handle stream) {
+	if (!cu.cuMemcpy2DAsync)
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	struct gf_memcpy2d c = {0};
+	c.src_type = GF_MEMORYTYPE_DEVICE, c.src_device = src, c.src_pitch = src_pitch;
+	c.dst_type = GF_MEMORYTYPE_DEVICE, c.dst_device = dst, c.dst_pitch = dst_pitch;
+	c.width = width, c.height = height;
+	return cu.cuMemcpy2DAsync(&c, (CUstream)stream);
+}
+
+int gf_memset2d(gf_handle ctx, uint64_t dst, size_t pitch, unsigned value, int elem_size, size_t width, size_t height,
+                gf_handle stream) {
+	WITH_CTX(ctx);
+	switch (elem_size) {
+	case 1:
+		return cu.cuMemsetD2D8Async ? cu.cuMemsetD2D8Async(dst, pitch, (unsigned char)value, width, height, (CUstream)stream) : GF_MISSING;
+	case 2:
+		return cu.cuMemsetD2D16Async ? cu.cuMemsetD2D16Async(dst, pitch, (unsigned short)value, width, height, (CUstream)stream) : GF_MISSING;
+	case 4:
+		return cu.cuMemsetD2D32Async ? cu.cuMemsetD2D32Async(dst, pitch, value, width, height, (CUstream)stream) : GF_MISSING;
+	}
+	return CUDA_ERROR_INVALID_VALUE;
 }

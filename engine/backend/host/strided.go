@@ -9,7 +9,10 @@ import (
 // an operation per row would cost the queue's overhead per row
 // (BenchmarkCopy2D in engine measures the difference).
 
-var _ backend.StridedStream = (*stream)(nil)
+var (
+	_ backend.StridedStream     = (*stream)(nil)
+	_ backend.StridedHostStream = (*stream)(nil)
+)
 
 // rows is the arena behind a slice of rows of width bytes, pitch apart.
 func (d *Device) rows(ptr backend.DevicePtr, pitch, width, n uint64) ([]byte, error) {

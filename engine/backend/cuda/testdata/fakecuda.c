@@ -510,6 +510,55 @@ CUresult cuMemcpyPeerAsync(CUdeviceptr dst, void *dctx, CUdeviceptr src, void *s
 	return OK;
 }
 
+struct memcpy2d {
+	size_t src_x, src_y;
+	int src_type;
+	const void *src_host;
+	CUdeviceptr src_device;
+	void *src_array;
+	size_t src_pitch;
+	size_t dst_x, dst_y;
+	int dst_type;
+	void *dst_host;
+	CUdeviceptr dst_device;
+	void *dst_array;
+	size_t dst_pitch;
+	size_t width, height;
+};
+
+// cuMemcpy2DAsync_v2 between device operands only, which is all the
+// backend asks; each row must lie in an allocation.
+CUresult cuMemcpy2DAsync_v2(const struct memcpy2d *c, void *s) {
+	NEED_CTX();
+	if (!c || !stream_ok(s) || c->src_type != 2 || c->dst_type != 2)
+		return INVALID_VALUE;
+	for (size_t y = 0; y < c->height; y++) {
+		CUdeviceptr from = c->src_device + c->src_x + y * c->src_pitch, to = c->dst_device + c->dst_x + y * c->dst_pitch;
+		if (!span(from, c->width, 0) || !span(to, c->width, 0))
+			return INVALID_VALUE;
+		memmove((void *)to, (void *)from, c->width);
+	}
+	return OK;
+}
+
+#define MEMSET2D(name, type)                                                                        \
+	CUresult name(CUdeviceptr p, size_t pitch, type v, size_t w, size_t h, void *s) {               \
+		NEED_CTX();                                                                                 \
+		if (!stream_ok(s))                                                                          \
+			return INVALID_VALUE;                                                                   \
+		for (size_t y = 0; y < h; y++) {                                                            \
+			type *row = (type *)(p + y * pitch);                                                    \
+			if (!span((CUdeviceptr)row, w * sizeof(type), 0))                                       \
+				return INVALID_VALUE;                                                               \
+			for (size_t x = 0; x < w; x++)                                                          \
+				row[x] = v;                                                                         \
+		}                                                                                           \
+		return OK;                                                                                  \
+	}
+MEMSET2D(cuMemsetD2D8Async, unsigned char)
+MEMSET2D(cuMemsetD2D16Async, unsigned short)
+MEMSET2D(cuMemsetD2D32Async, unsigned int)
+
 #ifndef NO_VMM
 // ---- virtual memory management ----
 
