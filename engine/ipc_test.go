@@ -223,6 +223,12 @@ func TestIPCEvents(t *testing.T) {
 	if err := ev.Record(od.DefaultStream()); err != nil {
 		t.Fatal(err)
 	}
+	// A wait targets the record made before it, as in CUDA, and the two
+	// processes' calls are not ordered: the owner's query, answered after
+	// its record is made, stands for the word processes would exchange.
+	if _, err := ev.Query(); err != nil {
+		t.Fatal(err)
+	}
 	if err := dev.DefaultStream().WaitEvent(theirs); err != nil {
 		t.Fatal(err)
 	}

@@ -509,6 +509,11 @@ static void ipc(gf_driver *cu, gf_memory *m, const char *self) {
 	GF_CHECK(cu->cuEventCreate(&ev, CU_EVENT_INTERPROCESS | CU_EVENT_DISABLE_TIMING));
 	GF_CHECK(m->cuIpcGetEventHandle(&eh, ev));
 	GF_CHECK(cu->cuEventRecord(ev, 0));
+	/* A wait targets the record made before it; the query, answered once
+	 * the record is made, stands for the word processes would exchange. */
+	CUresult q = cu->cuEventQuery(ev);
+	if (q != CUDA_SUCCESS && q != CUDA_ERROR_NOT_READY)
+		GF_CHECK(q);
 
 	char hex[129], evhex[129];
 	hex_encode((unsigned char *)h.reserved, 64, hex);
