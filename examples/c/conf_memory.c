@@ -511,9 +511,9 @@ static void ipc(gf_driver *cu, gf_memory *m, const char *self) {
 	GF_CHECK(cu->cuEventRecord(ev, 0));
 	/* A wait targets the record made before it; the query, answered once
 	 * the record is made, stands for the word processes would exchange. */
-	CUresult q = cu->cuEventQuery(ev);
-	if (q != CUDA_SUCCESS && q != CUDA_ERROR_NOT_READY)
-		GF_CHECK(q);
+	CUresult qr = cu->cuEventQuery(ev);
+	if (qr != CUDA_SUCCESS && qr != CUDA_ERROR_NOT_READY)
+		GF_CHECK(qr);
 
 	char hex[129], evhex[129];
 	hex_encode((unsigned char *)h.reserved, 64, hex);
