@@ -462,21 +462,23 @@ typedef struct gf_memory {
 } gf_memory;
 #undef GF_FIELD
 
-/* gf_load_memory resolves the memory families' entry points through the
+/* gf_resolve sets *out to the entry point name for version, through the
  * driver gf_load_driver opened; it exits with a message on failure. */
+static inline void gf_resolve(gf_driver *d, const char *name, int version, void *out) {
+	void *p = NULL;
+	CUdriverProcAddressQueryResult st = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+	CUresult r = d->cuGetProcAddress(name, &p, version, CU_GET_PROC_ADDRESS_DEFAULT, &st);
+	if (r != CUDA_SUCCESS || st != CU_GET_PROC_ADDRESS_SUCCESS || !p) {
+		fprintf(stderr, "FAIL: cuGetProcAddress(%s) = %d, status %d\n", name, (int)r, (int)st);
+		exit(1);
+	}
+	memcpy(out, &p, sizeof p);
+}
+
+/* gf_load_memory resolves the memory families' entry points. */
 static inline void gf_load_memory(gf_driver *d, gf_memory *m) {
 	memset(m, 0, sizeof *m);
-#define GF_RESOLVE(name, version, ret, params)                                                                   \
-	{                                                                                                   \
-		void *p_ = NULL;                                                                                \
-		CUdriverProcAddressQueryResult st_ = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;                      \
-		CUresult r_ = d->cuGetProcAddress(#name, &p_, version, CU_GET_PROC_ADDRESS_DEFAULT, &st_); \
-		if (r_ != CUDA_SUCCESS || st_ != CU_GET_PROC_ADDRESS_SUCCESS || !p_) {                          \
-			fprintf(stderr, "FAIL: cuGetProcAddress(%s) = %d, status %d\n", #name, (int)r_, (int)st_);  \
-			exit(1);                                                                                    \
-		}                                                                                               \
-		memcpy(&m->name, &p_, sizeof p_);                                                               \
-	}
+#define GF_RESOLVE(name, version, ret, params) gf_resolve(d, #name, version, &m->name);
 	GF_MEMORY_FUNCS(GF_RESOLVE)
 #undef GF_RESOLVE
 }
