@@ -18,8 +18,8 @@ type HostPitched struct {
 // or, when the box is too large for one call, rows y .. y+Height of slice z.
 type slab struct{ z, y, height, depth uint64 }
 
-// slabs splits b into parts of at most api.MaxBoxRows rows and (where a
-// row fits) maxBytes packed bytes.
+// slabs splits b into parts of at most api.MaxBoxRows rows and maxBytes
+// packed bytes; rows wider than maxBytes do not come here.
 func slabs(b Box, maxBytes int) []slab {
 	rows := b.Height * b.Depth
 	if rows <= api.MaxBoxRows && rows*b.Width <= uint64(maxBytes) {
@@ -37,7 +37,22 @@ func slabs(b Box, maxBytes int) []slab {
 
 // at is the device operand of slab sl of p.
 func (sl slab) at(p api.Pitched) api.Pitched {
-	return api.Pitched{Ptr: p.Ptr + (sl.z*p.Rows+sl.y)*p.Pitch, Pitch: p.Pitch, Rows: p.Rows}
+	return api.Pitched{Ptr: rowAt(p, sl.z, sl.y), Pitch: p.Pitch, Rows: p.Rows}
+}
+
+// rowAt is the address of row y of slice z of a device operand.
+func rowAt(p api.Pitched, z, y uint64) uint64 { return p.Ptr + (z*p.Rows+y)*p.Pitch }
+
+// eachRow calls fn for every row of b, slice after slice, until it fails.
+func eachRow(b Box, fn func(z, y uint64) error) error {
+	for z := range b.Depth {
+		for y := range b.Height {
+			if err := fn(z, y); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // hostOffset is the offset of row y of slice z in a host operand.
@@ -78,6 +93,14 @@ func (st *Stream) Copy3DHtoD(dst api.Pitched, src HostPitched, b Box, wait bool)
 		return err
 	}
 	s := st.d.s
+	if b.Width > uint64(s.opts.ChunkSize) {
+		// Rows wider than a chunk go as plain copies, which are split in
+		// chunks: one message per row would pass the frame limits.
+		return eachRow(b, func(z, y uint64) error {
+			off := src.offset(z, y)
+			return st.copyHtoD(DevicePtr(rowAt(dst, z, y)), src.Mem[off:off+b.Width], wait)
+		})
+	}
 	var waits []*pending
 	for _, sl := range slabs(b, s.opts.ChunkSize) {
 		packed := make([]byte, 0, sl.height*sl.depth*b.Width)
@@ -104,6 +127,12 @@ func (st *Stream) Copy3DDtoH(dst HostPitched, src api.Pitched, b Box, wait bool)
 		return err
 	}
 	s := st.d.s
+	if b.Width > uint64(s.opts.ChunkSize) {
+		return eachRow(b, func(z, y uint64) error {
+			off := dst.offset(z, y)
+			return st.copyDtoH(dst.Mem[off:off+b.Width], DevicePtr(rowAt(src, z, y)), true)
+		})
+	}
 	var waits []*pending
 	for _, sl := range slabs(b, s.opts.ChunkSize) {
 		n := sl.height * sl.depth * b.Width
