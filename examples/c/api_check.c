@@ -44,7 +44,7 @@ static void check_exports(void) {
 
 	/* Unimplemented names are real functions answering NOT_SUPPORTED. */
 	static const char *stubs[] = {"cuGraphCreate", "cuMemAllocManaged", "cuArrayCreate_v2", "cuTexObjectCreate",
-	                              "cuMemPoolCreate", "cuLinkCreate_v2", "cuMemExportToShareableHandle", "cuStreamWaitValue32_v2"};
+	                              "cuMemPoolExportPointer", "cuLinkCreate_v2", "cuMemExportToShareableHandle", "cuStreamWaitValue32_v2"};
 	for (size_t i = 0; i < sizeof stubs / sizeof stubs[0]; i++) {
 		PFN_any f = (PFN_any)sym(stubs[i]);
 		CUresult r = f(NULL, NULL, NULL, NULL);

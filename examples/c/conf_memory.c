@@ -286,6 +286,30 @@ static void pools(gf_driver *cu, gf_memory *m) {
 	checks++;
 	GF_EXPECT(m->cuMemPoolTrimTo((CUmemoryPool)(uintptr_t)0x1000, 0), CUDA_ERROR_INVALID_VALUE);
 	checks++;
+
+	/* A pool of one's own, bounded by maxSize, made the device's current. */
+	CUmemPoolProps props = {0};
+	props.allocType = CU_MEM_ALLOCATION_TYPE_PINNED;
+	props.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+	props.location.id = 0;
+	props.maxSize = 4 << 20;
+	CUmemoryPool mine;
+	GF_CHECK(m->cuMemPoolCreate(&mine, &props));
+	CHECK(mine && mine != def, "cuMemPoolCreate gave the default pool");
+	GF_CHECK(m->cuDeviceSetMemPool(0, mine));
+	GF_CHECK(m->cuDeviceGetMemPool(&cur, 0));
+	CHECK(cur == mine, "cuDeviceSetMemPool did not stick");
+	GF_CHECK(m->cuMemAllocAsync(&p, 3 << 20, s)); /* from the current pool: mine */
+	GF_CHECK(m->cuMemPoolGetAttribute(mine, CU_MEMPOOL_ATTR_USED_MEM_CURRENT, &got));
+	CHECK(got >= 3 << 20, "an allocation from the current pool is not in its figures");
+	GF_EXPECT(m->cuMemAllocFromPoolAsync(&q, 2 << 20, mine, s), CUDA_ERROR_OUT_OF_MEMORY); /* past maxSize */
+	checks++;
+	GF_CHECK(m->cuMemFreeAsync(p, s));
+	GF_CHECK(m->cuMemPoolDestroy(mine));
+	GF_CHECK(m->cuDeviceGetMemPool(&cur, 0));
+	CHECK(cur == def, "a destroyed pool is still the device's current");
+	GF_EXPECT(m->cuMemPoolDestroy(def), CUDA_ERROR_INVALID_VALUE); /* the default pool */
+	checks++;
 	GF_CHECK(cu->cuStreamDestroy(s));
 	GF_CHECK(cu->cuMemFreeHost(h));
 }

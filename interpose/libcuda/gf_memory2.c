@@ -73,6 +73,9 @@ GF_API(cuDeviceSetMemPool, (CUdevice dev, CUmemoryPool pool), gfgo_deviceSetPool
 GF_API(cuMemPoolGetAttribute, (CUmemoryPool pool, int attr, void *value), gfgo_poolAttribute(H(pool), attr, value, 0))
 GF_API(cuMemPoolSetAttribute, (CUmemoryPool pool, int attr, void *value), gfgo_poolAttribute(H(pool), attr, value, 1))
 GF_API(cuMemPoolTrimTo, (CUmemoryPool pool, size_t keep), gfgo_poolTrim(H(pool), keep))
+GF_API(cuMemPoolCreate, (CUmemoryPool *pool, const CUmemPoolProps *props),
+       gfgo_poolCreate((uintptr_t *)pool, (CUmemPoolProps *)props))
+GF_API(cuMemPoolDestroy, (CUmemoryPool pool), gfgo_poolDestroy(H(pool)))
 
 // ---- virtual memory management ----
 

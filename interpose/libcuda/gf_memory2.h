@@ -77,6 +77,16 @@ typedef struct CUmemAccessDesc_st {
 	int flags; // CUmemAccess_flags
 } CUmemAccessDesc;
 
+typedef struct CUmemPoolProps_st {
+	int allocType;   // CU_MEM_ALLOCATION_TYPE_PINNED = 1
+	int handleTypes; // CUmemAllocationHandleType
+	CUmemLocation location;
+	void *win32SecurityAttributes;
+	size_t maxSize; // 0: no limit (CUDA 12.2; reserved, so zero, before)
+	unsigned short usage;
+	unsigned char reserved[54];
+} CUmemPoolProps;
+
 // IPC.
 typedef struct CUipcMemHandle_st {
 	char reserved[64];

@@ -233,10 +233,12 @@ func callStream(d *interpose.Device, sh C.uintptr_t, dev C.int, async C.int) (*i
 // like any allocation, and a pool never holds memory back: reserved is
 // used, and trimming has nothing to do.
 
-// memPool is a memory pool: the default pool of each device, and the
-// attributes the application set on it.
+// memPool is a memory pool: the default pool of each device, or one
+// cuMemPoolCreate made, and the attributes the application set on it.
 type memPool struct {
 	dev                   int
+	handle                uintptr // of a pool cuMemPoolCreate made; 0 for a default pool
+	maxSize               uint64  // CUmemPoolProps.maxSize; 0: no limit
 	followEvents          bool // CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES
 	opportunistic         bool // CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC
 	internalDeps          bool // CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES
@@ -264,6 +266,8 @@ var pools struct {
 	mu      sync.Mutex
 	byDev   map[int]*memPool
 	current map[int]*memPool
+	created map[uintptr]*memPool // by handle: (n+1)<<20 | 0xD, never a default's
+	made    uintptr
 	sizes   map[uint64]poolAlloc // allocations made from a pool, by address
 }
 
@@ -274,12 +278,18 @@ type poolAlloc struct {
 
 const poolTag = 0xD
 
-func poolHandle(p *memPool) uintptr { return uintptr(p.dev+1)<<4 | poolTag }
+func poolHandle(p *memPool) uintptr {
+	if p.handle != 0 {
+		return p.handle
+	}
+	return uintptr(p.dev+1)<<4 | poolTag
+}
 
 // defaultPool returns dev's default pool; pools.mu must be held.
 func defaultPool(dev int) *memPool {
 	if pools.byDev == nil {
 		pools.byDev, pools.current, pools.sizes = map[int]*memPool{}, map[int]*memPool{}, map[uint64]poolAlloc{}
+		pools.created = map[uintptr]*memPool{}
 	}
 	p := pools.byDev[dev]
 	if p == nil {
@@ -293,6 +303,10 @@ func defaultPool(dev int) *memPool {
 func poolOf(h uintptr) *memPool {
 	if h&0xF != poolTag {
 		return nil
+	}
+	if h >= 1<<20 {
+		defaultPool(0) // the maps
+		return pools.created[h]
 	}
 	dev := int(h>>4) - 1
 	if _, r := device(C.int(dev)); r != api.Success {
@@ -316,6 +330,10 @@ func gfgo_memAllocAsync(ctx C.uintptr_t, dev C.int, dptr *C.CUdeviceptr, size C.
 	} else if p = poolOf(uintptr(pool)); p == nil {
 		pools.mu.Unlock()
 		return res(api.ErrInvalidValue)
+	}
+	if p.maxSize > 0 && p.used+uint64(size) > p.maxSize {
+		pools.mu.Unlock()
+		return res(api.ErrOutOfMemory)
 	}
 	pools.mu.Unlock()
 	if rc := gfgo_memAlloc(ctx, C.int(p.dev), dptr, size); rc != 0 {
@@ -455,4 +473,43 @@ func gfgo_poolTrim(h C.uintptr_t, keep C.size_t) C.CUresult {
 		return res(api.ErrInvalidValue)
 	}
 	return 0 // a pool holds no freed memory back: there is nothing to trim
+}
+
+//export gfgo_poolCreate
+func gfgo_poolCreate(out *C.uintptr_t, props *C.CUmemPoolProps) C.CUresult {
+	if out == nil || props == nil || props.allocType != allocTypePinned || props.location._type != locationTypeDevice {
+		return res(api.ErrInvalidValue)
+	}
+	if _, r := device(props.location.id); r != api.Success {
+		return res(api.ErrInvalidDevice)
+	}
+	if props.handleTypes != 0 {
+		return res(api.ErrNotSupported) // pools shared between processes by file descriptor
+	}
+	pools.mu.Lock()
+	defer pools.mu.Unlock()
+	defaultPool(0) // the maps
+	pools.made++
+	p := &memPool{dev: int(props.location.id), handle: (pools.made+1)<<20 | poolTag, maxSize: uint64(props.maxSize),
+		followEvents: true, opportunistic: true, internalDeps: true}
+	pools.created[p.handle] = p
+	*out = C.uintptr_t(p.handle)
+	return 0
+}
+
+//export gfgo_poolDestroy
+func gfgo_poolDestroy(h C.uintptr_t) C.CUresult {
+	pools.mu.Lock()
+	defer pools.mu.Unlock()
+	p := poolOf(uintptr(h))
+	if p == nil || p.handle == 0 {
+		return res(api.ErrInvalidValue) // unknown, or a device's default pool
+	}
+	delete(pools.created, p.handle)
+	if pools.current[p.dev] == p {
+		delete(pools.current, p.dev)
+	}
+	// Allocations still made from it stay valid until freed, as the
+	// driver's do: they only leave its figures then.
+	return 0
 }

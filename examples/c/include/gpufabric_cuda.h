@@ -405,6 +405,16 @@ typedef struct CUmemAccessDesc_st {
 #define CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED_ 704
 #define CUDA_ERROR_PEER_ACCESS_NOT_ENABLED_ 705
 
+typedef struct CUmemPoolProps_st {
+	int allocType;
+	int handleTypes;
+	CUmemLocation location;
+	void *win32SecurityAttributes;
+	size_t maxSize;
+	unsigned short usage;
+	unsigned char reserved[54];
+} CUmemPoolProps;
+
 #define GF_MEMORY_FUNCS(X)                                                                                      \
 	X(cuMemAllocPitch, GF_V, CUresult,                                                                         \
 	  (CUdeviceptr * dptr, size_t *pitch, size_t width, size_t height, unsigned int elemSize))             \
@@ -429,6 +439,8 @@ typedef struct CUmemAccessDesc_st {
 	X(cuMemPoolGetAttribute, GF_V, CUresult, (CUmemoryPool pool, CUmemPool_attribute attr, void *value))        \
 	X(cuMemPoolSetAttribute, GF_V, CUresult, (CUmemoryPool pool, CUmemPool_attribute attr, void *value))        \
 	X(cuMemPoolTrimTo, GF_V, CUresult, (CUmemoryPool pool, size_t keep))                                        \
+	X(cuMemPoolCreate, GF_V, CUresult, (CUmemoryPool * pool, const CUmemPoolProps *props))                      \
+	X(cuMemPoolDestroy, GF_V, CUresult, (CUmemoryPool pool))                                                    \
 	X(cuMemAddressReserve, GF_V, CUresult,                                                                     \
 	  (CUdeviceptr * ptr, size_t size, size_t align, CUdeviceptr addr, unsigned long long flags))           \
 	X(cuMemAddressFree, GF_V, CUresult, (CUdeviceptr ptr, size_t size))                                        \
