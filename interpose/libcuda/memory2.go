@@ -239,9 +239,9 @@ type memPool struct {
 	dev                   int
 	handle                uintptr // of a pool cuMemPoolCreate made; 0 for a default pool
 	maxSize               uint64  // CUmemPoolProps.maxSize; 0: no limit
-	followEvents          bool // CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES
-	opportunistic         bool // CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC
-	internalDeps          bool // CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES
+	followEvents          bool    // CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES
+	opportunistic         bool    // CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC
+	internalDeps          bool    // CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES
 	releaseThreshold      uint64
 	used, usedHigh        uint64
 	reservedHighWatermark uint64
