@@ -300,6 +300,9 @@ static void pools(gf_driver *cu, gf_memory *m) {
 	GF_CHECK(m->cuDeviceGetMemPool(&cur, 0));
 	CHECK(cur == mine, "cuDeviceSetMemPool did not stick");
 	GF_CHECK(m->cuMemAllocAsync(&p, 3 << 20, s)); /* from the current pool: mine */
+	CUmemoryPool from = 0;
+	GF_CHECK(cu->cuPointerGetAttribute(&from, CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE, p));
+	CHECK(from == mine, "the pointer does not name its pool");
 	GF_CHECK(m->cuMemPoolGetAttribute(mine, CU_MEMPOOL_ATTR_USED_MEM_CURRENT, &got));
 	CHECK(got >= 3 << 20, "an allocation from the current pool is not in its figures");
 	GF_EXPECT(m->cuMemAllocFromPoolAsync(&q, 2 << 20, mine, s), CUDA_ERROR_OUT_OF_MEMORY); /* past maxSize */

@@ -519,7 +519,7 @@ func pointerAttr(data unsafe.Pointer, attr int, ptr uint64, g *region, host, str
 	case ptrAttrAccessFlags:
 		put32(accessFlagsReadWrite)
 	case ptrAttrMempoolHandle:
-		put64(0)
+		put64(uint64(poolOfAlloc(g.base))) // memory2.go
 	case ptrAttrP2PTokens:
 		if strict {
 			return api.ErrNotSupported

@@ -359,6 +359,16 @@ func gfgo_memFreeAsync(dev C.int, ptr C.CUdeviceptr, sh C.uintptr_t) C.CUresult 
 	return gfgo_memFree(ptr)
 }
 
+// poolOfAlloc is the handle of the pool an allocation came from, or 0.
+func poolOfAlloc(base uint64) uintptr {
+	pools.mu.Lock()
+	defer pools.mu.Unlock()
+	if a, ok := pools.sizes[base]; ok {
+		return poolHandle(a.pool)
+	}
+	return 0
+}
+
 // forgetPoolAlloc takes a freed allocation out of its pool's figures, if it
 // came from one (cuMemFree may free what cuMemAllocAsync allocated).
 func forgetPoolAlloc(ptr uint64) {
