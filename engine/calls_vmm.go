@@ -160,6 +160,7 @@ func (s *session) memAddressFree(h api.Header, m *api.MemAddressFree) {
 	}
 	d := r.dev
 	d.submit(func() {
+		var err error
 		s.vmm.mu.Lock()
 		i := slices.Index(s.vmm.reservations, r)
 		switch {
