@@ -14,7 +14,7 @@ import (
 func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 	if pl.n > 0 {
 		switch m.(type) {
-		case *api.MemcpyHtoD, *api.ModuleLoad, *api.Echo, *api.Link:
+		case *api.MemcpyHtoD, *api.ModuleLoad, *api.Echo, *api.Link, *api.Memcpy3D:
 		default:
 			// The payload, unread, is skipped by the next Recv.
 			s.fail(h, api.Errorf(api.ErrInvalidValue, "%v carries no payload", h.Op))
@@ -140,6 +140,34 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 		s.eventDestroy(h, m)
 	case *api.NVMLQuery:
 		s.nvmlQuery(h, m)
+	case *api.Memcpy3D: // calls_memory.go
+		return s.memcpy3D(h, m, pl)
+	case *api.Memset2D:
+		s.memset2D(h, m)
+	case *api.MemAddressReserve: // calls_vmm.go
+		s.memAddressReserve(h, m)
+	case *api.MemAddressFree:
+		s.memAddressFree(h, m)
+	case *api.MemCreate:
+		s.memCreate(h, m)
+	case *api.MemRelease:
+		s.memRelease(h, m)
+	case *api.MemMap:
+		s.memMap(h, m)
+	case *api.MemUnmap:
+		s.memUnmap(h, m)
+	case *api.MemcpyPeer: // calls_peer.go
+		s.memcpyPeer(h, m)
+	case *api.IpcGetMemHandle: // calls_ipc.go
+		s.ipcGetMemHandle(h, m)
+	case *api.IpcOpenMemHandle:
+		s.ipcOpenMemHandle(h, m)
+	case *api.IpcCloseMemHandle:
+		s.ipcCloseMemHandle(h, m)
+	case *api.IpcGetEventHandle:
+		s.ipcGetEventHandle(h, m)
+	case *api.IpcOpenEventHandle:
+		s.ipcOpenEventHandle(h, m)
 	default:
 		if handled, err := s.dispatchExec(h, m, pl); !handled {
 			s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
@@ -399,9 +427,9 @@ func (s *session) memFree(h api.Header, ptr uint64) {
 		}
 		d.allocs.uncharge(a.size)
 		d.freeing.Add(1)
-		s.afterStreams(d, func() {
+		s.afterWork(d, func() { // calls_peer.go
 			d.submit(func() {
-				err := d.shard.dev.Free(ptr)
+				err := s.freeDevice(d, ptr) // calls_ipc.go
 				d.freeing.Add(-1)
 				if err != nil {
 					s.fail(h, err)
@@ -425,19 +453,9 @@ func (s *session) memcpyHtoD(h api.Header, m *api.MemcpyHtoD, pl payload) error 
 		s.reply0(h)
 		return nil
 	}
-	weight := min(int64(n), s.srv.cfg.MaxStaging)
-	if err := s.stage(weight); err != nil {
+	buf, release, err := s.readStaged(pl)
+	if err != nil {
 		return err
-	}
-	buf := getStaging(n)
-	if err := pl.read(buf); err != nil {
-		putStaging(buf)
-		s.unstage(weight)
-		return err
-	}
-	release := func() {
-		putStaging(buf)
-		s.unstage(weight)
 	}
 	if n == 0 {
 		release()
@@ -706,7 +724,7 @@ func (s *session) moduleUnload(h api.Header, m *api.ModuleUnload) {
 	}
 	d := mod.dev
 	// Launches already queued may still run this module's code.
-	s.afterStreams(d, func() {
+	s.afterWork(d, func() {
 		d.submit(func() {
 			for _, g := range mod.globals {
 				d.allocs.remove(g.base)
@@ -994,7 +1012,7 @@ func (s *session) eventDestroy(h api.Header, m *api.EventDestroy) {
 	}
 	ev.dev.submit(func() {
 		if ev.be != nil {
-			ev.be.Destroy()
+			s.destroyEvent(ev.be) // calls_ipc.go
 			ev.be = nil
 		}
 		s.reply0(h)

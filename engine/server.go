@@ -123,6 +123,7 @@ type Server struct {
 	conns     int            // connections served, authenticated or not
 	perPeer   map[string]int // connections by transport.Info.Peer
 	closed    bool
+	ipc       ipcRegistry    // exported memory: calls_ipc.go
 	quit      chan struct{}  // closed by Close: wakes accept loops backing off
 	wg        sync.WaitGroup // sessions
 }

@@ -68,9 +68,11 @@ type session struct {
 	events     map[api.Handle]*eventObj
 	modules    map[api.Handle]*moduleObj
 	functions  map[api.Handle]*functionObj
-	exec       execState // graphs and held streams: see calls_exec.go
-	latched    api.Latch // first asynchronous failure not yet reported
-	client     string    // who the client said it is
+	exec       execState   // graphs and held streams: see calls_exec.go
+	vmm        vmmState    // reservations, physical memory, mappings: calls_vmm.go
+	peered     atomic.Bool // the session has copied between devices: calls_peer.go
+	latched    api.Latch   // first asynchronous failure not yet reported
+	client     string      // who the client said it is
 	selection  string
 	complaints int
 
@@ -591,18 +593,19 @@ func (s *session) release(d *sessionDevice) {
 		bs.Destroy()
 	}
 	for _, be := range events {
-		be.Destroy()
+		s.destroyEvent(be) // calls_ipc.go
 	}
 	for _, bm := range modules {
 		bm.Unload()
 	}
+	s.releaseVirtual(d)
 	var freed uint64
 	for _, a := range d.allocs.all() {
 		if a.global {
 			continue // the module's unload freed it
 		}
 		d.allocs.remove(a.base)
-		if err := d.shard.dev.Free(a.base); err != nil {
+		if err := s.freeDevice(d, a.base); err != nil { // calls_ipc.go
 			s.log.Error("freeing a session's memory failed", "ptr", a.base, "err", err)
 		}
 		freed += a.size

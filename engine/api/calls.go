@@ -47,6 +47,20 @@ const (
 	OpStreamWriteValue
 	OpLink
 	OpFuncAttributes
+	OpMemcpy3D // memory2.go
+	OpMemset2D
+	OpMemAddressReserve
+	OpMemAddressFree
+	OpMemCreate
+	OpMemRelease
+	OpMemMap
+	OpMemUnmap
+	OpMemcpyPeer
+	OpIpcGetMemHandle
+	OpIpcOpenMemHandle
+	OpIpcCloseMemHandle
+	OpIpcGetEventHandle
+	OpIpcOpenEventHandle
 	opEnd
 )
 
@@ -68,6 +82,12 @@ var opNames = [...]string{
 	OpGraphCreate: "GraphCreate", OpGraphLaunch: "GraphLaunch", OpGraphDestroy: "GraphDestroy",
 	OpStreamWaitValue: "StreamWaitValue", OpHostFunc: "HostFunc", OpHostFuncDone: "HostFuncDone",
 	OpStreamWriteValue: "StreamWriteValue", OpLink: "Link", OpFuncAttributes: "FuncAttributes",
+	OpMemcpy3D: "Memcpy3D", OpMemset2D: "Memset2D",
+	OpMemAddressReserve: "MemAddressReserve", OpMemAddressFree: "MemAddressFree",
+	OpMemCreate: "MemCreate", OpMemRelease: "MemRelease", OpMemMap: "MemMap", OpMemUnmap: "MemUnmap",
+	OpMemcpyPeer: "MemcpyPeer", OpIpcGetMemHandle: "IpcGetMemHandle",
+	OpIpcOpenMemHandle: "IpcOpenMemHandle", OpIpcCloseMemHandle: "IpcCloseMemHandle",
+	OpIpcGetEventHandle: "IpcGetEventHandle", OpIpcOpenEventHandle: "IpcOpenEventHandle",
 }
 
 func (op Op) String() string {
@@ -160,7 +180,10 @@ func NewRequest(op Op) Message {
 	case OpNVMLQuery:
 		return new(NVMLQuery)
 	}
-	return newExecRequest(op)
+	if m := newExecRequest(op); m != nil {
+		return m
+	}
+	return newMemoryRequest(op)
 }
 
 // NewReply returns an empty reply of op's layout, or nil when the reply
@@ -188,5 +211,5 @@ func NewReply(op Op) Message {
 	case OpFuncAttributes:
 		return new(FuncAttributeValues)
 	}
-	return nil
+	return newMemoryReply(op)
 }

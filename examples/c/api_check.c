@@ -44,7 +44,7 @@ static void check_exports(void) {
 
 	/* Unimplemented names are real functions answering NOT_SUPPORTED. */
 	static const char *stubs[] = {"cuGraphCreate", "cuMemAllocManaged", "cuArrayCreate_v2", "cuTexObjectCreate",
-	                              "cuMemPoolCreate", "cuSurfObjectCreate", "cuIpcGetMemHandle", "cuGraphAddKernelNode"};
+	                              "cuMemPoolExportPointer", "cuSurfObjectCreate", "cuMemExportToShareableHandle", "cuGraphAddKernelNode"};
 	for (size_t i = 0; i < sizeof stubs / sizeof stubs[0]; i++) {
 		PFN_any f = (PFN_any)sym(stubs[i]);
 		CUresult r = f(NULL, NULL, NULL, NULL);

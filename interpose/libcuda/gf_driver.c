@@ -44,18 +44,9 @@ static CUresult compute_capability(int *major, int *minor, CUdevice dev) {
 
 GF_API(cuDeviceComputeCapability, (int *major, int *minor, CUdevice dev), compute_capability(major, minor, dev))
 
-// Devices of a session are not peers: each may sit on another server.
-static CUresult can_access_peer(int *can, CUdevice dev, CUdevice peer) {
-	if (!can)
-		return GF_ERR_INVALID_VALUE;
-	if (dev < 0 || dev >= gf_device_count || peer < 0 || peer >= gf_device_count)
-		return GF_ERR_INVALID_DEVICE;
-	*can = 0;
-	return GF_SUCCESS;
-}
-
+// Devices of a session are devices of one server: peers (peer.go).
 GF_API(cuDeviceCanAccessPeer, (int *canAccessPeer, CUdevice dev, CUdevice peerDev),
-       can_access_peer(canAccessPeer, dev, peerDev))
+       gfgo_canAccessPeer(canAccessPeer, dev, peerDev))
 
 // ---- memory ----
 

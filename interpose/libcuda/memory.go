@@ -26,6 +26,8 @@ type region struct {
 	flags      uint32  // host memory: CU_MEMHOSTALLOC_* or CU_MEMHOSTREGISTER_*
 	global     bool    // a module global: freed with its module, not by cuMemFree
 	registered bool    // host memory the application owns (cuMemHostRegister)
+	vmm        uint64  // a mapping of this physical memory handle (vmm.go)
+	ipc        bool    // memory another process exported, opened here (ipc.go)
 }
 
 // registry is a set of non-overlapping regions, sorted by base. Unified
@@ -134,6 +136,7 @@ func gfgo_memFree(ptr C.CUdeviceptr) C.CUresult {
 	if g == nil {
 		return res(api.ErrInvalidValue)
 	}
+	forgetPoolAlloc(uint64(ptr))
 	d, r := device(C.int(g.dev))
 	if r != api.Success {
 		return res(r)
@@ -239,6 +242,12 @@ func gfgo_memcpy(dev C.int, dst, src C.CUdeviceptr, n C.size_t, dir C.int, sh C.
 	}
 	if (dir == copyHtoD && src == 0) || (dir == copyDtoH && dst == 0) {
 		return res(api.ErrInvalidValue)
+	}
+	if dir == copyDtoD {
+		// Between two of the session's devices: a peer copy (peer.go).
+		if dd, sd := owner(uint64(dst), -1), owner(uint64(src), -1); dd >= 0 && sd >= 0 && dd != sd {
+			return gfgo_memcpyPeer(dev, dst, dd, src, sd, n, sh, async)
+		}
 	}
 	var target C.int
 	switch dir {
@@ -510,7 +519,7 @@ func pointerAttr(data unsafe.Pointer, attr int, ptr uint64, g *region, host, str
 	case ptrAttrAccessFlags:
 		put32(accessFlagsReadWrite)
 	case ptrAttrMempoolHandle:
-		put64(0)
+		put64(uint64(poolOfAlloc(g.base))) // memory2.go
 	case ptrAttrP2PTokens:
 		if strict {
 			return api.ErrNotSupported

@@ -11,7 +11,7 @@
 
 #include "gf_stub.h"
 
-const int gf_stub_count = 433;
+const int gf_stub_count = 373;
 
 const char *const gf_stub_names[] = {
 	"cuArray3DCreate",
@@ -38,8 +38,6 @@ const char *const gf_stub_names[] = {
 	"cuCoredumpSetAttributeGlobal",
 	"cuCtxAttach",
 	"cuCtxDetach",
-	"cuCtxDisablePeerAccess",
-	"cuCtxEnablePeerAccess",
 	"cuCtxFromGreenCtx",
 	"cuCtxGetDevResource",
 	"cuCtxGetDevice_v2",
@@ -51,12 +49,10 @@ const char *const gf_stub_names[] = {
 	"cuDestroyExternalSemaphore",
 	"cuDevResourceGenerateDesc",
 	"cuDevSmResourceSplitByCount",
-	"cuDeviceGetDefaultMemPool",
 	"cuDeviceGetDevResource",
 	"cuDeviceGetExecAffinitySupport",
 	"cuDeviceGetGraphMemAttribute",
 	"cuDeviceGetLuid",
-	"cuDeviceGetMemPool",
 	"cuDeviceGetNvSciSyncAttributes",
 	"cuDeviceGetP2PAttribute",
 	"cuDeviceGetProperties",
@@ -64,7 +60,6 @@ const char *const gf_stub_names[] = {
 	"cuDeviceGraphMemTrim",
 	"cuDeviceRegisterAsyncNotification",
 	"cuDeviceSetGraphMemAttribute",
-	"cuDeviceSetMemPool",
 	"cuDeviceUnregisterAsyncNotification",
 	"cuEGLApiInit",
 	"cuEGLStreamConsumerAcquireFrame",
@@ -203,12 +198,6 @@ const char *const gf_stub_names[] = {
 	"cuGreenCtxWaitEvent",
 	"cuImportExternalMemory",
 	"cuImportExternalSemaphore",
-	"cuIpcCloseMemHandle",
-	"cuIpcGetEventHandle",
-	"cuIpcGetMemHandle",
-	"cuIpcOpenEventHandle",
-	"cuIpcOpenMemHandle",
-	"cuIpcOpenMemHandle_v2",
 	"cuLaunch",
 	"cuLaunchCooperativeKernelMultiDevice",
 	"cuLaunchGrid",
@@ -222,72 +211,41 @@ const char *const gf_stub_names[] = {
 	"cuLogsDumpToMemory",
 	"cuLogsRegisterCallback",
 	"cuLogsUnregisterCallback",
-	"cuMemAddressFree",
-	"cuMemAddressReserve",
 	"cuMemAdvise",
 	"cuMemAdvise_v2",
 	"cuMemAlloc",
-	"cuMemAllocAsync",
-	"cuMemAllocAsync_ptsz",
-	"cuMemAllocFromPoolAsync",
-	"cuMemAllocFromPoolAsync_ptsz",
 	"cuMemAllocManaged",
 	"cuMemAllocPitch",
-	"cuMemAllocPitch_v2",
 	"cuMemBatchDecompressAsync",
 	"cuMemBatchDecompressAsync_ptsz",
-	"cuMemCreate",
 	"cuMemExportToShareableHandle",
 	"cuMemFree",
-	"cuMemFreeAsync",
-	"cuMemFreeAsync_ptsz",
-	"cuMemGetAccess",
 	"cuMemGetAddressRange",
-	"cuMemGetAllocationGranularity",
-	"cuMemGetAllocationPropertiesFromHandle",
 	"cuMemGetAttribute",
 	"cuMemGetAttribute_v2",
 	"cuMemGetHandleForAddressRange",
 	"cuMemHostGetDevicePointer",
 	"cuMemHostGetDevicePointer_v2",
 	"cuMemImportFromShareableHandle",
-	"cuMemMap",
 	"cuMemMapArrayAsync",
 	"cuMemMapArrayAsync_ptsz",
-	"cuMemPoolCreate",
-	"cuMemPoolDestroy",
 	"cuMemPoolExportPointer",
 	"cuMemPoolExportToShareableHandle",
 	"cuMemPoolGetAccess",
-	"cuMemPoolGetAttribute",
 	"cuMemPoolImportFromShareableHandle",
 	"cuMemPoolImportPointer",
 	"cuMemPoolSetAccess",
-	"cuMemPoolSetAttribute",
-	"cuMemPoolTrimTo",
 	"cuMemPrefetchAsync",
 	"cuMemPrefetchAsync_ptsz",
 	"cuMemPrefetchAsync_v2",
 	"cuMemPrefetchAsync_v2_ptsz",
 	"cuMemRangeGetAttribute",
 	"cuMemRangeGetAttributes",
-	"cuMemRelease",
-	"cuMemRetainAllocationHandle",
-	"cuMemSetAccess",
-	"cuMemUnmap",
 	"cuMemcpy2D",
 	"cuMemcpy2DAsync",
-	"cuMemcpy2DAsync_v2",
-	"cuMemcpy2DAsync_v2_ptsz",
 	"cuMemcpy2DUnaligned",
-	"cuMemcpy2DUnaligned_v2",
-	"cuMemcpy2DUnaligned_v2_ptds",
-	"cuMemcpy2D_v2",
-	"cuMemcpy2D_v2_ptds",
 	"cuMemcpy3D",
 	"cuMemcpy3DAsync",
-	"cuMemcpy3DAsync_v2",
-	"cuMemcpy3DAsync_v2_ptsz",
 	"cuMemcpy3DBatchAsync",
 	"cuMemcpy3DBatchAsync_ptsz",
 	"cuMemcpy3DBatchAsync_v2",
@@ -296,8 +254,6 @@ const char *const gf_stub_names[] = {
 	"cuMemcpy3DPeerAsync",
 	"cuMemcpy3DPeerAsync_ptsz",
 	"cuMemcpy3DPeer_ptds",
-	"cuMemcpy3D_v2",
-	"cuMemcpy3D_v2_ptds",
 	"cuMemcpyAtoA",
 	"cuMemcpyAtoA_v2",
 	"cuMemcpyAtoA_v2_ptds",
@@ -329,26 +285,10 @@ const char *const gf_stub_names[] = {
 	"cuMemcpyHtoA_v2_ptds",
 	"cuMemcpyHtoD",
 	"cuMemcpyHtoDAsync",
-	"cuMemcpyPeer",
-	"cuMemcpyPeerAsync",
-	"cuMemcpyPeerAsync_ptsz",
-	"cuMemcpyPeer_ptds",
 	"cuMemsetD16",
 	"cuMemsetD2D16",
-	"cuMemsetD2D16Async",
-	"cuMemsetD2D16Async_ptsz",
-	"cuMemsetD2D16_v2",
-	"cuMemsetD2D16_v2_ptds",
 	"cuMemsetD2D32",
-	"cuMemsetD2D32Async",
-	"cuMemsetD2D32Async_ptsz",
-	"cuMemsetD2D32_v2",
-	"cuMemsetD2D32_v2_ptds",
 	"cuMemsetD2D8",
-	"cuMemsetD2D8Async",
-	"cuMemsetD2D8Async_ptsz",
-	"cuMemsetD2D8_v2",
-	"cuMemsetD2D8_v2_ptds",
 	"cuMemsetD32",
 	"cuMemsetD8",
 	"cuMipmappedArrayCreate",
@@ -473,415 +413,355 @@ GF_STUB(cuCoredumpSetAttribute, 20)
 GF_STUB(cuCoredumpSetAttributeGlobal, 21)
 GF_STUB(cuCtxAttach, 22)
 GF_STUB(cuCtxDetach, 23)
-GF_STUB(cuCtxDisablePeerAccess, 24)
-GF_STUB(cuCtxEnablePeerAccess, 25)
-GF_STUB(cuCtxFromGreenCtx, 26)
-GF_STUB(cuCtxGetDevResource, 27)
-GF_STUB(cuCtxGetDevice_v2, 28)
-GF_STUB(cuCtxGetExecAffinity, 29)
-GF_STUB(cuCtxRecordEvent, 30)
-GF_STUB(cuCtxSynchronize_v2, 31)
-GF_STUB(cuCtxWaitEvent, 32)
-GF_STUB(cuDestroyExternalMemory, 33)
-GF_STUB(cuDestroyExternalSemaphore, 34)
-GF_STUB(cuDevResourceGenerateDesc, 35)
-GF_STUB(cuDevSmResourceSplitByCount, 36)
-GF_STUB(cuDeviceGetDefaultMemPool, 37)
-GF_STUB(cuDeviceGetDevResource, 38)
-GF_STUB(cuDeviceGetExecAffinitySupport, 39)
-GF_STUB(cuDeviceGetGraphMemAttribute, 40)
-GF_STUB(cuDeviceGetLuid, 41)
-GF_STUB(cuDeviceGetMemPool, 42)
-GF_STUB(cuDeviceGetNvSciSyncAttributes, 43)
-GF_STUB(cuDeviceGetP2PAttribute, 44)
-GF_STUB(cuDeviceGetProperties, 45)
-GF_STUB(cuDeviceGetTexture1DLinearMaxWidth, 46)
-GF_STUB(cuDeviceGraphMemTrim, 47)
-GF_STUB(cuDeviceRegisterAsyncNotification, 48)
-GF_STUB(cuDeviceSetGraphMemAttribute, 49)
-GF_STUB(cuDeviceSetMemPool, 50)
-GF_STUB(cuDeviceUnregisterAsyncNotification, 51)
-GF_STUB(cuEGLApiInit, 52)
-GF_STUB(cuEGLStreamConsumerAcquireFrame, 53)
-GF_STUB(cuEGLStreamConsumerConnect, 54)
-GF_STUB(cuEGLStreamConsumerConnectWithFlags, 55)
-GF_STUB(cuEGLStreamConsumerDisconnect, 56)
-GF_STUB(cuEGLStreamConsumerReleaseFrame, 57)
-GF_STUB(cuEGLStreamProducerConnect, 58)
-GF_STUB(cuEGLStreamProducerDisconnect, 59)
-GF_STUB(cuEGLStreamProducerPresentFrame, 60)
-GF_STUB(cuEGLStreamProducerReturnFrame, 61)
-GF_STUB(cuExternalMemoryGetMappedBuffer, 62)
-GF_STUB(cuExternalMemoryGetMappedMipmappedArray, 63)
-GF_STUB(cuFlushGPUDirectRDMAWrites, 64)
-GF_STUB(cuFuncSetBlockShape, 65)
-GF_STUB(cuFuncSetSharedSize, 66)
-GF_STUB(cuGLCtxCreate, 67)
-GF_STUB(cuGLCtxCreate_v2, 68)
-GF_STUB(cuGLGetDevices, 69)
-GF_STUB(cuGLGetDevices_v2, 70)
-GF_STUB(cuGLInit, 71)
-GF_STUB(cuGLMapBufferObject, 72)
-GF_STUB(cuGLMapBufferObjectAsync, 73)
-GF_STUB(cuGLMapBufferObjectAsync_v2, 74)
-GF_STUB(cuGLMapBufferObjectAsync_v2_ptsz, 75)
-GF_STUB(cuGLMapBufferObject_v2, 76)
-GF_STUB(cuGLMapBufferObject_v2_ptds, 77)
-GF_STUB(cuGLRegisterBufferObject, 78)
-GF_STUB(cuGLSetBufferObjectMapFlags, 79)
-GF_STUB(cuGLUnmapBufferObject, 80)
-GF_STUB(cuGLUnmapBufferObjectAsync, 81)
-GF_STUB(cuGLUnregisterBufferObject, 82)
-GF_STUB(cuGraphAddBatchMemOpNode, 83)
-GF_STUB(cuGraphAddChildGraphNode, 84)
-GF_STUB(cuGraphAddDependencies, 85)
-GF_STUB(cuGraphAddDependencies_v2, 86)
-GF_STUB(cuGraphAddEmptyNode, 87)
-GF_STUB(cuGraphAddEventRecordNode, 88)
-GF_STUB(cuGraphAddEventWaitNode, 89)
-GF_STUB(cuGraphAddExternalSemaphoresSignalNode, 90)
-GF_STUB(cuGraphAddExternalSemaphoresWaitNode, 91)
-GF_STUB(cuGraphAddHostNode, 92)
-GF_STUB(cuGraphAddKernelNode, 93)
-GF_STUB(cuGraphAddKernelNode_v2, 94)
-GF_STUB(cuGraphAddMemAllocNode, 95)
-GF_STUB(cuGraphAddMemFreeNode, 96)
-GF_STUB(cuGraphAddMemcpyNode, 97)
-GF_STUB(cuGraphAddMemsetNode, 98)
-GF_STUB(cuGraphAddNode, 99)
-GF_STUB(cuGraphAddNode_v2, 100)
-GF_STUB(cuGraphBatchMemOpNodeGetParams, 101)
-GF_STUB(cuGraphBatchMemOpNodeSetParams, 102)
-GF_STUB(cuGraphChildGraphNodeGetGraph, 103)
-GF_STUB(cuGraphClone, 104)
-GF_STUB(cuGraphConditionalHandleCreate, 105)
-GF_STUB(cuGraphCreate, 106)
-GF_STUB(cuGraphDebugDotPrint, 107)
-GF_STUB(cuGraphDestroyNode, 108)
-GF_STUB(cuGraphEventRecordNodeGetEvent, 109)
-GF_STUB(cuGraphEventRecordNodeSetEvent, 110)
-GF_STUB(cuGraphEventWaitNodeGetEvent, 111)
-GF_STUB(cuGraphEventWaitNodeSetEvent, 112)
-GF_STUB(cuGraphExecBatchMemOpNodeSetParams, 113)
-GF_STUB(cuGraphExecChildGraphNodeSetParams, 114)
-GF_STUB(cuGraphExecEventRecordNodeSetEvent, 115)
-GF_STUB(cuGraphExecEventWaitNodeSetEvent, 116)
-GF_STUB(cuGraphExecExternalSemaphoresSignalNodeSetParams, 117)
-GF_STUB(cuGraphExecExternalSemaphoresWaitNodeSetParams, 118)
-GF_STUB(cuGraphExecGetFlags, 119)
-GF_STUB(cuGraphExecHostNodeSetParams, 120)
-GF_STUB(cuGraphExecKernelNodeSetParams, 121)
-GF_STUB(cuGraphExecKernelNodeSetParams_v2, 122)
-GF_STUB(cuGraphExecMemcpyNodeSetParams, 123)
-GF_STUB(cuGraphExecMemsetNodeSetParams, 124)
-GF_STUB(cuGraphExecNodeSetParams, 125)
-GF_STUB(cuGraphExecUpdate, 126)
-GF_STUB(cuGraphExecUpdate_v2, 127)
-GF_STUB(cuGraphExternalSemaphoresSignalNodeGetParams, 128)
-GF_STUB(cuGraphExternalSemaphoresSignalNodeSetParams, 129)
-GF_STUB(cuGraphExternalSemaphoresWaitNodeGetParams, 130)
-GF_STUB(cuGraphExternalSemaphoresWaitNodeSetParams, 131)
-GF_STUB(cuGraphGetEdges, 132)
-GF_STUB(cuGraphGetEdges_v2, 133)
-GF_STUB(cuGraphGetNodes, 134)
-GF_STUB(cuGraphGetRootNodes, 135)
-GF_STUB(cuGraphHostNodeGetParams, 136)
-GF_STUB(cuGraphHostNodeSetParams, 137)
-GF_STUB(cuGraphKernelNodeCopyAttributes, 138)
-GF_STUB(cuGraphKernelNodeGetAttribute, 139)
-GF_STUB(cuGraphKernelNodeGetParams, 140)
-GF_STUB(cuGraphKernelNodeGetParams_v2, 141)
-GF_STUB(cuGraphKernelNodeSetAttribute, 142)
-GF_STUB(cuGraphKernelNodeSetParams, 143)
-GF_STUB(cuGraphKernelNodeSetParams_v2, 144)
-GF_STUB(cuGraphMemAllocNodeGetParams, 145)
-GF_STUB(cuGraphMemFreeNodeGetParams, 146)
-GF_STUB(cuGraphMemcpyNodeGetParams, 147)
-GF_STUB(cuGraphMemcpyNodeSetParams, 148)
-GF_STUB(cuGraphMemsetNodeGetParams, 149)
-GF_STUB(cuGraphMemsetNodeSetParams, 150)
-GF_STUB(cuGraphNodeFindInClone, 151)
-GF_STUB(cuGraphNodeGetDependencies, 152)
-GF_STUB(cuGraphNodeGetDependencies_v2, 153)
-GF_STUB(cuGraphNodeGetDependentNodes, 154)
-GF_STUB(cuGraphNodeGetDependentNodes_v2, 155)
-GF_STUB(cuGraphNodeGetEnabled, 156)
-GF_STUB(cuGraphNodeGetType, 157)
-GF_STUB(cuGraphNodeSetEnabled, 158)
-GF_STUB(cuGraphNodeSetParams, 159)
-GF_STUB(cuGraphReleaseUserObject, 160)
-GF_STUB(cuGraphRemoveDependencies, 161)
-GF_STUB(cuGraphRemoveDependencies_v2, 162)
-GF_STUB(cuGraphRetainUserObject, 163)
-GF_STUB(cuGraphicsEGLRegisterImage, 164)
-GF_STUB(cuGraphicsGLRegisterBuffer, 165)
-GF_STUB(cuGraphicsGLRegisterImage, 166)
-GF_STUB(cuGraphicsMapResources, 167)
-GF_STUB(cuGraphicsMapResources_ptsz, 168)
-GF_STUB(cuGraphicsResourceGetMappedEglFrame, 169)
-GF_STUB(cuGraphicsResourceGetMappedMipmappedArray, 170)
-GF_STUB(cuGraphicsResourceGetMappedPointer, 171)
-GF_STUB(cuGraphicsResourceGetMappedPointer_v2, 172)
-GF_STUB(cuGraphicsResourceSetMapFlags, 173)
-GF_STUB(cuGraphicsResourceSetMapFlags_v2, 174)
-GF_STUB(cuGraphicsSubResourceGetMappedArray, 175)
-GF_STUB(cuGraphicsUnmapResources, 176)
-GF_STUB(cuGraphicsUnmapResources_ptsz, 177)
-GF_STUB(cuGraphicsUnregisterResource, 178)
-GF_STUB(cuGraphicsVDPAURegisterOutputSurface, 179)
-GF_STUB(cuGraphicsVDPAURegisterVideoSurface, 180)
-GF_STUB(cuGreenCtxCreate, 181)
-GF_STUB(cuGreenCtxDestroy, 182)
-GF_STUB(cuGreenCtxGetDevResource, 183)
-GF_STUB(cuGreenCtxRecordEvent, 184)
-GF_STUB(cuGreenCtxStreamCreate, 185)
-GF_STUB(cuGreenCtxWaitEvent, 186)
-GF_STUB(cuImportExternalMemory, 187)
-GF_STUB(cuImportExternalSemaphore, 188)
-GF_STUB(cuIpcCloseMemHandle, 189)
-GF_STUB(cuIpcGetEventHandle, 190)
-GF_STUB(cuIpcGetMemHandle, 191)
-GF_STUB(cuIpcOpenEventHandle, 192)
-GF_STUB(cuIpcOpenMemHandle, 193)
-GF_STUB(cuIpcOpenMemHandle_v2, 194)
-GF_STUB(cuLaunch, 195)
-GF_STUB(cuLaunchCooperativeKernelMultiDevice, 196)
-GF_STUB(cuLaunchGrid, 197)
-GF_STUB(cuLaunchGridAsync, 198)
-GF_STUB(cuLibraryEnumerateKernels, 199)
-GF_STUB(cuLibraryGetKernelCount, 200)
-GF_STUB(cuLibraryGetManaged, 201)
-GF_STUB(cuLibraryGetUnifiedFunction, 202)
-GF_STUB(cuLogsCurrent, 203)
-GF_STUB(cuLogsDumpToFile, 204)
-GF_STUB(cuLogsDumpToMemory, 205)
-GF_STUB(cuLogsRegisterCallback, 206)
-GF_STUB(cuLogsUnregisterCallback, 207)
-GF_STUB(cuMemAddressFree, 208)
-GF_STUB(cuMemAddressReserve, 209)
-GF_STUB(cuMemAdvise, 210)
-GF_STUB(cuMemAdvise_v2, 211)
-GF_STUB(cuMemAlloc, 212)
-GF_STUB(cuMemAllocAsync, 213)
-GF_STUB(cuMemAllocAsync_ptsz, 214)
-GF_STUB(cuMemAllocFromPoolAsync, 215)
-GF_STUB(cuMemAllocFromPoolAsync_ptsz, 216)
-GF_STUB(cuMemAllocManaged, 217)
-GF_STUB(cuMemAllocPitch, 218)
-GF_STUB(cuMemAllocPitch_v2, 219)
-GF_STUB(cuMemBatchDecompressAsync, 220)
-GF_STUB(cuMemBatchDecompressAsync_ptsz, 221)
-GF_STUB(cuMemCreate, 222)
-GF_STUB(cuMemExportToShareableHandle, 223)
-GF_STUB(cuMemFree, 224)
-GF_STUB(cuMemFreeAsync, 225)
-GF_STUB(cuMemFreeAsync_ptsz, 226)
-GF_STUB(cuMemGetAccess, 227)
-GF_STUB(cuMemGetAddressRange, 228)
-GF_STUB(cuMemGetAllocationGranularity, 229)
-GF_STUB(cuMemGetAllocationPropertiesFromHandle, 230)
-GF_STUB(cuMemGetAttribute, 231)
-GF_STUB(cuMemGetAttribute_v2, 232)
-GF_STUB(cuMemGetHandleForAddressRange, 233)
-GF_STUB(cuMemHostGetDevicePointer, 234)
-GF_STUB(cuMemHostGetDevicePointer_v2, 235)
-GF_STUB(cuMemImportFromShareableHandle, 236)
-GF_STUB(cuMemMap, 237)
-GF_STUB(cuMemMapArrayAsync, 238)
-GF_STUB(cuMemMapArrayAsync_ptsz, 239)
-GF_STUB(cuMemPoolCreate, 240)
-GF_STUB(cuMemPoolDestroy, 241)
-GF_STUB(cuMemPoolExportPointer, 242)
-GF_STUB(cuMemPoolExportToShareableHandle, 243)
-GF_STUB(cuMemPoolGetAccess, 244)
-GF_STUB(cuMemPoolGetAttribute, 245)
-GF_STUB(cuMemPoolImportFromShareableHandle, 246)
-GF_STUB(cuMemPoolImportPointer, 247)
-GF_STUB(cuMemPoolSetAccess, 248)
-GF_STUB(cuMemPoolSetAttribute, 249)
-GF_STUB(cuMemPoolTrimTo, 250)
-GF_STUB(cuMemPrefetchAsync, 251)
-GF_STUB(cuMemPrefetchAsync_ptsz, 252)
-GF_STUB(cuMemPrefetchAsync_v2, 253)
-GF_STUB(cuMemPrefetchAsync_v2_ptsz, 254)
-GF_STUB(cuMemRangeGetAttribute, 255)
-GF_STUB(cuMemRangeGetAttributes, 256)
-GF_STUB(cuMemRelease, 257)
-GF_STUB(cuMemRetainAllocationHandle, 258)
-GF_STUB(cuMemSetAccess, 259)
-GF_STUB(cuMemUnmap, 260)
-GF_STUB(cuMemcpy2D, 261)
-GF_STUB(cuMemcpy2DAsync, 262)
-GF_STUB(cuMemcpy2DAsync_v2, 263)
-GF_STUB(cuMemcpy2DAsync_v2_ptsz, 264)
-GF_STUB(cuMemcpy2DUnaligned, 265)
-GF_STUB(cuMemcpy2DUnaligned_v2, 266)
-GF_STUB(cuMemcpy2DUnaligned_v2_ptds, 267)
-GF_STUB(cuMemcpy2D_v2, 268)
-GF_STUB(cuMemcpy2D_v2_ptds, 269)
-GF_STUB(cuMemcpy3D, 270)
-GF_STUB(cuMemcpy3DAsync, 271)
-GF_STUB(cuMemcpy3DAsync_v2, 272)
-GF_STUB(cuMemcpy3DAsync_v2_ptsz, 273)
-GF_STUB(cuMemcpy3DBatchAsync, 274)
-GF_STUB(cuMemcpy3DBatchAsync_ptsz, 275)
-GF_STUB(cuMemcpy3DBatchAsync_v2, 276)
-GF_STUB(cuMemcpy3DBatchAsync_v2_ptsz, 277)
-GF_STUB(cuMemcpy3DPeer, 278)
-GF_STUB(cuMemcpy3DPeerAsync, 279)
-GF_STUB(cuMemcpy3DPeerAsync_ptsz, 280)
-GF_STUB(cuMemcpy3DPeer_ptds, 281)
-GF_STUB(cuMemcpy3D_v2, 282)
-GF_STUB(cuMemcpy3D_v2_ptds, 283)
-GF_STUB(cuMemcpyAtoA, 284)
-GF_STUB(cuMemcpyAtoA_v2, 285)
-GF_STUB(cuMemcpyAtoA_v2_ptds, 286)
-GF_STUB(cuMemcpyAtoD, 287)
-GF_STUB(cuMemcpyAtoD_v2, 288)
-GF_STUB(cuMemcpyAtoD_v2_ptds, 289)
-GF_STUB(cuMemcpyAtoH, 290)
-GF_STUB(cuMemcpyAtoHAsync, 291)
-GF_STUB(cuMemcpyAtoHAsync_v2, 292)
-GF_STUB(cuMemcpyAtoHAsync_v2_ptsz, 293)
-GF_STUB(cuMemcpyAtoH_v2, 294)
-GF_STUB(cuMemcpyAtoH_v2_ptds, 295)
-GF_STUB(cuMemcpyBatchAsync, 296)
-GF_STUB(cuMemcpyBatchAsync_ptsz, 297)
-GF_STUB(cuMemcpyBatchAsync_v2, 298)
-GF_STUB(cuMemcpyBatchAsync_v2_ptsz, 299)
-GF_STUB(cuMemcpyDtoA, 300)
-GF_STUB(cuMemcpyDtoA_v2, 301)
-GF_STUB(cuMemcpyDtoA_v2_ptds, 302)
-GF_STUB(cuMemcpyDtoD, 303)
-GF_STUB(cuMemcpyDtoDAsync, 304)
-GF_STUB(cuMemcpyDtoH, 305)
-GF_STUB(cuMemcpyDtoHAsync, 306)
-GF_STUB(cuMemcpyHtoA, 307)
-GF_STUB(cuMemcpyHtoAAsync, 308)
-GF_STUB(cuMemcpyHtoAAsync_v2, 309)
-GF_STUB(cuMemcpyHtoAAsync_v2_ptsz, 310)
-GF_STUB(cuMemcpyHtoA_v2, 311)
-GF_STUB(cuMemcpyHtoA_v2_ptds, 312)
-GF_STUB(cuMemcpyHtoD, 313)
-GF_STUB(cuMemcpyHtoDAsync, 314)
-GF_STUB(cuMemcpyPeer, 315)
-GF_STUB(cuMemcpyPeerAsync, 316)
-GF_STUB(cuMemcpyPeerAsync_ptsz, 317)
-GF_STUB(cuMemcpyPeer_ptds, 318)
-GF_STUB(cuMemsetD16, 319)
-GF_STUB(cuMemsetD2D16, 320)
-GF_STUB(cuMemsetD2D16Async, 321)
-GF_STUB(cuMemsetD2D16Async_ptsz, 322)
-GF_STUB(cuMemsetD2D16_v2, 323)
-GF_STUB(cuMemsetD2D16_v2_ptds, 324)
-GF_STUB(cuMemsetD2D32, 325)
-GF_STUB(cuMemsetD2D32Async, 326)
-GF_STUB(cuMemsetD2D32Async_ptsz, 327)
-GF_STUB(cuMemsetD2D32_v2, 328)
-GF_STUB(cuMemsetD2D32_v2_ptds, 329)
-GF_STUB(cuMemsetD2D8, 330)
-GF_STUB(cuMemsetD2D8Async, 331)
-GF_STUB(cuMemsetD2D8Async_ptsz, 332)
-GF_STUB(cuMemsetD2D8_v2, 333)
-GF_STUB(cuMemsetD2D8_v2_ptds, 334)
-GF_STUB(cuMemsetD32, 335)
-GF_STUB(cuMemsetD8, 336)
-GF_STUB(cuMipmappedArrayCreate, 337)
-GF_STUB(cuMipmappedArrayDestroy, 338)
-GF_STUB(cuMipmappedArrayGetLevel, 339)
-GF_STUB(cuMipmappedArrayGetMemoryRequirements, 340)
-GF_STUB(cuMipmappedArrayGetSparseProperties, 341)
-GF_STUB(cuModuleEnumerateFunctions, 342)
-GF_STUB(cuModuleGetFunctionCount, 343)
-GF_STUB(cuModuleGetGlobal, 344)
-GF_STUB(cuModuleGetSurfRef, 345)
-GF_STUB(cuModuleGetTexRef, 346)
-GF_STUB(cuMulticastAddDevice, 347)
-GF_STUB(cuMulticastBindAddr, 348)
-GF_STUB(cuMulticastBindMem, 349)
-GF_STUB(cuMulticastCreate, 350)
-GF_STUB(cuMulticastGetGranularity, 351)
-GF_STUB(cuMulticastUnbind, 352)
-GF_STUB(cuOccupancyAvailableDynamicSMemPerBlock, 353)
-GF_STUB(cuOccupancyMaxActiveClusters, 354)
-GF_STUB(cuOccupancyMaxPotentialClusterSize, 355)
-GF_STUB(cuParamSetSize, 356)
-GF_STUB(cuParamSetTexRef, 357)
-GF_STUB(cuParamSetf, 358)
-GF_STUB(cuParamSeti, 359)
-GF_STUB(cuParamSetv, 360)
-GF_STUB(cuPointerSetAttribute, 361)
-GF_STUB(cuProfilerInitialize, 362)
-GF_STUB(cuSignalExternalSemaphoresAsync, 363)
-GF_STUB(cuSignalExternalSemaphoresAsync_ptsz, 364)
-GF_STUB(cuStreamAttachMemAsync, 365)
-GF_STUB(cuStreamAttachMemAsync_ptsz, 366)
-GF_STUB(cuStreamBeginCaptureToGraph, 367)
-GF_STUB(cuStreamBeginCaptureToGraph_ptsz, 368)
-GF_STUB(cuStreamCopyAttributes, 369)
-GF_STUB(cuStreamCopyAttributes_ptsz, 370)
-GF_STUB(cuStreamGetAttribute, 371)
-GF_STUB(cuStreamGetAttribute_ptsz, 372)
-GF_STUB(cuStreamGetGreenCtx, 373)
-GF_STUB(cuStreamSetAttribute, 374)
-GF_STUB(cuStreamSetAttribute_ptsz, 375)
-GF_STUB(cuStreamUpdateCaptureDependencies, 376)
-GF_STUB(cuStreamUpdateCaptureDependencies_ptsz, 377)
-GF_STUB(cuStreamUpdateCaptureDependencies_v2, 378)
-GF_STUB(cuStreamUpdateCaptureDependencies_v2_ptsz, 379)
-GF_STUB(cuSurfObjectCreate, 380)
-GF_STUB(cuSurfObjectDestroy, 381)
-GF_STUB(cuSurfObjectGetResourceDesc, 382)
-GF_STUB(cuSurfRefGetArray, 383)
-GF_STUB(cuSurfRefSetArray, 384)
-GF_STUB(cuTensorMapEncodeIm2col, 385)
-GF_STUB(cuTensorMapEncodeIm2colWide, 386)
-GF_STUB(cuTensorMapEncodeTiled, 387)
-GF_STUB(cuTensorMapReplaceAddress, 388)
-GF_STUB(cuTexObjectCreate, 389)
-GF_STUB(cuTexObjectDestroy, 390)
-GF_STUB(cuTexObjectGetResourceDesc, 391)
-GF_STUB(cuTexObjectGetResourceViewDesc, 392)
-GF_STUB(cuTexObjectGetTextureDesc, 393)
-GF_STUB(cuTexRefCreate, 394)
-GF_STUB(cuTexRefDestroy, 395)
-GF_STUB(cuTexRefGetAddress, 396)
-GF_STUB(cuTexRefGetAddressMode, 397)
-GF_STUB(cuTexRefGetAddress_v2, 398)
-GF_STUB(cuTexRefGetArray, 399)
-GF_STUB(cuTexRefGetBorderColor, 400)
-GF_STUB(cuTexRefGetFilterMode, 401)
-GF_STUB(cuTexRefGetFlags, 402)
-GF_STUB(cuTexRefGetFormat, 403)
-GF_STUB(cuTexRefGetMaxAnisotropy, 404)
-GF_STUB(cuTexRefGetMipmapFilterMode, 405)
-GF_STUB(cuTexRefGetMipmapLevelBias, 406)
-GF_STUB(cuTexRefGetMipmapLevelClamp, 407)
-GF_STUB(cuTexRefGetMipmappedArray, 408)
-GF_STUB(cuTexRefSetAddress, 409)
-GF_STUB(cuTexRefSetAddress2D, 410)
-GF_STUB(cuTexRefSetAddress2D_v2, 411)
-GF_STUB(cuTexRefSetAddress2D_v3, 412)
-GF_STUB(cuTexRefSetAddressMode, 413)
-GF_STUB(cuTexRefSetAddress_v2, 414)
-GF_STUB(cuTexRefSetArray, 415)
-GF_STUB(cuTexRefSetBorderColor, 416)
-GF_STUB(cuTexRefSetFilterMode, 417)
-GF_STUB(cuTexRefSetFlags, 418)
-GF_STUB(cuTexRefSetFormat, 419)
-GF_STUB(cuTexRefSetMaxAnisotropy, 420)
-GF_STUB(cuTexRefSetMipmapFilterMode, 421)
-GF_STUB(cuTexRefSetMipmapLevelBias, 422)
-GF_STUB(cuTexRefSetMipmapLevelClamp, 423)
-GF_STUB(cuTexRefSetMipmappedArray, 424)
-GF_STUB(cuUserObjectCreate, 425)
-GF_STUB(cuUserObjectRelease, 426)
-GF_STUB(cuUserObjectRetain, 427)
-GF_STUB(cuVDPAUCtxCreate, 428)
-GF_STUB(cuVDPAUCtxCreate_v2, 429)
-GF_STUB(cuVDPAUGetDevice, 430)
-GF_STUB(cuWaitExternalSemaphoresAsync, 431)
-GF_STUB(cuWaitExternalSemaphoresAsync_ptsz, 432)
+GF_STUB(cuCtxFromGreenCtx, 24)
+GF_STUB(cuCtxGetDevResource, 25)
+GF_STUB(cuCtxGetDevice_v2, 26)
+GF_STUB(cuCtxGetExecAffinity, 27)
+GF_STUB(cuCtxRecordEvent, 28)
+GF_STUB(cuCtxSynchronize_v2, 29)
+GF_STUB(cuCtxWaitEvent, 30)
+GF_STUB(cuDestroyExternalMemory, 31)
+GF_STUB(cuDestroyExternalSemaphore, 32)
+GF_STUB(cuDevResourceGenerateDesc, 33)
+GF_STUB(cuDevSmResourceSplitByCount, 34)
+GF_STUB(cuDeviceGetDevResource, 35)
+GF_STUB(cuDeviceGetExecAffinitySupport, 36)
+GF_STUB(cuDeviceGetGraphMemAttribute, 37)
+GF_STUB(cuDeviceGetLuid, 38)
+GF_STUB(cuDeviceGetNvSciSyncAttributes, 39)
+GF_STUB(cuDeviceGetP2PAttribute, 40)
+GF_STUB(cuDeviceGetProperties, 41)
+GF_STUB(cuDeviceGetTexture1DLinearMaxWidth, 42)
+GF_STUB(cuDeviceGraphMemTrim, 43)
+GF_STUB(cuDeviceRegisterAsyncNotification, 44)
+GF_STUB(cuDeviceSetGraphMemAttribute, 45)
+GF_STUB(cuDeviceUnregisterAsyncNotification, 46)
+GF_STUB(cuEGLApiInit, 47)
+GF_STUB(cuEGLStreamConsumerAcquireFrame, 48)
+GF_STUB(cuEGLStreamConsumerConnect, 49)
+GF_STUB(cuEGLStreamConsumerConnectWithFlags, 50)
+GF_STUB(cuEGLStreamConsumerDisconnect, 51)
+GF_STUB(cuEGLStreamConsumerReleaseFrame, 52)
+GF_STUB(cuEGLStreamProducerConnect, 53)
+GF_STUB(cuEGLStreamProducerDisconnect, 54)
+GF_STUB(cuEGLStreamProducerPresentFrame, 55)
+GF_STUB(cuEGLStreamProducerReturnFrame, 56)
+GF_STUB(cuExternalMemoryGetMappedBuffer, 57)
+GF_STUB(cuExternalMemoryGetMappedMipmappedArray, 58)
+GF_STUB(cuFlushGPUDirectRDMAWrites, 59)
+GF_STUB(cuFuncSetBlockShape, 60)
+GF_STUB(cuFuncSetSharedSize, 61)
+GF_STUB(cuGLCtxCreate, 62)
+GF_STUB(cuGLCtxCreate_v2, 63)
+GF_STUB(cuGLGetDevices, 64)
+GF_STUB(cuGLGetDevices_v2, 65)
+GF_STUB(cuGLInit, 66)
+GF_STUB(cuGLMapBufferObject, 67)
+GF_STUB(cuGLMapBufferObjectAsync, 68)
+GF_STUB(cuGLMapBufferObjectAsync_v2, 69)
+GF_STUB(cuGLMapBufferObjectAsync_v2_ptsz, 70)
+GF_STUB(cuGLMapBufferObject_v2, 71)
+GF_STUB(cuGLMapBufferObject_v2_ptds, 72)
+GF_STUB(cuGLRegisterBufferObject, 73)
+GF_STUB(cuGLSetBufferObjectMapFlags, 74)
+GF_STUB(cuGLUnmapBufferObject, 75)
+GF_STUB(cuGLUnmapBufferObjectAsync, 76)
+GF_STUB(cuGLUnregisterBufferObject, 77)
+GF_STUB(cuGraphAddBatchMemOpNode, 78)
+GF_STUB(cuGraphAddChildGraphNode, 79)
+GF_STUB(cuGraphAddDependencies, 80)
+GF_STUB(cuGraphAddDependencies_v2, 81)
+GF_STUB(cuGraphAddEmptyNode, 82)
+GF_STUB(cuGraphAddEventRecordNode, 83)
+GF_STUB(cuGraphAddEventWaitNode, 84)
+GF_STUB(cuGraphAddExternalSemaphoresSignalNode, 85)
+GF_STUB(cuGraphAddExternalSemaphoresWaitNode, 86)
+GF_STUB(cuGraphAddHostNode, 87)
+GF_STUB(cuGraphAddKernelNode, 88)
+GF_STUB(cuGraphAddKernelNode_v2, 89)
+GF_STUB(cuGraphAddMemAllocNode, 90)
+GF_STUB(cuGraphAddMemFreeNode, 91)
+GF_STUB(cuGraphAddMemcpyNode, 92)
+GF_STUB(cuGraphAddMemsetNode, 93)
+GF_STUB(cuGraphAddNode, 94)
+GF_STUB(cuGraphAddNode_v2, 95)
+GF_STUB(cuGraphBatchMemOpNodeGetParams, 96)
+GF_STUB(cuGraphBatchMemOpNodeSetParams, 97)
+GF_STUB(cuGraphChildGraphNodeGetGraph, 98)
+GF_STUB(cuGraphClone, 99)
+GF_STUB(cuGraphConditionalHandleCreate, 100)
+GF_STUB(cuGraphCreate, 101)
+GF_STUB(cuGraphDebugDotPrint, 102)
+GF_STUB(cuGraphDestroyNode, 103)
+GF_STUB(cuGraphEventRecordNodeGetEvent, 104)
+GF_STUB(cuGraphEventRecordNodeSetEvent, 105)
+GF_STUB(cuGraphEventWaitNodeGetEvent, 106)
+GF_STUB(cuGraphEventWaitNodeSetEvent, 107)
+GF_STUB(cuGraphExecBatchMemOpNodeSetParams, 108)
+GF_STUB(cuGraphExecChildGraphNodeSetParams, 109)
+GF_STUB(cuGraphExecEventRecordNodeSetEvent, 110)
+GF_STUB(cuGraphExecEventWaitNodeSetEvent, 111)
+GF_STUB(cuGraphExecExternalSemaphoresSignalNodeSetParams, 112)
+GF_STUB(cuGraphExecExternalSemaphoresWaitNodeSetParams, 113)
+GF_STUB(cuGraphExecGetFlags, 114)
+GF_STUB(cuGraphExecHostNodeSetParams, 115)
+GF_STUB(cuGraphExecKernelNodeSetParams, 116)
+GF_STUB(cuGraphExecKernelNodeSetParams_v2, 117)
+GF_STUB(cuGraphExecMemcpyNodeSetParams, 118)
+GF_STUB(cuGraphExecMemsetNodeSetParams, 119)
+GF_STUB(cuGraphExecNodeSetParams, 120)
+GF_STUB(cuGraphExecUpdate, 121)
+GF_STUB(cuGraphExecUpdate_v2, 122)
+GF_STUB(cuGraphExternalSemaphoresSignalNodeGetParams, 123)
+GF_STUB(cuGraphExternalSemaphoresSignalNodeSetParams, 124)
+GF_STUB(cuGraphExternalSemaphoresWaitNodeGetParams, 125)
+GF_STUB(cuGraphExternalSemaphoresWaitNodeSetParams, 126)
+GF_STUB(cuGraphGetEdges, 127)
+GF_STUB(cuGraphGetEdges_v2, 128)
+GF_STUB(cuGraphGetNodes, 129)
+GF_STUB(cuGraphGetRootNodes, 130)
+GF_STUB(cuGraphHostNodeGetParams, 131)
+GF_STUB(cuGraphHostNodeSetParams, 132)
+GF_STUB(cuGraphKernelNodeCopyAttributes, 133)
+GF_STUB(cuGraphKernelNodeGetAttribute, 134)
+GF_STUB(cuGraphKernelNodeGetParams, 135)
+GF_STUB(cuGraphKernelNodeGetParams_v2, 136)
+GF_STUB(cuGraphKernelNodeSetAttribute, 137)
+GF_STUB(cuGraphKernelNodeSetParams, 138)
+GF_STUB(cuGraphKernelNodeSetParams_v2, 139)
+GF_STUB(cuGraphMemAllocNodeGetParams, 140)
+GF_STUB(cuGraphMemFreeNodeGetParams, 141)
+GF_STUB(cuGraphMemcpyNodeGetParams, 142)
+GF_STUB(cuGraphMemcpyNodeSetParams, 143)
+GF_STUB(cuGraphMemsetNodeGetParams, 144)
+GF_STUB(cuGraphMemsetNodeSetParams, 145)
+GF_STUB(cuGraphNodeFindInClone, 146)
+GF_STUB(cuGraphNodeGetDependencies, 147)
+GF_STUB(cuGraphNodeGetDependencies_v2, 148)
+GF_STUB(cuGraphNodeGetDependentNodes, 149)
+GF_STUB(cuGraphNodeGetDependentNodes_v2, 150)
+GF_STUB(cuGraphNodeGetEnabled, 151)
+GF_STUB(cuGraphNodeGetType, 152)
+GF_STUB(cuGraphNodeSetEnabled, 153)
+GF_STUB(cuGraphNodeSetParams, 154)
+GF_STUB(cuGraphReleaseUserObject, 155)
+GF_STUB(cuGraphRemoveDependencies, 156)
+GF_STUB(cuGraphRemoveDependencies_v2, 157)
+GF_STUB(cuGraphRetainUserObject, 158)
+GF_STUB(cuGraphicsEGLRegisterImage, 159)
+GF_STUB(cuGraphicsGLRegisterBuffer, 160)
+GF_STUB(cuGraphicsGLRegisterImage, 161)
+GF_STUB(cuGraphicsMapResources, 162)
+GF_STUB(cuGraphicsMapResources_ptsz, 163)
+GF_STUB(cuGraphicsResourceGetMappedEglFrame, 164)
+GF_STUB(cuGraphicsResourceGetMappedMipmappedArray, 165)
+GF_STUB(cuGraphicsResourceGetMappedPointer, 166)
+GF_STUB(cuGraphicsResourceGetMappedPointer_v2, 167)
+GF_STUB(cuGraphicsResourceSetMapFlags, 168)
+GF_STUB(cuGraphicsResourceSetMapFlags_v2, 169)
+GF_STUB(cuGraphicsSubResourceGetMappedArray, 170)
+GF_STUB(cuGraphicsUnmapResources, 171)
+GF_STUB(cuGraphicsUnmapResources_ptsz, 172)
+GF_STUB(cuGraphicsUnregisterResource, 173)
+GF_STUB(cuGraphicsVDPAURegisterOutputSurface, 174)
+GF_STUB(cuGraphicsVDPAURegisterVideoSurface, 175)
+GF_STUB(cuGreenCtxCreate, 176)
+GF_STUB(cuGreenCtxDestroy, 177)
+GF_STUB(cuGreenCtxGetDevResource, 178)
+GF_STUB(cuGreenCtxRecordEvent, 179)
+GF_STUB(cuGreenCtxStreamCreate, 180)
+GF_STUB(cuGreenCtxWaitEvent, 181)
+GF_STUB(cuImportExternalMemory, 182)
+GF_STUB(cuImportExternalSemaphore, 183)
+GF_STUB(cuLaunch, 184)
+GF_STUB(cuLaunchCooperativeKernelMultiDevice, 185)
+GF_STUB(cuLaunchGrid, 186)
+GF_STUB(cuLaunchGridAsync, 187)
+GF_STUB(cuLibraryEnumerateKernels, 188)
+GF_STUB(cuLibraryGetKernelCount, 189)
+GF_STUB(cuLibraryGetManaged, 190)
+GF_STUB(cuLibraryGetUnifiedFunction, 191)
+GF_STUB(cuLogsCurrent, 192)
+GF_STUB(cuLogsDumpToFile, 193)
+GF_STUB(cuLogsDumpToMemory, 194)
+GF_STUB(cuLogsRegisterCallback, 195)
+GF_STUB(cuLogsUnregisterCallback, 196)
+GF_STUB(cuMemAdvise, 197)
+GF_STUB(cuMemAdvise_v2, 198)
+GF_STUB(cuMemAlloc, 199)
+GF_STUB(cuMemAllocManaged, 200)
+GF_STUB(cuMemAllocPitch, 201)
+GF_STUB(cuMemBatchDecompressAsync, 202)
+GF_STUB(cuMemBatchDecompressAsync_ptsz, 203)
+GF_STUB(cuMemExportToShareableHandle, 204)
+GF_STUB(cuMemFree, 205)
+GF_STUB(cuMemGetAddressRange, 206)
+GF_STUB(cuMemGetAttribute, 207)
+GF_STUB(cuMemGetAttribute_v2, 208)
+GF_STUB(cuMemGetHandleForAddressRange, 209)
+GF_STUB(cuMemHostGetDevicePointer, 210)
+GF_STUB(cuMemHostGetDevicePointer_v2, 211)
+GF_STUB(cuMemImportFromShareableHandle, 212)
+GF_STUB(cuMemMapArrayAsync, 213)
+GF_STUB(cuMemMapArrayAsync_ptsz, 214)
+GF_STUB(cuMemPoolExportPointer, 215)
+GF_STUB(cuMemPoolExportToShareableHandle, 216)
+GF_STUB(cuMemPoolGetAccess, 217)
+GF_STUB(cuMemPoolImportFromShareableHandle, 218)
+GF_STUB(cuMemPoolImportPointer, 219)
+GF_STUB(cuMemPoolSetAccess, 220)
+GF_STUB(cuMemPrefetchAsync, 221)
+GF_STUB(cuMemPrefetchAsync_ptsz, 222)
+GF_STUB(cuMemPrefetchAsync_v2, 223)
+GF_STUB(cuMemPrefetchAsync_v2_ptsz, 224)
+GF_STUB(cuMemRangeGetAttribute, 225)
+GF_STUB(cuMemRangeGetAttributes, 226)
+GF_STUB(cuMemcpy2D, 227)
+GF_STUB(cuMemcpy2DAsync, 228)
+GF_STUB(cuMemcpy2DUnaligned, 229)
+GF_STUB(cuMemcpy3D, 230)
+GF_STUB(cuMemcpy3DAsync, 231)
+GF_STUB(cuMemcpy3DBatchAsync, 232)
+GF_STUB(cuMemcpy3DBatchAsync_ptsz, 233)
+GF_STUB(cuMemcpy3DBatchAsync_v2, 234)
+GF_STUB(cuMemcpy3DBatchAsync_v2_ptsz, 235)
+GF_STUB(cuMemcpy3DPeer, 236)
+GF_STUB(cuMemcpy3DPeerAsync, 237)
+GF_STUB(cuMemcpy3DPeerAsync_ptsz, 238)
+GF_STUB(cuMemcpy3DPeer_ptds, 239)
+GF_STUB(cuMemcpyAtoA, 240)
+GF_STUB(cuMemcpyAtoA_v2, 241)
+GF_STUB(cuMemcpyAtoA_v2_ptds, 242)
+GF_STUB(cuMemcpyAtoD, 243)
+GF_STUB(cuMemcpyAtoD_v2, 244)
+GF_STUB(cuMemcpyAtoD_v2_ptds, 245)
+GF_STUB(cuMemcpyAtoH, 246)
+GF_STUB(cuMemcpyAtoHAsync, 247)
+GF_STUB(cuMemcpyAtoHAsync_v2, 248)
+GF_STUB(cuMemcpyAtoHAsync_v2_ptsz, 249)
+GF_STUB(cuMemcpyAtoH_v2, 250)
+GF_STUB(cuMemcpyAtoH_v2_ptds, 251)
+GF_STUB(cuMemcpyBatchAsync, 252)
+GF_STUB(cuMemcpyBatchAsync_ptsz, 253)
+GF_STUB(cuMemcpyBatchAsync_v2, 254)
+GF_STUB(cuMemcpyBatchAsync_v2_ptsz, 255)
+GF_STUB(cuMemcpyDtoA, 256)
+GF_STUB(cuMemcpyDtoA_v2, 257)
+GF_STUB(cuMemcpyDtoA_v2_ptds, 258)
+GF_STUB(cuMemcpyDtoD, 259)
+GF_STUB(cuMemcpyDtoDAsync, 260)
+GF_STUB(cuMemcpyDtoH, 261)
+GF_STUB(cuMemcpyDtoHAsync, 262)
+GF_STUB(cuMemcpyHtoA, 263)
+GF_STUB(cuMemcpyHtoAAsync, 264)
+GF_STUB(cuMemcpyHtoAAsync_v2, 265)
+GF_STUB(cuMemcpyHtoAAsync_v2_ptsz, 266)
+GF_STUB(cuMemcpyHtoA_v2, 267)
+GF_STUB(cuMemcpyHtoA_v2_ptds, 268)
+GF_STUB(cuMemcpyHtoD, 269)
+GF_STUB(cuMemcpyHtoDAsync, 270)
+GF_STUB(cuMemsetD16, 271)
+GF_STUB(cuMemsetD2D16, 272)
+GF_STUB(cuMemsetD2D32, 273)
+GF_STUB(cuMemsetD2D8, 274)
+GF_STUB(cuMemsetD32, 275)
+GF_STUB(cuMemsetD8, 276)
+GF_STUB(cuMipmappedArrayCreate, 277)
+GF_STUB(cuMipmappedArrayDestroy, 278)
+GF_STUB(cuMipmappedArrayGetLevel, 279)
+GF_STUB(cuMipmappedArrayGetMemoryRequirements, 280)
+GF_STUB(cuMipmappedArrayGetSparseProperties, 281)
+GF_STUB(cuModuleEnumerateFunctions, 282)
+GF_STUB(cuModuleGetFunctionCount, 283)
+GF_STUB(cuModuleGetGlobal, 284)
+GF_STUB(cuModuleGetSurfRef, 285)
+GF_STUB(cuModuleGetTexRef, 286)
+GF_STUB(cuMulticastAddDevice, 287)
+GF_STUB(cuMulticastBindAddr, 288)
+GF_STUB(cuMulticastBindMem, 289)
+GF_STUB(cuMulticastCreate, 290)
+GF_STUB(cuMulticastGetGranularity, 291)
+GF_STUB(cuMulticastUnbind, 292)
+GF_STUB(cuOccupancyAvailableDynamicSMemPerBlock, 293)
+GF_STUB(cuOccupancyMaxActiveClusters, 294)
+GF_STUB(cuOccupancyMaxPotentialClusterSize, 295)
+GF_STUB(cuParamSetSize, 296)
+GF_STUB(cuParamSetTexRef, 297)
+GF_STUB(cuParamSetf, 298)
+GF_STUB(cuParamSeti, 299)
+GF_STUB(cuParamSetv, 300)
+GF_STUB(cuPointerSetAttribute, 301)
+GF_STUB(cuProfilerInitialize, 302)
+GF_STUB(cuSignalExternalSemaphoresAsync, 303)
+GF_STUB(cuSignalExternalSemaphoresAsync_ptsz, 304)
+GF_STUB(cuStreamAttachMemAsync, 305)
+GF_STUB(cuStreamAttachMemAsync_ptsz, 306)
+GF_STUB(cuStreamBeginCaptureToGraph, 307)
+GF_STUB(cuStreamBeginCaptureToGraph_ptsz, 308)
+GF_STUB(cuStreamCopyAttributes, 309)
+GF_STUB(cuStreamCopyAttributes_ptsz, 310)
+GF_STUB(cuStreamGetAttribute, 311)
+GF_STUB(cuStreamGetAttribute_ptsz, 312)
+GF_STUB(cuStreamGetGreenCtx, 313)
+GF_STUB(cuStreamSetAttribute, 314)
+GF_STUB(cuStreamSetAttribute_ptsz, 315)
+GF_STUB(cuStreamUpdateCaptureDependencies, 316)
+GF_STUB(cuStreamUpdateCaptureDependencies_ptsz, 317)
+GF_STUB(cuStreamUpdateCaptureDependencies_v2, 318)
+GF_STUB(cuStreamUpdateCaptureDependencies_v2_ptsz, 319)
+GF_STUB(cuSurfObjectCreate, 320)
+GF_STUB(cuSurfObjectDestroy, 321)
+GF_STUB(cuSurfObjectGetResourceDesc, 322)
+GF_STUB(cuSurfRefGetArray, 323)
+GF_STUB(cuSurfRefSetArray, 324)
+GF_STUB(cuTensorMapEncodeIm2col, 325)
+GF_STUB(cuTensorMapEncodeIm2colWide, 326)
+GF_STUB(cuTensorMapEncodeTiled, 327)
+GF_STUB(cuTensorMapReplaceAddress, 328)
+GF_STUB(cuTexObjectCreate, 329)
+GF_STUB(cuTexObjectDestroy, 330)
+GF_STUB(cuTexObjectGetResourceDesc, 331)
+GF_STUB(cuTexObjectGetResourceViewDesc, 332)
+GF_STUB(cuTexObjectGetTextureDesc, 333)
+GF_STUB(cuTexRefCreate, 334)
+GF_STUB(cuTexRefDestroy, 335)
+GF_STUB(cuTexRefGetAddress, 336)
+GF_STUB(cuTexRefGetAddressMode, 337)
+GF_STUB(cuTexRefGetAddress_v2, 338)
+GF_STUB(cuTexRefGetArray, 339)
+GF_STUB(cuTexRefGetBorderColor, 340)
+GF_STUB(cuTexRefGetFilterMode, 341)
+GF_STUB(cuTexRefGetFlags, 342)
+GF_STUB(cuTexRefGetFormat, 343)
+GF_STUB(cuTexRefGetMaxAnisotropy, 344)
+GF_STUB(cuTexRefGetMipmapFilterMode, 345)
+GF_STUB(cuTexRefGetMipmapLevelBias, 346)
+GF_STUB(cuTexRefGetMipmapLevelClamp, 347)
+GF_STUB(cuTexRefGetMipmappedArray, 348)
+GF_STUB(cuTexRefSetAddress, 349)
+GF_STUB(cuTexRefSetAddress2D, 350)
+GF_STUB(cuTexRefSetAddress2D_v2, 351)
+GF_STUB(cuTexRefSetAddress2D_v3, 352)
+GF_STUB(cuTexRefSetAddressMode, 353)
+GF_STUB(cuTexRefSetAddress_v2, 354)
+GF_STUB(cuTexRefSetArray, 355)
+GF_STUB(cuTexRefSetBorderColor, 356)
+GF_STUB(cuTexRefSetFilterMode, 357)
+GF_STUB(cuTexRefSetFlags, 358)
+GF_STUB(cuTexRefSetFormat, 359)
+GF_STUB(cuTexRefSetMaxAnisotropy, 360)
+GF_STUB(cuTexRefSetMipmapFilterMode, 361)
+GF_STUB(cuTexRefSetMipmapLevelBias, 362)
+GF_STUB(cuTexRefSetMipmapLevelClamp, 363)
+GF_STUB(cuTexRefSetMipmappedArray, 364)
+GF_STUB(cuUserObjectCreate, 365)
+GF_STUB(cuUserObjectRelease, 366)
+GF_STUB(cuUserObjectRetain, 367)
+GF_STUB(cuVDPAUCtxCreate, 368)
+GF_STUB(cuVDPAUCtxCreate_v2, 369)
+GF_STUB(cuVDPAUGetDevice, 370)
+GF_STUB(cuWaitExternalSemaphoresAsync, 371)
+GF_STUB(cuWaitExternalSemaphoresAsync_ptsz, 372)
 
 extern void cuCtxCreate(void);
 extern void cuCtxCreate_v2(void);
@@ -889,6 +769,8 @@ extern void cuCtxCreate_v3(void);
 extern void cuCtxCreate_v4(void);
 extern void cuCtxDestroy(void);
 extern void cuCtxDestroy_v2(void);
+extern void cuCtxDisablePeerAccess(void);
+extern void cuCtxEnablePeerAccess(void);
 extern void cuCtxGetApiVersion(void);
 extern void cuCtxGetCacheConfig(void);
 extern void cuCtxGetCurrent(void);
@@ -915,6 +797,8 @@ extern void cuDeviceGet(void);
 extern void cuDeviceGetAttribute(void);
 extern void cuDeviceGetByPCIBusId(void);
 extern void cuDeviceGetCount(void);
+extern void cuDeviceGetDefaultMemPool(void);
+extern void cuDeviceGetMemPool(void);
 extern void cuDeviceGetName(void);
 extern void cuDeviceGetPCIBusId(void);
 extern void cuDeviceGetUuid(void);
@@ -927,6 +811,7 @@ extern void cuDevicePrimaryCtxReset_v2(void);
 extern void cuDevicePrimaryCtxRetain(void);
 extern void cuDevicePrimaryCtxSetFlags(void);
 extern void cuDevicePrimaryCtxSetFlags_v2(void);
+extern void cuDeviceSetMemPool(void);
 extern void cuDeviceTotalMem(void);
 extern void cuDeviceTotalMem_v2(void);
 extern void cuDriverGetVersion(void);
@@ -967,6 +852,12 @@ extern void cuGraphLaunch_ptsz(void);
 extern void cuGraphUpload(void);
 extern void cuGraphUpload_ptsz(void);
 extern void cuInit(void);
+extern void cuIpcCloseMemHandle(void);
+extern void cuIpcGetEventHandle(void);
+extern void cuIpcGetMemHandle(void);
+extern void cuIpcOpenEventHandle(void);
+extern void cuIpcOpenMemHandle(void);
+extern void cuIpcOpenMemHandle_v2(void);
 extern void cuKernelGetAttribute(void);
 extern void cuKernelGetFunction(void);
 extern void cuKernelGetLibrary(void);
@@ -996,12 +887,25 @@ extern void cuLinkComplete(void);
 extern void cuLinkCreate(void);
 extern void cuLinkCreate_v2(void);
 extern void cuLinkDestroy(void);
+extern void cuMemAddressFree(void);
+extern void cuMemAddressReserve(void);
+extern void cuMemAllocAsync(void);
+extern void cuMemAllocAsync_ptsz(void);
+extern void cuMemAllocFromPoolAsync(void);
+extern void cuMemAllocFromPoolAsync_ptsz(void);
 extern void cuMemAllocHost(void);
 extern void cuMemAllocHost_v2(void);
+extern void cuMemAllocPitch_v2(void);
 extern void cuMemAlloc_v2(void);
+extern void cuMemCreate(void);
+extern void cuMemFreeAsync(void);
+extern void cuMemFreeAsync_ptsz(void);
 extern void cuMemFreeHost(void);
 extern void cuMemFree_v2(void);
+extern void cuMemGetAccess(void);
 extern void cuMemGetAddressRange_v2(void);
+extern void cuMemGetAllocationGranularity(void);
+extern void cuMemGetAllocationPropertiesFromHandle(void);
 extern void cuMemGetInfo(void);
 extern void cuMemGetInfo_v2(void);
 extern void cuMemHostAlloc(void);
@@ -1009,7 +913,27 @@ extern void cuMemHostGetFlags(void);
 extern void cuMemHostRegister(void);
 extern void cuMemHostRegister_v2(void);
 extern void cuMemHostUnregister(void);
+extern void cuMemMap(void);
+extern void cuMemPoolCreate(void);
+extern void cuMemPoolDestroy(void);
+extern void cuMemPoolGetAttribute(void);
+extern void cuMemPoolSetAttribute(void);
+extern void cuMemPoolTrimTo(void);
+extern void cuMemRelease(void);
+extern void cuMemRetainAllocationHandle(void);
+extern void cuMemSetAccess(void);
+extern void cuMemUnmap(void);
 extern void cuMemcpy(void);
+extern void cuMemcpy2DAsync_v2(void);
+extern void cuMemcpy2DAsync_v2_ptsz(void);
+extern void cuMemcpy2DUnaligned_v2(void);
+extern void cuMemcpy2DUnaligned_v2_ptds(void);
+extern void cuMemcpy2D_v2(void);
+extern void cuMemcpy2D_v2_ptds(void);
+extern void cuMemcpy3DAsync_v2(void);
+extern void cuMemcpy3DAsync_v2_ptsz(void);
+extern void cuMemcpy3D_v2(void);
+extern void cuMemcpy3D_v2_ptds(void);
 extern void cuMemcpyAsync(void);
 extern void cuMemcpyAsync_ptsz(void);
 extern void cuMemcpyDtoDAsync_v2(void);
@@ -1024,11 +948,27 @@ extern void cuMemcpyHtoDAsync_v2(void);
 extern void cuMemcpyHtoDAsync_v2_ptsz(void);
 extern void cuMemcpyHtoD_v2(void);
 extern void cuMemcpyHtoD_v2_ptds(void);
+extern void cuMemcpyPeer(void);
+extern void cuMemcpyPeerAsync(void);
+extern void cuMemcpyPeerAsync_ptsz(void);
+extern void cuMemcpyPeer_ptds(void);
 extern void cuMemcpy_ptds(void);
 extern void cuMemsetD16Async(void);
 extern void cuMemsetD16Async_ptsz(void);
 extern void cuMemsetD16_v2(void);
 extern void cuMemsetD16_v2_ptds(void);
+extern void cuMemsetD2D16Async(void);
+extern void cuMemsetD2D16Async_ptsz(void);
+extern void cuMemsetD2D16_v2(void);
+extern void cuMemsetD2D16_v2_ptds(void);
+extern void cuMemsetD2D32Async(void);
+extern void cuMemsetD2D32Async_ptsz(void);
+extern void cuMemsetD2D32_v2(void);
+extern void cuMemsetD2D32_v2_ptds(void);
+extern void cuMemsetD2D8Async(void);
+extern void cuMemsetD2D8Async_ptsz(void);
+extern void cuMemsetD2D8_v2(void);
+extern void cuMemsetD2D8_v2_ptds(void);
 extern void cuMemsetD32Async(void);
 extern void cuMemsetD32Async_ptsz(void);
 extern void cuMemsetD32_v2(void);

@@ -82,4 +82,24 @@ int gf_func_attributes(gf_handle ctx, gf_handle fn, int n, int *values);
 int gf_link(gf_handle ctx, int n, const int *types, const void *data, const size_t *sizes, const char *names,
 	void **out, size_t *out_size, char *log, size_t loglen);
 
+// Virtual memory management; GF_MISSING where the driver lacks it.
+int gf_has_vmm(void);
+int gf_vmm_reserve(gf_handle ctx, size_t size, size_t align, uint64_t *ptr);
+int gf_vmm_free(gf_handle ctx, uint64_t ptr, size_t size);
+int gf_vmm_create(gf_handle ctx, int dev, size_t size, uint64_t *handle);
+int gf_vmm_release(gf_handle ctx, uint64_t handle);
+int gf_vmm_map(gf_handle ctx, int dev, uint64_t ptr, size_t size, size_t offset, uint64_t handle);
+int gf_vmm_unmap(gf_handle ctx, uint64_t ptr, size_t size);
+
+// cuMemcpyPeerAsync; GF_MISSING where the driver lacks it.
+int gf_memcpy_peer(gf_handle ctx, uint64_t dst, gf_handle dst_ctx, uint64_t src, gf_handle src_ctx, size_t n,
+                   gf_handle stream);
+
+// cuMemcpy2DAsync between device operands and cuMemsetD2D*Async;
+// GF_MISSING where the driver lacks them.
+int gf_memcpy2d_dtod(gf_handle ctx, uint64_t dst, size_t dst_pitch, uint64_t src, size_t src_pitch, size_t width,
+                     size_t height, gf_handle stream);
+int gf_memset2d(gf_handle ctx, uint64_t dst, size_t pitch, unsigned value, int elem_size, size_t width, size_t height,
+                gf_handle stream);
+
 #endif

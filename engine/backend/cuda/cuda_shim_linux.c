@@ -74,6 +74,19 @@ static struct {
 	CUresult (*cuMemsetD16Async)(CUdeviceptr, unsigned short, size_t, CUstream);
 	CUresult (*cuMemsetD32Async)(CUdeviceptr, unsigned int, size_t, CUstream);
 	CUresult (*cuGetErrorString)(CUresult, const char **);
+	// Virtual memory management (vmm_linux.go), optional: drivers >= 10.2.
+	CUresult (*cuMemAddressReserve)(CUdeviceptr *, size_t, size_t, CUdeviceptr, unsigned long long);
+	CUresult (*cuMemAddressFree)(CUdeviceptr, size_t);
+	CUresult (*cuMemCreate)(unsigned long long *, size_t, const void *, unsigned long long);
+	CUresult (*cuMemRelease)(unsigned long long);
+	CUresult (*cuMemMap)(CUdeviceptr, size_t, size_t, unsigned long long, unsigned long long);
+	CUresult (*cuMemUnmap)(CUdeviceptr, size_t);
+	CUresult (*cuMemSetAccess)(CUdeviceptr, size_t, const void *, size_t);
+	CUresult (*cuMemcpyPeerAsync)(CUdeviceptr, CUcontext, CUdeviceptr, CUcontext, size_t, CUstream);
+	CUresult (*cuMemcpy2DAsync)(const void *, CUstream);
+	CUresult (*cuMemsetD2D8Async)(CUdeviceptr, size_t, unsigned char, size_t, size_t, CUstream);
+	CUresult (*cuMemsetD2D16Async)(CUdeviceptr, size_t, unsigned short, size_t, size_t, CUstream);
+	CUresult (*cuMemsetD2D32Async)(CUdeviceptr, size_t, unsigned int, size_t, size_t, CUstream);
 	CUresult (*cuStreamWriteValue32)(CUstream, CUdeviceptr, unsigned int, unsigned int);
 	CUresult (*cuStreamWriteValue64)(CUstream, CUdeviceptr, unsigned long long, unsigned int);
 	CUresult (*cuLinkCreate)(unsigned int, int *, void **, void **);
@@ -137,6 +150,18 @@ static const struct sym syms[] = {
 	{SLOT(cuMemsetD16Async), 1, {"cuMemsetD16Async"}},
 	{SLOT(cuMemsetD32Async), 1, {"cuMemsetD32Async"}},
 	{SLOT(cuGetErrorString), 0, {"cuGetErrorString"}},
+	{SLOT(cuMemAddressReserve), 0, {"cuMemAddressReserve"}},
+	{SLOT(cuMemAddressFree), 0, {"cuMemAddressFree"}},
+	{SLOT(cuMemCreate), 0, {"cuMemCreate"}},
+	{SLOT(cuMemRelease), 0, {"cuMemRelease"}},
+	{SLOT(cuMemMap), 0, {"cuMemMap"}},
+	{SLOT(cuMemUnmap), 0, {"cuMemUnmap"}},
+	{SLOT(cuMemSetAccess), 0, {"cuMemSetAccess"}},
+	{SLOT(cuMemcpyPeerAsync), 0, {"cuMemcpyPeerAsync"}},
+	{SLOT(cuMemcpy2DAsync), 0, {"cuMemcpy2DAsync_v2"}},
+	{SLOT(cuMemsetD2D8Async), 0, {"cuMemsetD2D8Async"}},
+	{SLOT(cuMemsetD2D16Async), 0, {"cuMemsetD2D16Async"}},
+	{SLOT(cuMemsetD2D32Async), 0, {"cuMemsetD2D32Async"}},
 	// Stream memory operations: enabled by default from 11.7 (_v2).
 	{SLOT(cuStreamWriteValue32), 0, {"cuStreamWriteValue32_v2", "cuStreamWriteValue32"}},
 	{SLOT(cuStreamWriteValue64), 0, {"cuStreamWriteValue64_v2", "cuStreamWriteValue64"}},
@@ -420,6 +445,151 @@ int gf_memset(gf_handle ctx, uint64_t dst, unsigned value, int elem_size, size_t
 	}
 	return CUDA_ERROR_INVALID_VALUE;
 }
+
+// ---- virtual memory management ----
+//
+// The driver's structures, from the API reference: CUmemAllocationProp
+// (type, requested handle types, location {type, id}, win32 metadata,
+// allocation flags) and CUmemAccessDesc (location, flags).
+
+struct gf_mem_location { int type, id; };
+struct gf_mem_prop {
+	int type, handle_types;
+	struct gf_mem_location location;
+	void *win32;
+	unsigned char compression, rdma;
+	unsigned short usage;
+	unsigned char reserved[4];
+};
+struct gf_mem_access { struct gf_mem_location location; int flags; };
+
+#define GF_ALLOC_PINNED 1
+#define GF_LOCATION_DEVICE 1
+#define GF_ACCESS_READWRITE 3
+
+int gf_has_vmm(void) {
+	return cu.cuMemAddressReserve && cu.cuMemAddressFree && cu.cuMemCreate && cu.cuMemRelease &&
+	       cu.cuMemMap && cu.cuMemUnmap && cu.cuMemSetAccess;
+}
+
+int gf_vmm_reserve(gf_handle ctx, size_t size, size_t align, uint64_t *ptr) {
+	if (!gf_has_vmm())
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	CUdeviceptr p = 0;
+	CUresult r = cu.cuMemAddressReserve(&p, size, align, 0, 0);
+	*ptr = p;
+	return r;
+}
+
+int gf_vmm_free(gf_handle ctx, uint64_t ptr, size_t size) {
+	if (!gf_has_vmm())
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	return cu.cuMemAddressFree(ptr, size);
+}
+
+int gf_vmm_create(gf_handle ctx, int dev, size_t size, uint64_t *handle) {
+	if (!gf_has_vmm())
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	struct gf_mem_prop prop = {0};
+	prop.type = GF_ALLOC_PINNED;
+	prop.location.type = GF_LOCATION_DEVICE;
+	prop.location.id = dev;
+	unsigned long long h = 0;
+	CUresult r = cu.cuMemCreate(&h, size, &prop, 0);
+	*handle = h;
+	return r;
+}
+
+int gf_vmm_release(gf_handle ctx, uint64_t handle) {
+	if (!gf_has_vmm())
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	return cu.cuMemRelease(handle);
+}
+
+// gf_vmm_map maps and grants the device read-write access, which a mapping
+// needs before any access; a failed grant takes the mapping out again.
+int gf_vmm_map(gf_handle ctx, int dev, uint64_t ptr, size_t size, size_t offset, uint64_t handle) {
+	if (!gf_has_vmm())
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	CUresult r = cu.cuMemMap(ptr, size, offset, handle, 0);
+	if (r != CUDA_SUCCESS)
+		return r;
+	struct gf_mem_access a = {{GF_LOCATION_DEVICE, dev}, GF_ACCESS_READWRITE};
+	r = cu.cuMemSetAccess(ptr, size, &a, 1);
+	if (r != CUDA_SUCCESS)
+		cu.cuMemUnmap(ptr, size);
+	return r;
+}
+
+int gf_vmm_unmap(gf_handle ctx, uint64_t ptr, size_t size) {
+	if (!gf_has_vmm())
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	return cu.cuMemUnmap(ptr, size);
+}
+
+// ---- copies between devices ----
+
+int gf_memcpy_peer(gf_handle ctx, uint64_t dst, gf_handle dst_ctx, uint64_t src, gf_handle src_ctx, size_t n,
+                   gf_handle stream) {
+	if (!cu.cuMemcpyPeerAsync)
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	return cu.cuMemcpyPeerAsync(dst, (CUcontext)dst_ctx, src, (CUcontext)src_ctx, n, (CUstream)stream);
+}
+
+// ---- pitched slices of device memory ----
+
+// CUDA_MEMCPY2D, from the API reference.
+struct gf_memcpy2d {
+	size_t src_x, src_y;
+	int src_type;
+	const void *src_host;
+	CUdeviceptr src_device;
+	void *src_array;
+	size_t src_pitch;
+	size_t dst_x, dst_y;
+	int dst_type;
+	void *dst_host;
+	CUdeviceptr dst_device;
+	void *dst_array;
+	size_t dst_pitch;
+	size_t width, height;
+};
+
+#define GF_MEMORYTYPE_DEVICE 2
+
+int gf_memcpy2d_dtod(gf_handle ctx, uint64_t dst, size_t dst_pitch, uint64_t src, size_t src_pitch, size_t width,
+                     size_t height, gf_handle stream) {
+	if (!cu.cuMemcpy2DAsync)
+		return GF_MISSING;
+	WITH_CTX(ctx);
+	struct gf_memcpy2d c = {0};
+	c.src_type = GF_MEMORYTYPE_DEVICE, c.src_device = src, c.src_pitch = src_pitch;
+	c.dst_type = GF_MEMORYTYPE_DEVICE, c.dst_device = dst, c.dst_pitch = dst_pitch;
+	c.width = width, c.height = height;
+	return cu.cuMemcpy2DAsync(&c, (CUstream)stream);
+}
+
+int gf_memset2d(gf_handle ctx, uint64_t dst, size_t pitch, unsigned value, int elem_size, size_t width, size_t height,
+                gf_handle stream) {
+	WITH_CTX(ctx);
+	switch (elem_size) {
+	case 1:
+		return cu.cuMemsetD2D8Async ? cu.cuMemsetD2D8Async(dst, pitch, (unsigned char)value, width, height, (CUstream)stream) : GF_MISSING;
+	case 2:
+		return cu.cuMemsetD2D16Async ? cu.cuMemsetD2D16Async(dst, pitch, (unsigned short)value, width, height, (CUstream)stream) : GF_MISSING;
+	case 4:
+		return cu.cuMemsetD2D32Async ? cu.cuMemsetD2D32Async(dst, pitch, value, width, height, (CUstream)stream) : GF_MISSING;
+	}
+	return CUDA_ERROR_INVALID_VALUE;
+}
+
 
 // gf_stream_write_value queues cuStreamWriteValue32/64 of size (4 or 8)
 // bytes at ptr on stream.

@@ -34,11 +34,12 @@ type Device struct {
 	base  uint64 // device address of arena[0]
 	arena []byte
 
-	mu    sync.Mutex // guards alloc; kernels read arena without it
+	mu    sync.Mutex // guards alloc and va; kernels read arena without it
 	alloc *allocator
 	// words orders the stream memory operations' reads and writes (see
 	// exec.go), which streams of the device make concurrently by design.
 	words sync.Mutex
+	va    *allocator // the VMM span's reservations: see vmm.go
 }
 
 var _ backend.Device = (*Device)(nil)
@@ -51,7 +52,7 @@ func New(cfg Config) (*Device, error) {
 	if cfg.MemorySize < allocAlign || cfg.MemorySize > 1<<40 {
 		return nil, fmt.Errorf("host: device memory of %d bytes is outside 512 B .. 1 TiB", cfg.MemorySize)
 	}
-	arena, err := mapArena(cfg.MemorySize)
+	arena, err := mapArena(cfg.MemorySize + virtualSpan(cfg.MemorySize)) // see vmm.go
 	if err != nil {
 		return nil, err
 	}

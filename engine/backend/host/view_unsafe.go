@@ -2,7 +2,8 @@ package host
 
 import "unsafe"
 
-// This file is the package's only use of unsafe: built-in kernels view
+// This file is the package's use of unsafe (with vmm_linux.go's mmap at
+// fixed addresses, which says why there): built-in kernels view
 // device bytes as the element types their CUDA signatures name.
 //
 // Why it is safe: every view is made from a slice of the arena, which is

@@ -75,7 +75,8 @@ typedef enum CUpointer_attribute_enum {
 	CU_POINTER_ATTRIBUTE_BUFFER_ID = 7,
 	CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL = 9,
 	CU_POINTER_ATTRIBUTE_RANGE_START_ADDR = 11,
-	CU_POINTER_ATTRIBUTE_RANGE_SIZE = 12
+	CU_POINTER_ATTRIBUTE_RANGE_SIZE = 12,
+	CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE = 17
 } CUpointer_attribute;
 
 typedef enum CUmemorytype_enum {
@@ -315,6 +316,187 @@ static inline CUcontext gf_setup(gf_driver *cu) {
 	return ctx;
 }
 
+/* ---- memory families: pitched and 2D/3D memory, stream-ordered allocation ----
+ * (the cudamem area; conf_memory.c uses it). Load with gf_load_memory after
+ * gf_load_driver. */
+
+typedef struct CUarray_st *CUarray;
+typedef struct CUmemPoolHandle_st *CUmemoryPool;
+
+typedef struct CUDA_MEMCPY2D_st {
+	size_t srcXInBytes, srcY;
+	CUmemorytype srcMemoryType;
+	const void *srcHost;
+	CUdeviceptr srcDevice;
+	CUarray srcArray;
+	size_t srcPitch;
+	size_t dstXInBytes, dstY;
+	CUmemorytype dstMemoryType;
+	void *dstHost;
+	CUdeviceptr dstDevice;
+	CUarray dstArray;
+	size_t dstPitch;
+	size_t WidthInBytes, Height;
+} CUDA_MEMCPY2D;
+
+typedef struct CUDA_MEMCPY3D_st {
+	size_t srcXInBytes, srcY, srcZ, srcLOD;
+	CUmemorytype srcMemoryType;
+	const void *srcHost;
+	CUdeviceptr srcDevice;
+	CUarray srcArray;
+	void *reserved0;
+	size_t srcPitch, srcHeight;
+	size_t dstXInBytes, dstY, dstZ, dstLOD;
+	CUmemorytype dstMemoryType;
+	void *dstHost;
+	CUdeviceptr dstDevice;
+	CUarray dstArray;
+	void *reserved1;
+	size_t dstPitch, dstHeight;
+	size_t WidthInBytes, Height, Depth;
+} CUDA_MEMCPY3D;
+
+typedef enum CUmemPool_attribute_enum {
+	CU_MEMPOOL_ATTR_REUSE_FOLLOW_EVENT_DEPENDENCIES = 1,
+	CU_MEMPOOL_ATTR_REUSE_ALLOW_OPPORTUNISTIC = 2,
+	CU_MEMPOOL_ATTR_REUSE_ALLOW_INTERNAL_DEPENDENCIES = 3,
+	CU_MEMPOOL_ATTR_RELEASE_THRESHOLD = 4,
+	CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT = 5,
+	CU_MEMPOOL_ATTR_RESERVED_MEM_HIGH = 6,
+	CU_MEMPOOL_ATTR_USED_MEM_CURRENT = 7,
+	CU_MEMPOOL_ATTR_USED_MEM_HIGH = 8
+} CUmemPool_attribute;
+
+typedef struct CUipcMemHandle_st {
+	char reserved[64];
+} CUipcMemHandle;
+#define CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS 0x1
+typedef struct CUipcEventHandle_st {
+	char reserved[64];
+} CUipcEventHandle;
+#define CU_EVENT_INTERPROCESS 0x4
+
+typedef unsigned long long CUmemGenericAllocationHandle;
+typedef struct CUmemLocation_st {
+	int type; /* CU_MEM_LOCATION_TYPE_DEVICE */
+	int id;
+} CUmemLocation;
+typedef struct CUmemAllocationProp_st {
+	int type; /* CU_MEM_ALLOCATION_TYPE_PINNED */
+	int requestedHandleTypes;
+	CUmemLocation location;
+	void *win32HandleMetaData;
+	struct {
+		unsigned char compressionType;
+		unsigned char gpuDirectRDMACapable;
+		unsigned short usage;
+		unsigned char reserved[4];
+	} allocFlags;
+} CUmemAllocationProp;
+typedef struct CUmemAccessDesc_st {
+	CUmemLocation location;
+	int flags; /* CU_MEM_ACCESS_FLAGS_PROT_* */
+} CUmemAccessDesc;
+#define CU_MEM_ALLOCATION_TYPE_PINNED 1
+#define CU_MEM_LOCATION_TYPE_DEVICE 1
+#define CU_MEM_ACCESS_FLAGS_PROT_READWRITE 3
+#define CU_MEM_ALLOC_GRANULARITY_MINIMUM 0
+#define CU_MEM_ALLOC_GRANULARITY_RECOMMENDED 1
+#define CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED_ 704
+#define CUDA_ERROR_PEER_ACCESS_NOT_ENABLED_ 705
+
+typedef struct CUmemPoolProps_st {
+	int allocType;
+	int handleTypes;
+	CUmemLocation location;
+	void *win32SecurityAttributes;
+	size_t maxSize;
+	unsigned short usage;
+	unsigned char reserved[54];
+} CUmemPoolProps;
+
+#define GF_MEMORY_FUNCS(X)                                                                                      \
+	X(cuMemAllocPitch, GF_V, CUresult,                                                                         \
+	  (CUdeviceptr * dptr, size_t *pitch, size_t width, size_t height, unsigned int elemSize))             \
+	X(cuMemcpy2D, GF_V, CUresult, (const CUDA_MEMCPY2D *c))                                                     \
+	X(cuMemcpy2DUnaligned, GF_V, CUresult, (const CUDA_MEMCPY2D *c))                                            \
+	X(cuMemcpy2DAsync, GF_V, CUresult, (const CUDA_MEMCPY2D *c, CUstream s))                                    \
+	X(cuMemcpy3D, GF_V, CUresult, (const CUDA_MEMCPY3D *c))                                                     \
+	X(cuMemcpy3DAsync, GF_V, CUresult, (const CUDA_MEMCPY3D *c, CUstream s))                                    \
+	X(cuMemsetD2D8, GF_V, CUresult, (CUdeviceptr dst, size_t pitch, unsigned char v, size_t w, size_t h))      \
+	X(cuMemsetD2D16, GF_V, CUresult, (CUdeviceptr dst, size_t pitch, unsigned short v, size_t w, size_t h))    \
+	X(cuMemsetD2D32, GF_V, CUresult, (CUdeviceptr dst, size_t pitch, unsigned int v, size_t w, size_t h))      \
+	X(cuMemsetD2D8Async, GF_V, CUresult,                                                                       \
+	  (CUdeviceptr dst, size_t pitch, unsigned char v, size_t w, size_t h, CUstream s))                    \
+	X(cuMemsetD2D32Async, GF_V, CUresult,                                                                      \
+	  (CUdeviceptr dst, size_t pitch, unsigned int v, size_t w, size_t h, CUstream s))                     \
+	X(cuMemAllocAsync, GF_V, CUresult, (CUdeviceptr * dptr, size_t size, CUstream s))                           \
+	X(cuMemAllocFromPoolAsync, GF_V, CUresult, (CUdeviceptr * dptr, size_t size, CUmemoryPool pool, CUstream s)) \
+	X(cuMemFreeAsync, GF_V, CUresult, (CUdeviceptr dptr, CUstream s))                                           \
+	X(cuDeviceGetDefaultMemPool, GF_V, CUresult, (CUmemoryPool * pool, CUdevice dev))                           \
+	X(cuDeviceGetMemPool, GF_V, CUresult, (CUmemoryPool * pool, CUdevice dev))                                  \
+	X(cuDeviceSetMemPool, GF_V, CUresult, (CUdevice dev, CUmemoryPool pool))                                    \
+	X(cuMemPoolGetAttribute, GF_V, CUresult, (CUmemoryPool pool, CUmemPool_attribute attr, void *value))        \
+	X(cuMemPoolSetAttribute, GF_V, CUresult, (CUmemoryPool pool, CUmemPool_attribute attr, void *value))        \
+	X(cuMemPoolTrimTo, GF_V, CUresult, (CUmemoryPool pool, size_t keep))                                        \
+	X(cuMemPoolCreate, GF_V, CUresult, (CUmemoryPool * pool, const CUmemPoolProps *props))                      \
+	X(cuMemPoolDestroy, GF_V, CUresult, (CUmemoryPool pool))                                                    \
+	X(cuMemAddressReserve, GF_V, CUresult,                                                                     \
+	  (CUdeviceptr * ptr, size_t size, size_t align, CUdeviceptr addr, unsigned long long flags))           \
+	X(cuMemAddressFree, GF_V, CUresult, (CUdeviceptr ptr, size_t size))                                        \
+	X(cuMemCreate, GF_V, CUresult,                                                                             \
+	  (CUmemGenericAllocationHandle * h, size_t size, const CUmemAllocationProp *prop, unsigned long long flags)) \
+	X(cuMemRelease, GF_V, CUresult, (CUmemGenericAllocationHandle h))                                          \
+	X(cuMemMap, GF_V, CUresult,                                                                                \
+	  (CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle h, unsigned long long flags)) \
+	X(cuMemUnmap, GF_V, CUresult, (CUdeviceptr ptr, size_t size))                                              \
+	X(cuMemSetAccess, GF_V, CUresult, (CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count)) \
+	X(cuMemGetAllocationGranularity, GF_V, CUresult,                                                           \
+	  (size_t * granularity, const CUmemAllocationProp *prop, int option))                                   \
+	X(cuMemGetAllocationPropertiesFromHandle, GF_V, CUresult,                                                  \
+	  (CUmemAllocationProp * prop, CUmemGenericAllocationHandle h))                                          \
+	X(cuMemRetainAllocationHandle, GF_V, CUresult, (CUmemGenericAllocationHandle * h, void *addr))              \
+	X(cuDeviceCanAccessPeer, GF_V, CUresult, (int *can, CUdevice dev, CUdevice peer))                            \
+	X(cuCtxEnablePeerAccess, GF_V, CUresult, (CUcontext peer, unsigned int flags))                               \
+	X(cuCtxDisablePeerAccess, GF_V, CUresult, (CUcontext peer))                                                  \
+	X(cuMemcpyPeer, GF_V, CUresult, (CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n)) \
+	X(cuMemcpyPeerAsync, GF_V, CUresult,                                                                       \
+	  (CUdeviceptr dst, CUcontext dctx, CUdeviceptr src, CUcontext sctx, size_t n, CUstream s))                \
+	X(cuIpcGetMemHandle, GF_V, CUresult, (CUipcMemHandle * h, CUdeviceptr p))                                     \
+	X(cuIpcOpenMemHandle, GF_V, CUresult, (CUdeviceptr * p, CUipcMemHandle h, unsigned int flags))                \
+	X(cuIpcCloseMemHandle, GF_V, CUresult, (CUdeviceptr p))                                                       \
+	X(cuIpcGetEventHandle, GF_V, CUresult, (CUipcEventHandle * h, CUevent e))                                     \
+	X(cuIpcOpenEventHandle, GF_V, CUresult, (CUevent * e, CUipcEventHandle h))
+
+#define GF_FIELD(name, version, ret, params) ret(*name) params;
+typedef struct gf_memory {
+	GF_MEMORY_FUNCS(GF_FIELD)
+} gf_memory;
+#undef GF_FIELD
+
+/* gf_resolve_into sets *out to the entry point name for version, through the
+ * driver gf_load_driver opened; it exits with a message on failure. */
+static inline void gf_resolve_into(gf_driver *d, const char *name, int version, void *out) {
+	void *p = NULL;
+	CUdriverProcAddressQueryResult st = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+	CUresult r = d->cuGetProcAddress(name, &p, version, CU_GET_PROC_ADDRESS_DEFAULT, &st);
+	if (r != CUDA_SUCCESS || st != CU_GET_PROC_ADDRESS_SUCCESS || !p) {
+		fprintf(stderr, "FAIL: cuGetProcAddress(%s) = %d, status %d\n", name, (int)r, (int)st);
+		exit(1);
+	}
+	memcpy(out, &p, sizeof p);
+}
+
+/* gf_load_memory resolves the memory families' entry points. */
+static inline void gf_load_memory(gf_driver *d, gf_memory *m) {
+	memset(m, 0, sizeof *m);
+#define GF_RESOLVE(name, version, ret, params) gf_resolve_into(d, #name, version, &m->name);
+	GF_MEMORY_FUNCS(GF_RESOLVE)
+#undef GF_RESOLVE
+}
+/* ---- end of the memory families ---- */
+
 /* ==== execution families (graphs, host functions, stream memory
  * operations, occupancy): resolved apart from gf_driver, by gf_load_exec,
  * so that programs that do not use them need nothing more. ==== */
@@ -450,5 +632,6 @@ static inline void gf_load_exec(gf_exec *x, gf_driver *d) {
 #undef GF_RESOLVE_EXEC
 }
 /* ==== end of the execution families ==== */
+
 
 #endif /* GPUFABRIC_CUDA_H */

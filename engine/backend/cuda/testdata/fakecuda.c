@@ -19,13 +19,21 @@
 //   - streams run their work at once (a legal schedule for CUDA), so a
 //     call that reaches the driver too early shows up as a wrong result.
 //
+//   - virtual memory management: reservations are PROT_NONE address space,
+//     physical memory a memfd that holds garbage when made, mappings
+//     MAP_FIXED over the reservation, and only mapped ranges count as
+//     device memory; -DNO_VMM leaves the calls out.
+//
 // Build variants: -DNO_PARAM_INFO leaves cuFuncGetParamInfo out (drivers
 // before 12.4); -DINTERPOSER adds an explicit interposer marker and
 // -DGO_SHARED the crosscall2 every Go c-shared library (so gpufabric's own
 // libcuda.so.1) exports; -DONLY_INIT exports cuInit alone. FAKECUDA_INIT_RESULT makes cuInit fail
 // with that CUresult.
 
+#define _GNU_SOURCE
 #include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +83,7 @@ static struct ctx ctxs[NDEV] = {{0, 0}, {1, 0}};
 static __thread struct ctx *current;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
-struct alloc { char *p; size_t n; int pinned; };
+struct alloc { char *p; size_t n; int pinned; int mapped; };
 static struct alloc allocs[MAXALLOC];
 static size_t used[NDEV];
 
@@ -120,7 +128,7 @@ static void *track(size_t n, int pinned) {
 static CUresult untrack(void *p, int pinned) {
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < MAXALLOC; i++) {
-		if (allocs[i].p == p && allocs[i].pinned == pinned) {
+		if (allocs[i].p == p && allocs[i].pinned == pinned && !allocs[i].mapped) {
 			if (!pinned)
 				used[current->dev] -= allocs[i].n;
 			allocs[i].p = NULL;
@@ -579,5 +587,163 @@ CUresult cuGetErrorString(CUresult r, const char **s) {
 	}
 	return INVALID_VALUE;
 }
+
+CUresult cuMemcpyPeerAsync(CUdeviceptr dst, void *dctx, CUdeviceptr src, void *sctx, size_t n, void *s) {
+	NEED_CTX();
+	if (!dctx || !sctx || !stream_ok(s) || !span(dst, n, 0) || !span(src, n, 0))
+		return INVALID_VALUE;
+	memmove((void *)dst, (void *)src, n);
+	return OK;
+}
+
+struct memcpy2d {
+	size_t src_x, src_y;
+	int src_type;
+	const void *src_host;
+	CUdeviceptr src_device;
+	void *src_array;
+	size_t src_pitch;
+	size_t dst_x, dst_y;
+	int dst_type;
+	void *dst_host;
+	CUdeviceptr dst_device;
+	void *dst_array;
+	size_t dst_pitch;
+	size_t width, height;
+};
+
+// cuMemcpy2DAsync_v2 between device operands only, which is all the
+// backend asks; each row must lie in an allocation.
+CUresult cuMemcpy2DAsync_v2(const struct memcpy2d *c, void *s) {
+	NEED_CTX();
+	if (!c || !stream_ok(s) || c->src_type != 2 || c->dst_type != 2)
+		return INVALID_VALUE;
+	for (size_t y = 0; y < c->height; y++) {
+		CUdeviceptr from = c->src_device + c->src_x + y * c->src_pitch, to = c->dst_device + c->dst_x + y * c->dst_pitch;
+		if (!span(from, c->width, 0) || !span(to, c->width, 0))
+			return INVALID_VALUE;
+		memmove((void *)to, (void *)from, c->width);
+	}
+	return OK;
+}
+
+#define MEMSET2D(name, type)                                                                        \
+	CUresult name(CUdeviceptr p, size_t pitch, type v, size_t w, size_t h, void *s) {               \
+		NEED_CTX();                                                                                 \
+		if (!stream_ok(s))                                                                          \
+			return INVALID_VALUE;                                                                   \
+		for (size_t y = 0; y < h; y++) {                                                            \
+			type *row = (type *)(p + y * pitch);                                                    \
+			if (!span((CUdeviceptr)row, w * sizeof(type), 0))                                       \
+				return INVALID_VALUE;                                                               \
+			for (size_t x = 0; x < w; x++)                                                          \
+				row[x] = v;                                                                         \
+		}                                                                                           \
+		return OK;                                                                                  \
+	}
+MEMSET2D(cuMemsetD2D8Async, unsigned char)
+MEMSET2D(cuMemsetD2D16Async, unsigned short)
+MEMSET2D(cuMemsetD2D32Async, unsigned int)
+
+#ifndef NO_VMM
+// ---- virtual memory management ----
+
+#define GRAN (2u << 20)
+
+CUresult cuMemAddressReserve(CUdeviceptr *p, size_t size, size_t align, CUdeviceptr addr, unsigned long long flags) {
+	(void)addr;
+	NEED_CTX();
+	if (!p || !size || size % GRAN || flags || (align & (align - 1)))
+		return INVALID_VALUE;
+	if (align < GRAN)
+		align = GRAN;
+	char *m = mmap(NULL, size + align, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return OUT_OF_MEMORY;
+	uintptr_t a = ((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1);
+	if (a > (uintptr_t)m)
+		munmap(m, a - (uintptr_t)m);
+	munmap((char *)a + size, (uintptr_t)m + size + align - (a + size));
+	*p = a;
+	return OK;
+}
+
+CUresult cuMemAddressFree(CUdeviceptr p, size_t size) {
+	NEED_CTX();
+	if (!p || !size || size % GRAN)
+		return INVALID_VALUE;
+	return munmap((void *)p, size) == 0 ? OK : INVALID_VALUE;
+}
+
+struct prop { int type, handle_types, loc_type, loc_id; };
+
+CUresult cuMemCreate(unsigned long long *h, size_t size, const struct prop *prop, unsigned long long flags) {
+	NEED_CTX();
+	if (!h || !size || size % GRAN || !prop || prop->type != 1 || prop->loc_type != 1 || prop->loc_id != current->dev || flags)
+		return INVALID_VALUE;
+	int fd = memfd_create("fake-physical", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, (off_t)size) != 0)
+		return OUT_OF_MEMORY;
+	char *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		close(fd);
+		return OUT_OF_MEMORY;
+	}
+	memset(m, 0xdb, size); // as memory another tenant left
+	munmap(m, size);
+	pthread_mutex_lock(&mu);
+	used[current->dev] += size;
+	pthread_mutex_unlock(&mu);
+	*h = ((unsigned long long)size << 20) | (unsigned)fd; // the size rides along, for cuMemRelease
+	return OK;
+}
+
+CUresult cuMemRelease(unsigned long long h) {
+	NEED_CTX();
+	if (close((int)(h & 0xfffff)) != 0)
+		return INVALID_VALUE;
+	pthread_mutex_lock(&mu);
+	used[current->dev] -= h >> 20;
+	pthread_mutex_unlock(&mu);
+	return OK;
+}
+
+CUresult cuMemMap(CUdeviceptr p, size_t size, size_t offset, unsigned long long h, unsigned long long flags) {
+	NEED_CTX();
+	if (!p || !size || size % GRAN || offset % GRAN || flags || offset + size > (h >> 20))
+		return INVALID_VALUE;
+	if (mmap((void *)p, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, (int)(h & 0xfffff), (off_t)offset) == MAP_FAILED)
+		return INVALID_VALUE;
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < MAXALLOC; i++)
+		if (!allocs[i].p) {
+			allocs[i] = (struct alloc){(char *)p, size, 0, 1};
+			pthread_mutex_unlock(&mu);
+			return OK;
+		}
+	pthread_mutex_unlock(&mu);
+	return OUT_OF_MEMORY;
+}
+
+CUresult cuMemSetAccess(CUdeviceptr p, size_t size, const void *desc, size_t count) {
+	NEED_CTX();
+	return desc && count && span(p, size, 0) ? OK : INVALID_VALUE;
+}
+
+CUresult cuMemUnmap(CUdeviceptr p, size_t size) {
+	NEED_CTX();
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < MAXALLOC; i++)
+		if (allocs[i].mapped && (CUdeviceptr)allocs[i].p == p && allocs[i].n == size) {
+			allocs[i].p = NULL;
+			allocs[i].mapped = 0;
+			pthread_mutex_unlock(&mu);
+			mmap((void *)p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+			return OK;
+		}
+	pthread_mutex_unlock(&mu);
+	return INVALID_VALUE;
+}
+#endif // NO_VMM
 
 #endif // ONLY_INIT
