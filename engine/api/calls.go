@@ -38,6 +38,10 @@ const (
 	OpJoinBulk
 	OpGoodbye
 	OpNVMLQuery
+	OpPinnedMap
+	OpPinnedUnmap
+	OpMemcpyHtoDPinned
+	OpMemcpyDtoHPinned
 	opEnd
 )
 
@@ -57,6 +61,8 @@ var opNames = [...]string{
 	OpEcho: "Echo", OpDescribe: "Describe", OpJoinBulk: "JoinBulk",
 	OpGoodbye:   "Goodbye",
 	OpNVMLQuery: "NVMLQuery",
+	OpPinnedMap: "PinnedMap", OpPinnedUnmap: "PinnedUnmap",
+	OpMemcpyHtoDPinned: "MemcpyHtoDPinned", OpMemcpyDtoHPinned: "MemcpyDtoHPinned",
 }
 
 func (op Op) String() string {
@@ -148,6 +154,14 @@ func NewRequest(op Op) Message {
 		return new(Goodbye)
 	case OpNVMLQuery:
 		return new(NVMLQuery)
+	case OpPinnedMap:
+		return new(PinnedMap)
+	case OpPinnedUnmap:
+		return new(PinnedUnmap)
+	case OpMemcpyHtoDPinned:
+		return new(MemcpyHtoDPinned)
+	case OpMemcpyDtoHPinned:
+		return new(MemcpyDtoHPinned)
 	}
 	return nil
 }
