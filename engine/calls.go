@@ -140,6 +140,14 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 		s.eventDestroy(h, m)
 	case *api.NVMLQuery:
 		s.nvmlQuery(h, m)
+	case *api.PinnedMap:
+		s.pinnedMap(h, m)
+	case *api.PinnedUnmap:
+		s.pinnedUnmap(h, m)
+	case *api.MemcpyHtoDPinned:
+		s.memcpyHtoDPinned(h, m)
+	case *api.MemcpyDtoHPinned:
+		s.memcpyDtoHPinned(h, m)
 	default:
 		s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
 	}

@@ -77,6 +77,8 @@ type Session struct {
 
 	selection Selection
 
+	hostMem hostMems // page-locked memory shared with the server: pinned.go
+
 	// Replies are read by whoever waits for one: a caller that finds no one
 	// reading becomes the reader and reads until its own reply is in,
 	// handing others theirs on the way, so a lone synchronous call wakes
