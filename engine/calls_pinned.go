@@ -197,7 +197,7 @@ func (s *session) memcpyHtoDPinned(h api.Header, m *api.MemcpyHtoDPinned) {
 			return err
 		}
 		if rc, ok := st.bs.(backend.RegisteredCopier); ok && r.registeredOn(s, d) {
-			return rc.CopyHtoDRegistered(m.Dst, src, func() {})
+			return rc.CopyHtoDRegistered(m.Dst, src)
 		}
 		return st.bs.CopyHtoD(m.Dst, src, func() {})
 	})

@@ -26,10 +26,11 @@ type HostRegistrar interface {
 // from page-locked memory do: the host bytes are read (or written) when the
 // stream reaches the copy, not when it is queued.
 type RegisteredCopier interface {
-	// CopyHtoDRegistered copies src, registered, to dst; done is called
-	// (from any goroutine) once src is no longer read, or when the copy is
-	// dropped.
-	CopyHtoDRegistered(dst DevicePtr, src []byte, done func()) error
-	// CopyDtoHRegistered copies len(dst) bytes at src into dst, registered.
+	// CopyHtoDRegistered copies src, registered, to dst. The caller keeps
+	// src mapped and registered until the stream has passed the copy (a
+	// Notify after it has called back).
+	CopyHtoDRegistered(dst DevicePtr, src []byte) error
+	// CopyDtoHRegistered copies len(dst) bytes at src into dst, registered,
+	// kept so as src is for CopyHtoDRegistered.
 	CopyDtoHRegistered(dst []byte, src DevicePtr) error
 }
