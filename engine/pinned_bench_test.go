@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// BenchmarkPinnedCopy: synchronous 64 MiB copies between the device and
+// BenchmarkPinnedCopy: synchronous copies (4 KiB, 64 MiB) between the device and
 // host memory over shared memory: from pinned memory, which the server
 // maps and copies once, and from pageable memory, whose bytes pass through
 // the connection's slab. The floor is one memcpy of the same size between
@@ -20,12 +20,17 @@ import (
 // transparent huge pages, and reading them is slower than reading a heap
 // buffer's), so x-path-floor says what the remoting costs beyond the copy.
 func BenchmarkPinnedCopy(b *testing.B) {
-	const size = 64 << 20
+	for _, size := range []int{4 << 10, 64 << 20} {
+		b.Run(sizeName(size), func(b *testing.B) { benchPinnedCopy(b, size) })
+	}
+}
+
+func benchPinnedCopy(b *testing.B, size int) {
 	f := newFixture(b, 1, 512<<20)
 	f.transport = "shm"
 	s := f.dial(b)
 	dev, _ := attach(b, s, 1)
-	ptr, err := dev.Alloc(size)
+	ptr, err := dev.Alloc(uint64(size))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -54,8 +59,8 @@ func BenchmarkPinnedCopy(b *testing.B) {
 		host []byte
 	}{{"pinned", pinned.Bytes()}, {"pageable", pageable}} {
 		for _, dir := range []string{"HtoD", "DtoH"} {
-			b.Run(mem.name+"/"+dir+"/64MiB", func(b *testing.B) {
-				b.SetBytes(size)
+			b.Run(mem.name+"/"+dir, func(b *testing.B) {
+				b.SetBytes(int64(size))
 				var floorTotal, pathTotal, copyTotal time.Duration
 				var ratios []float64
 				for b.Loop() {
