@@ -165,42 +165,9 @@ func (r *pinnedRegion) unregisterFrom(s *session, d *sessionDevice) {
 }
 
 // memcpyHtoDPinned queues a copy from a region to the device: the stream
-// reads the region when it reaches the copy. On the host backend, with the
-// stream idle, the reader copies at once, which is the same point in the
-// stream's order (see directTarget), sparing the trip through shard and
-// stream worker: under load each hand-off waits for a processor.
+// reads the region when it reaches the copy.
 func (s *session) memcpyHtoDPinned(h api.Header, m *api.MemcpyHtoDPinned) {
-	r, src, err := s.pinnedRange(m.Region, m.Offset, m.Size)
-	if err != nil {
-		s.fail(h, err)
-		return
-	}
-	if m.Size == 0 {
-		s.reply0(h)
-		return
-	}
-	if dev := s.direct(m.Stream, "destination", m.Dst, m.Size); dev != nil {
-		copy(dev, src) // the stream is idle: now is where the stream would copy
-		s.reply0(h)
-		return
-	}
-	d, err := s.deviceOf(m.Dst)
-	if err != nil {
-		s.fail(h, err)
-		return
-	}
-	s.onStreamCost(h, m.Stream, costOf(int(min(m.Size, maxCopy))), func(st *streamObj) error {
-		if err := sameDevice(st, d); err != nil {
-			return err
-		}
-		if err := inRange(d, "destination", m.Dst, m.Size); err != nil {
-			return err
-		}
-		if rc, ok := st.bs.(backend.RegisteredCopier); ok && r.registeredOn(s, d) {
-			return rc.CopyHtoDRegistered(m.Dst, src)
-		}
-		return st.bs.CopyHtoD(m.Dst, src, func() {})
-	})
+	s.pinnedCopy(h, true, m.Dst, m.Region, m.Offset, m.Size, m.Stream)
 }
 
 // memcpyDtoHPinned queues a copy from the device into a region. Unlike
@@ -208,37 +175,62 @@ func (s *session) memcpyHtoDPinned(h api.Header, m *api.MemcpyHtoDPinned) {
 // failure is latched, and the bytes are there once the stream is
 // synchronised.
 func (s *session) memcpyDtoHPinned(h api.Header, m *api.MemcpyDtoHPinned) {
-	r, dst, err := s.pinnedRange(m.Region, m.Offset, m.Size)
+	s.pinnedCopy(h, false, m.Src, m.Region, m.Offset, m.Size, m.Stream)
+}
+
+// pinnedCopy copies n bytes between [off, off+n) of a region and device
+// address ptr, toward the device or from it, in order on stream. On the
+// host backend, with the stream idle, the reader copies at once, which is
+// the same point in the stream's order (see directTarget), sparing the
+// trip through shard and stream worker: under load each hand-off waits for
+// a processor.
+func (s *session) pinnedCopy(h api.Header, toDevice bool, ptr uint64, region uint32, off, n uint64, stream api.Handle) {
+	r, host, err := s.pinnedRange(region, off, n)
 	if err != nil {
 		s.fail(h, err)
 		return
 	}
-	if m.Size == 0 {
+	if n == 0 {
 		s.reply0(h)
 		return
 	}
-	if dev := s.direct(m.Stream, "source", m.Src, m.Size); dev != nil {
-		copy(dst, dev)
+	what := "source"
+	if toDevice {
+		what = "destination"
+	}
+	if dev := s.direct(stream, what, ptr, n); dev != nil {
+		if toDevice {
+			copy(dev, host)
+		} else {
+			copy(host, dev)
+		}
 		s.reply0(h)
 		return
 	}
-	d, err := s.deviceOf(m.Src)
+	d, err := s.deviceOf(ptr)
 	if err != nil {
 		s.fail(h, err)
 		return
 	}
-	s.onStreamCost(h, m.Stream, costOf(int(min(m.Size, maxCopy))), func(st *streamObj) error {
+	s.onStreamCost(h, stream, costOf(int(min(n, maxCopy))), func(st *streamObj) error {
 		if err := sameDevice(st, d); err != nil {
 			return err
 		}
-		if err := inRange(d, "source", m.Src, m.Size); err != nil {
+		if err := inRange(d, what, ptr, n); err != nil {
 			return err
 		}
-		if rc, ok := st.bs.(backend.RegisteredCopier); ok && r.registeredOn(s, d) {
-			return rc.CopyDtoHRegistered(dst, m.Src)
+		rc, dma := st.bs.(backend.RegisteredCopier)
+		dma = dma && r.registeredOn(s, d)
+		switch {
+		case toDevice && dma:
+			return rc.CopyHtoDRegistered(ptr, host)
+		case toDevice:
+			return st.bs.CopyHtoD(ptr, host, func() {})
+		case dma:
+			return rc.CopyDtoHRegistered(host, ptr)
 		}
-		return st.bs.CopyDtoH(m.Src, m.Size, func(off uint64, b []byte) error {
-			copy(dst[off:], b)
+		return st.bs.CopyDtoH(ptr, n, func(off uint64, b []byte) error {
+			copy(host[off:], b)
 			return nil
 		})
 	})

@@ -2,8 +2,6 @@ package engine_test
 
 import (
 	"bytes"
-	"io"
-	"log/slog"
 	"reflect"
 	"sync"
 	"testing"
@@ -14,9 +12,6 @@ import (
 	"github.com/gpufabric/gpufabric/engine/backend"
 	"github.com/gpufabric/gpufabric/engine/backend/host"
 	"github.com/gpufabric/gpufabric/interpose"
-	"github.com/gpufabric/gpufabric/transport"
-	"github.com/gpufabric/gpufabric/transport/shm"
-	"github.com/gpufabric/gpufabric/transport/tcp"
 )
 
 // dmaDevice models a driver whose copies from host memory are DMAs that
@@ -115,8 +110,8 @@ func (s *dmaStream) CopyDtoHRegistered(dst []byte, src backend.DevicePtr) error 
 	})
 }
 
-// dmaServer is a server on one dmaDevice, listening on TCP and shared
-// memory, with a session dialed over shared memory.
+// dmaServer is a server on one dmaDevice, with sessions dialed over
+// shared memory.
 func dmaServer(t *testing.T, refuse bool) (*dmaDevice, *fixture) {
 	t.Helper()
 	hd, err := host.New(host.Config{MemorySize: 64 << 20})
@@ -124,24 +119,9 @@ func dmaServer(t *testing.T, refuse bool) (*dmaDevice, *fixture) {
 		t.Fatal(err)
 	}
 	d := &dmaDevice{Device: hd, refuse: refuse, live: map[uintptr]int{}}
-	l, err := tcp.Listen("127.0.0.1:0", transport.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sl, err := shm.Listen(shmPath(l.Addr()), shm.Options{})
-	if err != nil {
-		l.Close()
-		t.Fatal(err)
-	}
-	srv, err := engine.NewServer(engine.Config{Name: "dma", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Offers: []string{"tcp:" + l.Addr(), "shm:" + shmPath(l.Addr())}}, []backend.Device{d})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	go srv.Serve(sl)
-	t.Cleanup(func() { srv.Close() })
-	return d, &fixture{srv: srv, addr: l.Addr(), transport: "shm"}
+	f := newFixtureOn(t, engine.Config{}, []backend.Device{d})
+	f.transport = "shm"
+	return d, f
 }
 
 // TestPinnedRegisteredWithTheDriver: on a backend whose copies are DMAs,

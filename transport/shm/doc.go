@@ -27,10 +27,9 @@
 //
 // The socket stays open for the life of the connection as its liveness
 // channel: only host regions' files are written on it (below), and when
-// either process closes the
-// connection or dies, the kernel closes its end and the other side's blocked
-// Recv and Send return at once (io.EOF, or an error matching
-// transport.ErrClosed).
+// either process closes the connection or dies, the kernel closes its end
+// and the other side's blocked Recv and Send return at once (io.EOF, or an
+// error matching transport.ErrClosed).
 //
 // # The region
 //

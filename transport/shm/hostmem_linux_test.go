@@ -6,13 +6,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/gpufabric/gpufabric/numa"
 	"github.com/gpufabric/gpufabric/transport"
 )
 
@@ -36,16 +34,7 @@ func TestHostRegionShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unmap()
-	// Placed on node 0, as the server places a region on its device's node.
-	mode, nodes, err := numa.PolicyOf(mem)
-	switch {
-	case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM):
-		t.Logf("the kernel does not report memory policies (%v); not checking it", err)
-	case err != nil:
-		t.Fatal(err)
-	case mode != unix.MPOL_PREFERRED || fmt.Sprint(nodes) != "[0]":
-		t.Errorf("region policy = %d %v, want MPOL_PREFERRED (%d) [0]", mode, nodes, unix.MPOL_PREFERRED)
-	}
+	checkOnNode0(t, mem) // placed as the server places a region on its device's node
 	cm, err := h.Map()
 	if err != nil {
 		t.Fatal(err)
