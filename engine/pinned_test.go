@@ -117,7 +117,14 @@ func patternBytes(n int, seed byte) []byte {
 // attached device 0, with the region files it passes under its control.
 type rawShm struct {
 	*rawConn
-	c *shm.Conn
+	c regionSharer
+}
+
+// regionSharer is the shared-memory connection's side of passing host
+// regions.
+type regionSharer interface {
+	ShareRegion(id uint32, h *shm.HostRegion) error
+	Close() error
 }
 
 func (f *fixture) rawShm(t *testing.T) *rawShm {
@@ -129,7 +136,7 @@ func (f *fixture) rawShm(t *testing.T) *rawShm {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	r := &rawShm{rawConn: &rawConn{t: t, conn: c}, c: c.(*shm.Conn)}
+	r := &rawShm{rawConn: &rawConn{t: t, conn: c}, c: c.(regionSharer)}
 	if err := r.call(&api.Hello{Magic: api.Magic, Version: api.Version, Client: "raw-shm"}, new(api.HelloReply)); err != nil {
 		t.Fatal(err)
 	}
