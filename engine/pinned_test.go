@@ -273,3 +273,53 @@ func TestPinnedSessionEnd(t *testing.T) {
 		by.check(uint32(10 + round))
 	}
 }
+
+// TestPinnedAsyncCopiesRunWhenTheStreamArrives: an asynchronous copy from
+// pinned memory reads it when the stream reaches the copy, not when it is
+// queued, and one into pinned memory writes it then, as the driver's DMA
+// does. A second-long spin holds the stream while the test changes the
+// source and looks at the destination; both happen microseconds after the
+// copies are queued.
+func TestPinnedAsyncCopiesRunWhenTheStreamArrives(t *testing.T) {
+	f := newFixture(t, 1, 64<<20)
+	f.transport = "shm"
+	s := f.dial(t)
+	dev, mod := attach(t, s, 0.5)
+	spin := function(t, mod, "spin")
+	const n = 1 << 20
+	d, err := dev.Alloc(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := s.AllocHost(2 * n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, dst := h.Bytes()[:n], h.Bytes()[n:]
+	st, err := dev.NewStream(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(src, patternBytes(n, 1))
+	copy(dst, patternBytes(n, 3))
+	if err := spin.Launch(st, interpose.D1(1), interpose.D1(1), 0, uint64(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CopyHtoDAsync(d, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CopyDtoHAsync(dst, d); err != nil {
+		t.Fatal(err)
+	}
+	copy(src, patternBytes(n, 2)) // before the stream reaches the copy
+	untouched := bytes.Equal(dst, patternBytes(n, 3))
+	if err := st.Synchronize(); err != nil {
+		t.Fatal(err)
+	}
+	if !untouched {
+		t.Error("the copy into pinned memory wrote it before the stream reached it")
+	}
+	if !bytes.Equal(dst, patternBytes(n, 2)) {
+		t.Error("the copy from pinned memory did not read it when the stream reached it")
+	}
+}
