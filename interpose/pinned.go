@@ -27,6 +27,12 @@ import (
 // Over TCP, and wherever the server cannot map it, it is ordinary host
 // memory (an anonymous mapping) and its copies travel as any host memory's
 // do.
+//
+// Shared memory is a shared mapping: a child forked after the allocation
+// sees the same pages, and what it writes there the parent (and the
+// server) sees too, where ordinary memory would be copied on write. CUDA
+// programs do not use the driver in a forked child; a child that writes
+// into its parent's pinned buffers is the case to know about.
 type HostMem struct {
 	s      *Session
 	id     uint32          // the region's id in the session; 0 when not shared
