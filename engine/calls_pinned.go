@@ -29,6 +29,7 @@ import (
 // the shared-memory transport's.
 type regionTaker interface {
 	TakeRegion(id uint32, size uint64, node int, wait time.Duration) ([]byte, func(), error)
+	DropRegion(id uint32, wait time.Duration) error
 }
 
 // Limits on a session's pinned regions: the server allocates their pages,
@@ -88,12 +89,18 @@ func (s *session) pinnedMap(h api.Header, m *api.PinnedMap) {
 		node = s.devices[0].shard.node
 	}
 	s.mu.Unlock()
+	var refuse error
 	switch {
 	case dup:
-		s.fail(h, api.Errorf(api.ErrInvalidValue, "region %d is mapped already", m.Region))
-		return
+		refuse = api.Errorf(api.ErrInvalidValue, "region %d is mapped already", m.Region)
 	case n >= maxPinnedRegions || m.Size > maxPinnedBytes-total:
-		s.fail(h, api.Errorf(api.ErrOutOfMemory, "pinned region of %d bytes: the session holds %d regions, %d bytes; the limits are %d and %d", m.Size, n, total, maxPinnedRegions, uint64(maxPinnedBytes)))
+		refuse = api.Errorf(api.ErrOutOfMemory, "pinned region of %d bytes: the session holds %d regions, %d bytes; the limits are %d and %d", m.Size, n, total, maxPinnedRegions, uint64(maxPinnedBytes))
+	}
+	if refuse != nil {
+		// The client falls back to ordinary memory and may ask again and
+		// again: its file must not stay held against its limit.
+		rt.DropRegion(m.Region, regionWait)
+		s.fail(h, refuse)
 		return
 	}
 	mem, unmap, err := rt.TakeRegion(m.Region, m.Size, node, regionWait)

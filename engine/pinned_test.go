@@ -323,3 +323,26 @@ func TestPinnedAsyncCopiesRunWhenTheStreamArrives(t *testing.T) {
 		t.Error("the copy from pinned memory did not read it when the stream reached it")
 	}
 }
+
+// TestPinnedRefusedMapsHoldNothing: a client past its pinned limit, whose
+// library falls back to ordinary memory and asks again on the next
+// allocation, is refused every time and keeps its connection: the files
+// it passed for refused regions are not held against it.
+func TestPinnedRefusedMapsHoldNothing(t *testing.T) {
+	f := newFixture(t, 1, 64<<20)
+	r := f.rawShm(t)
+	for id := uint32(1); id <= 4200; id++ {
+		h, err := shm.NewHostRegion(4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.c.ShareRegion(id, h); err != nil {
+			t.Fatalf("region %d: %v", id, err)
+		}
+		if err := r.call(&api.PinnedMap{Region: id, Size: 1 << 50}, nil); !errors.Is(err, api.ErrOutOfMemory) {
+			t.Fatalf("region %d past the limit: %v", id, err)
+		}
+		h.Close()
+	}
+	r.region(9999, 4096)
+}

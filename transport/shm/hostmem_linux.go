@@ -268,6 +268,18 @@ func (c *Conn) TakeRegion(id uint32, size uint64, node int, wait time.Duration) 
 	return mem, func() { once.Do(func() { unix.Munmap(mem) }) }, nil
 }
 
+// DropRegion closes the file the peer passed as id without mapping it
+// (waiting up to wait for it to arrive): the server refused the region,
+// and a file left held would count against the peer's limit of unclaimed
+// files for the life of the connection. Server side.
+func (c *Conn) DropRegion(id uint32, wait time.Duration) error {
+	fd, err := c.claim(id, wait)
+	if err != nil {
+		return err
+	}
+	return unix.Close(fd)
+}
+
 // claim takes the descriptor held for id, waiting for it to arrive.
 func (c *Conn) claim(id uint32, wait time.Duration) (int, error) {
 	timer := time.NewTimer(wait)

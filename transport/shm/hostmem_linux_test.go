@@ -95,6 +95,16 @@ func TestTakeRegionRefuses(t *testing.T) {
 			t.Errorf("%s: mem %d bytes, err %v; want an error matching %v", tt.name, len(mem), err, tt.want)
 		}
 	}
+	// A file the server refuses is dropped, not held.
+	if err := c.ShareRegion(4, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DropRegion(4, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.TakeRegion(4, 64<<10, -1, 10*time.Millisecond); !errors.Is(err, ErrNoRegion) {
+		t.Errorf("a dropped region could still be taken: %v", err)
+	}
 	if err := c.Send([]byte("still up"), nil); err != nil {
 		t.Fatal(err)
 	}

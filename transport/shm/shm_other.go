@@ -66,3 +66,6 @@ func (c *Conn) ShareRegion(id uint32, h *HostRegion) error { return errNotSuppor
 func (c *Conn) TakeRegion(id uint32, size uint64, node int, wait time.Duration) ([]byte, func(), error) {
 	return nil, nil, errNotSupported
 }
+
+// DropRegion returns an error matching transport.ErrNotSupported.
+func (c *Conn) DropRegion(id uint32, wait time.Duration) error { return errNotSupported }
