@@ -166,7 +166,8 @@ func (r *Results) bandwidthChart() (func(draw.Canvas), error) {
 	}
 	p.X.Tick.Marker = sizeTicks
 	p.Y.Tick.Marker = logTicks{format: fmtBandwidth}
-	dirColor := map[string]color.Color{"HtoD": plotutil.Color(0), "DtoH": plotutil.Color(1), "DtoD": plotutil.Color(2)}
+	dirColor := map[string]color.Color{"HtoD": plotutil.Color(0), "DtoH": plotutil.Color(1), "DtoD": plotutil.Color(2),
+		"HtoD pinned": plotutil.Color(3), "DtoH pinned": plotutil.Color(4)}
 	trDash := map[string][]vg.Length{"tcp": nil, "shm": {vg.Points(6), vg.Points(3)}}
 	for i, c := range r.Copy {
 		var pts plotter.XYs

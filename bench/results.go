@@ -152,7 +152,7 @@ type FloorPoint struct {
 // transport.
 type Copy struct {
 	Transport string `json:"transport"`
-	Direction string `json:"direction"` // "HtoD", "DtoH" or "DtoD"
+	Direction string `json:"direction"` // "HtoD", "DtoH", "DtoD", "HtoD pinned" or "DtoH pinned"
 	// Floor names the CopyFloor its points are set beside.
 	Floor  string      `json:"floor"`
 	Points []CopyPoint `json:"points"`

@@ -43,8 +43,14 @@ func TestBenchRunSmoke(t *testing.T) {
 			t.Errorf("launch %s: %+v", l.Transport, l)
 		}
 	}
-	if len(res.Copy) != 3*trs {
-		t.Errorf("%d copy sweeps over %d transports", len(res.Copy), trs)
+	want := 3 * trs // HtoD, DtoH, DtoD
+	for _, l := range res.Latency {
+		if l.Transport == "shm" {
+			want += 2 // and from and into pinned memory, which shared memory shares with the server
+		}
+	}
+	if len(res.Copy) != want {
+		t.Errorf("%d copy sweeps over %d transports, want %d", len(res.Copy), trs, want)
 	}
 	for _, c := range res.Copy {
 		if len(c.Points) != len(CopySizes(1<<20)) {

@@ -209,6 +209,25 @@ func (r *runner) copies(tr string) error {
 		{"DtoH", func(n int) error { return dev.CopyDtoH(host[:n], a) }},
 		{"DtoD", func(n int) error { return dev.CopyDtoD(b, a, uint64(n)) }},
 	}
+	// Pinned host memory, where the session shares it with the server
+	// (shared memory): the copies name a range of it and the server copies
+	// once. Elsewhere it is ordinary memory, measured above already.
+	if h, err := r.clients[tr].s.AllocHost(max); err == nil {
+		defer h.Free()
+		if h.Shared() {
+			pinned := h.Bytes()
+			copy(pinned, host)
+			dirs = append(dirs,
+				struct {
+					name string
+					do   func(n int) error
+				}{"HtoD pinned", func(n int) error { return dev.CopyHtoD(a, pinned[:n]) }},
+				struct {
+					name string
+					do   func(n int) error
+				}{"DtoH pinned", func(n int) error { return dev.CopyDtoH(pinned[:n], a) }})
+		}
+	}
 	slot := r.cfg.Step / time.Duration(len(dirs)*len(r.sizes))
 	for _, d := range dirs {
 		cp := Copy{Transport: tr, Direction: d.name, Floor: "memcpy"}

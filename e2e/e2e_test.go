@@ -131,6 +131,7 @@ func TestExamples(t *testing.T) {
 		{"fork", []string{"-p", "0.1"}, nil, []string{"child: cuMemAlloc = 3, cuCtxSynchronize = 3, cuDeviceGetCount = 3, cuInit = 3", "CUDA-free child: exit 0", "fork: ok"}},
 		{"api_check", []string{"-p", "0.25"}, nil, []string{"api_check: 14 checks passed"}},
 		{"launch_rate", []string{"-p", "0.1"}, []string{kernels, "20000"}, []string{"launch_rate: "}},
+		{"pinned", []string{"-p", "0.25"}, []string{kernels, "16"}, []string{"pinned: 16777228 bytes correct (sync, async, offsets, registered, free in flight)"}},
 	} {
 		// Calls over TCP, over shared memory, and over TCP with the large
 		// copies' payloads on a shared-memory bulk lane.

@@ -168,6 +168,14 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 		s.ipcGetEventHandle(h, m)
 	case *api.IpcOpenEventHandle:
 		s.ipcOpenEventHandle(h, m)
+	case *api.PinnedMap:
+		s.pinnedMap(h, m)
+	case *api.PinnedUnmap:
+		s.pinnedUnmap(h, m)
+	case *api.MemcpyHtoDPinned:
+		s.memcpyHtoDPinned(h, m)
+	case *api.MemcpyDtoHPinned:
+		s.memcpyDtoHPinned(h, m)
 	default:
 		if handled, err := s.dispatchExec(h, m, pl); !handled {
 			s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
@@ -523,35 +531,29 @@ func (s *session) directTarget(m *api.MemcpyHtoD, n int) []byte {
 	if n == 0 {
 		return nil
 	}
-	st, err := s.stream(m.Stream)
-	if err != nil {
-		return nil
-	}
-	d := st.dev
-	hm, ok := d.shard.dev.(backend.HostMemory)
-	if !ok || !s.idle(d, st) || inRange(d, "destination", m.Dst, uint64(n)) != nil {
-		return nil
-	}
-	b, err := hm.HostBytes(m.Dst, uint64(n))
-	if err != nil {
-		return nil
-	}
-	return b
+	return s.direct(m.Stream, "destination", m.Dst, uint64(n))
 }
 
 // directSource is directTarget's twin for device-to-host copies: the device
 // memory the reply may be written from directly, or nil.
 func (s *session) directSource(m *api.MemcpyDtoH) []byte {
-	st, err := s.stream(m.Stream)
+	return s.direct(m.Stream, "source", m.Src, m.Size)
+}
+
+// direct returns the host view of the device range [ptr, ptr+n) when a
+// copy on stream may touch it now, from the reader (see directTarget), or
+// nil.
+func (s *session) direct(stream api.Handle, what string, ptr, n uint64) []byte {
+	st, err := s.stream(stream)
 	if err != nil {
 		return nil
 	}
 	d := st.dev
 	hm, ok := d.shard.dev.(backend.HostMemory)
-	if !ok || !s.idle(d, st) || inRange(d, "source", m.Src, m.Size) != nil {
+	if !ok || !s.idle(d, st) || inRange(d, what, ptr, n) != nil {
 		return nil
 	}
-	b, err := hm.HostBytes(m.Src, m.Size)
+	b, err := hm.HostBytes(ptr, n)
 	if err != nil {
 		return nil
 	}

@@ -63,6 +63,12 @@ func newFixtureWith(t testing.TB, cfg engine.Config, devices int, memory uint64,
 		}
 		devs = append(devs, d)
 	}
+	return newFixtureOn(t, cfg, devs, wrap...)
+}
+
+// newFixtureOn is newFixtureWith on the given devices.
+func newFixtureOn(t testing.TB, cfg engine.Config, devs []backend.Device, wrap ...func(transport.Listener) transport.Listener) *fixture {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, nil))

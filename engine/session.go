@@ -83,6 +83,8 @@ type session struct {
 	bulkKey string
 	bulk    transport.Conn
 	ended   bool // end has begun: no bulk lane may join
+
+	pinned pinnedTable // client host regions mapped here: calls_pinned.go
 }
 
 // sessionDevice is a session's hold on one device.
@@ -513,12 +515,14 @@ func (s *session) end(reason error, bye *api.Header) {
 		d.submit(func() { s.cancelStreams(d) })
 		s.afterStreams(d, func() {
 			d.submit(func() {
+				s.unpinFrom(d)
 				s.release(d)
 				wg.Done()
 			})
 		})
 	}
 	wg.Wait()
+	s.unmapPinned()
 	s.srv.forget(s)
 	if bye != nil {
 		// Answered whatever the client does next; a client that does not

@@ -202,6 +202,9 @@ func (st *Stream) copyHtoD(dst DevicePtr, src []byte, wait bool) error {
 		return err
 	}
 	s := st.d.s
+	if h, off, ok := s.hostMem.find(src); ok {
+		return st.copyHtoDPinned(dst, h, off, uint64(len(src)), wait)
+	}
 	chunk := s.opts.ChunkSize
 	var waits []*pending
 	for off := 0; off < len(src) || off == 0; off += chunk {
@@ -230,6 +233,9 @@ func (st *Stream) copyDtoH(dst []byte, src DevicePtr, wait bool) error {
 		return err
 	}
 	s := st.d.s
+	if h, off, ok := s.hostMem.find(dst); ok {
+		return st.copyDtoHPinned(h, off, uint64(len(dst)), src, wait)
+	}
 	chunk := s.opts.ChunkSize
 	var waits []*pending
 	for off := 0; off < len(dst); off += chunk {

@@ -79,6 +79,7 @@ type Session struct {
 
 	markers   atomic.Uint32 // host functions' markers: see LaunchHostFunc
 	hostCalls hostCalls
+	hostMem   hostMems // page-locked memory shared with the server: pinned.go
 
 	// Replies are read by whoever waits for one: a caller that finds no one
 	// reading becomes the reader and reads until its own reply is in,

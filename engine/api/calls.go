@@ -61,6 +61,10 @@ const (
 	OpIpcCloseMemHandle
 	OpIpcGetEventHandle
 	OpIpcOpenEventHandle
+	OpPinnedMap
+	OpPinnedUnmap
+	OpMemcpyHtoDPinned
+	OpMemcpyDtoHPinned
 	opEnd
 )
 
@@ -88,6 +92,8 @@ var opNames = [...]string{
 	OpMemcpyPeer: "MemcpyPeer", OpIpcGetMemHandle: "IpcGetMemHandle",
 	OpIpcOpenMemHandle: "IpcOpenMemHandle", OpIpcCloseMemHandle: "IpcCloseMemHandle",
 	OpIpcGetEventHandle: "IpcGetEventHandle", OpIpcOpenEventHandle: "IpcOpenEventHandle",
+	OpPinnedMap: "PinnedMap", OpPinnedUnmap: "PinnedUnmap",
+	OpMemcpyHtoDPinned: "MemcpyHtoDPinned", OpMemcpyDtoHPinned: "MemcpyDtoHPinned",
 }
 
 func (op Op) String() string {
@@ -179,6 +185,14 @@ func NewRequest(op Op) Message {
 		return new(Goodbye)
 	case OpNVMLQuery:
 		return new(NVMLQuery)
+	case OpPinnedMap:
+		return new(PinnedMap)
+	case OpPinnedUnmap:
+		return new(PinnedUnmap)
+	case OpMemcpyHtoDPinned:
+		return new(MemcpyHtoDPinned)
+	case OpMemcpyDtoHPinned:
+		return new(MemcpyDtoHPinned)
 	}
 	if m := newExecRequest(op); m != nil {
 		return m

@@ -345,10 +345,10 @@ func gfgo_memset(dev C.int, dst C.CUdeviceptr, value C.uint, elem C.int, count C
 
 // ---- host memory ----
 //
-// Page-locked host memory is plain host memory on the client: the server
-// cannot reach it, so it is no faster than any other, but it is recorded so
-// that pointer attributes and asynchronous copies treat it as the driver
-// would (a copy into it stays asynchronous).
+// Page-locked host memory is shared with the server where the transport
+// allows (pinned.go), and recorded so that pointer attributes and
+// asynchronous copies treat it as the driver would (a copy into it stays
+// asynchronous).
 
 //export gfgo_memHostAlloc
 func gfgo_memHostAlloc(ctx C.uintptr_t, dev C.int, pp *unsafe.Pointer, size C.size_t, flags C.uint) C.CUresult {
@@ -358,7 +358,7 @@ func gfgo_memHostAlloc(ctx C.uintptr_t, dev C.int, pp *unsafe.Pointer, size C.si
 	if pp == nil {
 		return res(api.ErrInvalidValue)
 	}
-	p := C.gf_host_alloc(size)
+	p := hostAlloc(size)
 	if p == nil {
 		return res(api.ErrOutOfMemory)
 	}
@@ -373,8 +373,7 @@ func gfgo_memFreeHost(p unsafe.Pointer) C.CUresult {
 	if g == nil {
 		return res(api.ErrInvalidValue)
 	}
-	C.gf_host_free(p)
-	return 0
+	return hostFree(p)
 }
 
 //export gfgo_memHostRegister

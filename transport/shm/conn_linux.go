@@ -27,9 +27,11 @@ type Conn struct {
 	maxRecord uint64 // largest record; a quarter of the ring, so one always fits
 	chunkMax  uint64 // largest slab chunk: a quarter of the slab, so the consumer copies out while the producer copies in
 
-	sock      *net.UnixConn // liveness only
+	sock      *net.UnixConn // liveness, and host regions' files (hostmem_linux.go)
 	reg       *region
 	watchDone chan struct{}
+	shareMu   sync.Mutex // orders ShareRegion's records
+	files     heldFiles  // host regions' files the peer passed
 
 	closed    atomic.Bool // Close was called or the connection failed
 	peerGone  atomic.Bool // the peer's end of the socket closed
@@ -144,16 +146,13 @@ func (c *Conn) Info() transport.Info { return c.info }
 // errPeerGone is returned by Send once the peer has closed or died.
 var errPeerGone = fmt.Errorf("shm: peer closed the connection: %w", transport.ErrClosed)
 
-// watch waits on the socket, which carries nothing after the handshake: it
-// returns when the peer closes or dies (or we close), and wakes our waiters.
+// watch waits on the socket, which after the handshake carries only host
+// regions' files (see ShareRegion): it returns when the peer closes or
+// dies (or we close), and wakes our waiters.
 func (c *Conn) watch() {
 	defer close(c.watchDone)
-	var b [64]byte
-	for {
-		if _, err := c.sock.Read(b[:]); err != nil {
-			break
-		}
-	}
+	c.readSocket()
+	c.closeHeld()
 	c.peerGone.Store(true)
 	c.wakeLocal()
 }

@@ -26,10 +26,10 @@
 // accept at all (out of file descriptors).
 //
 // The socket stays open for the life of the connection as its liveness
-// channel: nothing more is written on it, and when either process closes the
-// connection or dies, the kernel closes its end and the other side's blocked
-// Recv and Send return at once (io.EOF, or an error matching
-// transport.ErrClosed).
+// channel: only host regions' files are written on it (below), and when
+// either process closes the connection or dies, the kernel closes its end
+// and the other side's blocked Recv and Send return at once (io.EOF, or an
+// error matching transport.ErrClosed).
 //
 // # The region
 //
@@ -68,6 +68,20 @@
 // waker is another process). A producer wakes it only when the flag is set,
 // so a busy connection makes no system calls. A producer that finds the ring
 // or slab full waits the same way: back-pressure, never loss.
+//
+// # Host regions
+//
+// A client can share memory of its own with the server: page-locked host
+// memory that the server then reads and writes in place ([NewHostRegion],
+// [Conn.ShareRegion], [Conn.TakeRegion], [HostRegion.Map]). The client
+// creates a memfd of whole pages, sealed against shrinking and growing,
+// and passes it on the socket: a record of u32 magic "GFRG" and u32
+// region id with the descriptor attached. The peer's watcher keeps the
+// descriptors by id (at most 4096 unclaimed) until TakeRegion claims one;
+// TakeRegion checks the seals and size, allocates the pages, maps the file
+// and places it on a NUMA node before the client maps it, so the pages are
+// the server's to place. Anything else on the socket closes the
+// connection.
 //
 // # Trust
 //

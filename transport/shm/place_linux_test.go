@@ -19,15 +19,7 @@ func TestPlaceOnNode(t *testing.T) {
 	if err := s.PlaceOnNode(0); err != nil {
 		t.Fatal(err)
 	}
-	mode, nodes, err := numa.PolicyOf(s.reg.mem)
-	switch {
-	case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM):
-		t.Logf("the kernel does not report memory policies (%v); not checking it", err)
-	case err != nil:
-		t.Fatal(err)
-	case mode != unix.MPOL_PREFERRED || fmt.Sprint(nodes) != "[0]":
-		t.Errorf("region policy after PlaceOnNode(0) = %d %v, want MPOL_PREFERRED (%d) [0]", mode, nodes, unix.MPOL_PREFERRED)
-	}
+	checkOnNode0(t, s.reg.mem)
 
 	payload := pattern(4<<20, 11)
 	errc := make(chan error, 1)
@@ -51,5 +43,20 @@ func TestPlaceOnNodeAfterClose(t *testing.T) {
 	}
 	if err := s.PlaceOnNode(0); !errors.Is(err, transport.ErrClosed) {
 		t.Errorf("PlaceOnNode after Close = %v, want ErrClosed", err)
+	}
+}
+
+// checkOnNode0 checks that mem's policy prefers node 0, where the kernel
+// reports policies.
+func checkOnNode0(t *testing.T, mem []byte) {
+	t.Helper()
+	mode, nodes, err := numa.PolicyOf(mem)
+	switch {
+	case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM):
+		t.Logf("the kernel does not report memory policies (%v); not checking it", err)
+	case err != nil:
+		t.Fatal(err)
+	case mode != unix.MPOL_PREFERRED || fmt.Sprint(nodes) != "[0]":
+		t.Errorf("policy = %d %v, want MPOL_PREFERRED (%d) [0]", mode, nodes, unix.MPOL_PREFERRED)
 	}
 }

@@ -130,3 +130,11 @@ var (
 	// ErrBusy: Options.MaxHandshakes handshakes were already running.
 	ErrBusy = transport.ErrBusy
 )
+
+// MaxHostRegion is the largest host region (NewHostRegion), as the largest
+// slab.
+const MaxHostRegion = 1 << 40
+
+// ErrNoRegion is returned by TakeRegion when the peer passed no host
+// region of that id in time.
+var ErrNoRegion = errors.New("shm: the peer passed no region of that id")

@@ -14,6 +14,11 @@ package cuda
 //     is exactly the allocation's length, and it is dropped (pinned.b = nil)
 //     before the memory is freed, which happens only once the buffer's last
 //     DMA has completed (see staging_linux.go).
+//   - Host memory the engine registers with the driver (a client's pinned
+//     region, hostreg_linux.go): a mapping outside the Go heap, which the
+//     driver reads and writes by DMA after the call that queues a copy
+//     returns. The engine keeps it mapped and registered until the stream
+//     has passed every copy that names it.
 
 /*
 #include <stdlib.h>
@@ -111,4 +116,25 @@ func funcAttributes(ctx, fn handle, n int) ([]int32, api.Result) {
 		out[i] = int32(v)
 	}
 	return out, res(rc)
+}
+
+// hostRegister registers b, mapped outside the Go heap, for every context.
+func hostRegister(ctx handle, b []byte) api.Result {
+	return res(C.gf_host_register(C.gf_handle(ctx), goBytes(b), C.size_t(len(b))))
+}
+
+// hostUnregister undoes hostRegister.
+func hostUnregister(ctx handle, b []byte) api.Result {
+	return res(C.gf_host_unregister(C.gf_handle(ctx), goBytes(b)))
+}
+
+// memcpyHtoDHost queues a copy from registered host memory to dst on s:
+// the driver reads src when the stream reaches the copy.
+func memcpyHtoDHost(ctx handle, dst uint64, src []byte, s handle) api.Result {
+	return res(C.gf_memcpy_htod(C.gf_handle(ctx), C.uint64_t(dst), goBytes(src), C.size_t(len(src)), C.gf_handle(s)))
+}
+
+// memcpyDtoHHost queues a copy from src into registered host memory on s.
+func memcpyDtoHHost(ctx handle, dst []byte, src uint64, s handle) api.Result {
+	return res(C.gf_memcpy_dtoh(C.gf_handle(ctx), goBytes(dst), C.uint64_t(src), C.size_t(len(dst)), C.gf_handle(s)))
 }

@@ -50,6 +50,8 @@ int gf_mem_alloc(gf_handle ctx, size_t n, uint64_t *ptr);
 int gf_mem_free(gf_handle ctx, uint64_t ptr);
 int gf_host_alloc(gf_handle ctx, size_t n, void **p);
 int gf_host_free(gf_handle ctx, void *p);
+int gf_host_register(gf_handle ctx, void *p, size_t n);
+int gf_host_unregister(gf_handle ctx, void *p);
 
 int gf_stream_create(gf_handle ctx, unsigned flags, int priority, gf_handle *stream);
 int gf_stream_destroy(gf_handle ctx, gf_handle stream);

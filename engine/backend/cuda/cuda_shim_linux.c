@@ -25,6 +25,8 @@ typedef struct { char bytes[16]; } CUuuid;
 #define CUDA_SUCCESS 0
 #define CUDA_ERROR_INVALID_VALUE 1
 #define CUDA_ERROR_OUT_OF_MEMORY 2
+#define CUDA_ERROR_NOT_SUPPORTED 801
+#define CU_MEMHOSTREGISTER_PORTABLE 0x1
 
 // The `extra` keys of cuLaunchKernel.
 #define CU_LAUNCH_PARAM_END ((void *)0)
@@ -50,6 +52,8 @@ static struct {
 	CUresult (*cuMemFree)(CUdeviceptr);
 	CUresult (*cuMemHostAlloc)(void **, size_t, unsigned int);
 	CUresult (*cuMemFreeHost)(void *);
+	CUresult (*cuMemHostRegister)(void *, size_t, unsigned int);
+	CUresult (*cuMemHostUnregister)(void *);
 	CUresult (*cuStreamCreateWithPriority)(CUstream *, unsigned int, int);
 	CUresult (*cuStreamDestroy)(CUstream);
 	CUresult (*cuStreamQuery)(CUstream);
@@ -127,6 +131,8 @@ static const struct sym syms[] = {
 	{SLOT(cuMemFree), 1, {"cuMemFree_v2"}},
 	{SLOT(cuMemHostAlloc), 1, {"cuMemHostAlloc"}},
 	{SLOT(cuMemFreeHost), 1, {"cuMemFreeHost"}},
+	{SLOT(cuMemHostRegister), 0, {"cuMemHostRegister_v2", "cuMemHostRegister"}},
+	{SLOT(cuMemHostUnregister), 0, {"cuMemHostUnregister"}},
 	{SLOT(cuStreamCreateWithPriority), 1, {"cuStreamCreateWithPriority"}},
 	{SLOT(cuStreamDestroy), 1, {"cuStreamDestroy_v2", "cuStreamDestroy"}},
 	{SLOT(cuStreamQuery), 1, {"cuStreamQuery"}},
@@ -285,6 +291,22 @@ int gf_host_alloc(gf_handle ctx, size_t n, void **p) {
 int gf_host_free(gf_handle ctx, void *p) {
 	WITH_CTX(ctx);
 	return cu.cuMemFreeHost(p);
+}
+
+// Registered memory is registered for every context (PORTABLE): the same
+// client region may be copied to several devices of a session.
+int gf_host_register(gf_handle ctx, void *p, size_t n) {
+	if (!cu.cuMemHostRegister || !cu.cuMemHostUnregister)
+		return CUDA_ERROR_NOT_SUPPORTED;
+	WITH_CTX(ctx);
+	return cu.cuMemHostRegister(p, n, CU_MEMHOSTREGISTER_PORTABLE);
+}
+
+int gf_host_unregister(gf_handle ctx, void *p) {
+	if (!cu.cuMemHostUnregister)
+		return CUDA_ERROR_NOT_SUPPORTED;
+	WITH_CTX(ctx);
+	return cu.cuMemHostUnregister(p);
 }
 
 int gf_stream_create(gf_handle ctx, unsigned flags, int priority, gf_handle *stream) {

@@ -67,6 +67,7 @@ func runSuite(t *testing.T, d *Device, fake bool) {
 	t.Run("memory", func(t *testing.T) { suiteMemory(t, d, fake) })
 	t.Run("scrub", func(t *testing.T) { suiteScrub(t, d) })
 	t.Run("copies", func(t *testing.T) { suiteCopies(t, d) })
+	t.Run("registered", func(t *testing.T) { suiteRegistered(t, d) })
 	t.Run("memset", func(t *testing.T) { suiteMemset(t, d) })
 	t.Run("kernels", func(t *testing.T) { suiteKernels(t, d) })
 	t.Run("order", func(t *testing.T) { suiteOrder(t, d) })

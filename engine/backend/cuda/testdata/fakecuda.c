@@ -95,7 +95,9 @@ static int span(uint64_t p, size_t n, int pinned) {
 	pthread_mutex_lock(&mu);
 	for (int i = 0; i < MAXALLOC; i++) {
 		struct alloc *a = &allocs[i];
-		if (a->p && a->pinned == pinned && p >= (uint64_t)a->p && p + n <= (uint64_t)a->p + a->n) {
+		// Registered host memory (pinned 2) is page-locked as allocated is.
+		int kind = a->pinned == 2 ? 1 : a->pinned;
+		if (a->p && kind == pinned && p >= (uint64_t)a->p && p + n <= (uint64_t)a->p + a->n) {
 			ok = 1;
 			break;
 		}
@@ -245,6 +247,52 @@ CUresult cuMemHostAlloc(void **p, size_t n, unsigned int flags) {
 }
 
 CUresult cuMemFreeHost(void *p) { NEED_CTX(); return untrack(p, 1); }
+
+// Registered host memory is the caller's: tracked as page-locked (pinned
+// 2) while registered, never freed here. As the driver: a range that
+// meets one registered or allocated already fails, as does unregistering
+// what is not the base of a registration.
+CUresult cuMemHostRegister_v2(void *p, size_t n, unsigned int flags) {
+	NEED_CTX();
+	(void)flags;
+	if (!p || !n)
+		return INVALID_VALUE;
+	pthread_mutex_lock(&mu);
+	int free_slot = -1;
+	for (int i = 0; i < MAXALLOC; i++) {
+		struct alloc *a = &allocs[i];
+		if (!a->p) {
+			if (free_slot < 0)
+				free_slot = i;
+			continue;
+		}
+		if (a->pinned && (char *)p < (char *)a->p + a->n && (char *)a->p < (char *)p + n) {
+			pthread_mutex_unlock(&mu);
+			return 712; // CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED
+		}
+	}
+	if (free_slot < 0) {
+		pthread_mutex_unlock(&mu);
+		return OUT_OF_MEMORY;
+	}
+	allocs[free_slot] = (struct alloc){p, n, 2};
+	pthread_mutex_unlock(&mu);
+	return OK;
+}
+
+CUresult cuMemHostUnregister(void *p) {
+	NEED_CTX();
+	pthread_mutex_lock(&mu);
+	for (int i = 0; i < MAXALLOC; i++) {
+		if (allocs[i].p == p && allocs[i].pinned == 2) {
+			allocs[i].p = NULL;
+			pthread_mutex_unlock(&mu);
+			return OK;
+		}
+	}
+	pthread_mutex_unlock(&mu);
+	return 713; // CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED
+}
 
 struct stream { int magic; unsigned flags; int prio; };
 struct event { int magic; unsigned flags; int recorded; struct timespec at; };
