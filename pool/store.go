@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
@@ -150,7 +150,8 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(c.Name)
-	cfg.LogLevel = "error"
+	// etcd logs routine shutdowns at error level; only a fatal error is news.
+	cfg.LogLevel = "fatal"
 	if c.Verbose {
 		cfg.LogLevel = "info"
 	}

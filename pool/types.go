@@ -39,9 +39,9 @@ type Server struct {
 	// machine reaches it over shared memory.
 	Host string `json:"host"`
 	// Addr is its TCP address; Offers its "transport:address" endpoints.
-	Addr    string   `json:"addr"`
-	Offers  []string `json:"offers"`
-	Devices []Device `json:"devices"`
+	Addr    string    `json:"addr"`
+	Offers  []string  `json:"offers"`
+	Devices []Device  `json:"devices"`
 	Since   time.Time `json:"since"`
 	// LastError is the last error the server reported, if any.
 	LastError string `json:"last_error,omitempty"`
@@ -112,7 +112,7 @@ func devRevKey(server string, dev int) string { return devPrefix(server, dev) + 
 func holdKey(server string, dev int, id string) string {
 	return devPrefix(server, dev) + "h/" + id
 }
-func resvKey(id string) string         { return Prefix + "resv/" + id }
+func resvKey(id string) string          { return Prefix + "resv/" + id }
 func usageKey(kind, name string) string { return Prefix + "usage/" + kind + "/" + name }
 func quotaKey(kind, name string) string { return Prefix + "quota/" + kind + "/" + name }
 func tokenKey(hash string) string       { return Prefix + "tokens/" + hash }

@@ -16,7 +16,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 
 // devState is what the view knows of one device's reservations.
 type devState struct {
-	rev   int64            // mod revision of its rev key; 0: never reserved
+	rev   int64             // mod revision of its rev key; 0: never reserved
 	holds map[string]uint64 // reservation id → bytes
 }
 
@@ -209,4 +209,23 @@ func (v *View) Snapshot() Snapshot {
 	sortServers(s.Servers)
 	sortReservations(s.Reservations)
 	return s
+}
+
+// Lost returns the reservations holding a device of a server that has
+// left the pool: the server died (its lease ran out) while they held it.
+func (s Snapshot) Lost() []string {
+	live := map[string]bool{}
+	for _, srv := range s.Servers {
+		live[srv.Name] = true
+	}
+	var lost []string
+	for _, r := range s.Reservations {
+		for _, h := range r.Holds {
+			if !live[h.Server] {
+				lost = append(lost, r.ID)
+				break
+			}
+		}
+	}
+	return lost
 }
