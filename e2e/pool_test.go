@@ -200,3 +200,32 @@ func TestPoolTimeLimit(t *testing.T) {
 		t.Fatalf("%d reservations held after the time limit", n)
 	}
 }
+
+// TestPoolKilledServer kills a server process holding a reservation: it
+// leaves the pool within its lease's TTL, and the reservation shows lost.
+func TestPoolKilledServer(t *testing.T) {
+	requireBuild(t)
+	f := startPool(t)
+	id := strings.TrimSpace(f.cli(t, "request", "-n", "2", "-p", "0.5", "--hold", "1m"))
+	list := f.cli(t, "list")
+	var victim *servertest.Server
+	for i, s := range f.servers {
+		if strings.Contains(list, fmt.Sprintf("s%d:", i)) {
+			victim = s
+		}
+	}
+	if victim == nil {
+		t.Fatalf("reservation %s on no server:\n%s", id, list)
+	}
+	victim.Kill()
+	took := waitFor(t, 15*time.Second, "the killed server leaves the pool", func() bool {
+		return strings.Count(f.cli(t, "list"), " ok ") == 4
+	})
+	t.Logf("server gone from the pool %v after its SIGKILL (TTL 2 s)", took.Round(10*time.Millisecond))
+	if out := f.cli(t, "list"); !strings.Contains(out, "lost") {
+		t.Fatalf("reservation %s not shown lost:\n%s", id, out)
+	}
+	if out, err := f.try("health"); err != nil || strings.Count(out, "\n") != 3 {
+		t.Fatalf("health after the kill: %v\n%s", err, out)
+	}
+}

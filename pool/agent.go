@@ -227,8 +227,7 @@ func (a *Agent) Authorize(req engine.AttachRequest) (engine.Grant, error) {
 		}
 		a.inUse[k] = req.Session
 		if !c.Expires.IsZero() && a.timers[c.Reservation] == nil {
-			id, lease := c.Reservation, clientv3.LeaseID(r.Lease)
-			a.timers[id] = time.AfterFunc(time.Until(c.Expires), func() { a.expire(id, lease) })
+			a.timers[r.ID] = time.AfterFunc(time.Until(c.Expires), func() { a.expire(r) })
 		}
 		session := req.Session
 		return engine.Grant{Device: dev, Bytes: c.Bytes[i], Key: c.Reservation, Release: func() {
@@ -255,14 +254,14 @@ func holds(r Reservation, server string, dev int, bytes uint64) bool {
 }
 
 // expire ends a reservation at its time limit: its sessions here end, and
-// its lease is revoked, so its capacity returns even if its holder keeps
-// the lease alive.
-func (a *Agent) expire(id string, lease clientv3.LeaseID) {
-	a.end(id, fmt.Errorf("reservation %s reached its time limit", id))
+// it is deleted from the store, so its capacity returns even if its holder
+// keeps its lease alive.
+func (a *Agent) expire(r Reservation) {
+	a.end(r.ID, fmt.Errorf("reservation %s reached its time limit", r.ID))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := a.cli.Revoke(ctx, lease); err != nil {
-		a.log.Warn("pool: could not end an expired reservation in the store", "reservation", id, "err", err)
+	if err := End(ctx, a.cli, r); err != nil && !errors.Is(err, ErrNotFound) {
+		a.log.Warn("pool: could not end an expired reservation in the store", "reservation", r.ID, "err", err)
 	}
 }
 
@@ -283,4 +282,21 @@ func (a *Agent) Close() error {
 	defer cancel()
 	_, err := a.cli.Revoke(ctx, lease)
 	return err
+}
+
+// LeaseLeft is the time left on a server's registration lease: a healthy
+// server renews it at a third of its TTL.
+func LeaseLeft(ctx context.Context, cli *clientv3.Client, server string) (time.Duration, error) {
+	resp, err := cli.Get(ctx, serverKey(server))
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, fmt.Errorf("%s is not in the pool", server)
+	}
+	ttl, err := cli.TimeToLive(ctx, clientv3.LeaseID(resp.Kvs[0].Lease))
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return time.Duration(ttl.TTL) * time.Second, nil
 }

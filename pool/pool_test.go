@@ -391,7 +391,7 @@ func TestServerLeavesWithinTTL(t *testing.T) {
 
 func TestChoosePolicies(t *testing.T) {
 	mk := func(server string, idx int, free uint64, local int) candidate {
-		return candidate{server: server, dev: Device{Index: idx, Memory: 100}, free: free, local: local}
+		return candidate{server: server, dev: &Device{Index: idx, Memory: 100}, free: free, local: local}
 	}
 	for _, tc := range []struct {
 		name   string

@@ -82,8 +82,10 @@ type Reservation struct {
 	Created time.Time `json:"created"`
 	// Expires is the time limit: past it the servers end its sessions.
 	Expires time.Time `json:"expires"`
-	// Lease is the etcd lease it lives under.
-	Lease int64 `json:"lease"`
+	// Lease is the etcd lease it lives under; SharedLease says other
+	// reservations live under it too.
+	Lease       int64 `json:"lease"`
+	SharedLease bool  `json:"shared_lease,omitempty"`
 	// Nonce ties the reservation's capabilities to this record: a
 	// capability of a released reservation names a record that is gone.
 	Nonce string `json:"nonce"`

@@ -18,14 +18,13 @@ func itoa(i int) string { return strconv.Itoa(i) }
 type devState struct {
 	rev   int64             // mod revision of its rev key; 0: never reserved
 	holds map[string]uint64 // reservation id → bytes
+	used  uint64            // the sum of holds
 }
 
-func (d *devState) used() uint64 {
-	var n uint64
-	for _, b := range d.holds {
-		n += b
-	}
-	return n
+// devID names a device in the view.
+type devID struct {
+	server string
+	index  int
 }
 
 // View is the pool as of a store revision, kept current by a watch:
@@ -36,9 +35,11 @@ type View struct {
 	changed *sync.Cond
 	rev     int64
 	servers map[string]Server
-	devs    map[string]*devState // "server/index"
+	devs    map[devID]*devState
+	ndevs   int // devices of the registered servers
 	resvs   map[string]Reservation
 	usage   map[string]int64 // usage key → mod revision
+	quotas  map[string]Quota // quota key → quota
 	err     error
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -46,7 +47,7 @@ type View struct {
 
 // NewView loads the pool's state and follows it until ctx ends or Close.
 func NewView(ctx context.Context, cli *clientv3.Client) (*View, error) {
-	v := &View{servers: map[string]Server{}, devs: map[string]*devState{}, resvs: map[string]Reservation{}, usage: map[string]int64{}, done: make(chan struct{})}
+	v := &View{servers: map[string]Server{}, devs: map[devID]*devState{}, quotas: map[string]Quota{}, resvs: map[string]Reservation{}, usage: map[string]int64{}, done: make(chan struct{})}
 	v.changed = sync.NewCond(&v.mu)
 	resp, err := cli.Get(ctx, Prefix, clientv3.WithPrefix())
 	if err != nil {
@@ -107,13 +108,15 @@ func (v *View) apply(t mvccpb.Event_EventType, kv *mvccpb.KeyValue) {
 	switch {
 	case strings.HasPrefix(key, "servers/"):
 		name := strings.TrimPrefix(key, "servers/")
+		v.ndevs -= len(v.servers[name].Devices)
+		delete(v.servers, name)
 		if del {
-			delete(v.servers, name)
 			return
 		}
 		var s Server
 		if json.Unmarshal(kv.Value, &s) == nil {
 			v.servers[name] = s
+			v.ndevs += len(s.Devices)
 		}
 	case strings.HasPrefix(key, "resv/"):
 		id := strings.TrimPrefix(key, "resv/")
@@ -125,6 +128,13 @@ func (v *View) apply(t mvccpb.Event_EventType, kv *mvccpb.KeyValue) {
 		if json.Unmarshal(kv.Value, &r) == nil {
 			v.resvs[id] = r
 		}
+	case strings.HasPrefix(key, "quota/"):
+		var q Quota
+		if del || json.Unmarshal(kv.Value, &q) != nil {
+			delete(v.quotas, string(kv.Key))
+			return
+		}
+		v.quotas[string(kv.Key)] = q
 	case strings.HasPrefix(key, "usage/"):
 		if del {
 			delete(v.usage, string(kv.Key))
@@ -137,7 +147,11 @@ func (v *View) apply(t mvccpb.Event_EventType, kv *mvccpb.KeyValue) {
 		if len(parts) < 3 {
 			return
 		}
-		id := parts[0] + "/" + parts[1]
+		index, err := strconv.Atoi(parts[1])
+		if err != nil {
+			return
+		}
+		id := devID{parts[0], index}
 		d := v.devs[id]
 		if d == nil {
 			d = &devState{holds: map[string]uint64{}}
@@ -149,13 +163,15 @@ func (v *View) apply(t mvccpb.Event_EventType, kv *mvccpb.KeyValue) {
 				d.rev = kv.ModRevision
 			}
 		case parts[2] == "h" && len(parts) == 4:
+			d.used -= d.holds[parts[3]]
+			delete(d.holds, parts[3])
 			if del {
-				delete(d.holds, parts[3])
 				return
 			}
 			n, err := strconv.ParseUint(string(kv.Value), 10, 64)
 			if err == nil {
 				d.holds[parts[3]] = n
+				d.used += n
 			}
 		}
 	}
@@ -201,7 +217,7 @@ func (v *View) Snapshot() Snapshot {
 		s.Servers = append(s.Servers, srv)
 	}
 	for id, d := range v.devs {
-		s.Used[id] = d.used()
+		s.Used[id.server+"/"+itoa(id.index)] = d.used
 	}
 	for _, r := range v.resvs {
 		s.Reservations = append(s.Reservations, r)
