@@ -278,7 +278,9 @@ func (a *Agent) Close() error {
 		t.Stop()
 	}
 	a.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// If the store is away this fails, and the lease runs out by itself
+	// within the TTL: wait no longer than that.
+	ctx, cancel := context.WithTimeout(context.Background(), min(a.ttl, 5*time.Second))
 	defer cancel()
 	_, err := a.cli.Revoke(ctx, lease)
 	return err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -511,4 +512,82 @@ func TestChecker(t *testing.T) {
 	if granted.Load() == 0 || refused.Load() == 0 {
 		t.Fatalf("the pool was never full or never lent (%d granted, %d refused): the test checks nothing", granted.Load(), refused.Load())
 	}
+}
+
+// TestStoreUnreachable cuts the network between a client and the store:
+// a new request fails with ErrUnavailable within its deadline instead of
+// hanging, and so does a new connection.
+func TestStoreUnreachable(t *testing.T) {
+	e, err := StartEmbedded(EmbeddedConfig{Dir: t.TempDir(), Listen: "127.0.0.1:0", Peer: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	p := newCutProxy(t, strings.TrimPrefix(e.ClientURL, "http://"))
+	cli, err := Connect(context.Background(), StoreConfig{Endpoints: []string{"http://" + p.addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	fakeServer(t, cli, "a", 1, gib, time.Second)
+	c := newClient(t, cli, Identity{User: "ann"})
+	l := lease(t, cli, 30)
+	p.cut()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err = c.Reserve(ctx, Request{N: 1, Share: Share{Fraction: 0.5}, Lease: l, Node: -1})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a request with the store cut off: %v, want ErrUnavailable", err)
+	}
+	if _, err := Connect(context.Background(), StoreConfig{Endpoints: []string{"http://" + p.addr()}, DialTimeout: 500 * time.Millisecond}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("connecting through the cut: %v", err)
+	}
+}
+
+// cutProxy forwards TCP to the store until cut, then drops every
+// connection and refuses new ones: a network partition.
+type cutProxy struct {
+	l     net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{l: l}
+	t.Cleanup(p.cut)
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, in, out)
+			p.mu.Unlock()
+			go func() { io.Copy(out, in); out.Close() }()
+			go func() { io.Copy(in, out); in.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) addr() string { return p.l.Addr().String() }
+
+func (p *cutProxy) cut() {
+	p.l.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }

@@ -82,6 +82,9 @@ func (c *Client) Close() { c.view.Close() }
 // benchmark reports it per reservation.
 var lostRaces atomic.Int64
 
+// StoreTimeout bounds a request or release whose context has no deadline.
+const StoreTimeout = 10 * time.Second
+
 // maxAttempts bounds the placements of one request that lose their
 // transaction to another's.
 const maxAttempts = 200
@@ -96,6 +99,12 @@ func (c *Client) Reserve(ctx context.Context, req Request) (Reservation, error) 
 	}
 	if req.Lease == 0 {
 		return Reservation{}, errors.New("a reservation needs a lease")
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		// A store out of reach must fail a request, not hang it.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, StoreTimeout)
+		defer cancel()
 	}
 	r := Reservation{ID: newID(), User: c.who.User, Group: c.who.Group, Lease: int64(req.Lease), SharedLease: req.SharedLease, Nonce: newID()}
 	for range maxAttempts {
@@ -118,6 +127,9 @@ func (c *Client) Reserve(ctx context.Context, req Request) (Reservation, error) 
 		// Another placement moved what this one read: see what it did.
 		lostRaces.Add(1)
 		if err := c.view.waitFor(ctx, resp.Header.Revision); err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
 			return Reservation{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 	}
@@ -345,6 +357,11 @@ func (c *Client) Release(ctx context.Context, id string) error {
 // End deletes reservation r from the store, whoever asks: its holder at
 // release, a server at its time limit.
 func End(ctx context.Context, cli *clientv3.Client, r Reservation) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, StoreTimeout)
+		defer cancel()
+	}
 	ops := []clientv3.Op{clientv3.OpDelete(resvKey(r.ID))}
 	for _, h := range r.Holds {
 		ops = append(ops, clientv3.OpDelete(holdKey(h.Server, h.Device, r.ID)))
