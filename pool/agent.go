@@ -87,7 +87,9 @@ func (a *Agent) register(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+	a.mu.Lock()
 	b, _ := json.Marshal(a.info)
+	a.mu.Unlock()
 	k := serverKey(a.info.Name)
 	resp, err := a.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
 		Then(clientv3.OpPut(k, string(b), clientv3.WithLease(lease.ID))).Commit()
@@ -112,11 +114,15 @@ func (a *Agent) run(ctx context.Context) {
 		a.mu.Lock()
 		lease := a.lease
 		a.mu.Unlock()
-		if err := a.serve(ctx, lease); ctx.Err() != nil {
+		err := a.serve(ctx, lease)
+		if ctx.Err() != nil {
 			return
-		} else {
-			a.log.Warn("pool: registration lost; joining again", "err", err)
 		}
+		a.log.Warn("pool: registration lost; joining again", "err", err)
+		// health shows it once the server is back.
+		a.mu.Lock()
+		a.info.LastError = time.Now().UTC().Format(time.RFC3339) + " registration lost: " + err.Error()
+		a.mu.Unlock()
 		for ctx.Err() == nil {
 			rctx, cancel := context.WithTimeout(ctx, a.ttl)
 			err := a.register(rctx)
