@@ -115,8 +115,13 @@ func runRelease(ctx context.Context, args []string) error {
 	return c.Release(ctx, fs.Arg(0))
 }
 
-// snapshot reads the pool once.
-func snapshot(ctx context.Context, pf *poolFlags) (pool.Snapshot, *clientv3.Client, error) {
+// snapshot parses a read-only command's flags and reads the pool once.
+func snapshot(ctx context.Context, name, summary string, args []string) (pool.Snapshot, *clientv3.Client, error) {
+	fs := newFlags(name, "[flags]", summary)
+	pf := addPoolFlags(fs, false)
+	if err := fs.Parse(args); err != nil {
+		return pool.Snapshot{}, nil, err
+	}
 	cli, err := pf.connect(ctx)
 	if err != nil {
 		return pool.Snapshot{}, nil, err
@@ -131,12 +136,7 @@ func snapshot(ctx context.Context, pf *poolFlags) (pool.Snapshot, *clientv3.Clie
 }
 
 func runList(ctx context.Context, args []string) error {
-	fs := newFlags("list", "[flags]", "List the pool's servers and devices, each device's free memory, and the reservations: who holds what, since when.")
-	pf := addPoolFlags(fs, false)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	s, cli, err := snapshot(ctx, pf)
+	s, cli, err := snapshot(ctx, "list", "List the pool's servers and devices, each device's free memory, and the reservations: who holds what, since when.", args)
 	if err != nil {
 		return err
 	}
@@ -183,12 +183,7 @@ func orDash(s string) string {
 }
 
 func runHealth(ctx context.Context, args []string) error {
-	fs := newFlags("health", "[flags]", "Show each pool server's health: its devices', how long it has been in the pool, the time left on its lease, and its last error.")
-	pf := addPoolFlags(fs, false)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	s, cli, err := snapshot(ctx, pf)
+	s, cli, err := snapshot(ctx, "health", "Show each pool server's health: its devices', how long it has been in the pool, the time left on its lease, and its last error.", args)
 	if err != nil {
 		return err
 	}
