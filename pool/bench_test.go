@@ -19,7 +19,25 @@ import (
 // the floor: a plain one-key put, the store's cheapest durable write, from
 // as many clients in the same run.
 func BenchmarkReserve(b *testing.B) {
-	cli := startStore(b)
+	benchReserve(b, startStore(b))
+}
+
+// BenchmarkReserveCluster is BenchmarkReserve on a 3-member cluster, its
+// members in this process on loopback, the client given all three.
+func BenchmarkReserveCluster(b *testing.B) {
+	var eps []string
+	for _, m := range startCluster(b, 3) {
+		eps = append(eps, m.ClientURL)
+	}
+	cli, err := Connect(context.Background(), StoreConfig{Endpoints: eps})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cli.Close() })
+	benchReserve(b, cli)
+}
+
+func benchReserve(b *testing.B, cli *clientv3.Client) {
 	for i := range 100 {
 		fakeServer(b, cli, fmt.Sprintf("sim%03d", i), 8, 80*gib, DefaultTTL)
 	}

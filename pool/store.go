@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -101,7 +102,8 @@ func Connect(ctx context.Context, c StoreConfig) (*clientv3.Client, error) {
 // Embedded is a single-member etcd run inside this process, its data on
 // disk.
 type Embedded struct {
-	etcd *embed.Etcd
+	etcd  *embed.Etcd
+	close sync.Once
 	// ClientURL is where clients reach it.
 	ClientURL string
 }
@@ -119,6 +121,11 @@ type EmbeddedConfig struct {
 	Name string
 	// Verbose keeps etcd's own logs at info instead of errors only.
 	Verbose bool
+	// Cluster, when set, is the initial cluster of a new multi-member
+	// store ("name=http://peer,..."), this member among them; its members
+	// must start together, as a quorum is needed to serve. Empty: a
+	// single member.
+	Cluster string
 }
 
 // StartEmbedded starts an embedded single-member etcd and waits until it
@@ -150,6 +157,9 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(c.Name)
+	if c.Cluster != "" {
+		cfg.InitialCluster = c.Cluster
+	}
 	// etcd logs routine shutdowns at error level; only a fatal error is news.
 	cfg.LogLevel = "fatal"
 	if c.Verbose {
@@ -176,7 +186,7 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
 
 // Close stops the member.
-func (e *Embedded) Close() { e.etcd.Close() }
+func (e *Embedded) Close() { e.close.Do(e.etcd.Close) }
 
 // pickURL turns host:port into an http URL, choosing a free port for port
 // 0: etcd must know its peer URL before it listens, to name itself in the
