@@ -62,8 +62,13 @@ func TestClusterLosesAMember(t *testing.T) {
 	}
 	members := startCluster(t, 3)
 	var eps []string
+	var proxies []*cutProxy
 	for _, m := range members {
-		eps = append(eps, m.ClientURL)
+		// Clients reach each member through a proxy, so that its death
+		// drops their connections at once, as a crashed machine's would.
+		p := newCutProxy(t, strings.TrimPrefix(m.ClientURL, "http://"))
+		proxies = append(proxies, p)
+		eps = append(eps, "http://"+p.addr())
 	}
 	cli, err := Connect(context.Background(), StoreConfig{Endpoints: eps})
 	if err != nil {
@@ -112,12 +117,9 @@ func TestClusterLosesAMember(t *testing.T) {
 		}()
 	}
 	eventually(t, 20*time.Second, "reservations before the kill", func() bool { return before.Load() >= 8 })
-	// Count only what is granted once the member is gone: its Close
-	// drains its clients' streams for up to etcd's request timeout (7 s),
-	// refusing new calls, which the client library takes elsewhere.
-	stopped := time.Now()
-	members[0].Close()
-	t.Logf("member m0 stopped in %v", time.Since(stopped).Round(time.Millisecond))
+	// The member dies: its raft stops and its clients' connections drop.
+	members[0].etcd.Server.HardStop()
+	proxies[0].cut()
 	close(killed)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
