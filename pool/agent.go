@@ -150,6 +150,7 @@ func (a *Agent) serve(ctx context.Context, lease clientv3.LeaseID) error {
 		return err
 	}
 	watch := a.cli.Watch(clientv3.WithRequireLeader(ctx), Prefix+"dev/"+a.info.Name+"/", clientv3.WithPrefix())
+	a.reconcile(ctx)
 	for {
 		select {
 		case _, ok := <-ka:
@@ -172,6 +173,24 @@ func (a *Agent) serve(ctx context.Context, lease clientv3.LeaseID) error {
 					a.end(id, fmt.Errorf("reservation %s was released or its holder left the pool", id))
 				}
 			}
+		}
+	}
+}
+
+// reconcile ends the sessions of reservations that ended while the watch
+// was not running (the store was out of reach): the watch sees only what
+// happens after it starts.
+func (a *Agent) reconcile(ctx context.Context) {
+	a.mu.Lock()
+	ids := map[string]bool{}
+	for k := range a.inUse {
+		id, _, _ := strings.Cut(k, "/")
+		ids[id] = true
+	}
+	a.mu.Unlock()
+	for id := range ids {
+		if _, err := Lookup(ctx, a.cli, id); errors.Is(err, ErrNotFound) {
+			a.end(id, fmt.Errorf("reservation %s ended while the pool's store was out of reach", id))
 		}
 	}
 }

@@ -166,6 +166,10 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 		cfg.LogLevel = "info"
 	}
 	cfg.LogOutputs = []string{"stderr"}
+	// Every reservation writes revisions; without compaction the store
+	// grows until etcd refuses writes (its 2 GiB backend quota). A view
+	// lags the head by milliseconds, far less than the retention.
+	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = "periodic", "10m"
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start the embedded store: %w", err)
