@@ -327,3 +327,32 @@ func LeaseLeft(ctx context.Context, cli *clientv3.Client, server string) (time.D
 	}
 	return time.Duration(ttl.TTL) * time.Second, nil
 }
+
+// UpdateHealth records the devices' health (index → "ok", or what is
+// wrong) and rewrites the registration when it changed: placement takes
+// only devices whose health is "ok".
+func (a *Agent) UpdateHealth(ctx context.Context, health map[int]string) error {
+	a.mu.Lock()
+	changed := false
+	for i := range a.info.Devices {
+		d := &a.info.Devices[i]
+		if h, ok := health[d.Index]; ok && h != d.Health {
+			d.Health, changed = h, true
+		}
+	}
+	b, _ := json.Marshal(a.info)
+	lease := a.lease
+	a.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	k := serverKey(a.info.Name)
+	// Only over a live registration: a lost one is rewritten whole by the
+	// rejoin, with the health recorded here.
+	_, err := a.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), ">", 0)).
+		Then(clientv3.OpPut(k, string(b), clientv3.WithLease(lease))).Commit()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}

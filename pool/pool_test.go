@@ -589,3 +589,23 @@ func (p *cutProxy) cut() {
 	}
 	p.conns = nil
 }
+
+func TestUnhealthyDeviceIsNotPlaced(t *testing.T) {
+	cli := startStore(t)
+	a := fakeServer(t, cli, "a", 2, gib, time.Second)
+	if err := a.UpdateHealth(context.Background(), map[int]string{0: "Xid 79: fallen off the bus"}); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, cli, Identity{User: "ann"})
+	eventually(t, 5*time.Second, "the view sees the health", func() bool {
+		s := c.View().Snapshot()
+		return len(s.Servers) == 1 && s.Servers[0].Devices[0].Health != "ok"
+	})
+	if _, err := c.Reserve(context.Background(), Request{N: 2, Share: Share{Fraction: 0.1}, Lease: lease(t, cli, 30), Node: -1}); !errors.Is(err, ErrNoCapacity) {
+		t.Fatalf("two devices of a server with one unhealthy: %v", err)
+	}
+	r, err := c.Reserve(context.Background(), Request{N: 1, Share: Share{Fraction: 0.1}, Lease: lease(t, cli, 30), Node: -1})
+	if err != nil || r.Holds[0].Device != 1 {
+		t.Fatalf("one device: %+v, %v; want device 1", r.Holds, err)
+	}
+}

@@ -256,6 +256,7 @@ func runServer(ctx context.Context, args []string) error {
 	}
 	if agent != nil {
 		agent.SetRevoke(srv.Revoke)
+		go reportHealth(ctx, agent, srv, log)
 	}
 	for _, d := range devs {
 		info := d.Info()

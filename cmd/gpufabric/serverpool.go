@@ -106,3 +106,34 @@ func (p *serverPool) join(ctx context.Context, addr string, offers []string, dev
 		}
 	}, nil
 }
+
+// healthEvery is how often a server in a pool reports its devices' health.
+const healthEvery = 5 * time.Second
+
+// reportHealth writes the devices' health to the pool when it changes,
+// until ctx ends, so that placement passes over a device that failed.
+func reportHealth(ctx context.Context, agent *pool.Agent, srv *engine.Server, log *slog.Logger) {
+	t := time.NewTicker(healthEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		health := map[int]string{}
+		for _, d := range srv.Status().Devices {
+			switch {
+			case d.Healthy:
+				health[d.Index] = "ok"
+			case d.Health != "":
+				health[d.Index] = d.Health
+			default:
+				health[d.Index] = "unhealthy"
+			}
+		}
+		if err := agent.UpdateHealth(ctx, health); err != nil && ctx.Err() == nil {
+			log.Warn("pool: could not report the devices' health", "err", err)
+		}
+	}
+}
