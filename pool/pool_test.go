@@ -234,6 +234,13 @@ func TestTokens(t *testing.T) {
 	if _, err := Identify(ctx, cli, tok); !errors.Is(err, ErrBadToken) {
 		t.Fatalf("a revoked token: %v", err)
 	}
+	old, err := CreateToken(ctx, cli, Identity{User: "ann", Expires: time.Now().Add(-time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Identify(ctx, cli, old); !errors.Is(err, ErrBadToken) || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("an expired token: %v", err)
+	}
 	if _, err := CreateToken(ctx, cli, Identity{User: "a/b"}); err == nil {
 		t.Fatal("a user name with a slash was accepted")
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -22,8 +23,10 @@ func CreateToken(ctx context.Context, cli *clientv3.Client, who Identity) (strin
 	if err := validName("user", who.User); err != nil {
 		return "", err
 	}
-	if err := validName("group", who.Group); err != nil {
-		return "", err
+	if who.Group != "" {
+		if err := validName("group", who.Group); err != nil {
+			return "", err
+		}
 	}
 	var b [32]byte
 	_, _ = rand.Read(b[:])
@@ -50,6 +53,9 @@ func Identify(ctx context.Context, cli *clientv3.Client, token string) (Identity
 	}
 	if err := json.Unmarshal(resp.Kvs[0].Value, &who); err != nil {
 		return who, fmt.Errorf("token record: %w", err)
+	}
+	if !who.Expires.IsZero() && !time.Now().Before(who.Expires) {
+		return Identity{}, fmt.Errorf("%w: it expired at %s", ErrBadToken, who.Expires.Format(time.RFC3339))
 	}
 	return who, nil
 }

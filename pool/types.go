@@ -103,6 +103,8 @@ type Quota struct {
 type Identity struct {
 	User  string `json:"user"`
 	Group string `json:"group"`
+	// Expires, when set, is when the token stops identifying anyone.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // Key layout; see the package comment.

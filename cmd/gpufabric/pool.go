@@ -123,8 +123,12 @@ func runToken(ctx context.Context, args []string) error {
 	pf := addPoolFlags(fs, false)
 	user := fs.String("user", "", "the user the token identifies")
 	group := fs.String("group", "", "the user's group, whose quota it also counts against")
+	expires := fs.Duration("expires", 0, "the token stops working after this long (0: never)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if *expires < 0 {
+		return errors.New("--expires: negative")
 	}
 	cli, err := pf.connect(ctx)
 	if err != nil {
@@ -137,7 +141,11 @@ func runToken(ctx context.Context, args []string) error {
 		}
 		return pool.RevokeToken(ctx, cli, fs.Arg(0))
 	}
-	tok, err := pool.CreateToken(ctx, cli, pool.Identity{User: *user, Group: *group})
+	who := pool.Identity{User: *user, Group: *group}
+	if *expires > 0 {
+		who.Expires = time.Now().Add(*expires).UTC()
+	}
+	tok, err := pool.CreateToken(ctx, cli, who)
 	if err != nil {
 		return err
 	}
