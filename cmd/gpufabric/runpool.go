@@ -178,12 +178,34 @@ func (p *runPool) reserve(ctx context.Context, o *runOptions) (func(), error) {
 // call fails; this line says why.
 func watchReservation(ctx context.Context, cli *clientv3.Client, r pool.Reservation) {
 	wch := cli.Watch(ctx, pool.Prefix+"resv/"+r.ID)
-	for wr := range wch {
+	server := r.Holds[0].Server
+	sch := cli.Watch(ctx, pool.Prefix+"servers/"+server)
+	for {
+		var wr clientv3.WatchResponse
+		var ok bool
+		select {
+		case wr, ok = <-wch:
+		case sr, sok := <-sch:
+			if !sok {
+				sch = nil // the reservation's own watch still says when it ends
+				continue
+			}
+			for _, ev := range sr.Events {
+				if ev.Type == mvccpb.DELETE {
+					fmt.Fprintf(os.Stderr, "gpufabric run: server %s left the pool (it stopped, or died and its lease ran out): reservation %s is lost, and the program's GPU calls fail\n", server, r.ID)
+					return
+				}
+			}
+			continue
+		}
+		if !ok {
+			return
+		}
 		for _, ev := range wr.Events {
 			if ev.Type != mvccpb.DELETE {
 				continue
 			}
-			why := "it was released, or a server of it left the pool"
+			why := "it was released (gpufabric release)"
 			if !r.Expires.IsZero() && !time.Now().Before(r.Expires) {
 				why = fmt.Sprintf("it reached its time limit (%s)", r.Expires.Sub(r.Created).Round(time.Second))
 			}
