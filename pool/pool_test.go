@@ -550,10 +550,11 @@ func TestStoreUnreachable(t *testing.T) {
 }
 
 // cutProxy forwards TCP to the store until cut, then drops every
-// connection and refuses new ones: a network partition.
+// connection and every new one, until restored: a network partition.
 type cutProxy struct {
 	l     net.Listener
 	mu    sync.Mutex
+	down  bool
 	conns []net.Conn
 }
 
@@ -569,6 +570,13 @@ func newCutProxy(t *testing.T, target string) *cutProxy {
 			in, err := l.Accept()
 			if err != nil {
 				return
+			}
+			p.mu.Lock()
+			down := p.down
+			p.mu.Unlock()
+			if down {
+				in.Close()
+				continue
 			}
 			out, err := net.Dial("tcp", target)
 			if err != nil {
@@ -588,13 +596,69 @@ func newCutProxy(t *testing.T, target string) *cutProxy {
 func (p *cutProxy) addr() string { return p.l.Addr().String() }
 
 func (p *cutProxy) cut() {
-	p.l.Close()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.down = true
 	for _, c := range p.conns {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+func (p *cutProxy) restore() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}
+
+// TestRejoinAfterPartition cuts a server off the store for longer than its
+// TTL: it leaves the pool; a reservation it served is released meanwhile.
+// When the network returns the server joins again, says in its record
+// that it lost its registration, and ends the sessions of the reservation
+// that ended while it could not see.
+func TestRejoinAfterPartition(t *testing.T) {
+	cli := startStore(t)
+	url := cli.Endpoints()[0]
+	p := newCutProxy(t, strings.TrimPrefix(url, "http://"))
+	scli, err := Connect(context.Background(), StoreConfig{Endpoints: []string{"http://" + p.addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { scli.Close() })
+	a := fakeServer(t, scli, "a", 1, gib, time.Second)
+	var mu sync.Mutex
+	var reasons []string
+	a.SetRevoke(func(key string, reason error) int {
+		mu.Lock()
+		reasons = append(reasons, reason.Error())
+		mu.Unlock()
+		return 1
+	})
+	c := newClient(t, cli, Identity{User: "ann"})
+	ctx := context.Background()
+	r, err := c.Reserve(ctx, Request{N: 1, Share: Share{Fraction: 1}, Lease: lease(t, cli, 60), Node: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	capA, _ := c.Capability(r, "a")
+	if _, err := a.Authorize(engine.AttachRequest{Session: 1, Credential: capA, Device: -1}); err != nil {
+		t.Fatal(err)
+	}
+	p.cut()
+	eventually(t, 10*time.Second, "the cut-off server leaves the pool", func() bool { return len(c.View().Snapshot().Servers) == 0 })
+	if err := c.Release(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	p.restore()
+	eventually(t, 30*time.Second, "the server joins again", func() bool { return len(c.View().Snapshot().Servers) == 1 })
+	if s := c.View().Snapshot().Servers[0]; !strings.Contains(s.LastError, "registration lost") {
+		t.Errorf("the rejoined server's last error: %q", s.LastError)
+	}
+	eventually(t, 10*time.Second, "the released reservation's sessions end", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reasons) > 0 && strings.Contains(reasons[0], "out of reach")
+	})
 }
 
 func TestUnhealthyDeviceIsNotPlaced(t *testing.T) {
