@@ -118,6 +118,19 @@ func (a *Agent) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		// A watch that ended on a blip (a leader election) leaves the
+		// registration alive: keep serving it rather than leave the pool.
+		rctx, cancel := context.WithTimeout(ctx, a.ttl)
+		alive, terr := a.cli.TimeToLive(rctx, lease)
+		cancel()
+		if terr == nil && alive.TTL > 0 {
+			a.log.Info("pool: following the store again", "after", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond): // no spinning on a store that keeps failing
+			}
+			continue
+		}
 		a.log.Warn("pool: registration lost; joining again", "err", err)
 		// health shows it once the server is back.
 		a.mu.Lock()
