@@ -121,6 +121,9 @@ type EmbeddedConfig struct {
 	Name string
 	// Verbose keeps etcd's own logs at info instead of errors only.
 	Verbose bool
+	// CertFile and KeyFile, when set, serve clients over TLS (https);
+	// ClientCA then also requires client certificates signed by it.
+	CertFile, KeyFile, ClientCA string
 	// Cluster, when set, is the initial cluster of a new multi-member
 	// store ("name=http://peer,..."), this member among them; its members
 	// must start together, as a quorum is needed to serve. Empty: a
@@ -143,11 +146,18 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store data directory: %w", err)
 	}
-	client, err := pickURL(c.Listen)
+	if (c.CertFile == "") != (c.KeyFile == "") || (c.ClientCA != "" && c.CertFile == "") {
+		return nil, errors.New("the store's TLS: a certificate and its key go together, and client certificates need them")
+	}
+	scheme := "http"
+	if c.CertFile != "" {
+		scheme = "https"
+	}
+	client, err := pickURL(scheme, c.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("store listen address: %w", err)
 	}
-	peer, err := pickURL(c.Peer)
+	peer, err := pickURL("http", c.Peer)
 	if err != nil {
 		return nil, fmt.Errorf("store peer address: %w", err)
 	}
@@ -156,6 +166,9 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 	cfg.Dir = filepath.Clean(c.Dir)
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
+	if c.CertFile != "" {
+		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: c.CertFile, KeyFile: c.KeyFile, TrustedCAFile: c.ClientCA, ClientCertAuth: c.ClientCA != ""}
+	}
 	cfg.InitialCluster = cfg.InitialClusterFromName(c.Name)
 	if c.Cluster != "" {
 		cfg.InitialCluster = c.Cluster
@@ -183,7 +196,7 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, errors.New("the embedded store was not ready within 60 s")
 	}
-	return &Embedded{etcd: e, ClientURL: "http://" + e.Clients[0].Addr().String()}, nil
+	return &Embedded{etcd: e, ClientURL: scheme + "://" + e.Clients[0].Addr().String()}, nil
 }
 
 // Err reports a fatal error of the running member.
@@ -192,10 +205,10 @@ func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
 // Close stops the member.
 func (e *Embedded) Close() { e.close.Do(e.etcd.Close) }
 
-// pickURL turns host:port into an http URL, choosing a free port for port
-// 0: etcd must know its peer URL before it listens, to name itself in the
+// pickURL turns host:port into a URL, choosing a free port for port 0:
+// etcd must know its peer URL before it listens, to name itself in the
 // cluster.
-func pickURL(hostport string) (*url.URL, error) {
+func pickURL(scheme, hostport string) (*url.URL, error) {
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return nil, err
@@ -208,5 +221,5 @@ func pickURL(hostport string) (*url.URL, error) {
 		hostport = l.Addr().String()
 		l.Close()
 	}
-	return url.Parse("http://" + hostport)
+	return url.Parse(scheme + "://" + hostport)
 }

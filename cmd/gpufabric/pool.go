@@ -90,6 +90,9 @@ func runPoolStore(ctx context.Context, args []string) error {
 	peer := fs.String("peer", "127.0.0.1:2380", "peer address, which members added later dial (port 0: a free one)")
 	name := fs.String("name", "gpufabric", "the member's name in the etcd cluster")
 	verbose := fs.Bool("verbose", false, "show etcd's own logs (quiet by default)")
+	cert := fs.String("tls-cert", "", "serve clients over TLS (https) with this certificate (PEM; with --tls-key)")
+	key := fs.String("tls-key", "", "the private key of --tls-cert (PEM)")
+	clientCA := fs.String("tls-client-ca", "", "require client certificates signed by this CA (PEM; with --tls-cert)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -100,7 +103,7 @@ func runPoolStore(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	e, err := pool.StartEmbedded(pool.EmbeddedConfig{Dir: *dir, Listen: *listen, Peer: *peer, Name: *name, Verbose: *verbose})
+	e, err := pool.StartEmbedded(pool.EmbeddedConfig{Dir: *dir, Listen: *listen, Peer: *peer, Name: *name, Verbose: *verbose, CertFile: *cert, KeyFile: *key, ClientCA: *clientCA})
 	if err != nil {
 		return err
 	}
