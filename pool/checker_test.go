@@ -88,16 +88,7 @@ func TestCheckerProcesses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs client processes")
 	}
-	e, err := StartEmbedded(EmbeddedConfig{Dir: t.TempDir(), Listen: "127.0.0.1:0", Peer: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	cli, err := Connect(context.Background(), StoreConfig{Endpoints: []string{e.ClientURL}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	e, cli := startEmbedded(t)
 	for _, s := range []string{"a", "b", "c"} {
 		fakeServer(t, cli, s, 2, gib, 2*time.Second)
 	}

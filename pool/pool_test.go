@@ -23,6 +23,12 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // startStore runs an embedded etcd in a temporary directory on free ports
 // and returns a client of it; both end with the test.
 func startStore(t testing.TB) *clientv3.Client {
+	_, cli := startEmbedded(t)
+	return cli
+}
+
+// startEmbedded is startStore that also returns the store.
+func startEmbedded(t testing.TB) (*Embedded, *clientv3.Client) {
 	t.Helper()
 	e, err := StartEmbedded(EmbeddedConfig{Dir: t.TempDir(), Listen: "127.0.0.1:0", Peer: "127.0.0.1:0"})
 	if err != nil {
@@ -34,7 +40,7 @@ func startStore(t testing.TB) *clientv3.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
-	return cli
+	return e, cli
 }
 
 // fakeServer registers a server of n devices of mem bytes each.
