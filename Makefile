@@ -7,7 +7,7 @@ LIB := $(BUILD)/lib
 EXAMPLES_OUT := $(BUILD)/examples
 CC ?= cc
 
-.PHONY: all build binary interposer c-examples test test-short demo bench check gpu-check clean
+.PHONY: all build binary interposer c-examples test test-short demo demo-pool bench check gpu-check clean
 
 all: build
 
@@ -57,6 +57,11 @@ test-short:
 # 0.25 share, the C examples under `gpufabric run` when they are built.
 demo: build
 	./scripts/demo.sh
+
+# The pool: an embedded store, three servers, request, list, runs from the
+# pool, a killed client whose capacity returns, and a quota refusing.
+demo-pool: build
+	./scripts/demo-pool.sh
 
 bench: binary
 	./scripts/bench.sh

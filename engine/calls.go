@@ -282,6 +282,13 @@ func (s *session) attach(h api.Header, m *api.Attach) {
 		s.fail(h, api.Errorf(api.ErrInvalidDevice, "the session holds every device already"))
 		return
 	}
+	grant, ok := s.authorize(h, m)
+	if !ok {
+		return
+	}
+	if s.srv.cfg.Authorize != nil {
+		m.Device = int32(grant.Device) // the device the grant backs
+	}
 	var sh *shard
 	switch {
 	case m.Device == -1:
@@ -299,6 +306,7 @@ func (s *session) attach(h api.Header, m *api.Attach) {
 	case m.Device >= 0 && int(m.Device) < len(s.srv.shards):
 		sh = s.srv.shards[m.Device]
 		if s.holds(sh) {
+			s.releaseGrant(grant)
 			s.fail(h, api.Errorf(api.ErrInvalidDevice, "the session holds device %d already", m.Device))
 			return
 		}
@@ -307,16 +315,21 @@ func (s *session) attach(h api.Header, m *api.Attach) {
 		return
 	}
 	quota, millionths, err := shareBytes(m, sh.info.TotalMem, s.srv.cfg.MinShare)
+	if err == nil && grant.Bytes > 0 && quota > grant.Bytes {
+		err = api.Errorf(api.ErrNotPermitted, "attach refused: the share asks %d bytes of device %d; the credential backs %d", quota, sh.index, grant.Bytes)
+	}
 	if err != nil {
+		s.releaseGrant(grant)
 		s.fail(h, err)
 		return
 	}
 	if left, ok := sh.ledger.reserve(quota); !ok {
+		s.releaseGrant(grant)
 		s.fail(h, api.Errorf(api.ErrOutOfMemory, "device %d has %d bytes not yet shared out; the share asks %d", sh.index, left, quota))
 		return
 	}
 	s.mu.Lock()
-	d := &sessionDevice{session: s.id, ordinal: uint32(len(s.devices)), shard: sh, quota: quota, quantum: quantumOf(millionths)}
+	d := &sessionDevice{session: s.id, ordinal: uint32(len(s.devices)), shard: sh, quota: quota, quantum: quantumOf(millionths), grant: grant.Key, unGrant: grant.Release}
 	s.devices = append(s.devices, d)
 	def := &streamObj{dev: d}
 	s.streams[api.DefaultStream(d.ordinal)] = def

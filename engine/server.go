@@ -78,6 +78,9 @@ type Config struct {
 	// could not be opened, says why, and Status reports it.
 	Probes     *probe.Probes
 	ProbeError error
+	// Authorize, when set, must back every Attach (a server in a pool
+	// checks the reservation's capability); see authorize.go.
+	Authorize Authorizer
 	// Logger receives the server's logs; slog.Default() when nil.
 	Logger *slog.Logger
 }

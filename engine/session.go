@@ -73,6 +73,7 @@ type session struct {
 	peered     atomic.Bool // the session has copied between devices: calls_peer.go
 	latched    api.Latch   // first asynchronous failure not yet reported
 	client     string      // who the client said it is
+	credential string      // the Hello's token, for Config.Authorize
 	selection  string
 	complaints int
 
@@ -100,6 +101,10 @@ type sessionDevice struct {
 	// freeing counts frees taken out of the table whose device frees wait
 	// for the session's queued work.
 	freeing atomic.Int64
+	// grant is the key of the Authorize grant that backs the device, and
+	// unGrant its release (nil without one).
+	grant   string
+	unGrant func()
 }
 
 // submit queues fn on the device's shard, in order with the session's
@@ -465,6 +470,7 @@ func (s *session) handleHello(h api.Header, m *api.Hello) error {
 	key := newBulkKey()
 	s.mu.Lock() // status() and adoptBulk read these from other goroutines
 	s.client = m.Client
+	s.credential = m.Token
 	s.bulkKey = key
 	s.log = s.log.With("client", m.Client)
 	s.mu.Unlock()
@@ -615,6 +621,9 @@ func (s *session) release(d *sessionDevice) {
 		freed += a.size
 	}
 	d.shard.ledger.release(d.quota)
+	if d.unGrant != nil {
+		d.unGrant()
+	}
 	s.log.Info("device released", "device", d.shard.index, "freed_bytes", freed)
 }
 

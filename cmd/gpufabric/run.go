@@ -46,6 +46,7 @@ type runOptions struct {
 	trace     string             // absolute path, or ""
 	tls       interpose.TLSFiles // absolute paths
 	command   []string
+	pool      *runPool // devices from the pool (runpool.go)
 }
 
 func parseRunArgs(args []string) (*runOptions, error) {
@@ -59,10 +60,11 @@ func parseRunArgs(args []string) (*runOptions, error) {
 	token := fs.String("token", envOr("GPUFABRIC_TOKEN", ""), "token the server requires; $GPUFABRIC_TOKEN sets the default")
 	trace := fs.String("trace", envOr("GPUFABRIC_TRACE", ""), "append every driver and NVML call to this file as JSON lines; $GPUFABRIC_TRACE sets the default")
 	tlsFiles := tlsFlags(fs)
+	rp := addRunPoolFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	o := &runOptions{server: *server, transport: *transport, bulk: *bulk, devices: *devices, token: *token, command: fs.Args()}
+	o := &runOptions{server: *server, transport: *transport, bulk: *bulk, devices: *devices, token: *token, command: fs.Args(), pool: rp}
 	if len(o.command) == 0 {
 		fs.Usage()
 		return nil, errUsage
@@ -112,6 +114,9 @@ func parseRunArgs(args []string) (*runOptions, error) {
 		}
 		o.trace = abs
 	}
+	if err := rp.decide(fs, o, *fraction, *size); err != nil {
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -124,6 +129,11 @@ func runRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	release, err := o.pool.reserve(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := checkServer(ctx, o); err != nil {
 		return err
 	}

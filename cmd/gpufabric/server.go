@@ -51,6 +51,8 @@ type serverOptions struct {
 	// tokenOnCommandLine: --token was given as a flag, where every user of
 	// the host can read it in the process list.
 	tokenOnCommandLine bool
+	// pool: the pool this server joins, if any (serverpool.go).
+	pool *serverPool
 }
 
 func parseServerArgs(args []string) (*serverOptions, error) {
@@ -80,6 +82,7 @@ func parseServerArgs(args []string) (*serverOptions, error) {
 	fs.IntVar(&o.limits.MaxStreams, "max-streams", 0, fmt.Sprintf("streams one session may hold at once (0: the default, %d)", engine.DefaultMaxStreams))
 	fs.IntVar(&o.limits.MaxEvents, "max-events", 0, fmt.Sprintf("events one session may hold at once (0: the default, %d)", engine.DefaultMaxEvents))
 	fs.IntVar(&o.limits.MaxModules, "max-modules", 0, fmt.Sprintf("modules one session may hold at once (0: the default, %d)", engine.DefaultMaxModules))
+	o.pool = addServerPoolFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -126,6 +129,9 @@ func parseServerArgs(args []string) (*serverOptions, error) {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	case o.tlsClientCA != "" && o.tlsCert == "":
 		return nil, errors.New("--tls-client-ca needs --tls-cert and --tls-key: client certificates are checked over TLS")
+	}
+	if err := o.pool.check(o); err != nil {
+		return nil, err
 	}
 	if len(o.limits.Token) > shm.MaxTokenLen {
 		return nil, fmt.Errorf("the token has %d bytes; at most %d", len(o.limits.Token), shm.MaxTokenLen)
@@ -231,6 +237,18 @@ func runServer(ctx context.Context, args []string) error {
 		return err
 	}
 	defer cfg.Probes.Close()
+	agent, leave, err := o.pool.join(ctx, l.Addr(), offers, devs, node, log)
+	if err != nil {
+		for _, l := range listeners {
+			l.Close()
+		}
+		closeAll(devs)
+		return err
+	}
+	defer leave()
+	if agent != nil {
+		cfg.Authorize = agent.Authorize
+	}
 	srv, err := engine.NewServer(cfg, devs)
 	if err != nil {
 		for _, l := range listeners {
@@ -238,6 +256,10 @@ func runServer(ctx context.Context, args []string) error {
 		}
 		closeAll(devs)
 		return err
+	}
+	if agent != nil {
+		agent.SetRevoke(srv.Revoke)
+		go reportHealth(ctx, agent, srv, log)
 	}
 	for _, d := range devs {
 		info := d.Info()

@@ -16,6 +16,9 @@ type (
 	Config = serverproc.Config
 	// Server is a running `gpufabric server` process.
 	Server = serverproc.Server
+	// Buffer is a bytes.Buffer safe for one writer and many readers, for
+	// the output of other processes a test runs.
+	Buffer = serverproc.Buffer
 )
 
 // Launch starts a server and waits until it accepts connections. The

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/gpufabric/gpufabric/engine"
+	"github.com/gpufabric/gpufabric/pool"
+)
+
+// runPool is how `gpufabric run` takes its devices from the pool: with
+// --pool and no --server it reserves them for the command's lifetime; with
+// $GPUFABRIC_RESERVATION it runs on a reservation made by `request`.
+type runPool struct {
+	store       *poolFlags
+	spread      *bool
+	pack        *bool
+	node        *int
+	limit       *time.Duration
+	ttl         *time.Duration
+	reservation string
+	active      bool
+	share       pool.Share
+	n           int
+}
+
+func addRunPoolFlags(fs *flag.FlagSet) *runPool {
+	return &runPool{
+		store:  addPoolFlags(fs, true),
+		spread: fs.Bool("spread", false, "pool: put the devices on different servers where the pool has enough"),
+		pack:   fs.Bool("pack", false, "pool: fill the fullest devices first, leaving whole devices free"),
+		node:   fs.Int("numa-node", -1, "pool: this client's NUMA node, preferred among devices on its own host (-1: none)"),
+		limit:  fs.Duration("time-limit", 0, "pool: end the run's reservation after this long (0: the quota's longest, or none)"),
+		ttl:    fs.Duration("pool-ttl", pool.DefaultTTL, "pool: lease of the run's reservation: if gpufabric run dies, its devices return within this time"),
+	}
+}
+
+// decide says whether the run takes its devices from the pool: a
+// reservation named, or a pool given and no server.
+func (p *runPool) decide(fs *flag.FlagSet, o *runOptions, fraction, size string) error {
+	serverSet := os.Getenv("GPUFABRIC_SERVER") != ""
+	fs.Visit(func(f *flag.Flag) { serverSet = serverSet || f.Name == "server" })
+	p.reservation = os.Getenv("GPUFABRIC_RESERVATION")
+	p.active = p.reservation != "" || (p.store.endpoints != "" && !serverSet)
+	if !p.active {
+		return nil
+	}
+	if *p.ttl < time.Second {
+		return fmt.Errorf("--pool-ttl %v: at least 1s", *p.ttl)
+	}
+	n, err := strconv.Atoi(o.devices)
+	if err != nil {
+		return fmt.Errorf("-n %q: a pool lends a count of devices, not %q", o.devices, o.devices)
+	}
+	p.n = n
+	if fraction == "" && size == "" && o.share != "" {
+		return errors.New("$GPUFABRIC_SHARE is not read in a pool: give -p or -m")
+	}
+	p.share, err = parseShare(fraction, size)
+	return err
+}
+
+// reserve reserves (or looks up) the run's devices and points the run at
+// them: o.server, and the capability as the session's token. The
+// returned function releases what reserve reserved and stops watching.
+func (p *runPool) reserve(ctx context.Context, o *runOptions) (func(), error) {
+	if !p.active {
+		return func() {}, nil
+	}
+	cli, c, err := p.store.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	closeAll := func() { c.Close(); cli.Close() }
+	var r pool.Reservation
+	var lease clientv3.LeaseID
+	var stopKeep context.CancelFunc = func() {}
+	if p.reservation != "" {
+		if r, err = pool.Lookup(ctx, cli, p.reservation); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("$GPUFABRIC_RESERVATION: %w", err)
+		}
+	} else {
+		l, err := cli.Grant(ctx, int64((*p.ttl+time.Second-1)/time.Second))
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("%w: %v", pool.ErrUnavailable, err)
+		}
+		lease = l.ID
+		kctx, cancel := context.WithCancel(context.Background())
+		stopKeep = cancel
+		ka, err := cli.KeepAlive(kctx, lease)
+		if err != nil {
+			cancel()
+			closeAll()
+			return nil, err
+		}
+		go func() {
+			for range ka {
+			}
+		}()
+		policy, err := parsePolicy(*p.spread, *p.pack)
+		if err == nil {
+			r, err = c.Reserve(ctx, pool.Request{N: p.n, Share: p.share, Duration: *p.limit, Lease: lease, Host: engine.BootID(), Node: *p.node, Policy: policy})
+		}
+		if err != nil {
+			cancel()
+			_, _ = cli.Revoke(context.Background(), lease)
+			closeAll()
+			return nil, err
+		}
+	}
+	release := func() {
+		stopKeep()
+		if lease != 0 {
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, _ = cli.Revoke(rctx, lease)
+			cancel()
+		}
+		closeAll()
+	}
+	servers := map[string]int{}
+	for _, h := range r.Holds {
+		servers[h.Server]++
+	}
+	if len(servers) != 1 {
+		release()
+		return nil, errSpansServers
+	}
+	server := r.Holds[0].Server
+	var addr string
+	for _, s := range c.View().Snapshot().Servers {
+		if s.Name == server {
+			addr = s.Addr
+		}
+	}
+	if addr == "" {
+		release()
+		return nil, fmt.Errorf("reservation %s: server %s has left the pool", r.ID, server)
+	}
+	capability, err := c.Capability(r, server)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	o.server, o.token, o.devices = addr, capability, strconv.Itoa(servers[server])
+	if h := r.Holds[0]; h.Millionths > 0 {
+		o.share = strconv.FormatFloat(float64(h.Millionths)/1e6, 'f', -1, 64)
+	} else {
+		o.share = strconv.FormatUint(h.Bytes, 10) + "B"
+	}
+	fmt.Fprintf(os.Stderr, "gpufabric run: reservation %s: %s\n", r.ID, describeHolds(r))
+	wctx, stopWatch := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		watchReservation(wctx, cli, r)
+	}()
+	return func() {
+		stopWatch()
+		wg.Wait()
+		release()
+	}, nil
+}
+
+// watchReservation says on stderr why the run's reservation ended under
+// it: the program's sessions were ended by the server, and its next CUDA
+// call fails; this line says why.
+func watchReservation(ctx context.Context, cli *clientv3.Client, r pool.Reservation) {
+	wch := cli.Watch(ctx, pool.Prefix+"resv/"+r.ID)
+	server := r.Holds[0].Server
+	sch := cli.Watch(ctx, pool.Prefix+"servers/"+server)
+	for {
+		var wr clientv3.WatchResponse
+		var ok bool
+		select {
+		case wr, ok = <-wch:
+		case sr, sok := <-sch:
+			if !sok {
+				sch = nil // the reservation's own watch still says when it ends
+				continue
+			}
+			for _, ev := range sr.Events {
+				if ev.Type == mvccpb.DELETE {
+					fmt.Fprintf(os.Stderr, "gpufabric run: server %s left the pool (it stopped, or died and its lease ran out): reservation %s is lost, and the program's GPU calls fail\n", server, r.ID)
+					return
+				}
+			}
+			continue
+		}
+		if !ok {
+			return
+		}
+		for _, ev := range wr.Events {
+			if ev.Type != mvccpb.DELETE {
+				continue
+			}
+			why := "it was released (gpufabric release)"
+			if !r.Expires.IsZero() && !time.Now().Before(r.Expires) {
+				why = fmt.Sprintf("it reached its time limit (%s)", r.Expires.Sub(r.Created).Round(time.Second))
+			}
+			fmt.Fprintf(os.Stderr, "gpufabric run: reservation %s ended: %s; the program's GPU sessions were ended and their memory freed\n", r.ID, why)
+			return
+		}
+	}
+}

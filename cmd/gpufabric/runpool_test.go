@@ -1,0 +1,69 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/gpufabric/gpufabric/pool"
+)
+
+// TestRunFromThePool: when a run takes its devices from the pool, and what
+// it asks of it.
+func TestRunFromThePool(t *testing.T) {
+	for _, k := range []string{"GPUFABRIC_SERVER", "GPUFABRIC_SHARE", "GPUFABRIC_DEVICES", "GPUFABRIC_POOL", "GPUFABRIC_RESERVATION"} {
+		t.Setenv(k, "")
+	}
+	for _, tc := range []struct {
+		name   string
+		env    map[string]string
+		args   []string
+		active bool
+		n      int
+		share  pool.Share
+	}{
+		{"no pool", nil, []string{"true"}, false, 0, pool.Share{}},
+		{"a pool and no server", nil, []string{"--pool", "127.0.0.1:2379", "-n", "2", "-p", "0.5", "true"}, true, 2, pool.Share{Fraction: 0.5}},
+		{"the pool from the environment, whole devices", map[string]string{"GPUFABRIC_POOL": "h:2379"}, []string{"true"}, true, 1, pool.Share{Fraction: 1}},
+		{"a size", nil, []string{"--pool", "h:2379", "-m", "1GiB", "true"}, true, 1, pool.Share{Bytes: 1 << 30}},
+		{"a server named wins", nil, []string{"--pool", "h:2379", "--server", "h:7070", "true"}, false, 0, pool.Share{}},
+		{"a server from the environment wins", map[string]string{"GPUFABRIC_SERVER": "h:7070", "GPUFABRIC_POOL": "h:2379"}, []string{"true"}, false, 0, pool.Share{}},
+		{"a reservation", map[string]string{"GPUFABRIC_RESERVATION": "abc"}, []string{"true"}, true, 1, pool.Share{Fraction: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			o, err := parseRunArgs(tc.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.pool.active != tc.active || (tc.active && (o.pool.n != tc.n || o.pool.share != tc.share)) {
+				t.Fatalf("active %v n %d share %+v; want %v %d %+v", o.pool.active, o.pool.n, o.pool.share, tc.active, tc.n, tc.share)
+			}
+		})
+	}
+	for _, bad := range [][]string{
+		{"--pool", "h:2379", "-n", "all", "true"},
+		{"--pool", "h:2379", "--pool-ttl", "100ms", "true"},
+	} {
+		if _, err := parseRunArgs(bad); err == nil {
+			t.Errorf("parseRunArgs(%q) succeeded", bad)
+		}
+	}
+	t.Setenv("GPUFABRIC_SHARE", "0.5")
+	if _, err := parseRunArgs([]string{"--pool", "h:2379", "true"}); err == nil {
+		t.Error("a pool run took $GPUFABRIC_SHARE silently")
+	}
+}
+
+func TestParsePolicy(t *testing.T) {
+	for _, tc := range []struct {
+		spread, pack bool
+		want         pool.Policy
+		ok           bool
+	}{{false, false, pool.LeastLoaded, true}, {true, false, pool.Spread, true}, {false, true, pool.Pack, true}, {true, true, 0, false}} {
+		got, err := parsePolicy(tc.spread, tc.pack)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parsePolicy(%v, %v) = %v, %v", tc.spread, tc.pack, got, err)
+		}
+	}
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gpufabric/gpufabric/engine"
+	"github.com/gpufabric/gpufabric/engine/backend"
+	"github.com/gpufabric/gpufabric/pool"
+)
+
+// serverPool is how `gpufabric server` joins a pool.
+type serverPool struct {
+	store  *poolFlags
+	name   string
+	ttl    time.Duration
+	data   string // the embedded store's data directory, with --pool embedded
+	listen string
+}
+
+func addServerPoolFlags(fs *flag.FlagSet) *serverPool {
+	p := &serverPool{store: addPoolFlags(fs, false)}
+	fs.StringVar(&p.name, "pool-name", "", "this server's name in the pool (default: HOST-PORT)")
+	fs.DurationVar(&p.ttl, "pool-ttl", pool.DefaultTTL, "lease of this server's registration: if it dies, it leaves the pool within this time")
+	fs.StringVar(&p.data, "pool-data", "gpufabric-pool.etcd", "with --pool embedded: the embedded store's data directory")
+	fs.StringVar(&p.listen, "pool-listen", "127.0.0.1:2379", "with --pool embedded: the embedded store's client address")
+	return p
+}
+
+// check validates the pool flags against the others.
+func (p *serverPool) check(o *serverOptions) error {
+	if p.store.endpoints == "" {
+		return nil
+	}
+	if o.limits.Token != "" {
+		return errors.New("--token and --pool both given: in a pool, each session presents its reservation's capability instead of a shared token")
+	}
+	if p.ttl < time.Second {
+		return fmt.Errorf("--pool-ttl %v: at least 1s", p.ttl)
+	}
+	return nil
+}
+
+// join registers the server's devices in the pool (starting the embedded
+// store first with --pool embedded) and returns the agent and what ends
+// both. No pool: nil agent.
+func (p *serverPool) join(ctx context.Context, addr string, offers []string, devs []backend.Device, node func(backend.Info) int, log *slog.Logger) (*pool.Agent, func(), error) {
+	if p.store.endpoints == "" {
+		return nil, func() {}, nil
+	}
+	var embedded *pool.Embedded
+	if p.store.endpoints == "embedded" {
+		e, err := pool.StartEmbedded(pool.EmbeddedConfig{Dir: p.data, Listen: p.listen, Peer: "127.0.0.1:0"})
+		if err != nil {
+			return nil, nil, err
+		}
+		embedded = e
+		p.store.endpoints = e.ClientURL
+		log.Info("pool store serving (embedded)", "url", e.ClientURL, "data_dir", p.data)
+	}
+	cli, err := p.store.connect(ctx)
+	if err != nil {
+		if embedded != nil {
+			embedded.Close()
+		}
+		return nil, nil, err
+	}
+	name := p.name
+	if name == "" {
+		host, _ := os.Hostname()
+		_, port, _ := net.SplitHostPort(addr)
+		name = strings.ReplaceAll(host, "/", "-") + "-" + port
+	}
+	info := pool.Server{Name: name, Host: engine.BootID(), Addr: addr, Offers: offers}
+	for _, d := range devs {
+		di := d.Info()
+		n := -1
+		if node != nil {
+			n = node(di)
+		}
+		info.Devices = append(info.Devices, pool.Device{Index: di.Index, Name: di.Name, Memory: di.TotalMem, Backend: di.Backend, Node: n, Health: "ok"})
+	}
+	agent, err := pool.Join(ctx, cli, info, p.ttl, log)
+	if err != nil {
+		cli.Close()
+		if embedded != nil {
+			embedded.Close()
+		}
+		return nil, nil, err
+	}
+	log.Info("joined the pool", "name", name, "store", p.store.endpoints, "ttl", p.ttl)
+	return agent, func() {
+		if err := agent.Close(); err != nil {
+			log.Warn("leaving the pool", "err", err)
+		}
+		cli.Close()
+		if embedded != nil {
+			embedded.Close()
+		}
+	}, nil
+}
+
+// healthEvery is how often a server in a pool reports its devices' health.
+const healthEvery = 5 * time.Second
+
+// reportHealth writes the devices' health to the pool when it changes,
+// until ctx ends, so that placement passes over a device that failed.
+func reportHealth(ctx context.Context, agent *pool.Agent, srv *engine.Server, log *slog.Logger) {
+	t := time.NewTicker(healthEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		health := map[int]string{}
+		for _, d := range srv.Status().Devices {
+			switch {
+			case d.Healthy:
+				health[d.Index] = "ok"
+			case d.Health != "":
+				health[d.Index] = d.Health
+			default:
+				health[d.Index] = "unhealthy"
+			}
+		}
+		if err := agent.UpdateHealth(ctx, health); err != nil && ctx.Err() == nil {
+			log.Warn("pool: could not report the devices' health", "err", err)
+		}
+	}
+}

@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gpufabric/gpufabric/internal/servertest"
+	"github.com/gpufabric/gpufabric/pool"
+)
+
+// poolFixture is one embedded store and three server processes that
+// joined it, each with two 1 GiB devices and a 2 s lease.
+type poolFixture struct {
+	url     string
+	token   string
+	servers []*servertest.Server
+}
+
+func startPool(t *testing.T) *poolFixture {
+	t.Helper()
+	e, err := pool.StartEmbedded(pool.EmbeddedConfig{Dir: t.TempDir(), Listen: "127.0.0.1:0", Peer: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	f := &poolFixture{url: e.ClientURL}
+	for i := range 3 {
+		f.servers = append(f.servers, startServer(t, "1GiB", "--devices", "2", "--pool", f.url, "--pool-name", fmt.Sprintf("s%d", i), "--pool-ttl", "2s"))
+	}
+	f.token = strings.TrimSpace(f.cli(t, "token", "create", "--user", "ann", "--group", "lab"))
+	return f
+}
+
+// cli runs a gpufabric command against the pool and returns its stdout.
+func (f *poolFixture) cli(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := f.try(args...)
+	if err != nil {
+		t.Fatalf("gpufabric %v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+func (f *poolFixture) try(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gpufabric, args...)
+	cmd.Env = f.env()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out) + stderr.String(), err
+	}
+	return string(out), nil
+}
+
+func (f *poolFixture) env(extra ...string) []string {
+	env := append(os.Environ(), "GPUFABRIC_POOL="+f.url, "GPUFABRIC_POOL_TOKEN="+f.token, "GPUFABRIC_KERNELS="+kernels)
+	return append(env, extra...)
+}
+
+// held is the reservations `list` shows.
+func (f *poolFixture) held(t *testing.T) int {
+	t.Helper()
+	out := f.cli(t, "list")
+	_, resv, _ := strings.Cut(out, "RESERVATION")
+	return strings.Count(resv, "\n") - 1
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func TestPool(t *testing.T) {
+	requireBuild(t, "vector_add", "session_end")
+	f := startPool(t)
+	list := f.cli(t, "list")
+	for _, s := range []string{"s0", "s1", "s2"} {
+		if strings.Count(list, s+" ") != 2 {
+			t.Fatalf("list lacks the two devices of %s:\n%s", s, list)
+		}
+	}
+
+	// request, then a run on the reservation, then release.
+	id := strings.TrimSpace(f.cli(t, "request", "-n", "1", "-p", "0.5", "--hold", "1m"))
+	if n := f.held(t); n != 1 {
+		t.Fatalf("%d reservations listed after request, want 1", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gpufabric, "run", "--", example("vector_add"), kernels)
+	cmd.Env = f.env("GPUFABRIC_RESERVATION=" + id)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "elements correct") || !strings.Contains(string(out), id) {
+		t.Fatalf("run on reservation %s: %v\n%s", id, err, out)
+	}
+	f.cli(t, "release", id)
+	if n := f.held(t); n != 0 {
+		t.Fatalf("%d reservations listed after release", n)
+	}
+	if out, err := f.try("release", id); err == nil || !strings.Contains(out, "no such reservation") {
+		t.Fatalf("a second release: %v\n%s", err, out)
+	}
+
+	// run reserves for the command's lifetime and releases at its exit.
+	if out := f.cli(t, "run", "-n", "1", "-p", "0.5", "--", example("vector_add"), kernels); !strings.Contains(out, "elements correct") {
+		t.Fatalf("run from the pool:\n%s", out)
+	}
+	if n := f.held(t); n != 0 {
+		t.Fatalf("%d reservations held after the run exited", n)
+	}
+
+	// A server of the pool refuses a session no reservation backs.
+	addr := f.servers[0].Addr
+	if out, err := f.try("run", "--server", addr, "--", example("vector_add"), kernels); err == nil || !strings.Contains(out, "NOT_PERMITTED") && !strings.Contains(out, "refused") {
+		t.Fatalf("a run past the pool: %v\n%s", err, out)
+	}
+
+	// A quota refuses a request.
+	f.cli(t, "quota", "set", "--user", "ann", "--max-devices", "2")
+	if out, err := f.try("request", "-n", "3", "-p", "0.1"); err == nil || !strings.Contains(out, "quota exceeded") {
+		t.Fatalf("past the quota: %v\n%s", err, out)
+	}
+}
+
+// TestPoolKilledClient kills a `gpufabric run` holding a whole device: the
+// capacity is free again within the lease's TTL.
+func TestPoolKilledClient(t *testing.T) {
+	requireBuild(t)
+	f := startPool(t)
+	cmd := exec.Command(gpufabric, "run", "-n", "2", "-p", "1", "--pool-ttl", "1s", "--", "sleep", "60")
+	cmd.Env = f.env()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the run's reservation appears", func() bool { return f.held(t) == 1 })
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	took := waitFor(t, 10*time.Second, "the killed client's capacity returns", func() bool { return f.held(t) == 0 })
+	t.Logf("capacity free %v after the client's SIGKILL (TTL 1 s)", took.Round(10*time.Millisecond))
+}
+
+// TestPoolTimeLimit runs a program past its reservation's time limit: the
+// server ends its session (its calls then fail), run says why on stderr.
+func TestPoolTimeLimit(t *testing.T) {
+	requireBuild(t, "session_end")
+	f := startPool(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gpufabric, "run", "-n", "1", "-p", "0.5", "--time-limit", "2s", "--", example("session_end"), kernels)
+	cmd.Env = f.env()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr servertest.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := bufio.NewReader(stdout)
+	if line, err := out.ReadString('\n'); err != nil || strings.TrimSpace(line) != "ready" {
+		cmd.Process.Kill()
+		t.Fatalf("first line %q, %v; stderr:\n%s", line, err, stderr.String())
+	}
+	waitFor(t, 20*time.Second, "run says the time limit ended the reservation", func() bool {
+		return strings.Contains(stderr.String(), "reached its time limit")
+	})
+	fmt.Fprintln(stdin, "go")
+	rest, _ := io.ReadAll(out)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("session_end: %v\n%s\nstderr:\n%s", err, rest, stderr.String())
+	}
+	if !strings.Contains(string(rest), "cuMemAlloc = 4 (CUDA_ERROR_DEINITIALIZED)") {
+		t.Fatalf("calls after the time limit:\n%s", rest)
+	}
+	if n := f.held(t); n != 0 {
+		t.Fatalf("%d reservations held after the time limit", n)
+	}
+}
+
+// TestPoolKilledServer kills a server process holding a reservation: it
+// leaves the pool within its lease's TTL, and the reservation shows lost.
+func TestPoolKilledServer(t *testing.T) {
+	requireBuild(t)
+	f := startPool(t)
+	id := strings.TrimSpace(f.cli(t, "request", "-n", "2", "-p", "0.5", "--hold", "1m"))
+	list := f.cli(t, "list")
+	var victim *servertest.Server
+	for i, s := range f.servers {
+		if strings.Contains(list, fmt.Sprintf("s%d:", i)) {
+			victim = s
+		}
+	}
+	if victim == nil {
+		t.Fatalf("reservation %s on no server:\n%s", id, list)
+	}
+	victim.Kill()
+	took := waitFor(t, 15*time.Second, "the killed server leaves the pool", func() bool {
+		return strings.Count(f.cli(t, "list"), " ok ") == 4
+	})
+	t.Logf("server gone from the pool %v after its SIGKILL (TTL 2 s)", took.Round(10*time.Millisecond))
+	if out := f.cli(t, "list"); !strings.Contains(out, "lost") {
+		t.Fatalf("reservation %s not shown lost:\n%s", id, out)
+	}
+	if out, err := f.try("health"); err != nil || strings.Count(out, "\n") != 3 {
+		t.Fatalf("health after the kill: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,225 @@
+package pool
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Prefix is where the pool's keys live in the store.
+const Prefix = "/gpufabric/"
+
+// ErrUnavailable says the store could not be reached.
+var ErrUnavailable = errors.New("pool store unreachable")
+
+// StoreConfig says how to reach the store.
+type StoreConfig struct {
+	// Endpoints are the etcd client URLs (http://host:port or https://...).
+	Endpoints []string
+	// CA, Cert and Key are PEM files: the CA that signs the members'
+	// certificates, and this client's certificate and key for a cluster
+	// that requires them. All empty: plain TCP, or the system's roots for
+	// https endpoints.
+	CA, Cert, Key string
+	// DialTimeout bounds the first connection; 5 s when zero.
+	DialTimeout time.Duration
+}
+
+// ParseEndpoints splits a comma-separated list of URLs, adding http:// to
+// a bare host:port.
+func ParseEndpoints(s string) ([]string, error) {
+	var out []string
+	for _, e := range strings.Split(s, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if !strings.Contains(e, "://") {
+			e = "http://" + e
+		}
+		u, err := url.Parse(e)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "unix" && u.Scheme != "unixs") {
+			return nil, fmt.Errorf("store endpoint %q: want http://HOST:PORT or https://HOST:PORT", e)
+		}
+		out = append(out, e)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no store endpoint given")
+	}
+	return out, nil
+}
+
+// Connect opens a client of the store and checks that it answers.
+func Connect(ctx context.Context, c StoreConfig) (*clientv3.Client, error) {
+	if c.DialTimeout == 0 {
+		c.DialTimeout = 5 * time.Second
+	}
+	var tlsConfig *tls.Config
+	if c.CA != "" || c.Cert != "" || c.Key != "" {
+		if (c.Cert == "") != (c.Key == "") {
+			return nil, errors.New("the store's TLS client certificate and key go together")
+		}
+		info := transport.TLSInfo{TrustedCAFile: c.CA, CertFile: c.Cert, KeyFile: c.Key}
+		var err error
+		if tlsConfig, err = info.ClientConfig(); err != nil {
+			return nil, fmt.Errorf("store TLS: %w", err)
+		}
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   c.Endpoints,
+		DialTimeout: c.DialTimeout,
+		TLS:         tlsConfig,
+		Logger:      zap.NewNop(),
+		// Keepalives notice a dead member, so the client moves on.
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	check, cancel := context.WithTimeout(ctx, c.DialTimeout)
+	defer cancel()
+	if _, err := cli.Get(check, Prefix+"key"); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("%w at %s: %v", ErrUnavailable, strings.Join(c.Endpoints, ","), err)
+	}
+	return cli, nil
+}
+
+// Embedded is a single-member etcd run inside this process, its data on
+// disk.
+type Embedded struct {
+	etcd  *embed.Etcd
+	close sync.Once
+	// ClientURL is where clients reach it.
+	ClientURL string
+}
+
+// EmbeddedConfig says where the embedded member keeps its data and listens.
+type EmbeddedConfig struct {
+	// Dir is the data directory; created when missing.
+	Dir string
+	// Listen is the client address (host:port; port 0 picks a free one).
+	Listen string
+	// Peer is the peer address (host:port; port 0 picks a free one),
+	// which other members dial when the cluster grows.
+	Peer string
+	// Name is the member's name; "gpufabric" when empty.
+	Name string
+	// Verbose keeps etcd's own logs at info instead of errors only.
+	Verbose bool
+	// CertFile and KeyFile, when set, serve clients over TLS (https);
+	// ClientCA then also requires client certificates signed by it.
+	CertFile, KeyFile, ClientCA string
+	// Cluster, when set, is the initial cluster of a new multi-member
+	// store ("name=http://peer,..."), this member among them; its members
+	// must start together, as a quorum is needed to serve. Empty: a
+	// single member.
+	Cluster string
+}
+
+// StartEmbedded starts an embedded single-member etcd and waits until it
+// serves.
+func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
+	if c.Name == "" {
+		c.Name = "gpufabric"
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:2379"
+	}
+	if c.Peer == "" {
+		c.Peer = "127.0.0.1:0"
+	}
+	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("store data directory: %w", err)
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") || (c.ClientCA != "" && c.CertFile == "") {
+		return nil, errors.New("the store's TLS: a certificate and its key go together, and client certificates need them")
+	}
+	scheme := "http"
+	if c.CertFile != "" {
+		scheme = "https"
+	}
+	client, err := pickURL(scheme, c.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("store listen address: %w", err)
+	}
+	peer, err := pickURL("http", c.Peer)
+	if err != nil {
+		return nil, fmt.Errorf("store peer address: %w", err)
+	}
+	cfg := embed.NewConfig()
+	cfg.Name = c.Name
+	cfg.Dir = filepath.Clean(c.Dir)
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
+	if c.CertFile != "" {
+		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: c.CertFile, KeyFile: c.KeyFile, TrustedCAFile: c.ClientCA, ClientCertAuth: c.ClientCA != ""}
+	}
+	cfg.InitialCluster = cfg.InitialClusterFromName(c.Name)
+	if c.Cluster != "" {
+		cfg.InitialCluster = c.Cluster
+	}
+	// etcd logs routine shutdowns at error level; only a fatal error is news.
+	cfg.LogLevel = "fatal"
+	if c.Verbose {
+		cfg.LogLevel = "info"
+	}
+	cfg.LogOutputs = []string{"stderr"}
+	// Every reservation writes revisions; without compaction the store
+	// grows until etcd refuses writes (its 2 GiB backend quota). A view
+	// lags the head by milliseconds, far less than the retention.
+	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = "periodic", "10m"
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start the embedded store: %w", err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("the embedded store failed: %w", err)
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, errors.New("the embedded store was not ready within 60 s")
+	}
+	return &Embedded{etcd: e, ClientURL: scheme + "://" + e.Clients[0].Addr().String()}, nil
+}
+
+// Err reports a fatal error of the running member.
+func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
+
+// Close stops the member.
+func (e *Embedded) Close() { e.close.Do(e.etcd.Close) }
+
+// pickURL turns host:port into a URL, choosing a free port for port 0:
+// etcd must know its peer URL before it listens, to name itself in the
+// cluster.
+func pickURL(scheme, hostport string) (*url.URL, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, err
+	}
+	if port == "0" {
+		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, err
+		}
+		hostport = l.Addr().String()
+		l.Close()
+	}
+	return url.Parse(scheme + "://" + hostport)
+}
