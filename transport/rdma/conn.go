@@ -135,6 +135,7 @@ type Conn struct {
 	peer           peerInfo
 
 	frameMu sync.Mutex // one frame's messages at a time
+	pollMu  sync.Mutex // see poll
 
 	mu          sync.Mutex
 	cv          sync.Cond
@@ -226,40 +227,53 @@ func (c *Conn) progress() {
 	defer close(c.wcDone)
 	wc := make([]Completion, 32)
 	for {
-		n, err := c.qp.Poll(wc)
-		if err != nil {
-			c.fail(fmt.Errorf("rdma: poll: %w", err))
+		n, ok := c.poll(wc)
+		if !ok {
 			return
 		}
 		if n > 0 {
-			if !c.handle(wc[:n]) {
-				return
-			}
 			continue
 		}
-		start := time.Now()
-		for n == 0 && time.Since(start) < c.cfg.Spin {
-			n, _ = c.qp.Poll(wc)
+		for start := time.Now(); n == 0 && ok && time.Since(start) < c.cfg.Spin; {
+			n, ok = c.poll(wc)
+		}
+		if !ok {
+			return
 		}
 		if n > 0 {
-			if !c.handle(wc[:n]) {
-				return
-			}
 			continue
 		}
 		if err := c.qp.Arm(); err != nil {
 			return
 		}
-		if n, _ = c.qp.Poll(wc); n > 0 {
-			if !c.handle(wc[:n]) {
-				return
-			}
+		if n, ok = c.poll(wc); !ok {
+			return
+		}
+		if n > 0 {
 			continue
 		}
 		if err := c.qp.Wait(); err != nil {
 			return
 		}
 	}
+}
+
+// poll takes and handles the completions there are; false when the
+// connection is done. pollMu makes a poll and its handling one step, so
+// that watch, draining the queue when the peer goes, knows that what
+// arrived before is in the inbox.
+func (c *Conn) poll(wc []Completion) (int, bool) {
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	n, err := c.qp.Poll(wc)
+	if err != nil {
+		c.fail(fmt.Errorf("rdma: poll: %w", err))
+		return 0, false
+	}
+	if n == 0 {
+		return 0, true
+	}
+	return n, c.handle(wc[:n])
 }
 
 // handle applies completions; false when the connection is done.
@@ -748,6 +762,9 @@ func (c *Conn) next(midFrame bool) (inMsg, header, error) {
 func (c *Conn) release(m inMsg) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.peerClosed {
+		return nil // what the peer sent before it went is still read
+	}
 	if c.err != nil {
 		return c.err
 	}
@@ -996,11 +1013,7 @@ func (c *Conn) watch() {
 func (c *Conn) drain() {
 	wc := make([]Completion, 32)
 	for {
-		n, err := c.qp.Poll(wc)
-		if err != nil || n == 0 {
-			return
-		}
-		if !c.handle(wc[:n]) {
+		if n, ok := c.poll(wc); n == 0 || !ok {
 			return
 		}
 	}

@@ -161,11 +161,10 @@ func (m *emuMR) Close() error {
 // local resolves an SGE against this device's live registrations, as an
 // HCA checks an lkey.
 func (d *emuDevice) local(s SGE) ([]byte, bool) {
-	m, ok := s.MR.(*emuMR)
-	if !ok || m.dev != d || s.Off < 0 || s.Len < 0 || s.Off+s.Len > len(m.buf) {
+	if s.MR == nil || s.Off < 0 || s.Len < 0 {
 		return nil, false
 	}
-	return d.region(m.key, m.addr+uint64(s.Off), s.Len)
+	return d.region(s.MR.LKey(), s.MR.Addr()+uint64(s.Off), s.Len)
 }
 
 type emuSend struct {
