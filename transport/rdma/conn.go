@@ -131,6 +131,7 @@ type Conn struct {
 	stagingMR      MR // ours, for the peer to write into; nil when none
 	bounceMR       MR // our copies of payloads that would not register
 	cache          *RegCache
+	owned          []MR // the buffers above, to free at Close
 	maxInline      int
 	peer           peerInfo
 
@@ -1045,11 +1046,7 @@ func (c *Conn) Close() error {
 		c.qp.Close()
 		<-c.wcDone
 		c.cache.Close()
-		for _, mr := range []MR{c.recvMR, c.sendMR, c.stagingMR, c.bounceMR} {
-			if mr != nil {
-				mr.Close()
-			}
-		}
+		c.freeBuffers()
 	})
 	return nil
 }

@@ -159,17 +159,17 @@ func setup(nc net.Conn, dev Device, cfg Config) (_ *Conn, err error) {
 	}
 	// One buffer more than the peer is granted: a SEND past its credits
 	// lands there and is caught, instead of stalling it in RNR retries.
-	if c.recvMR, err = dev.Register(make([]byte, (cfg.RecvDepth+1)*cfg.SlotSize)); err != nil {
+	if c.recvMR, err = c.register((cfg.RecvDepth + 1) * cfg.SlotSize); err != nil {
 		return nil, fmt.Errorf("rdma: register receive buffers: %w", err)
 	}
-	if c.sendMR, err = dev.Register(make([]byte, cfg.RecvDepth*cfg.SlotSize)); err != nil {
+	if c.sendMR, err = c.register(cfg.RecvDepth * cfg.SlotSize); err != nil {
 		return nil, fmt.Errorf("rdma: register send buffers: %w", err)
 	}
-	if c.bounceMR, err = dev.Register(make([]byte, cfg.StagingSlotSize)); err != nil {
+	if c.bounceMR, err = c.register(cfg.StagingSlotSize); err != nil {
 		return nil, fmt.Errorf("rdma: register bounce buffer: %w", err)
 	}
 	if cfg.StagingSlots > 0 {
-		if c.stagingMR, err = dev.Register(make([]byte, cfg.StagingSlots*cfg.StagingSlotSize)); err != nil {
+		if c.stagingMR, err = c.register(cfg.StagingSlots * cfg.StagingSlotSize); err != nil {
 			return nil, fmt.Errorf("rdma: register staging: %w", err)
 		}
 	}
@@ -232,11 +232,49 @@ func (c *Conn) undo() {
 	if c.qp != nil {
 		c.qp.Close()
 	}
-	for _, mr := range []MR{c.recvMR, c.sendMR, c.stagingMR, c.bounceMR} {
-		if mr != nil {
-			mr.Close()
+	c.freeBuffers()
+}
+
+// allocator is implemented by devices that give connections memory of
+// their own for registered buffers (the cgo device: outside the Go heap,
+// which a device must not hold on to).
+type allocator interface {
+	Alloc(n int) ([]byte, error)
+	Free(b []byte) error
+}
+
+// register allocates and registers n bytes the connection owns.
+func (c *Conn) register(n int) (MR, error) {
+	var b []byte
+	if a, ok := c.dev.(allocator); ok {
+		var err error
+		if b, err = a.Alloc(n); err != nil {
+			return nil, err
+		}
+	} else {
+		b = make([]byte, n)
+	}
+	mr, err := c.dev.Register(b)
+	if err != nil {
+		if a, ok := c.dev.(allocator); ok {
+			a.Free(b)
+		}
+		return nil, err
+	}
+	c.owned = append(c.owned, mr)
+	return mr, nil
+}
+
+// freeBuffers deregisters and frees the connection's own buffers.
+func (c *Conn) freeBuffers() {
+	for _, mr := range c.owned {
+		b := mr.Bytes()
+		mr.Close()
+		if a, ok := c.dev.(allocator); ok {
+			a.Free(b)
 		}
 	}
+	c.owned = nil
 }
 
 // peerOf names the peer by its IP, for per-peer limits.
