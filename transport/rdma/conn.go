@@ -386,14 +386,14 @@ func (c *Conn) flushLocked() {
 	for c.err == nil && len(c.ctlq) > 0 && c.credits >= 2 && len(c.freeSlots) > 0 {
 		h := c.ctlq[0]
 		c.ctlq = c.ctlq[1:]
-		if err := c.postLocked(h, nil); err != nil {
+		if err := c.postLocked(h, nil, nil); err != nil {
 			c.failLocked(err)
 			return
 		}
 	}
 	if c.err == nil && c.pending >= 2 && (c.pending >= c.cfg.RecvDepth/4 || c.peerLow) &&
 		c.credits >= 1 && len(c.freeSlots) > 0 {
-		if err := c.postLocked(header{kind: kindGrant}, nil); err != nil {
+		if err := c.postLocked(header{kind: kindGrant}, nil, nil); err != nil {
 			c.failLocked(err)
 		}
 	}
@@ -401,7 +401,7 @@ func (c *Conn) flushLocked() {
 
 // postLocked SENDs one message from a free send slot, with our grants;
 // the caller has checked there is a slot and a credit.
-func (c *Conn) postLocked(h header, data []byte) error {
+func (c *Conn) postLocked(h header, data, more []byte) error {
 	i := c.freeSlots[len(c.freeSlots)-1]
 	c.freeSlots = c.freeSlots[:len(c.freeSlots)-1]
 	c.credits--
@@ -415,10 +415,10 @@ func (c *Conn) postLocked(h header, data []byte) error {
 		h.flags |= flagLow
 	}
 	off := i * c.cfg.SlotSize
-	buf := c.sendMR.Bytes()[off : off+hdrSize+len(data)]
+	n := hdrSize + len(data) + len(more)
+	buf := c.sendMR.Bytes()[off : off+n]
 	h.put(buf)
-	copy(buf[hdrSize:], data)
-	n := hdrSize + len(data)
+	copy(buf[hdrSize+copy(buf[hdrSize:], data):], more)
 	err := c.qp.PostSend(SendWR{ID: uint64(i), Op: OpSend, Local: SGE{MR: c.sendMR, Off: off, Len: n}, Inline: n <= c.maxInline})
 	if err != nil {
 		return fmt.Errorf("rdma: post send: %w", err)
@@ -432,9 +432,10 @@ func (c *Conn) queueCtlLocked(h header) {
 	c.flushLocked()
 }
 
-// sendMsg SENDs one frame message, waiting for a credit and a slot.
-// Control messages go first.
-func (c *Conn) sendMsg(h header, data []byte) error {
+// sendMsg SENDs one frame message of data and then more, copied into a
+// send buffer, waiting for a credit and a buffer. Control messages go
+// first.
+func (c *Conn) sendMsg(h header, data, more []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.err == nil && (len(c.ctlq) > 0 || c.credits < 2 || len(c.freeSlots) == 0) {
@@ -443,7 +444,7 @@ func (c *Conn) sendMsg(h header, data []byte) error {
 	if c.err != nil {
 		return c.err
 	}
-	if err := c.postLocked(h, data); err != nil {
+	if err := c.postLocked(h, data, more); err != nil {
 		c.failLocked(err)
 		return err
 	}
@@ -514,18 +515,15 @@ func (c *Conn) sendFrame(body, payload []byte) error {
 // fragments as they need.
 func (c *Conn) stream(first header, body, eager []byte) error {
 	h := first
-	buf := make([]byte, 0, min(c.room(), len(body)+len(eager)))
 	for sent := false; !sent || len(body)+len(eager) > 0; sent = true {
-		buf = buf[:0]
 		k := min(len(body), c.room())
-		buf = append(buf, body[:k]...)
+		b := body[:k]
 		body = body[k:]
-		k = min(len(eager), c.room()-len(buf))
-		buf = append(buf, eager[:k]...)
-		eager = eager[k:]
-		if err := c.sendMsg(h, buf); err != nil {
+		k = min(len(eager), c.room()-len(b))
+		if err := c.sendMsg(h, b, eager[:k]); err != nil {
 			return err
 		}
+		eager = eager[k:]
 		c.countCopy(k)
 		h = header{kind: kindFrag}
 	}
@@ -650,7 +648,7 @@ func (c *Conn) sendStaged(payload []byte) error {
 			return err
 		}
 		last = w
-		if err := c.sendMsg(header{kind: kindStaged, a: uint32(n), b: at}, nil); err != nil {
+		if err := c.sendMsg(header{kind: kindStaged, a: uint32(n), b: at}, nil, nil); err != nil {
 			return err
 		}
 	}
@@ -687,7 +685,7 @@ func (c *Conn) sendRTS(payload []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := c.sendMsg(header{kind: kindDone}, nil); err != nil {
+	if err := c.sendMsg(header{kind: kindDone}, nil, nil); err != nil {
 		return err
 	}
 	return c.waitWrites(last)
@@ -697,7 +695,7 @@ func (c *Conn) sendRTS(payload []byte) error {
 func (c *Conn) streamPayload(p []byte) error {
 	for len(p) > 0 {
 		k := min(len(p), c.room())
-		if err := c.sendMsg(header{kind: kindFrag}, p[:k]); err != nil {
+		if err := c.sendMsg(header{kind: kindFrag}, p[:k], nil); err != nil {
 			return err
 		}
 		c.countCopy(k)
