@@ -11,6 +11,7 @@ import (
 
 	"github.com/gpufabric/gpufabric/engine/api"
 	"github.com/gpufabric/gpufabric/transport"
+	"github.com/gpufabric/gpufabric/transport/rdma"
 	"github.com/gpufabric/gpufabric/transport/shm"
 	"github.com/gpufabric/gpufabric/transport/tcp"
 )
@@ -131,10 +132,10 @@ func transportChoice(opt, env string) (string, error) {
 	switch opt {
 	case "", "auto":
 		return "", nil
-	case tcp.Name, shm.Name:
+	case tcp.Name, shm.Name, rdma.Name:
 		return opt, nil
 	}
-	return "", fmt.Errorf("%w %q: want tcp, shm or auto", ErrUnknownTransport, opt)
+	return "", fmt.Errorf("%w %q: want tcp, shm, rdma or auto", ErrUnknownTransport, opt)
 }
 
 // connectCallLane opens the session on the call lane's transport, forced
@@ -152,6 +153,15 @@ func connectCallLane(ctx context.Context, addr string, opts Options, forced stri
 	}
 	if forced == tcp.Name {
 		return boot, Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: "forced"}, endpoints, nil
+	}
+	if forced == rdma.Name {
+		s, ep, err := dialRDMA(ctx, boot.hello, addr, opts)
+		boot.Close()
+		if err != nil {
+			return nil, Selection{}, nil, fmt.Errorf("interpose: RDMA forced: %w", err)
+		}
+		endpoints[rdma.Name] = ep
+		return s, Selection{CallLane: rdma.Name, BulkLane: rdma.Name, Reason: "forced"}, endpoints, nil
 	}
 	if endpoint == "" {
 		if forced == shm.Name {
@@ -201,6 +211,12 @@ func Probe(ctx context.Context, addr string, opts Options) (Selection, error) {
 	} else {
 		defer fast.Close()
 		sessions[shm.Name], endpoints[shm.Name] = fast, endpoint
+	}
+	if fast, endpoint, err := dialRDMA(ctx, boot.hello, addr, opts); err != nil {
+		failed = append(failed, Candidate{Transport: rdma.Name, Endpoint: endpoint, Err: err})
+	} else {
+		defer fast.Close()
+		sessions[rdma.Name], endpoints[rdma.Name] = fast, endpoint
 	}
 	sel := measure(sessions, endpoints)
 	sel.Candidates = append(sel.Candidates, failed...)

@@ -28,39 +28,25 @@ type rdmaBench struct {
 	pings    int
 }
 
-// open opens the device, with the GID for peer (the zero Addr: the first
-// RoCE v2 IPv4 GID, for a listener that does not know its peers yet).
+// open opens the device with the GID for peer (see rdma.OpenFor).
 func (b rdmaBench) open(peer netip.Addr) (rdma.Device, error) {
-	name := b.device
-	if name == "" {
-		names, err := rdma.Devices()
-		if err != nil {
-			return nil, err
-		}
-		name = names[0]
-	}
-	idx := b.gidIndex
-	if idx < 0 {
-		table, err := rdma.ReadGIDTable("/sys/class/infiniband", name, 1)
-		if err != nil {
-			return nil, err
-		}
-		netdev := ""
-		if peer.IsValid() {
-			if netdev, err = rdma.RouteNetdev(peer); err != nil {
+	if b.gidIndex >= 0 {
+		name := b.device
+		if name == "" {
+			names, err := rdma.Devices()
+			if err != nil {
 				return nil, err
 			}
-		} else {
-			peer = netip.IPv4Unspecified()
+			name = names[0]
 		}
-		g, err := rdma.ChooseGID(table, netdev, peer)
-		if err != nil {
-			return nil, err
-		}
-		idx = g.Index
-		fmt.Printf("rdma: %s GID %d (%v, %s, %s)\n", name, g.Index, g.Addr, g.Type, g.Netdev)
+		return rdma.Open(name, rdma.OpenOptions{GIDIndex: b.gidIndex})
 	}
-	return rdma.Open(name, rdma.OpenOptions{GIDIndex: idx})
+	dev, g, err := rdma.OpenFor(peer, b.device)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Printf("rdma: %s GID %d (%v, %s, %s)\n", dev.Name(), g.Index, g.Addr, g.Type, g.Netdev)
+	return dev, nil
 }
 
 func (b rdmaBench) listen(ctx context.Context, addr string) error {

@@ -131,7 +131,8 @@ type Conn struct {
 	stagingMR      MR // ours, for the peer to write into; nil when none
 	bounceMR       MR // our copies of payloads that would not register
 	cache          *RegCache
-	owned          []MR // the buffers above, to free at Close
+	owned          []MR   // the buffers above, to free at Close
+	ownDev         Device // closed at Close when the connection opened it
 	maxInline      int
 	peer           peerInfo
 
@@ -1045,6 +1046,9 @@ func (c *Conn) Close() error {
 		<-c.wcDone
 		c.cache.Close()
 		c.freeBuffers()
+		if c.ownDev != nil {
+			c.ownDev.Close()
+		}
 	})
 	return nil
 }
