@@ -81,35 +81,6 @@ func BenchmarkZeroCopy(b *testing.B) {
 	}
 }
 
-func stream(b *testing.B, opts transport.Options, size int) {
-	c, s := pair(b, opts)
-	src, dst := pattern(size, 1), make([]byte, size)
-	b.SetBytes(int64(size))
-	done := make(chan error, 1)
-	b.ResetTimer()
-	go func() {
-		for range b.N {
-			if _, _, err := s.Recv(); err != nil {
-				done <- err
-				return
-			}
-			if err := s.ReadPayload(dst); err != nil {
-				done <- err
-				return
-			}
-		}
-		done <- nil
-	}()
-	for range b.N {
-		if err := c.Send(nil, src); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
-}
-
 // rawTCP is the floor: the same bytes written and read on a bare socket.
 func rawTCP(b *testing.B, size int) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
