@@ -1,7 +1,11 @@
 package rdma
 
 import (
+	"bytes"
 	"errors"
+	"io"
+	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +212,31 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met after 10s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestBadSetupsDelayNoOne: peers that connect to the control port and say
+// nothing, or say nonsense, do not stand in the way of a good one.
+func TestBadSetupsDelayNoOne(t *testing.T) {
+	f := newFabric(t, Config{}, EmuOptions{})
+	silent, err := net.Dial("tcp", f.l.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	noisy, err := net.Dial("tcp", f.l.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noisy.Close()
+	noisy.Write(bytes.Repeat([]byte("not a hello "), 20))
+	client, server := f.pair(t) // within pair's 10 s, well inside the 10 s setup deadline the silent peer holds
+	exchange(t, client, server, []byte("after them"), pattern(100<<10, 1))
+	// The noisy peer was refused: its connection is closed.
+	noisy.SetReadDeadline(time.Now().Add(10 * time.Second))
+	// Closed with its nonsense unread, it may read as a reset: either way,
+	// not as a deadline.
+	if _, err := io.ReadAll(noisy); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the noisy peer's connection is still open: %v", err)
 	}
 }

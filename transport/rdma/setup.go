@@ -98,14 +98,20 @@ const handshakeTimeout = 10 * time.Second
 // Listener accepts RDMA connections on a TCP control address.
 type Listener struct {
 	l   net.Listener
-	dev Device
-	cfg Config
+	adm *transport.Admission
 }
 
 var _ transport.Listener = (*Listener)(nil)
 
+// MaxHandshakes bounds the setups a listener runs at once; a peer past it
+// is closed at once (transport.ErrBusy).
+const MaxHandshakes = 64
+
 // Listen listens on addr for peers to set up connections through dev.
 // Accepted connections offer staging (Config.StagingSlots, default 8).
+// Each peer's setup runs off the accept loop, within a deadline, so a slow
+// or hostile peer delays no other; one whose setup fails is logged and
+// closed, and Accept goes on to the next.
 func Listen(addr string, dev Device, cfg Config) (*Listener, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -114,30 +120,23 @@ func Listen(addr string, dev Device, cfg Config) (*Listener, error) {
 	if cfg.StagingSlots == 0 {
 		cfg.StagingSlots = DefaultStagingSlots
 	}
-	return &Listener{l: l, dev: dev, cfg: cfg}, nil
-}
-
-// Accept sets up the next connection. A peer whose setup fails is logged
-// and dropped; Accept goes on to the next.
-func (l *Listener) Accept() (transport.Conn, error) {
-	for {
-		nc, err := l.l.Accept()
-		if err != nil {
-			return nil, err
-		}
+	log := cfg.withDefaults().Logger
+	handshake := func(nc net.Conn) (transport.Conn, error) {
 		nc.SetDeadline(time.Now().Add(handshakeTimeout))
-		c, err := setup(nc, l.dev, l.cfg)
-		if err != nil {
-			nc.Close()
-			l.cfg.withDefaults().Logger.Warn("rdma: connection setup failed", "remote", nc.RemoteAddr().String(), "err", err)
-			continue
-		}
-		return c, nil
+		return setup(nc, dev, cfg)
 	}
+	reject := func(nc net.Conn, err error) {
+		log.Warn("rdma: connection setup failed", "remote", nc.RemoteAddr().String(), "err", err)
+	}
+	return &Listener{l: l, adm: transport.NewAdmission(l.Accept, MaxHandshakes, handshake, reject)}, nil
 }
 
-// Close stops listening.
-func (l *Listener) Close() error { return l.l.Close() }
+// Accept waits for the next connection set up.
+func (l *Listener) Accept() (transport.Conn, error) { return l.adm.Accept() }
+
+// Close stops listening and aborts the setups in progress; connections
+// already accepted stay open.
+func (l *Listener) Close() error { return l.adm.Close(l.l.Close) }
 
 // Addr is the TCP control address.
 func (l *Listener) Addr() string { return l.l.Addr().String() }
