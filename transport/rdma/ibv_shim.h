@@ -48,9 +48,10 @@ uintptr_t gf_ibv_reg_mr(uintptr_t dev, uintptr_t addr, size_t len, uint32_t *lke
 int gf_ibv_dereg_mr(uintptr_t mr);
 
 // Creates a completion channel (non-blocking), a CQ on it, and an RC QP
-// in INIT on port. *fd is the channel's descriptor, to wait on.
+// in INIT on port. *fd is the channel's descriptor, to wait on; *inl the
+// inline bytes the device granted (0 when it takes none).
 uintptr_t gf_ibv_create_qp(uintptr_t dev, int port, int send_depth, int recv_depth, int max_inline,
-                           uint32_t *qpn, int *fd, int *err);
+                           uint32_t *qpn, int *fd, int *inl, int *err);
 int gf_ibv_connect_qp(uintptr_t qp, int port, int gid_index, uint32_t psn, uint32_t remote_qpn,
                       uint32_t remote_psn, uint16_t remote_lid, int mtu, const uint8_t *remote_gid,
                       int rnr_retry);

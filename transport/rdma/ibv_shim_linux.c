@@ -185,7 +185,7 @@ struct gf_qp {
 };
 
 uintptr_t gf_ibv_create_qp(uintptr_t h, int port, int send_depth, int recv_depth, int max_inline,
-                           uint32_t *qpn, int *fd, int *err) {
+                           uint32_t *qpn, int *fd, int *inl, int *err) {
 	struct gf_dev *d = (struct gf_dev *)h;
 	struct gf_qp *q = calloc(1, sizeof *q);
 	if (!q) {
@@ -212,8 +212,15 @@ uintptr_t gf_ibv_create_qp(uintptr_t h, int port, int send_depth, int recv_depth
 	ia.cap.max_inline_data = max_inline;
 	ia.qp_type = GF_IBV_QPT_RC;
 	q->qp = ibv.create_qp(d->pd, &ia);
+	if (!q->qp && max_inline > 0) {
+		// Some devices take less inline data than asked, or none
+		// (PVRDMA): go without rather than fail.
+		ia.cap.max_inline_data = 0;
+		q->qp = ibv.create_qp(d->pd, &ia);
+	}
 	if (!q->qp)
 		goto fail;
+	*inl = ia.cap.max_inline_data; // what the device granted
 	struct gf_ibv_qp_attr a;
 	memset(&a, 0, sizeof a);
 	a.qp_state = GF_IBV_QPS_INIT;

@@ -156,6 +156,9 @@ func setup(nc net.Conn, dev Device, cfg Config) (_ *Conn, err error) {
 	if c.qp, err = dev.CreateQP(QPConfig{SendDepth: 2*cfg.RecvDepth + 2, RecvDepth: cfg.RecvDepth + 1, MaxInline: c.maxInline, RNRRetry: 3}); err != nil {
 		return nil, fmt.Errorf("rdma: create QP: %w", err)
 	}
+	if q, ok := c.qp.(interface{ MaxInline() int }); ok {
+		c.maxInline = min(c.maxInline, q.MaxInline())
+	}
 	// One buffer more than the peer is granted: a SEND past its credits
 	// lands there and is caught, instead of stalling it in RNR retries.
 	if c.recvMR, err = c.register((cfg.RecvDepth + 1) * cfg.SlotSize); err != nil {

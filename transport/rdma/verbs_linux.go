@@ -222,8 +222,8 @@ func (m *ibvMR) Close() error {
 
 func (d *ibvDevice) CreateQP(cfg QPConfig) (QP, error) {
 	var qpn C.uint32_t
-	var fd, cerr C.int
-	h := C.gf_ibv_create_qp(d.h, C.int(d.port), C.int(cfg.SendDepth), C.int(cfg.RecvDepth), C.int(cfg.MaxInline), &qpn, &fd, &cerr)
+	var fd, inl, cerr C.int
+	h := C.gf_ibv_create_qp(d.h, C.int(d.port), C.int(cfg.SendDepth), C.int(cfg.RecvDepth), C.int(cfg.MaxInline), &qpn, &fd, &inl, &cerr)
 	if h == 0 {
 		return nil, fmt.Errorf("rdma: create QP on %s: %w", d.name, syscall.Errno(cerr))
 	}
@@ -235,6 +235,7 @@ func (d *ibvDevice) CreateQP(cfg QPConfig) (QP, error) {
 		C.gf_ibv_destroy_qp(h)
 		return nil, fmt.Errorf("rdma: completion channel: %w", err)
 	}
+	cfg.MaxInline = int(inl)
 	return &ibvQP{h: h, dev: d, num: uint32(qpn), cfg: cfg, ch: os.NewFile(uintptr(dup), "rdma-completions")}, nil
 }
 
@@ -252,6 +253,9 @@ type ibvQP struct {
 var _ QP = (*ibvQP)(nil)
 
 func (q *ibvQP) Num() uint32 { return q.num }
+
+// MaxInline is the inline data the device granted, perhaps less than asked.
+func (q *ibvQP) MaxInline() int { return q.cfg.MaxInline }
 
 // use runs f with the QP alive, or returns ErrQPClosed.
 func (q *ibvQP) use(f func() error) error {
