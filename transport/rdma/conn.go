@@ -439,6 +439,10 @@ func (c *Conn) queueCtlLocked(h header) {
 func (c *Conn) sendMsg(h header, data, more []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.sendMsgLocked(h, data, more)
+}
+
+func (c *Conn) sendMsgLocked(h header, data, more []byte) error {
 	for c.err == nil && (len(c.ctlq) > 0 || c.credits < 2 || len(c.freeSlots) == 0) {
 		c.cv.Wait()
 	}
@@ -515,17 +519,28 @@ func (c *Conn) sendFrame(body, payload []byte) error {
 // stream sends body and then eager as the data of first and of as many
 // fragments as they need.
 func (c *Conn) stream(first header, body, eager []byte) error {
+	return c.pieces(first, body, eager, func(h header, data, more []byte) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.stats.CopiedBytes += int64(len(more)) // payload bytes into the send buffer
+		return c.sendMsgLocked(h, data, more)
+	})
+}
+
+// pieces cuts body and then eager into messages, the first with header
+// first and the rest fragments, and hands each to send: the frame's bytes,
+// then the payload's.
+func (c *Conn) pieces(first header, body, eager []byte, send func(h header, data, more []byte) error) error {
 	h := first
 	for sent := false; !sent || len(body)+len(eager) > 0; sent = true {
 		k := min(len(body), c.room())
 		b := body[:k]
 		body = body[k:]
 		k = min(len(eager), c.room()-len(b))
-		if err := c.sendMsg(h, b, eager[:k]); err != nil {
+		if err := send(h, b, eager[:k]); err != nil {
 			return err
 		}
 		eager = eager[k:]
-		c.countCopy(k)
 		h = header{kind: kindFrag}
 	}
 	return nil
@@ -720,18 +735,24 @@ func (c *Conn) TrySend(body, payload []byte) error {
 	defer c.frameMu.Unlock()
 	n := c.eagerMessages(body, payload)
 	c.mu.Lock()
-	ok := c.err == nil && len(c.ctlq) == 0 && c.credits >= n+1 && len(c.freeSlots) >= n
-	err := c.err
-	c.mu.Unlock()
-	if err != nil {
-		return err
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return c.err
 	}
-	if !ok {
+	if len(c.ctlq) > 0 || c.credits < n+1 || len(c.freeSlots) < n {
 		return transport.ErrWouldBlock
 	}
-	// Nobody else sends frames, and the credits and slots checked cannot
-	// shrink but by control messages, which keep one of each in reserve.
-	return c.stream(header{kind: kindFrame, a: uint32(len(body)), b: uint64(len(payload))}, body, payload)
+	// All the frame's messages are posted under one hold of c.mu, so the
+	// credits and slots checked are there for each.
+	return c.pieces(header{kind: kindFrame, a: uint32(len(body)), b: uint64(len(payload))}, body, payload,
+		func(h header, data, more []byte) error {
+			if err := c.postLocked(h, data, more); err != nil {
+				c.failLocked(err)
+				return err
+			}
+			c.stats.CopiedBytes += int64(len(more))
+			return nil
+		})
 }
 
 // next waits for the next frame message. Messages that arrived before a
