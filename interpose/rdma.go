@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gpufabric/gpufabric/engine/api"
+	"github.com/gpufabric/gpufabric/transport"
 	"github.com/gpufabric/gpufabric/transport/rdma"
 )
 
@@ -31,17 +32,26 @@ func rdmaEndpoint(h api.HelloReply, addr string) string {
 	return ""
 }
 
-// dialRDMA opens a session over the verbs transport the server offers,
-// through the device and GID that reach it.
+// dialRDMA opens a session over the verbs transport the server offers.
 func dialRDMA(ctx context.Context, h api.HelloReply, addr string, opts Options) (*Session, string, error) {
 	endpoint := rdmaEndpoint(h, addr)
 	if endpoint == "" {
 		return nil, "", errors.New("the server offers no RDMA")
 	}
-	conn, err := rdma.DialAuto(ctx, endpoint, rdma.Config{Options: opts.Conn})
+	conn, err := opts.dialRDMA(ctx, endpoint)
 	if err != nil {
 		return nil, endpoint, err
 	}
 	s, err := Open(ctx, conn, opts)
 	return s, endpoint, err
+}
+
+// dialRDMA dials a server's RDMA control endpoint through o.RDMADevice, or
+// the device and GID that route to it.
+func (o Options) dialRDMA(ctx context.Context, endpoint string) (transport.Conn, error) {
+	cfg := rdma.Config{Options: o.Conn}
+	if o.RDMADevice != nil {
+		return rdma.Dial(ctx, endpoint, o.RDMADevice, cfg)
+	}
+	return rdma.DialAuto(ctx, endpoint, cfg)
 }

@@ -163,33 +163,59 @@ func connectCallLane(ctx context.Context, addr string, opts Options, forced stri
 		endpoints[rdma.Name] = ep
 		return s, Selection{CallLane: rdma.Name, BulkLane: rdma.Name, Reason: "forced"}, endpoints, nil
 	}
+	if endpoint == "" && forced == shm.Name {
+		boot.Close()
+		return nil, Selection{}, nil, fmt.Errorf("interpose: shared memory forced, but %s", reason)
+	}
+	sessions := map[string]*Session{tcp.Name: boot}
+	var failed []Candidate
 	if endpoint == "" {
+		failed = append(failed, Candidate{Transport: shm.Name, Err: errors.New(reason)})
+	} else {
+		fast, err := dialShm(ctx, endpoint, opts)
 		if forced == shm.Name {
 			boot.Close()
-			return nil, Selection{}, nil, fmt.Errorf("interpose: shared memory forced, but %s", reason)
+			if err != nil {
+				return nil, Selection{}, nil, err
+			}
+			return fast, Selection{CallLane: shm.Name, BulkLane: shm.Name, Reason: "forced"}, endpoints, nil
 		}
-		return boot, Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: reason,
-			Candidates: []Candidate{{Transport: shm.Name, Err: errors.New(reason)}}}, endpoints, nil
-	}
-	fast, err := dialShm(ctx, endpoint, opts)
-	if forced == shm.Name {
-		boot.Close()
 		if err != nil {
-			return nil, Selection{}, nil, err
+			delete(endpoints, shm.Name)
+			failed = append(failed, Candidate{Transport: shm.Name, Endpoint: endpoint, Err: err})
+		} else {
+			sessions[shm.Name] = fast
 		}
-		return fast, Selection{CallLane: shm.Name, BulkLane: shm.Name, Reason: "forced"}, endpoints, nil
 	}
-	if err != nil {
-		delete(endpoints, shm.Name)
-		return boot, Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: "shared memory failed; TCP always works",
-			Candidates: []Candidate{{Transport: shm.Name, Endpoint: endpoint, Err: err}}}, endpoints, nil
+	// RDMA is measured only when offered: a server without it says so in
+	// its offers, and the candidate would be noise in every selection.
+	if rdmaEndpoint(boot.hello, addr) != "" {
+		if fast, ep, err := dialRDMA(ctx, boot.hello, addr, opts); err != nil {
+			failed = append(failed, Candidate{Transport: rdma.Name, Endpoint: ep, Err: err})
+		} else {
+			sessions[rdma.Name], endpoints[rdma.Name] = fast, ep
+		}
 	}
-	sel := measure(map[string]*Session{tcp.Name: boot, shm.Name: fast}, endpoints)
-	keep, drop := boot, fast
-	if sel.CallLane == shm.Name {
-		keep, drop = fast, boot
+	if len(sessions) == 1 {
+		sel := Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Candidates: failed}
+		switch {
+		case len(failed) == 1 && failed[0].Endpoint == "":
+			sel.Reason = reason
+		case len(failed) == 1 && failed[0].Transport == shm.Name:
+			sel.Reason = "shared memory failed; TCP always works"
+		default:
+			sel.Reason = "no other transport reached the server; TCP always works"
+		}
+		return boot, sel, endpoints, nil
 	}
-	drop.Close()
+	sel := measure(sessions, endpoints)
+	sel.Candidates = append(sel.Candidates, failed...)
+	keep := sessions[sel.CallLane]
+	for _, s := range sessions {
+		if s != keep {
+			s.Close()
+		}
+	}
 	return keep, sel, endpoints, nil
 }
 
