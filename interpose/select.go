@@ -238,11 +238,13 @@ func Probe(ctx context.Context, addr string, opts Options) (Selection, error) {
 		defer fast.Close()
 		sessions[shm.Name], endpoints[shm.Name] = fast, endpoint
 	}
-	if fast, endpoint, err := dialRDMA(ctx, boot.hello, addr, opts); err != nil {
-		failed = append(failed, Candidate{Transport: rdma.Name, Endpoint: endpoint, Err: err})
-	} else {
-		defer fast.Close()
-		sessions[rdma.Name], endpoints[rdma.Name] = fast, endpoint
+	if rdmaEndpoint(boot.hello, addr) != "" { // as in connectCallLane
+		if fast, endpoint, err := dialRDMA(ctx, boot.hello, addr, opts); err != nil {
+			failed = append(failed, Candidate{Transport: rdma.Name, Endpoint: endpoint, Err: err})
+		} else {
+			defer fast.Close()
+			sessions[rdma.Name], endpoints[rdma.Name] = fast, endpoint
+		}
 	}
 	sel := measure(sessions, endpoints)
 	sel.Candidates = append(sel.Candidates, failed...)

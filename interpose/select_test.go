@@ -209,8 +209,7 @@ func TestProbe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// tcp and shm measured; rdma listed with why not (this server offers none).
-	if len(sel.Candidates) != 3 || sel.CallLane == "" || sel.BulkLane == "" || sel.Candidates[2].Transport != "rdma" || sel.Candidates[2].Err == nil {
+	if len(sel.Candidates) != 2 || sel.CallLane == "" || sel.BulkLane == "" {
 		t.Fatalf("probe %+v", sel)
 	}
 	waitFor(t, func() bool { return len(srv.Status().Sessions) == 0 })

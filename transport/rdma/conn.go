@@ -123,6 +123,7 @@ type Stats struct {
 type Conn struct {
 	cfg  Config
 	dev  Device
+	dom  Domain // the connection's own protection domain
 	qp   QP
 	ctl  net.Conn
 	info transport.Info
@@ -558,7 +559,7 @@ func (c *Conn) countCopy(n int) {
 // source names payload p for an RDMA WRITE: registered in place when it
 // can be, else nil, and the caller copies through the bounce buffer.
 func (c *Conn) source(p []byte) *SGE {
-	sge, err := c.cache.Get(p)
+	sge, err := c.cache.Get(p, 0)
 	if err != nil {
 		c.mu.Lock()
 		c.stats.Fallbacks++
@@ -915,8 +916,19 @@ func (c *Conn) countReceived(payload, copied int) {
 // readStaged copies the payload out of our staging, slot by slot, and
 // gives each slot back as soon as it is empty.
 func (c *Conn) readStaged(dst []byte) error {
+	if err := c.stagedPieces(len(dst), func(at int, piece []byte) { copy(dst[at:], piece) }); err != nil {
+		return err
+	}
+	c.countReceived(len(dst), len(dst))
+	return nil
+}
+
+// stagedPieces takes the staged pieces of a total-byte payload in order,
+// hands each to take (nil: the payload is discarded) and gives its slot
+// back at once.
+func (c *Conn) stagedPieces(total int, take func(at int, piece []byte)) error {
 	size := c.cfg.StagingSlotSize
-	for got := 0; got < len(dst); {
+	for got := 0; got < total; {
 		m, h, err := c.next(true)
 		if err != nil {
 			return err
@@ -926,12 +938,14 @@ func (c *Conn) readStaged(dst []byte) error {
 		}
 		want := (c.stagingExp % uint64(c.cfg.StagingSlots)) * uint64(size)
 		n := int(h.a)
-		if h.b != want || n <= 0 || n > size || n > len(dst)-got {
+		if h.b != want || n <= 0 || n > size || n > total-got {
 			return c.violation("staged piece of %d bytes at offset %d; expected offset %d, at most %d bytes",
-				n, h.b, want, min(size, len(dst)-got))
+				n, h.b, want, min(size, total-got))
 		}
 		c.stagingExp++
-		copy(dst[got:got+n], c.stagingMR.Bytes()[want:want+uint64(n)])
+		if take != nil {
+			take(got, c.stagingMR.Bytes()[want:want+uint64(n)])
+		}
 		got += n
 		if err := c.release(m); err != nil {
 			return err
@@ -940,14 +954,13 @@ func (c *Conn) readStaged(dst []byte) error {
 		c.queueCtlLocked(header{kind: kindRelease, a: 1})
 		c.mu.Unlock()
 	}
-	c.countReceived(len(dst), len(dst))
 	return nil
 }
 
 // readRTS tells the sender where to write the payload, dst itself when it
 // registers, and waits until it is written.
 func (c *Conn) readRTS(dst []byte) error {
-	sge, err := c.cache.Get(dst)
+	sge, err := c.cache.Get(dst, AccessRemoteWrite)
 	cts := header{kind: kindCTS, flags: ctsWrite}
 	if err != nil {
 		c.mu.Lock()
@@ -987,8 +1000,7 @@ func (c *Conn) skip() error {
 		c.mu.Unlock()
 		return nil
 	case modeStaged:
-		c.remain = n
-		return c.ReadPayload(make([]byte, n))
+		return c.stagedPieces(n, nil)
 	}
 	if c.curData != nil {
 		n -= len(c.curData)
@@ -1067,6 +1079,7 @@ func (c *Conn) Close() error {
 		<-c.wcDone
 		c.cache.Close()
 		c.freeBuffers()
+		c.dom.Close()
 		if c.ownDev != nil {
 			c.ownDev.Close()
 		}

@@ -14,8 +14,9 @@ import (
 //     the oldest receive posted at the peer;
 //   - a SEND that finds no receive posted is retried (receiver not ready)
 //     RNRRetry times, then fails with StatusRNRRetryExceeded;
-//   - an RDMA WRITE with an rkey the peer does not hold, or past the end of
-//     its region, fails with StatusRemoteAccess at the writer, and the
+//   - an RDMA WRITE with an rkey the peer does not hold (of another
+//     protection domain, or registered without remote write), or past the
+//     end of its region, fails with StatusRemoteAccess at the writer, and the
 //     responder's QP goes to the error state too;
 //   - a QP in the error state completes everything outstanding, and
 //     anything posted after, with StatusFlushed;
@@ -74,9 +75,13 @@ type emuDevice struct {
 	nextKey    uint32
 	nextAddr   uint64
 	registered int
+	nextDomain int
 }
 
-var _ Device = (*emuDevice)(nil)
+var (
+	_ Device = (*emuDevice)(nil)
+	_ Domain = (*emuDomain)(nil)
+)
 
 func (d *emuDevice) Name() string { return d.name }
 
@@ -84,7 +89,29 @@ func (d *emuDevice) Attr() DeviceAttr {
 	return DeviceAttr{MaxInline: d.opts.MaxInline, MaxMRSize: 1 << 40, MTU: 4096, GID: d.gid}
 }
 
-func (d *emuDevice) Register(buf []byte) (MR, error) {
+// NewDomain returns a protection domain of d's: MRs and QPs carry its
+// number, and a QP reaches only the MRs of its own.
+func (d *emuDevice) NewDomain() (Domain, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.nextDomain++
+	return &emuDomain{dev: d, id: d.nextDomain}, nil
+}
+
+type emuDomain struct {
+	dev *emuDevice
+	id  int
+}
+
+func (pd *emuDomain) Register(buf []byte, access Access) (MR, error) {
+	return pd.dev.register(buf, access, pd.id)
+}
+
+func (pd *emuDomain) CreateQP(cfg QPConfig) (QP, error) { return pd.dev.createQP(cfg, pd.id) }
+
+func (pd *emuDomain) Close() error { return nil }
+
+func (d *emuDevice) register(buf []byte, access Access, domain int) (MR, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(buf) == 0 {
@@ -94,7 +121,7 @@ func (d *emuDevice) Register(buf []byte) (MR, error) {
 		return nil, fmt.Errorf("%w: %d bytes past the locked-memory limit of %d (%d registered)",
 			ErrRegister, len(buf), d.opts.RegisterLimit, d.registered)
 	}
-	m := &emuMR{dev: d, addr: d.nextAddr, buf: buf, key: d.nextKey}
+	m := &emuMR{dev: d, addr: d.nextAddr, buf: buf, key: d.nextKey, domain: domain, access: access}
 	d.nextKey += 0x101 // keys far apart, so an off-by-one key is caught
 	d.nextAddr += (uint64(len(buf)) + 2<<20) &^ (1<<20 - 1)
 	d.registered += len(buf)
@@ -103,26 +130,28 @@ func (d *emuDevice) Register(buf []byte) (MR, error) {
 }
 
 // region returns the bytes [addr, addr+n) of the region key names, or
-// false when key is unknown or the range leaves the region.
-func (d *emuDevice) region(key uint32, addr uint64, n int) ([]byte, bool) {
+// false when key is unknown, of another domain, without the access
+// needed, or the range leaves the region.
+func (d *emuDevice) region(key uint32, addr uint64, n int, domain int, need Access) ([]byte, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m := d.mrs[key]
-	if m == nil || addr < m.addr || addr+uint64(n) > m.addr+uint64(len(m.buf)) || addr+uint64(n) < addr {
+	if m == nil || m.domain != domain || m.access&need != need ||
+		addr < m.addr || addr+uint64(n) > m.addr+uint64(len(m.buf)) || addr+uint64(n) < addr {
 		return nil, false
 	}
 	off := int(addr - m.addr)
 	return m.buf[off : off+n], true
 }
 
-func (d *emuDevice) CreateQP(cfg QPConfig) (QP, error) {
+func (d *emuDevice) createQP(cfg QPConfig, domain int) (QP, error) {
 	if cfg.SendDepth <= 0 || cfg.RecvDepth <= 0 {
 		return nil, fmt.Errorf("rdma: emulated QP needs send and receive depths, got %d and %d", cfg.SendDepth, cfg.RecvDepth)
 	}
 	if cfg.MaxInline > d.opts.MaxInline {
 		return nil, fmt.Errorf("rdma: inline size %d past the device's %d", cfg.MaxInline, d.opts.MaxInline)
 	}
-	q := &emuQP{dev: d, cfg: cfg, notify: make(chan struct{}, 1), kick: make(chan struct{}, 1), closed: make(chan struct{})}
+	q := &emuQP{dev: d, domain: domain, cfg: cfg, notify: make(chan struct{}, 1), kick: make(chan struct{}, 1), closed: make(chan struct{})}
 	d.fab.mu.Lock()
 	q.num = d.fab.nextQPN
 	d.fab.nextQPN++
@@ -136,11 +165,13 @@ func (d *emuDevice) CreateQP(cfg QPConfig) (QP, error) {
 func (d *emuDevice) Close() error { return nil }
 
 type emuMR struct {
-	dev  *emuDevice
-	addr uint64
-	buf  []byte
-	key  uint32
-	once sync.Once
+	dev    *emuDevice
+	addr   uint64
+	buf    []byte
+	key    uint32
+	domain int
+	access Access
+	once   sync.Once
 }
 
 func (m *emuMR) Addr() uint64  { return m.addr }
@@ -158,13 +189,13 @@ func (m *emuMR) Close() error {
 	return nil
 }
 
-// local resolves an SGE against this device's live registrations, as an
-// HCA checks an lkey.
-func (d *emuDevice) local(s SGE) ([]byte, bool) {
+// local resolves an SGE against the live registrations of q's domain, as
+// an HCA checks an lkey; need is the access the work asks of it.
+func (q *emuQP) local(s SGE, need Access) ([]byte, bool) {
 	if s.MR == nil || s.Off < 0 || s.Len < 0 {
 		return nil, false
 	}
-	return d.region(s.MR.LKey(), s.MR.Addr()+uint64(s.Off), s.Len)
+	return q.dev.region(s.MR.LKey(), s.MR.Addr()+uint64(s.Off), s.Len, q.domain, need)
 }
 
 type emuSend struct {
@@ -174,6 +205,7 @@ type emuSend struct {
 
 type emuQP struct {
 	dev    *emuDevice
+	domain int
 	cfg    QPConfig
 	num    uint32
 	notify chan struct{}
@@ -247,7 +279,7 @@ func (q *emuQP) PostSend(wr SendWR) error {
 	s := emuSend{wr: wr}
 	if wr.Inline {
 		// Inline data is read at post time: the buffer is free at once.
-		b, ok := q.dev.local(wr.Local)
+		b, ok := q.local(wr.Local, 0)
 		if !ok {
 			return fmt.Errorf("rdma: inline send from memory outside its region")
 		}
@@ -363,7 +395,7 @@ func (q *emuQP) run() {
 func (q *emuQP) execute(s emuSend) {
 	data := s.inline
 	if !s.wr.Inline {
-		b, ok := q.dev.local(s.wr.Local)
+		b, ok := q.local(s.wr.Local, 0)
 		if !ok {
 			q.fail(s.wr, StatusLocalProtection)
 			return
@@ -407,7 +439,7 @@ func (q *emuQP) write(wr SendWR, data []byte) {
 		q.fail(wr, StatusRetryExceeded)
 		return
 	}
-	dst, ok := p.dev.region(wr.Remote.RKey, wr.Remote.Addr, len(data))
+	dst, ok := p.dev.region(wr.Remote.RKey, wr.Remote.Addr, len(data), p.domain, AccessRemoteWrite)
 	if !ok {
 		// The responder NAKs and, like the requester, goes to error.
 		p.mu.Lock()
@@ -431,7 +463,7 @@ func (q *emuQP) send(wr SendWR, data []byte) {
 		if len(p.recvs) > 0 {
 			r := p.recvs[0]
 			p.recvs = p.recvs[1:]
-			dst, ok := p.dev.local(r.Local)
+			dst, ok := p.local(r.Local, AccessLocalWrite)
 			if !ok || len(data) > len(dst) {
 				p.complete(Completion{ID: r.ID, Op: OpRecv, Status: StatusLocalLength})
 				p.toErrorLocked()

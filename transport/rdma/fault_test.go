@@ -19,8 +19,15 @@ import (
 // a client whose clear-to-send names memory the server may not write.
 type badKeys struct{ Device }
 
-func (d badKeys) Register(b []byte) (MR, error) {
-	mr, err := d.Device.Register(b)
+func (d badKeys) NewDomain() (Domain, error) {
+	dom, err := d.Device.NewDomain()
+	return badKeyDomain{dom}, err
+}
+
+type badKeyDomain struct{ Domain }
+
+func (d badKeyDomain) Register(b []byte, access Access) (MR, error) {
+	mr, err := d.Domain.Register(b, access)
 	if err != nil {
 		return nil, err
 	}
@@ -239,4 +246,21 @@ func TestBadSetupsDelayNoOne(t *testing.T) {
 	if _, err := io.ReadAll(noisy); errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("the noisy peer's connection is still open: %v", err)
 	}
+}
+
+// TestAnotherConnectionsStaging: a client that names the staging of
+// another connection on the same server device, with its right rkey and
+// address, is refused: each connection has its own protection domain.
+func TestAnotherConnectionsStaging(t *testing.T) {
+	f := newFabric(t, Config{RecvDepth: 8, SlotSize: 4 << 10, Rendezvous: 4 << 10, StagingSlots: 2, StagingSlotSize: 64 << 10}, EmuOptions{})
+	victimC, victimS := f.pair(t)
+	thiefC, thiefS := f.pair(t)
+	thiefC.peer.stagingAddr, thiefC.peer.stagingRKey = victimS.stagingMR.Addr(), victimS.stagingMR.RKey()
+	serverErrc := recvErr(thiefS)
+	err := thiefC.Send([]byte("h2d"), pattern(100<<10, 9))
+	if err == nil || !strings.Contains(err.Error(), "bad rkey or range") {
+		t.Fatalf("write into another connection's staging: %v; want a remote access error", err)
+	}
+	await(t, serverErrc, "the thief's server side")
+	exchange(t, victimC, victimS, []byte("untouched"), pattern(100<<10, 1))
 }

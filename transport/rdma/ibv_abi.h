@@ -175,7 +175,7 @@ struct gf_ibv_wc_raw {
 
 enum {
 	GF_IBV_QPT_RC = 2,
-	GF_IBV_ACCESS = 1 | 2 | 4, // local write, remote write, remote read
+	GF_IBV_ACCESS_REMOTE_WRITE = 2,
 	GF_IBV_WR_RDMA_WRITE = 0,
 	GF_IBV_WR_SEND = 2,
 	GF_IBV_SEND_SIGNALED = 1 << 1,

@@ -39,18 +39,23 @@ struct gf_ibv_attr {
 	uint8_t gid[16];
 };
 
-// Opens device name, allocates a protection domain, and queries port
-// port and GID gid_index. Returns a handle, or 0 with *err = errno.
+// Opens device name and queries port port and GID gid_index. Returns a
+// handle, or 0 with *err = errno.
 uintptr_t gf_ibv_open_device(const char *name, int port, int gid_index, struct gf_ibv_attr *attr, int *err);
 void gf_ibv_close_device(uintptr_t dev);
 
-uintptr_t gf_ibv_reg_mr(uintptr_t dev, uintptr_t addr, size_t len, uint32_t *lkey, uint32_t *rkey, int *err);
+// A protection domain of dev's.
+uintptr_t gf_ibv_alloc_pd(uintptr_t dev, int *err);
+int gf_ibv_dealloc_pd(uintptr_t pd);
+
+// access: ibv_access_flags (1 local write, 2 remote write, 4 remote read).
+uintptr_t gf_ibv_reg_mr(uintptr_t pd, uintptr_t addr, size_t len, int access, uint32_t *lkey, uint32_t *rkey, int *err);
 int gf_ibv_dereg_mr(uintptr_t mr);
 
 // Creates a completion channel (non-blocking), a CQ on it, and an RC QP
-// in INIT on port. *fd is the channel's descriptor, to wait on; *inl the
-// inline bytes the device granted (0 when it takes none).
-uintptr_t gf_ibv_create_qp(uintptr_t dev, int port, int send_depth, int recv_depth, int max_inline,
+// in pd, in INIT on port. *fd is the channel's descriptor, to wait on;
+// *inl the inline bytes the device granted (0 when it takes none).
+uintptr_t gf_ibv_create_qp(uintptr_t dev, uintptr_t pd, int port, int send_depth, int recv_depth, int max_inline,
                            uint32_t *qpn, int *fd, int *inl, int *err);
 int gf_ibv_connect_qp(uintptr_t qp, int port, int gid_index, uint32_t psn, uint32_t remote_qpn,
                       uint32_t remote_psn, uint16_t remote_lid, int mtu, const uint8_t *remote_gid,

@@ -96,7 +96,6 @@ int gf_ibv_device_names(char *buf, size_t len) {
 
 struct gf_dev {
 	void *ctx;
-	void *pd;
 };
 
 uintptr_t gf_ibv_open_device(const char *name, int port, int gid_index, struct gf_ibv_attr *attr, int *err) {
@@ -130,21 +129,18 @@ uintptr_t gf_ibv_open_device(const char *name, int port, int gid_index, struct g
 		r = ibv.query_port(ctx, (uint8_t)port, &pa);
 	if (!r)
 		r = ibv.query_gid(ctx, (uint8_t)port, gid_index, &gid);
-	void *pd = r ? NULL : ibv.alloc_pd(ctx);
-	if (!pd) {
-		*err = r ? r : errno;
+	if (r) {
+		*err = r;
 		ibv.close_device(ctx);
 		return 0;
 	}
 	struct gf_dev *d = calloc(1, sizeof *d);
 	if (!d) {
 		*err = ENOMEM;
-		ibv.dealloc_pd(pd);
 		ibv.close_device(ctx);
 		return 0;
 	}
 	d->ctx = ctx;
-	d->pd = pd;
 	attr->max_mr_size = da.max_mr_size;
 	attr->max_qp_wr = da.max_qp_wr;
 	attr->phys_port_cnt = da.phys_port_cnt;
@@ -158,14 +154,22 @@ uintptr_t gf_ibv_open_device(const char *name, int port, int gid_index, struct g
 
 void gf_ibv_close_device(uintptr_t h) {
 	struct gf_dev *d = (struct gf_dev *)h;
-	ibv.dealloc_pd(d->pd);
 	ibv.close_device(d->ctx);
 	free(d);
 }
 
-uintptr_t gf_ibv_reg_mr(uintptr_t h, uintptr_t addr, size_t len, uint32_t *lkey, uint32_t *rkey, int *err) {
+uintptr_t gf_ibv_alloc_pd(uintptr_t h, int *err) {
 	struct gf_dev *d = (struct gf_dev *)h;
-	struct gf_ibv_mr *mr = ibv.reg_mr(d->pd, (void *)addr, len, GF_IBV_ACCESS);
+	void *pd = ibv.alloc_pd(d->ctx);
+	if (!pd)
+		*err = errno;
+	return (uintptr_t)pd;
+}
+
+int gf_ibv_dealloc_pd(uintptr_t pd) { return ibv.dealloc_pd((void *)pd); }
+
+uintptr_t gf_ibv_reg_mr(uintptr_t pd, uintptr_t addr, size_t len, int access, uint32_t *lkey, uint32_t *rkey, int *err) {
+	struct gf_ibv_mr *mr = ibv.reg_mr((void *)pd, (void *)addr, len, access);
 	if (!mr) {
 		*err = errno;
 		return 0;
@@ -184,7 +188,7 @@ struct gf_qp {
 	unsigned int events; // taken and not yet acknowledged
 };
 
-uintptr_t gf_ibv_create_qp(uintptr_t h, int port, int send_depth, int recv_depth, int max_inline,
+uintptr_t gf_ibv_create_qp(uintptr_t h, uintptr_t pd, int port, int send_depth, int recv_depth, int max_inline,
                            uint32_t *qpn, int *fd, int *inl, int *err) {
 	struct gf_dev *d = (struct gf_dev *)h;
 	struct gf_qp *q = calloc(1, sizeof *q);
@@ -211,12 +215,12 @@ uintptr_t gf_ibv_create_qp(uintptr_t h, int port, int send_depth, int recv_depth
 	ia.cap.max_recv_sge = 1;
 	ia.cap.max_inline_data = max_inline;
 	ia.qp_type = GF_IBV_QPT_RC;
-	q->qp = ibv.create_qp(d->pd, &ia);
+	q->qp = ibv.create_qp((void *)pd, &ia);
 	if (!q->qp && max_inline > 0) {
 		// Some devices take less inline data than asked, or none
 		// (PVRDMA): go without rather than fail.
 		ia.cap.max_inline_data = 0;
-		q->qp = ibv.create_qp(d->pd, &ia);
+		q->qp = ibv.create_qp((void *)pd, &ia);
 	}
 	if (!q->qp)
 		goto fail;
@@ -225,7 +229,7 @@ uintptr_t gf_ibv_create_qp(uintptr_t h, int port, int send_depth, int recv_depth
 	memset(&a, 0, sizeof a);
 	a.qp_state = GF_IBV_QPS_INIT;
 	a.port_num = port;
-	a.qp_access_flags = GF_IBV_ACCESS;
+	a.qp_access_flags = GF_IBV_ACCESS_REMOTE_WRITE; // the MRs say who may
 	int r = ibv.modify_qp(q->qp, &a, GF_IBV_QP_STATE | GF_IBV_QP_PKEY_INDEX | GF_IBV_QP_PORT | GF_IBV_QP_ACCESS_FLAGS);
 	if (r) {
 		errno = r;

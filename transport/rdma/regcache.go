@@ -18,7 +18,7 @@ import (
 // them; C memory (an application's pinned host buffers) can, and whoever
 // frees it calls Drop first.
 type RegCache struct {
-	dev      Device
+	dom      Domain
 	maxBytes int
 
 	mu    sync.Mutex
@@ -35,19 +35,21 @@ type CacheStats struct {
 type regEntry struct {
 	start, end uintptr
 	buf        []byte
+	access     Access
 	mr         MR
 }
 
-// NewRegCache returns a cache registering with dev, holding at most
+// NewRegCache returns a cache registering in dom, holding at most
 // maxBytes registered.
-func NewRegCache(dev Device, maxBytes int) *RegCache {
-	return &RegCache{dev: dev, maxBytes: maxBytes, lru: list.New()}
+func NewRegCache(dom Domain, maxBytes int) *RegCache {
+	return &RegCache{dom: dom, maxBytes: maxBytes, lru: list.New()}
 }
 
-// Get returns b as an SGE of a registered region, registering b when no
-// region holds it. It fails, with ErrRegister, when b cannot be registered;
-// the caller copies through memory of its own instead.
-func (c *RegCache) Get(b []byte) (SGE, error) {
+// Get returns b as an SGE of a region registered with at least access,
+// registering b when no region holds it. It fails, with ErrRegister, when
+// b cannot be registered; the caller copies through memory of its own
+// instead.
+func (c *RegCache) Get(b []byte, access Access) (SGE, error) {
 	if len(b) == 0 {
 		return SGE{}, fmt.Errorf("%w: empty buffer", ErrRegister)
 	}
@@ -57,7 +59,7 @@ func (c *RegCache) Get(b []byte) (SGE, error) {
 	defer c.mu.Unlock()
 	for e := c.lru.Front(); e != nil; e = e.Next() {
 		r := e.Value.(*regEntry)
-		if start >= r.start && end <= r.end {
+		if start >= r.start && end <= r.end && r.access&access == access {
 			c.lru.MoveToFront(e)
 			c.stats.Hits++
 			return SGE{MR: r.mr, Off: int(start - r.start), Len: len(b)}, nil
@@ -72,12 +74,12 @@ func (c *RegCache) Get(b []byte) (SGE, error) {
 		c.evict(c.lru.Back())
 		c.stats.Evictions++
 	}
-	mr, err := c.dev.Register(b)
+	mr, err := c.dom.Register(b, access)
 	if err != nil {
 		c.stats.Failures++
 		return SGE{}, err
 	}
-	c.lru.PushFront(&regEntry{start: start, end: end, buf: b, mr: mr})
+	c.lru.PushFront(&regEntry{start: start, end: end, buf: b, access: access, mr: mr})
 	c.bytes += len(b)
 	return SGE{MR: mr, Off: 0, Len: len(b)}, nil
 }

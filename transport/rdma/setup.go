@@ -146,14 +146,17 @@ func setup(nc net.Conn, dev Device, cfg Config) (_ *Conn, err error) {
 	attr := dev.Attr()
 	c := &Conn{cfg: cfg, dev: dev, ctl: nc, wcDone: make(chan struct{})}
 	c.cv.L = &c.mu
-	c.cache = NewRegCache(dev, cfg.RegCacheBytes)
+	if c.dom, err = dev.NewDomain(); err != nil {
+		return nil, fmt.Errorf("rdma: protection domain: %w", err)
+	}
+	c.cache = NewRegCache(c.dom, cfg.RegCacheBytes)
 	defer func() {
 		if err != nil {
 			c.undo()
 		}
 	}()
 	c.maxInline = min(attr.MaxInline, 256)
-	if c.qp, err = dev.CreateQP(QPConfig{SendDepth: 2*cfg.RecvDepth + 2, RecvDepth: cfg.RecvDepth + 1, MaxInline: c.maxInline, RNRRetry: 3}); err != nil {
+	if c.qp, err = c.dom.CreateQP(QPConfig{SendDepth: 2*cfg.RecvDepth + 2, RecvDepth: cfg.RecvDepth + 1, MaxInline: c.maxInline, RNRRetry: 3}); err != nil {
 		return nil, fmt.Errorf("rdma: create QP: %w", err)
 	}
 	if q, ok := c.qp.(interface{ MaxInline() int }); ok {
@@ -161,17 +164,17 @@ func setup(nc net.Conn, dev Device, cfg Config) (_ *Conn, err error) {
 	}
 	// One buffer more than the peer is granted: a SEND past its credits
 	// lands there and is caught, instead of stalling it in RNR retries.
-	if c.recvMR, err = c.register((cfg.RecvDepth + 1) * cfg.SlotSize); err != nil {
+	if c.recvMR, err = c.register((cfg.RecvDepth+1)*cfg.SlotSize, AccessLocalWrite); err != nil {
 		return nil, fmt.Errorf("rdma: register receive buffers: %w", err)
 	}
-	if c.sendMR, err = c.register(cfg.RecvDepth * cfg.SlotSize); err != nil {
+	if c.sendMR, err = c.register(cfg.RecvDepth*cfg.SlotSize, 0); err != nil {
 		return nil, fmt.Errorf("rdma: register send buffers: %w", err)
 	}
-	if c.bounceMR, err = c.register(cfg.StagingSlotSize); err != nil {
+	if c.bounceMR, err = c.register(cfg.StagingSlotSize, 0); err != nil {
 		return nil, fmt.Errorf("rdma: register bounce buffer: %w", err)
 	}
 	if cfg.StagingSlots > 0 {
-		if c.stagingMR, err = c.register(cfg.StagingSlots * cfg.StagingSlotSize); err != nil {
+		if c.stagingMR, err = c.register(cfg.StagingSlots*cfg.StagingSlotSize, AccessRemoteWrite); err != nil {
 			return nil, fmt.Errorf("rdma: register staging: %w", err)
 		}
 	}
@@ -234,7 +237,9 @@ func (c *Conn) undo() {
 	if c.qp != nil {
 		c.qp.Close()
 	}
+	c.cache.Close()
 	c.freeBuffers()
+	c.dom.Close()
 }
 
 // allocator is implemented by devices that give connections memory of
@@ -246,7 +251,7 @@ type allocator interface {
 }
 
 // register allocates and registers n bytes the connection owns.
-func (c *Conn) register(n int) (MR, error) {
+func (c *Conn) register(n int, access Access) (MR, error) {
 	var b []byte
 	if a, ok := c.dev.(allocator); ok {
 		var err error
@@ -256,7 +261,7 @@ func (c *Conn) register(n int) (MR, error) {
 	} else {
 		b = make([]byte, n)
 	}
-	mr, err := c.dev.Register(b)
+	mr, err := c.dom.Register(b, access)
 	if err != nil {
 		if a, ok := c.dev.(allocator); ok {
 			a.Free(b)

@@ -11,21 +11,42 @@ import (
 // implementations: libibverbs through cgo (verbs_linux.go), and Emulation,
 // which keeps RC semantics for tests on machines without RDMA hardware.
 
-// Device is an opened verbs device with a protection domain.
+// Device is an opened verbs device.
 type Device interface {
 	// Name is the device's name ("mlx5_0", "emu0").
 	Name() string
 	// Attr describes the device and the port in use.
 	Attr() DeviceAttr
-	// Register registers buf for local write and remote read and write.
-	// The caller keeps buf alive and unmoved until the MR is closed (Go
-	// heap memory does not move; C memory must not be freed before).
-	Register(buf []byte) (MR, error)
-	// CreateQP creates an RC queue pair in the RESET..INIT states with its
-	// own completion queue for sends and receives.
-	CreateQP(cfg QPConfig) (QP, error)
+	// NewDomain allocates a protection domain. Memory registered in it can
+	// be reached only through QPs created in it: each connection has its
+	// own, so that a peer guessing rkeys reaches no other connection's
+	// memory.
+	NewDomain() (Domain, error)
 	Close() error
 }
+
+// Domain is a protection domain.
+type Domain interface {
+	// Register registers buf with the access given. The caller keeps buf
+	// alive and unmoved until the MR is closed (Go heap memory does not
+	// move; C memory must not be freed before).
+	Register(buf []byte, access Access) (MR, error)
+	// CreateQP creates an RC queue pair in the INIT state with its own
+	// completion queue for sends and receives.
+	CreateQP(cfg QPConfig) (QP, error)
+	// Close frees the domain; its MRs and QPs must be closed first.
+	Close() error
+}
+
+// Access is what a registration allows beyond local reads, as
+// ibv_access_flags.
+type Access uint8
+
+// Access rights.
+const (
+	AccessLocalWrite  Access = 1     // the device writes it: receives, RDMA READ targets
+	AccessRemoteWrite Access = 1 | 2 // peers RDMA-WRITE into it (needs local write)
+)
 
 // DeviceAttr is what the transport needs to know of a device and port.
 type DeviceAttr struct {

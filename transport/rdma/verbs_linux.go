@@ -178,14 +178,43 @@ func (d *ibvDevice) Alloc(n int) ([]byte, error) {
 // Free returns memory from Alloc.
 func (d *ibvDevice) Free(b []byte) error { return unix.Munmap(b) }
 
-func (d *ibvDevice) Register(b []byte) (MR, error) {
+// NewDomain allocates a protection domain.
+func (d *ibvDevice) NewDomain() (Domain, error) {
+	var cerr C.int
+	pd := C.gf_ibv_alloc_pd(d.h, &cerr)
+	if pd == 0 {
+		return nil, fmt.Errorf("rdma: protection domain on %s: %w", d.name, syscall.Errno(cerr))
+	}
+	return &ibvDomain{dev: d, pd: pd}, nil
+}
+
+type ibvDomain struct {
+	dev  *ibvDevice
+	pd   C.uintptr_t
+	once sync.Once
+}
+
+var _ Domain = (*ibvDomain)(nil)
+
+func (pd *ibvDomain) Close() error {
+	var err error
+	pd.once.Do(func() {
+		if r := C.gf_ibv_dealloc_pd(pd.pd); r != 0 {
+			err = fmt.Errorf("rdma: free protection domain: %w", syscall.Errno(r))
+		}
+	})
+	return err
+}
+
+func (pd *ibvDomain) Register(b []byte, access Access) (MR, error) {
+	d := pd.dev
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty region", ErrRegister)
 	}
 	var lkey, rkey C.uint32_t
 	var cerr C.int
 	addr := addrOf(b)
-	h := C.gf_ibv_reg_mr(d.h, C.uintptr_t(addr), C.size_t(len(b)), &lkey, &rkey, &cerr)
+	h := C.gf_ibv_reg_mr(pd.pd, C.uintptr_t(addr), C.size_t(len(b)), C.int(access), &lkey, &rkey, &cerr)
 	runtime.KeepAlive(b)
 	if h == 0 {
 		why := ""
@@ -220,10 +249,11 @@ func (m *ibvMR) Close() error {
 	return err
 }
 
-func (d *ibvDevice) CreateQP(cfg QPConfig) (QP, error) {
+func (pd *ibvDomain) CreateQP(cfg QPConfig) (QP, error) {
+	d := pd.dev
 	var qpn C.uint32_t
 	var fd, inl, cerr C.int
-	h := C.gf_ibv_create_qp(d.h, C.int(d.port), C.int(cfg.SendDepth), C.int(cfg.RecvDepth), C.int(cfg.MaxInline), &qpn, &fd, &inl, &cerr)
+	h := C.gf_ibv_create_qp(d.h, pd.pd, C.int(d.port), C.int(cfg.SendDepth), C.int(cfg.RecvDepth), C.int(cfg.MaxInline), &qpn, &fd, &inl, &cerr)
 	if h == 0 {
 		return nil, fmt.Errorf("rdma: create QP on %s: %w", d.name, syscall.Errno(cerr))
 	}
