@@ -199,8 +199,14 @@ func (c *Conn) Stats() Stats {
 	return s
 }
 
-// Forget drops b's registration, if the cache holds one: call it before
-// memory a payload was sent from or received into is freed.
+// Pin keeps b registered, for payloads sent from it or read into it
+// without a registration each time: for long-lived memory, such as an
+// application's pinned host buffers. Forget must be called before b is
+// freed.
+func (c *Conn) Pin(b []byte) error { return c.cache.Pin(b, AccessRemoteWrite) }
+
+// Forget drops b's registration, if b was pinned: call it before b is
+// freed.
 func (c *Conn) Forget(b []byte) { c.cache.Drop(b) }
 
 // failLocked records the connection's first failure and wakes everyone.
@@ -557,9 +563,10 @@ func (c *Conn) countCopy(n int) {
 }
 
 // source names payload p for an RDMA WRITE: registered in place when it
-// can be, else nil, and the caller copies through the bounce buffer.
-func (c *Conn) source(p []byte) *SGE {
-	sge, err := c.cache.Get(p, 0)
+// can be, with release to call once the writes are done; else nil, and
+// the caller copies through the bounce buffer.
+func (c *Conn) source(p []byte) (*SGE, func()) {
+	sge, release, err := c.cache.Get(p, 0)
 	if err != nil {
 		c.mu.Lock()
 		c.stats.Fallbacks++
@@ -569,9 +576,9 @@ func (c *Conn) source(p []byte) *SGE {
 			c.cfg.Logger.Info("rdma: payload memory would not register; copying through staging",
 				"remote", c.info.Remote, "bytes", len(p), "err", err)
 		}
-		return nil
+		return nil, func() {}
 	}
-	return &sge
+	return &sge, release
 }
 
 // write RDMA-WRITEs p to remote, from its registration or through the
@@ -636,7 +643,10 @@ func (c *Conn) waitWrites(n int64) error {
 // announces each slot with a small SEND; RC delivers the SEND after the
 // WRITE before it, so the peer finds the bytes in place.
 func (c *Conn) sendStaged(payload []byte) error {
-	src := c.source(payload)
+	src, release := c.source(payload)
+	// On failure too: the connection's QP is in error or gone by then, so
+	// nothing is reading the memory any more.
+	defer release()
 	ps := c.peer.stagingSlotSize
 	var last int64
 	for off := 0; off < len(payload); off += ps {
@@ -698,7 +708,9 @@ func (c *Conn) sendRTS(payload []byte) error {
 		c.fail(fmt.Errorf("%w: clear-to-send answer %d", ErrProtocol, cts.flags&^flagLow))
 		return c.err
 	}
-	last, err := c.write(payload, c.source(payload), Remote{Addr: cts.b, RKey: cts.a}, c.cfg.StagingSlotSize)
+	src, release := c.source(payload)
+	defer release()
+	last, err := c.write(payload, src, Remote{Addr: cts.b, RKey: cts.a}, c.cfg.StagingSlotSize)
 	if err != nil {
 		return err
 	}
@@ -960,7 +972,7 @@ func (c *Conn) stagedPieces(total int, take func(at int, piece []byte)) error {
 // readRTS tells the sender where to write the payload, dst itself when it
 // registers, and waits until it is written.
 func (c *Conn) readRTS(dst []byte) error {
-	sge, err := c.cache.Get(dst, AccessRemoteWrite)
+	sge, release, err := c.cache.Get(dst, AccessRemoteWrite)
 	cts := header{kind: kindCTS, flags: ctsWrite}
 	if err != nil {
 		c.mu.Lock()
@@ -970,6 +982,9 @@ func (c *Conn) readRTS(dst []byte) error {
 			"remote", c.info.Remote, "bytes", len(dst), "err", err)
 		cts.flags = ctsFragments
 	} else {
+		// Once the payload is in, the peer's rkey for dst dies with the
+		// registration, unless dst is pinned.
+		defer release()
 		cts.a, cts.b = sge.MR.RKey(), sge.MR.Addr()+uint64(sge.Off)
 	}
 	c.mu.Lock()

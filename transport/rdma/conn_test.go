@@ -266,22 +266,53 @@ func TestRegistrationFallback(t *testing.T) {
 	}
 }
 
-// TestRegistrationCacheReuse: a buffer sent from twice is registered once;
-// dropping it deregisters it.
-func TestRegistrationCacheReuse(t *testing.T) {
+// TestRegistrationCache: memory not pinned is registered for each
+// transfer; pinned memory is registered once, and again after Forget.
+func TestRegistrationCache(t *testing.T) {
 	f := newFabric(t, Config{Rendezvous: 4 << 10}, EmuOptions{})
 	client, server := f.pair(t)
 	buf := pattern(1<<20, 3)
 	exchange(t, client, server, nil, buf)
+	exchange(t, client, server, nil, buf)
+	if cs := client.Stats().Cache; cs.Misses != 2 || cs.Hits != 0 {
+		t.Errorf("unpinned: %+v; want a registration per transfer", cs)
+	}
+	if err := client.Pin(buf); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, client, server, nil, buf)
 	exchange(t, client, server, nil, buf[4096:])
-	cs := client.Stats().Cache
-	if cs.Misses != 1 || cs.Hits != 1 {
-		t.Errorf("cache: %+v; want one miss, then one hit for the slice inside it", cs)
+	if cs := client.Stats().Cache; cs.Misses != 2 || cs.Hits != 2 {
+		t.Errorf("pinned: %+v; want hits, for the slice inside it too", cs)
 	}
 	client.Forget(buf[10:20])
 	exchange(t, client, server, nil, buf)
-	if cs := client.Stats().Cache; cs.Drops != 1 || cs.Misses != 2 {
-		t.Errorf("after Forget: %+v; want the region dropped and registered again", cs)
+	if cs := client.Stats().Cache; cs.Drops != 1 || cs.Misses != 3 {
+		t.Errorf("after Forget: %+v; want the region dropped and registered for the transfer", cs)
+	}
+	// A reader's buffer for a request-to-send is registered for the
+	// transfer alone: afterwards the server's rkey for it names nothing.
+	emu := f.client.(*emuDevice)
+	registered := func() int {
+		emu.mu.Lock()
+		defer emu.mu.Unlock()
+		return emu.registered
+	}
+	before := registered()
+	dst := make([]byte, 1<<20)
+	errc := make(chan error, 1)
+	go func() { errc <- server.Send(nil, buf) }()
+	if _, _, err := client.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.ReadPayload(dst); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if after := registered(); after != before {
+		t.Errorf("%d bytes registered after the transfer, %d before: the reader's buffer is still registered", after, before)
 	}
 }
 

@@ -25,9 +25,12 @@
 // staging; to a dialer (the client), straight into the buffer its reader
 // names when it asks for the payload (a clear-to-send), so a
 // device-to-host copy costs the client no copy at all. The memory a payload
-// is written from or into is registered through a RegCache; memory that
-// will not register (the locked-memory limit) is copied through buffers
-// registered at setup instead, and a log line says so.
+// is written from or into is registered for the transfer, or once for all
+// when it is pinned (Conn.Pin, until Conn.Forget: see RegCache for why
+// only then); memory that will not register (the locked-memory limit) is
+// copied through buffers registered at setup instead, and a log line says
+// so. Each connection has its own protection domain, and only its staging
+// and a reader's buffer during a request-to-send are remotely writable.
 //
 // # Completions and faults
 //

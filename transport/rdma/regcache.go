@@ -7,16 +7,17 @@ import (
 )
 
 // RegCache keeps memory registered across calls: registering costs a
-// system call and pins pages, far more than a small copy, so a buffer an
-// application copies from again and again is registered once. Regions are
-// found by address; one holds a lookup for any slice inside it. Past
-// maxBytes the least recently used regions are deregistered.
-//
-// Memory must be dropped from the cache before it is freed (Drop), or a
-// later buffer at the same address would be found registered to pages that
-// are no longer its own. Go slices cannot be freed while the cache holds
-// them; C memory (an application's pinned host buffers) can, and whoever
-// frees it calls Drop first.
+// system call and pins pages, far more than a small copy, so memory an
+// application copies from again and again is registered once. But a
+// registration pins the pages it was made on: if the memory is freed and
+// other memory mapped at the same address, a cached registration would
+// name the old pages, and data would go to the wrong place without a
+// word. So the cache keeps only memory whose end it will hear of: memory
+// pinned with Pin (an application's pinned host buffers, which it frees
+// with a call the interposer sees), dropped with Drop before it is freed.
+// Other memory is registered for one transfer and deregistered after
+// (Get's release). Past maxBytes the least recently used pinned regions
+// are deregistered, and registered per transfer again when next used.
 type RegCache struct {
 	dom      Domain
 	maxBytes int
@@ -29,7 +30,8 @@ type RegCache struct {
 
 // CacheStats counts the cache's work.
 type CacheStats struct {
-	Hits, Misses, Failures, Evictions, Drops int
+	// Hits found pinned memory; Misses registered for one transfer.
+	Hits, Misses, Pinned, Failures, Evictions, Drops int
 }
 
 type regEntry struct {
@@ -45,31 +47,51 @@ func NewRegCache(dom Domain, maxBytes int) *RegCache {
 	return &RegCache{dom: dom, maxBytes: maxBytes, lru: list.New()}
 }
 
-// Get returns b as an SGE of a region registered with at least access,
-// registering b when no region holds it. It fails, with ErrRegister, when
-// b cannot be registered; the caller copies through memory of its own
-// instead.
-func (c *RegCache) Get(b []byte, access Access) (SGE, error) {
+// Get returns b as an SGE of a registered region with at least access:
+// a pinned one that holds it, or a registration made now, which release
+// undoes (call it once the transfer is over). It fails, with ErrRegister,
+// when b cannot be registered; the caller copies through memory of its
+// own instead.
+func (c *RegCache) Get(b []byte, access Access) (sge SGE, release func(), err error) {
 	if len(b) == 0 {
-		return SGE{}, fmt.Errorf("%w: empty buffer", ErrRegister)
+		return SGE{}, nil, fmt.Errorf("%w: empty buffer", ErrRegister)
 	}
 	start := addrOf(b)
 	end := start + uintptr(len(b))
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for e := c.lru.Front(); e != nil; e = e.Next() {
 		r := e.Value.(*regEntry)
 		if start >= r.start && end <= r.end && r.access&access == access {
 			c.lru.MoveToFront(e)
 			c.stats.Hits++
-			return SGE{MR: r.mr, Off: int(start - r.start), Len: len(b)}, nil
+			c.mu.Unlock()
+			return SGE{MR: r.mr, Off: int(start - r.start), Len: len(b)}, func() {}, nil
 		}
 	}
 	c.stats.Misses++
-	if len(b) > c.maxBytes {
+	c.mu.Unlock()
+	mr, err := c.dom.Register(b, access)
+	if err != nil {
+		c.mu.Lock()
 		c.stats.Failures++
-		return SGE{}, fmt.Errorf("%w: %d bytes past the cache's %d", ErrRegister, len(b), c.maxBytes)
+		c.mu.Unlock()
+		return SGE{}, nil, err
 	}
+	return SGE{MR: mr, Len: len(b)}, func() { mr.Close() }, nil
+}
+
+// Pin registers b with access and keeps it registered until Drop (or until
+// it is the least recently used past maxBytes).
+func (c *RegCache) Pin(b []byte, access Access) error {
+	if len(b) == 0 {
+		return fmt.Errorf("%w: empty buffer", ErrRegister)
+	}
+	if len(b) > c.maxBytes {
+		return fmt.Errorf("%w: %d bytes past the cache's %d", ErrRegister, len(b), c.maxBytes)
+	}
+	c.Drop(b)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for c.bytes+len(b) > c.maxBytes && c.lru.Len() > 0 {
 		c.evict(c.lru.Back())
 		c.stats.Evictions++
@@ -77,11 +99,13 @@ func (c *RegCache) Get(b []byte, access Access) (SGE, error) {
 	mr, err := c.dom.Register(b, access)
 	if err != nil {
 		c.stats.Failures++
-		return SGE{}, err
+		return err
 	}
-	c.lru.PushFront(&regEntry{start: start, end: end, buf: b, access: access, mr: mr})
+	start := addrOf(b)
+	c.lru.PushFront(&regEntry{start: start, end: start + uintptr(len(b)), buf: b, access: access, mr: mr})
 	c.bytes += len(b)
-	return SGE{MR: mr, Off: 0, Len: len(b)}, nil
+	c.stats.Pinned++
+	return nil
 }
 
 // Drop deregisters every region overlapping b: call it before b's memory
