@@ -92,12 +92,18 @@ func TestConnectMeasuresRDMA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []int{100, 20 << 10, 1 << 20, 9<<20 + 3} {
+	for i, n := range []int{100, 20 << 10, 1 << 20, 9<<20 + 3, 3 << 20} {
 		p, err := d.Alloc(uint64(n))
 		if err != nil {
 			t.Fatal(err)
 		}
 		src := make([]byte, n)
+		if i == 4 { // as the interposer does for cuMemAllocHost memory
+			if err := forced.PinHost(src); err != nil {
+				t.Fatal(err)
+			}
+			defer forced.UnpinHost(src)
+		}
 		for i := range src {
 			src[i] = byte(i*7 + n)
 		}
