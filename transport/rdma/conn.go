@@ -190,6 +190,15 @@ type peerInfo struct {
 // Info describes the connection.
 func (c *Conn) Info() transport.Info { return c.info }
 
+// PeerClosed reports, without reading, whether the peer has gone or the
+// connection has failed: for a server that stopped reading a client to
+// push back on it, so that what the client queued is not run for nobody.
+func (c *Conn) PeerClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err != nil
+}
+
 // Stats returns what the connection has done so far.
 func (c *Conn) Stats() Stats {
 	c.mu.Lock()

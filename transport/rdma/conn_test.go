@@ -322,7 +322,11 @@ func TestPeerClosesBetweenFrames(t *testing.T) {
 	if err := client.Send([]byte("last words"), nil); err != nil {
 		t.Fatal(err)
 	}
+	if server.PeerClosed() {
+		t.Fatal("PeerClosed before the peer closed")
+	}
 	client.Close()
+	waitFor(t, server.PeerClosed)
 	if body, _, err := server.Recv(); err != nil || string(body) != "last words" {
 		t.Fatalf("Recv = %q, %v; want the frame sent before Close", body, err)
 	}
