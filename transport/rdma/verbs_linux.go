@@ -114,7 +114,7 @@ func Devices() ([]string, error) {
 // OpenOptions choose a device's port and GID.
 type OpenOptions struct {
 	Port     int // 1 when 0
-	GIDIndex int // see SelectGID
+	GIDIndex int // from ChooseGID; OpenFor chooses it
 }
 
 // Open opens a verbs device by name.
@@ -133,7 +133,7 @@ func Open(name string, o OpenOptions) (Device, error) {
 	}
 	mtu := 256 << max(int(attr.active_mtu)-1, 0)
 	d := &ibvDevice{h: h, name: name, port: o.Port, gidIndex: o.GIDIndex, attr: DeviceAttr{
-		MaxInline: 220, // what mlx5 and PVRDMA take on RC; the QP reports less if it must
+		MaxInline: 220, // asked of each QP; a device that takes less gets a QP without (CreateQP)
 		MaxMRSize: uint64(attr.max_mr_size),
 		LID:       uint16(attr.lid),
 		MTU:       mtu,
