@@ -48,6 +48,12 @@ const (
 	AccessRemoteWrite Access = 1 | 2 // peers RDMA-WRITE into it (needs local write)
 )
 
+// OpenOptions choose a device's port and GID (Open).
+type OpenOptions struct {
+	Port     int // 1 when 0
+	GIDIndex int // from ChooseGID; OpenFor chooses it
+}
+
 // DeviceAttr is what the transport needs to know of a device and port.
 type DeviceAttr struct {
 	MaxInline int    // bytes a SEND may carry inline

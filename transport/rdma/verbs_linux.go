@@ -111,12 +111,6 @@ func Devices() ([]string, error) {
 	return names, nil
 }
 
-// OpenOptions choose a device's port and GID.
-type OpenOptions struct {
-	Port     int // 1 when 0
-	GIDIndex int // from ChooseGID; OpenFor chooses it
-}
-
 // Open opens a verbs device by name.
 func Open(name string, o OpenOptions) (Device, error) {
 	if err := Load(); err != nil {

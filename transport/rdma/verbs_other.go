@@ -24,11 +24,5 @@ func Load() error { return fmt.Errorf("%w: %s", ErrUnavailable, why()) }
 // Devices always fails in this build.
 func Devices() ([]string, error) { return nil, Load() }
 
-// OpenOptions choose a device's port and GID.
-type OpenOptions struct {
-	Port     int
-	GIDIndex int
-}
-
 // Open always fails in this build.
 func Open(string, OpenOptions) (Device, error) { return nil, Load() }
