@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -253,6 +254,9 @@ func (c *Conn) progress() {
 			continue
 		}
 		for start := time.Now(); n == 0 && ok && time.Since(start) < c.cfg.Spin; {
+			// Yield between polls: the goroutine that will read the
+			// message, or write the reply, may need this CPU.
+			runtime.Gosched()
 			n, ok = c.poll(wc)
 		}
 		if !ok {
