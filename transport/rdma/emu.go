@@ -441,7 +441,10 @@ func (q *emuQP) write(wr SendWR, data []byte) {
 	}
 	dst, ok := p.dev.region(wr.Remote.RKey, wr.Remote.Addr, len(data), p.domain, AccessRemoteWrite)
 	if !ok {
-		// The responder NAKs and, like the requester, goes to error.
+		// An R_Key violation is a class C responder error (IBTA
+		// C9-222.1.1): a NAK to the writer, and at the responder an
+		// affiliated asynchronous error with its QP in the error state,
+		// which the connection sees as its receives flushed.
 		p.mu.Lock()
 		p.toErrorLocked()
 		p.mu.Unlock()
