@@ -22,6 +22,9 @@ func listenRDMA(tcpAddr string, log *slog.Logger) (transport.Listener, string, e
 	l, err := rdma.Listen(net.JoinHostPort(host, "0"), dev, rdma.Config{
 		Options: transport.Options{MaxPayload: 256 << 20},
 		Logger:  log,
+		// Each client is answered from the GID of the interface that
+		// routes to it, not only the one chosen here for IPv4.
+		PeerGID: rdma.GIDForPeer(dev.Name()),
 	})
 	if err != nil {
 		dev.Close()

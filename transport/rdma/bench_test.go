@@ -104,10 +104,10 @@ func BenchmarkRoundTrip(b *testing.B) {
 		fab := NewEmulation()
 		qa, mra := rawQP(b, fab.Open("a", EmuOptions{}))
 		qb, mrb := rawQP(b, fab.Open("b", EmuOptions{}))
-		if err := qa.Connect(0, Endpoint{QPN: qb.Num()}); err != nil {
+		if err := qa.Connect(0, -1, Endpoint{QPN: qb.Num()}); err != nil {
 			b.Fatal(err)
 		}
-		if err := qb.Connect(0, Endpoint{QPN: qa.Num()}); err != nil {
+		if err := qb.Connect(0, -1, Endpoint{QPN: qa.Num()}); err != nil {
 			b.Fatal(err)
 		}
 		// Each side has a receive posted before the other can send to it,

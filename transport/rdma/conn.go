@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -40,6 +41,11 @@ type Config struct {
 	Spin time.Duration
 	// Logger gets the fallbacks worth knowing (registration failures).
 	Logger *slog.Logger
+	// PeerGID, when set, chooses the GID to reach each peer from (by the
+	// address of its control connection), instead of the one the device
+	// was opened with: a listener serving peers on several networks
+	// (GIDForPeer).
+	PeerGID func(peer netip.Addr) (GID, error)
 }
 
 // Defaults. A slot of 16 KiB holds any call body and small payloads in one

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -406,5 +407,37 @@ func TestProbe(t *testing.T) {
 	client.Close()
 	if err := <-done; err != nil && !errors.Is(err, ErrPeerGone) && err != io.EOF {
 		t.Fatalf("Echo: %v", err)
+	}
+}
+
+// TestPeerGID: a listener that chooses its GID per peer is asked with the
+// peer's address, and one it cannot find a GID for is refused with why.
+func TestPeerGID(t *testing.T) {
+	asked := make(chan netip.Addr, 2)
+	fail := false
+	var mu sync.Mutex
+	cfg := Config{PeerGID: func(peer netip.Addr) (GID, error) {
+		asked <- peer
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			return GID{}, ErrNoGID
+		}
+		return GID{Index: 3, Addr: netip.MustParseAddr("::ffff:127.0.0.1"), Type: RoCEv2}, nil
+	}}
+	f := newFabric(t, cfg, EmuOptions{})
+	client, server := f.pair(t)
+	exchange(t, client, server, []byte("hello"), nil)
+	if peer := <-asked; peer != netip.MustParseAddr("127.0.0.1") {
+		t.Fatalf("PeerGID asked for %v, want the client's 127.0.0.1", peer)
+	}
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if c, err := Dial(ctx, f.l.Addr(), f.client, Config{Logger: quiet}); err == nil {
+		c.Close()
+		t.Fatal("setup succeeded with no GID for the peer")
 	}
 }

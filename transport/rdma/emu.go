@@ -233,7 +233,7 @@ func (q *emuQP) State() QPState {
 	return q.state
 }
 
-func (q *emuQP) Connect(psn uint32, remote Endpoint) error {
+func (q *emuQP) Connect(psn uint32, gidIndex int, remote Endpoint) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.state != StateInit {

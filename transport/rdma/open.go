@@ -68,3 +68,19 @@ func DialAuto(ctx context.Context, addr string, cfg Config) (*Conn, error) {
 	c.ownDev = dev
 	return c, nil
 }
+
+// GIDForPeer returns a Config.PeerGID for device's port 1: the GID that
+// reaches each peer, from the interface the kernel routes it through.
+func GIDForPeer(device string) func(netip.Addr) (GID, error) {
+	return func(peer netip.Addr) (GID, error) {
+		table, err := ReadGIDTable(ClassDir, device, 1)
+		if err != nil {
+			return GID{}, err
+		}
+		netdev, err := RouteNetdev(peer)
+		if err != nil {
+			return GID{}, err
+		}
+		return ChooseGID(table, netdev, peer)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/gpufabric/gpufabric/transport"
@@ -188,10 +189,19 @@ func setup(nc net.Conn, dev Device, cfg Config) (_ *Conn, err error) {
 		c.freeSlots = append(c.freeSlots, i)
 	}
 
+	gid, gidIndex := attr.GID, -1
+	if cfg.PeerGID != nil {
+		peer, _ := netip.ParseAddrPort(nc.RemoteAddr().String())
+		g, err := cfg.PeerGID(peer.Addr().Unmap())
+		if err != nil {
+			return nil, fmt.Errorf("rdma: GID for %v: %w", peer.Addr(), err)
+		}
+		gid, gidIndex = g.Addr.As16(), g.Index
+	}
 	var psnb [4]byte
 	rand.Read(psnb[:])
 	ours := hello{QPN: c.qp.Num(), PSN: binary.LittleEndian.Uint32(psnb[:]) & 0xffffff, LID: attr.LID,
-		MTU: uint32(attr.MTU), GID: attr.GID, RecvDepth: uint32(cfg.RecvDepth), SlotSize: uint32(cfg.SlotSize),
+		MTU: uint32(attr.MTU), GID: gid, RecvDepth: uint32(cfg.RecvDepth), SlotSize: uint32(cfg.SlotSize),
 		StagingSlots: uint32(cfg.StagingSlots), StagingSlotSize: uint32(cfg.StagingSlotSize)}
 	copy(ours.Magic[:], helloMagic)
 	if c.stagingMR != nil {
@@ -216,7 +226,7 @@ func setup(nc net.Conn, dev Device, cfg Config) (_ *Conn, err error) {
 		stagingSlots: int(theirs.StagingSlots), stagingSlotSize: int(theirs.StagingSlotSize)}
 	c.stagingFree = c.peer.stagingSlots
 	mtu := min(int(theirs.MTU), attr.MTU)
-	if err := c.qp.Connect(ours.PSN, Endpoint{QPN: theirs.QPN, PSN: theirs.PSN, LID: theirs.LID, MTU: mtu, GID: theirs.GID}); err != nil {
+	if err := c.qp.Connect(ours.PSN, gidIndex, Endpoint{QPN: theirs.QPN, PSN: theirs.PSN, LID: theirs.LID, MTU: mtu, GID: theirs.GID}); err != nil {
 		return nil, fmt.Errorf("rdma: connect QP: %w", err)
 	}
 	if _, err := nc.Write([]byte{1}); err != nil {

@@ -105,8 +105,9 @@ type Endpoint struct {
 type QP interface {
 	Num() uint32
 	// Connect moves the QP through INIT, RTR and RTS to talk to remote,
-	// sending with our PSN psn.
-	Connect(psn uint32, remote Endpoint) error
+	// sending with our PSN psn from our GID gidIndex (negative: the one
+	// the device was opened with).
+	Connect(psn uint32, gidIndex int, remote Endpoint) error
 	PostRecv(wr RecvWR) error
 	PostSend(wr SendWR) error
 	// Poll takes up to len(wc) completions without waiting.

@@ -301,7 +301,10 @@ func errno(r C.int, what string) error {
 	return fmt.Errorf("rdma: %s: %w", what, syscall.Errno(r))
 }
 
-func (q *ibvQP) Connect(psn uint32, remote Endpoint) error {
+func (q *ibvQP) Connect(psn uint32, gidIndex int, remote Endpoint) error {
+	if gidIndex < 0 {
+		gidIndex = q.dev.gidIndex
+	}
 	mtu := 1
 	for m := 256; m < remote.MTU && mtu < 5; m <<= 1 {
 		mtu++
@@ -309,7 +312,7 @@ func (q *ibvQP) Connect(psn uint32, remote Endpoint) error {
 	gid := C.CBytes(remote.GID[:])
 	defer C.free(gid)
 	return q.use(func() error {
-		return errno(C.gf_ibv_connect_qp(q.h, C.int(q.dev.port), C.int(q.dev.gidIndex), C.uint32_t(psn),
+		return errno(C.gf_ibv_connect_qp(q.h, C.int(q.dev.port), C.int(gidIndex), C.uint32_t(psn),
 			C.uint32_t(remote.QPN), C.uint32_t(remote.PSN), C.uint16_t(remote.LID), C.int(mtu),
 			(*C.uint8_t)(gid), C.int(q.cfg.RNRRetry)), "connect QP")
 	})
