@@ -144,6 +144,11 @@ type Conn struct {
 	maxInline      int
 	peer           peerInfo
 
+	// Lock order: frameMu, then pollMu, then mu. frameMu is held by a
+	// sender for a whole frame (and across waits for credits and a
+	// clear-to-send, which release mu); pollMu by whoever polls the queue,
+	// while handle takes mu; mu guards the rest and is never held across a
+	// wait but in cv.Wait.
 	frameMu sync.Mutex // one frame's messages at a time
 	pollMu  sync.Mutex // see poll
 
