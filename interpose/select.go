@@ -151,6 +151,9 @@ func connectCallLane(ctx context.Context, addr string, opts Options, forced stri
 	if endpoint != "" {
 		endpoints[shm.Name] = endpoint
 	}
+	if ep := rdmaEndpoint(boot.hello, addr); ep != "" {
+		endpoints[rdma.Name] = ep // for a bulk lane, when the call lane is forced
+	}
 	if forced == tcp.Name {
 		return boot, Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: "forced"}, endpoints, nil
 	}
