@@ -596,7 +596,7 @@ func (c *Conn) source(p []byte) (*SGE, func()) {
 		c.stats.Fallbacks++
 		first := c.stats.Fallbacks == 1
 		c.mu.Unlock()
-		if first {
+		if first { // once per connection: it will not get better
 			c.cfg.Logger.Info("rdma: payload memory would not register; copying through staging",
 				"remote", c.info.Remote, "bytes", len(p), "err", err)
 		}
@@ -1001,9 +1001,12 @@ func (c *Conn) readRTS(dst []byte) error {
 	if err != nil {
 		c.mu.Lock()
 		c.stats.Fallbacks++
+		first := c.stats.Fallbacks == 1
 		c.mu.Unlock()
-		c.cfg.Logger.Info("rdma: receive buffer would not register; the payload comes through receive buffers",
-			"remote", c.info.Remote, "bytes", len(dst), "err", err)
+		if first { // once per connection: it will not get better
+			c.cfg.Logger.Info("rdma: receive buffer would not register; payloads come through receive buffers",
+				"remote", c.info.Remote, "bytes", len(dst), "err", err)
+		}
 		cts.flags = ctsFragments
 	} else {
 		// Once the payload is in, the peer's rkey for dst dies with the
