@@ -169,7 +169,9 @@ type Conn struct {
 	stagingNext uint64 // next peer staging slot to write
 	cts         *header
 	peerClosed  bool // the peer closed while we were up: c.err says so
-	stats       Stats
+	// Registration fallbacks are logged once per connection and way.
+	loggedSendFallback, loggedRecvFallback bool
+	stats                                  Stats
 
 	// The reader's state (Recv and ReadPayload, one goroutine).
 	body       []byte
@@ -594,7 +596,8 @@ func (c *Conn) source(p []byte) (*SGE, func()) {
 	if err != nil {
 		c.mu.Lock()
 		c.stats.Fallbacks++
-		first := c.stats.Fallbacks == 1
+		first := !c.loggedSendFallback
+		c.loggedSendFallback = true
 		c.mu.Unlock()
 		if first { // once per connection: it will not get better
 			c.cfg.Logger.Info("rdma: payload memory would not register; copying through staging",
@@ -1001,7 +1004,8 @@ func (c *Conn) readRTS(dst []byte) error {
 	if err != nil {
 		c.mu.Lock()
 		c.stats.Fallbacks++
-		first := c.stats.Fallbacks == 1
+		first := !c.loggedRecvFallback
+		c.loggedRecvFallback = true
 		c.mu.Unlock()
 		if first { // once per connection: it will not get better
 			c.cfg.Logger.Info("rdma: receive buffer would not register; payloads come through receive buffers",

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -252,12 +253,19 @@ func TestCreditsUnderLoad(t *testing.T) {
 // TestRegistrationFallback: with the locked-memory limit too low for the
 // payloads, they are copied through memory registered at setup instead.
 func TestRegistrationFallback(t *testing.T) {
-	cfg := Config{RecvDepth: 8, SlotSize: 4 << 10, Rendezvous: 4 << 10, StagingSlots: 2, StagingSlotSize: 64 << 10}
+	var logs syncBuffer
+	cfg := Config{RecvDepth: 8, SlotSize: 4 << 10, Rendezvous: 4 << 10, StagingSlots: 2, StagingSlotSize: 64 << 10,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	// The client's setup registers 17 slots and a 64 KiB bounce buffer.
 	f := newFabric(t, cfg, EmuOptions{RegisterLimit: 17*4<<10 + 64<<10 + 1024})
 	client, server := f.pair(t)
 	exchange(t, client, server, []byte("h2d"), pattern(300<<10, 1))
 	exchange(t, server, client, []byte("d2h"), pattern(300<<10, 2))
+	for _, want := range []string{"payload memory would not register", "receive buffer would not register", "locked-memory limit"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the log does not say %q:\n%s", want, logs.String())
+		}
+	}
 	st := client.Stats()
 	if st.Fallbacks != 2 {
 		t.Errorf("client fell back %d times, want 2 (one send, one receive)", st.Fallbacks)
@@ -440,4 +448,22 @@ func TestPeerGID(t *testing.T) {
 		c.Close()
 		t.Fatal("setup succeeded with no GID for the peer")
 	}
+}
+
+// syncBuffer is a bytes.Buffer that connections may log to at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
