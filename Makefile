@@ -7,7 +7,7 @@ LIB := $(BUILD)/lib
 EXAMPLES_OUT := $(BUILD)/examples
 CC ?= cc
 
-.PHONY: all build binary interposer c-examples test test-short demo demo-pool bench check gpu-check clean
+.PHONY: all build binary interposer c-examples test test-short demo demo-pool bench check gpu-check rdma-check clean
 
 all: build
 
@@ -76,6 +76,12 @@ check:
 # built here (the GPU machine has no Go): make build && make gpu-check.
 gpu-check:
 	./scripts/gpu-check.sh
+
+# The RDMA check: two hosts with RDMA NICs, perftest's ib_send_lat and
+# ib_write_bw as floors beside gpufabric bench --transport rdma:
+# make build && RDMA_CHECK_SERVER=otherhost make rdma-check.
+rdma-check:
+	./scripts/rdma-check.sh
 
 clean:
 	rm -rf $(BUILD)

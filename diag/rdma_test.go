@@ -18,14 +18,15 @@ func TestReadRDMADevice(t *testing.T) {
 			name: "mlx5_0",
 			want: []RDMAPort{{
 				Port: 1, State: "ACTIVE", LinkLayer: "Ethernet", Netdev: "enp28s0np0",
-				GIDs: []string{"fe80::ba59:9fff:fe00:0", "::ffff:10.1.0.7", "fe80::ba59:9fff:fe00:a"},
+				GIDs:     []string{"fe80::ba59:9fff:fe00:0", "::ffff:10.1.0.7", "fe80::ba59:9fff:fe00:a"},
+				GIDTypes: []string{"IB/RoCE v1", "RoCE v2", ""}, MTU: 1024,
 			}},
 		},
 		{
 			name: "mlx5_1",
 			want: []RDMAPort{
-				{Port: 1, State: "DOWN", LinkLayer: "InfiniBand", Netdev: "ib0", GIDs: []string{"fe80::c42:a103:70:1e5a"}},
-				{Port: 2, State: "ACTIVE", LinkLayer: "InfiniBand", Netdev: "ib0", GIDs: []string{}},
+				{Port: 1, State: "DOWN", LinkLayer: "InfiniBand", Netdev: "ib0", GIDs: []string{"fe80::c42:a103:70:1e5a"}, GIDTypes: []string{""}, MTU: 4096},
+				{Port: 2, State: "ACTIVE", LinkLayer: "InfiniBand", Netdev: "ib0", GIDs: []string{}, GIDTypes: []string{}, MTU: 4096},
 			},
 		},
 		{name: "rxe_broken", wantErr: true},

@@ -46,6 +46,7 @@ func (h HostReport) withEmptyLists() HostReport {
 		ports := slices.Clone(orEmpty(h.RDMADevices[i].Ports))
 		for j := range ports {
 			ports[j].GIDs = orEmpty(ports[j].GIDs)
+			ports[j].GIDTypes = orEmpty(ports[j].GIDTypes)
 		}
 		h.RDMADevices[i].Ports = ports
 	}
@@ -101,15 +102,15 @@ func WriteTable(w io.Writer, r Report) error {
 	if len(h.RDMADevices) == 0 {
 		p("  none")
 	} else {
-		p("  DEVICE\tPORT\tSTATE\tLINK LAYER\tNETDEV\tNUMA\tPCI\tGIDS")
+		p("  DEVICE\tPORT\tSTATE\tLINK LAYER\tMTU\tNETDEV\tNUMA\tPCI\tGIDS")
 	}
 	for _, d := range h.RDMADevices {
 		if len(d.Ports) == 0 {
-			p("  %s\t-\t-\t-\t-\t%s\t%s\t-", d.Name, node(d.NUMANode), dash(d.PCIBusID))
+			p("  %s\t-\t-\t-\t-\t-\t%s\t%s\t-", d.Name, node(d.NUMANode), dash(d.PCIBusID))
 		}
 		for _, port := range d.Ports {
-			p("  %s\t%d\t%s\t%s\t%s\t%s\t%s\t%s", d.Name, port.Port, dash(port.State), dash(port.LinkLayer),
-				dash(port.Netdev), node(d.NUMANode), dash(d.PCIBusID), dash(strings.Join(port.GIDs, ", ")))
+			p("  %s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s", d.Name, port.Port, dash(port.State), dash(port.LinkLayer),
+				mtu(port.MTU), dash(port.Netdev), node(d.NUMANode), dash(d.PCIBusID), dash(gidList(port)))
 		}
 	}
 
@@ -242,4 +243,23 @@ func latency(d time.Duration) string {
 		d = d.Round(10 * time.Millisecond)
 	}
 	return d.String()
+}
+
+// gidList shows a port's GIDs with their types: "::ffff:10.1.0.7 (RoCE v2)".
+func gidList(p RDMAPort) string {
+	parts := make([]string, len(p.GIDs))
+	for i, g := range p.GIDs {
+		parts[i] = g
+		if i < len(p.GIDTypes) && p.GIDTypes[i] != "" {
+			parts[i] += " (" + p.GIDTypes[i] + ")"
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func mtu(n int) string {
+	if n == 0 {
+		return "-"
+	}
+	return strconv.Itoa(n)
 }

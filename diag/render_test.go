@@ -41,7 +41,7 @@ func sampleReport() Report {
 			RDMADevices: []RDMADevice{
 				{Name: "mlx5_0", NUMANode: 0, PCIBusID: "0000:1c:00.0", Ports: []RDMAPort{{
 					Port: 1, State: "ACTIVE", LinkLayer: "Ethernet", Netdev: "enp28s0np0",
-					GIDs: []string{"fe80::ba59:9fff:fe00:0", "::ffff:10.1.0.7"},
+					GIDs: []string{"fe80::ba59:9fff:fe00:0", "::ffff:10.1.0.7"}, GIDTypes: []string{"IB/RoCE v1", "RoCE v2"}, MTU: 4096,
 				}}},
 			},
 			GPUs: []GPU{

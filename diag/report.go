@@ -78,6 +78,13 @@ type RDMAPort struct {
 	LinkLayer string `json:"link_layer"`
 	// GIDs are the port's valid GIDs in index order, as IPv6 addresses.
 	GIDs []string `json:"gids"`
+	// GIDTypes are their types, in the same order: "RoCE v2", "IB/RoCE v1",
+	// or "" where the kernel does not say (InfiniBand).
+	GIDTypes []string `json:"gid_types"`
+	// MTU is the largest RDMA path MTU the port's interface carries, in
+	// bytes: 4096 on InfiniBand, on RoCE the largest of 256..4096 that fits
+	// the interface's MTU with the RoCE v2 headers; 0 when unknown.
+	MTU int `json:"mtu,omitempty"`
 	// Netdev is the network interface the port's traffic uses, if any.
 	Netdev string `json:"netdev,omitempty"`
 }

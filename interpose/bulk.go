@@ -6,6 +6,7 @@ import (
 
 	"github.com/gpufabric/gpufabric/engine/api"
 	"github.com/gpufabric/gpufabric/transport"
+	"github.com/gpufabric/gpufabric/transport/rdma"
 	"github.com/gpufabric/gpufabric/transport/shm"
 	"github.com/gpufabric/gpufabric/transport/tcp"
 )
@@ -26,6 +27,8 @@ func (s *Session) joinBulk(ctx context.Context, tr, endpoint string) error {
 		conn, err = s.opts.dialTCP(ctx, endpoint)
 	case shm.Name:
 		conn, err = s.opts.dialShm(ctx, endpoint)
+	case rdma.Name:
+		conn, err = s.opts.dialRDMA(ctx, endpoint)
 	default:
 		err = fmt.Errorf("%w %q", ErrUnknownTransport, tr)
 	}

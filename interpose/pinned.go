@@ -86,6 +86,10 @@ func (s *Session) AllocHost(size int) (*HostMem, error) {
 	if err != nil {
 		return nil, api.Errorf(api.ErrOutOfMemory, "host allocation of %d bytes: %v", size, err)
 	}
+	// Over RDMA the memory is registered once, here, rather than per copy;
+	// where it cannot be (a locked-memory limit), copies go through the
+	// connection's registered bounce buffer instead.
+	s.PinHost(b)
 	return &HostMem{s: s, b: b, base: addr(b)}, nil
 }
 
@@ -138,6 +142,7 @@ func (h *HostMem) Free() error {
 		return api.Errorf(api.ErrInvalidValue, "host memory freed twice")
 	}
 	if h.region == nil {
+		h.s.UnpinHost(h.b)
 		return anonUnmap(h.b)
 	}
 	h.s.hostMem.remove(h)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gpufabric/gpufabric/engine/api"
 	"github.com/gpufabric/gpufabric/transport"
+	"github.com/gpufabric/gpufabric/transport/rdma"
 	"github.com/gpufabric/gpufabric/transport/shm"
 	"github.com/gpufabric/gpufabric/transport/tcp"
 )
@@ -131,10 +132,10 @@ func transportChoice(opt, env string) (string, error) {
 	switch opt {
 	case "", "auto":
 		return "", nil
-	case tcp.Name, shm.Name:
+	case tcp.Name, shm.Name, rdma.Name:
 		return opt, nil
 	}
-	return "", fmt.Errorf("%w %q: want tcp, shm or auto", ErrUnknownTransport, opt)
+	return "", fmt.Errorf("%w %q: want tcp, shm, rdma or auto", ErrUnknownTransport, opt)
 }
 
 // connectCallLane opens the session on the call lane's transport, forced
@@ -150,36 +151,74 @@ func connectCallLane(ctx context.Context, addr string, opts Options, forced stri
 	if endpoint != "" {
 		endpoints[shm.Name] = endpoint
 	}
+	if ep := rdmaEndpoint(boot.hello, addr); ep != "" {
+		endpoints[rdma.Name] = ep // for a bulk lane, when the call lane is forced
+	}
 	if forced == tcp.Name {
 		return boot, Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: "forced"}, endpoints, nil
 	}
-	if endpoint == "" {
-		if forced == shm.Name {
-			boot.Close()
-			return nil, Selection{}, nil, fmt.Errorf("interpose: shared memory forced, but %s", reason)
-		}
-		return boot, Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: reason,
-			Candidates: []Candidate{{Transport: shm.Name, Err: errors.New(reason)}}}, endpoints, nil
-	}
-	fast, err := dialShm(ctx, endpoint, opts)
-	if forced == shm.Name {
+	if forced == rdma.Name {
+		s, ep, err := dialRDMA(ctx, boot.hello, addr, opts)
 		boot.Close()
 		if err != nil {
-			return nil, Selection{}, nil, err
+			return nil, Selection{}, nil, fmt.Errorf("interpose: RDMA forced: %w", err)
 		}
-		return fast, Selection{CallLane: shm.Name, BulkLane: shm.Name, Reason: "forced"}, endpoints, nil
+		endpoints[rdma.Name] = ep
+		return s, Selection{CallLane: rdma.Name, BulkLane: rdma.Name, Reason: "forced"}, endpoints, nil
 	}
-	if err != nil {
-		delete(endpoints, shm.Name)
-		return boot, Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Reason: "shared memory failed; TCP always works",
-			Candidates: []Candidate{{Transport: shm.Name, Endpoint: endpoint, Err: err}}}, endpoints, nil
+	if endpoint == "" && forced == shm.Name {
+		boot.Close()
+		return nil, Selection{}, nil, fmt.Errorf("interpose: shared memory forced, but %s", reason)
 	}
-	sel := measure(map[string]*Session{tcp.Name: boot, shm.Name: fast}, endpoints)
-	keep, drop := boot, fast
-	if sel.CallLane == shm.Name {
-		keep, drop = fast, boot
+	sessions := map[string]*Session{tcp.Name: boot}
+	var failed []Candidate
+	if endpoint == "" {
+		failed = append(failed, Candidate{Transport: shm.Name, Err: errors.New(reason)})
+	} else {
+		fast, err := dialShm(ctx, endpoint, opts)
+		if forced == shm.Name {
+			boot.Close()
+			if err != nil {
+				return nil, Selection{}, nil, err
+			}
+			return fast, Selection{CallLane: shm.Name, BulkLane: shm.Name, Reason: "forced"}, endpoints, nil
+		}
+		if err != nil {
+			delete(endpoints, shm.Name)
+			failed = append(failed, Candidate{Transport: shm.Name, Endpoint: endpoint, Err: err})
+		} else {
+			sessions[shm.Name] = fast
+		}
 	}
-	drop.Close()
+	// RDMA is measured only when offered: a server without it says so in
+	// its offers, and the candidate would be noise in every selection.
+	if rdmaEndpoint(boot.hello, addr) != "" {
+		if fast, ep, err := dialRDMA(ctx, boot.hello, addr, opts); err != nil {
+			failed = append(failed, Candidate{Transport: rdma.Name, Endpoint: ep, Err: err})
+		} else {
+			sessions[rdma.Name], endpoints[rdma.Name] = fast, ep
+		}
+	}
+	if len(sessions) == 1 {
+		sel := Selection{CallLane: tcp.Name, BulkLane: tcp.Name, Candidates: failed}
+		switch {
+		case len(failed) == 1 && failed[0].Endpoint == "":
+			sel.Reason = reason
+		case len(failed) == 1 && failed[0].Transport == shm.Name:
+			sel.Reason = "shared memory failed; TCP always works"
+		default:
+			sel.Reason = "no other transport reached the server; TCP always works"
+		}
+		return boot, sel, endpoints, nil
+	}
+	sel := measure(sessions, endpoints)
+	sel.Candidates = append(sel.Candidates, failed...)
+	keep := sessions[sel.CallLane]
+	for _, s := range sessions {
+		if s != keep {
+			s.Close()
+		}
+	}
 	return keep, sel, endpoints, nil
 }
 
@@ -201,6 +240,14 @@ func Probe(ctx context.Context, addr string, opts Options) (Selection, error) {
 	} else {
 		defer fast.Close()
 		sessions[shm.Name], endpoints[shm.Name] = fast, endpoint
+	}
+	if rdmaEndpoint(boot.hello, addr) != "" { // as in connectCallLane
+		if fast, endpoint, err := dialRDMA(ctx, boot.hello, addr, opts); err != nil {
+			failed = append(failed, Candidate{Transport: rdma.Name, Endpoint: endpoint, Err: err})
+		} else {
+			defer fast.Close()
+			sessions[rdma.Name], endpoints[rdma.Name] = fast, endpoint
+		}
 	}
 	sel := measure(sessions, endpoints)
 	sel.Candidates = append(sel.Candidates, failed...)

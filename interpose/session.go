@@ -16,6 +16,7 @@ import (
 
 	"github.com/gpufabric/gpufabric/engine/api"
 	"github.com/gpufabric/gpufabric/transport"
+	"github.com/gpufabric/gpufabric/transport/rdma"
 	"github.com/gpufabric/gpufabric/transport/shm"
 	"github.com/gpufabric/gpufabric/transport/tcp"
 )
@@ -45,6 +46,9 @@ type Options struct {
 	// never leaves the host and is admitted by the kernel's credentials
 	// and the token: it needs no TLS.
 	TLS *tls.Config
+	// RDMADevice is the verbs device to reach a server's RDMA offer
+	// through; nil: the one whose interface routes to the server.
+	RDMADevice rdma.Device
 }
 
 // DefaultChunkSize splits large copies so that several chunks are in flight:

@@ -46,6 +46,8 @@ type FramedConn struct {
 	bufs       net.Buffers
 	iov        [][]byte // tryWrite's view of bufs, bounded to what one writev takes
 
+	zc *zeroCopier // MSG_ZEROCOPY for large payloads; nil: plain writes
+
 	br     *growReader
 	hdr    [frameHeaderSize]byte
 	body   []byte
@@ -70,6 +72,7 @@ func NewFramedConn(c net.Conn, info Info, opts Options) *FramedConn {
 		br:   &growReader{r: c},
 	}
 	fc.cond.L = &fc.mu
+	fc.zc = newZeroCopier(c, fc.opts.ZeroCopy)
 	go fc.writeLoop()
 	return fc
 }
@@ -254,7 +257,7 @@ func (c *FramedConn) writeLoop() {
 			// write left, unless the connection has failed since.
 			var err error
 			if !failed && len(b.bufs) > 0 {
-				_, err = b.bufs.WriteTo(c.rw)
+				err = c.write(b.bufs)
 			}
 			c.finish(b, err)
 		}
@@ -278,9 +281,26 @@ func (c *FramedConn) drain() {
 		if !ok {
 			return
 		}
-		_, err := b.bufs.WriteTo(c.rw)
-		c.finish(b, err)
+		c.finish(b, c.write(b.bufs))
 	}
+}
+
+// write writes a batch, through the zero-copy sender when there is one.
+func (c *FramedConn) write(bufs net.Buffers) error {
+	if c.zc != nil {
+		return c.zc.write(c.rw, bufs)
+	}
+	_, err := bufs.WriteTo(c.rw)
+	return err
+}
+
+// ZeroCopyStats returns the connection's MSG_ZEROCOPY counts, nil when it
+// does not use it.
+func (c *FramedConn) ZeroCopyStats() *ZeroCopyStats {
+	if c.zc == nil {
+		return nil
+	}
+	return &c.zc.stats
 }
 
 // take takes the queue as the next batch to write; with nothing to write,

@@ -106,6 +106,10 @@ type Options struct {
 	// MaxQueued bounds the bytes waiting to be written; Send blocks past
 	// it, TrySend refuses a frame that would pass it.
 	MaxQueued int
+	// ZeroCopy is the smallest write a FramedConn on a TCP socket makes
+	// with MSG_ZEROCOPY (Linux); 0 or less makes none. transport/tcp picks
+	// its default for 0, by where it pays.
+	ZeroCopy int
 }
 
 // Defaults. EagerLimit is where a copy into the send queue starts costing

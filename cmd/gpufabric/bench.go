@@ -31,7 +31,10 @@ func runBench(ctx context.Context, args []string) error {
 			"idle connections; five phases of 4/5 of --duration each, with the server's memory.")
 	server := fs.String("server", "", "GPU server to measure (TCP address); empty: an in-process server on the host backend")
 	token := fs.String("token", envOr("GPUFABRIC_TOKEN", ""), "token the server requires; $GPUFABRIC_TOKEN sets the default")
-	transportName := fs.String("transport", "all", "transport to measure: tcp, shm, or all that reach the server")
+	transportName := fs.String("transport", "all", "transport to measure: tcp, shm, or all that reach the server; rdma measures the verbs transport alone between two hosts (--listen on one, --server on the other)")
+	rdmaListen := fs.String("listen", "", "with --transport rdma: serve the other host's measurements on this TCP address")
+	rdmaDevice := fs.String("rdma-device", "", "with --transport rdma: verbs device (default: the first)")
+	rdmaGID := fs.Int("gid-index", -1, "with --transport rdma: GID index (default: chosen from the route to the peer)")
 	clients := fs.Int("clients", 0, "tenant count of the many-tenant scenario (default: 1, 2, 5, 10 and 20)")
 	duration := fs.Duration("duration", bench.DefaultStep, "length of each step of each scenario (a run has about a dozen)")
 	maxCopy := fs.String("max-copy", "256MiB", "largest copy of the bandwidth sweep (from 4KiB up in powers of 4)")
@@ -49,6 +52,13 @@ func runBench(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return errUsage
+	}
+	if *transportName == "rdma" {
+		rb := rdmaBench{device: *rdmaDevice, gidIndex: *rdmaGID, size: 4 << 20, total: 4 << 30, pings: 10000}
+		if *rdmaListen != "" {
+			return rb.listen(ctx, *rdmaListen)
+		}
+		return rb.run(ctx, *server)
 	}
 
 	var res *bench.Results

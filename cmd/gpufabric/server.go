@@ -226,6 +226,12 @@ func runServer(ctx context.Context, args []string) error {
 			offers = append(offers, shm.Name+":"+path)
 		}
 	}
+	if rl, offer, err := listenRDMA(l.Addr(), log); err != nil {
+		log.Info("no RDMA transport; clients on other hosts use TCP", "err", err)
+	} else {
+		listeners = append(listeners, rl)
+		offers = append(offers, offer)
+	}
 	pin, node := placement(log)
 	cfg := o.limits
 	cfg.Offers, cfg.Pin, cfg.Node, cfg.Logger = offers, pin, node, log

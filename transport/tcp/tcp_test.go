@@ -351,11 +351,15 @@ func BenchmarkReplyRoundTrip(b *testing.B) {
 
 // BenchmarkStream64MiB: 64 MiB payloads one way over loopback.
 func BenchmarkStream64MiB(b *testing.B) {
-	const size = 64 << 20
-	c, s := pair(b, transport.Options{})
-	src, dst := pattern(size, 1), make([]byte, size)
-	b.SetBytes(size)
 	b.ReportAllocs()
+	stream(b, transport.Options{}, 64<<20)
+}
+
+// stream sends size-byte payloads one way over loopback, b.N times.
+func stream(b *testing.B, opts transport.Options, size int) {
+	c, s := pair(b, opts)
+	src, dst := pattern(size, 1), make([]byte, size)
+	b.SetBytes(int64(size))
 	b.ResetTimer()
 	done := make(chan error, 1)
 	go func() {
