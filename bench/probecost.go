@@ -17,7 +17,7 @@ import (
 // starts, one without probes and one with, in turn off-on, on-off, ...: a
 // machine whose load drifts weighs on both sides alike, and a pair's ratio
 // compares two servers measured a moment apart.
-const ProbeCostPairs = 6
+const ProbeCostPairs = 10
 
 // ProbeCostTargets are the targets for the probes' cost, reported
 // beside the figures and not asserted.
@@ -97,16 +97,20 @@ func (r *runner) probeCost() error {
 		var calls [2][]time.Duration
 		var rates [2][]float64
 		var xCall, xLaunch []float64
+		var pairs []ProbeCostPair
 		for _, p := range arms[tr] {
 			for side, a := range p {
 				calls[side] = append(calls[side], a.calls...)
 				rates[side] = append(rates[side], a.launchRate)
 			}
-			xCall = append(xCall, ratio(Summarize(p[1].calls).P50, Summarize(p[0].calls).P50))
-			xLaunch = append(xLaunch, ratio(p[1].launchRate, p[0].launchRate))
+			pair := ProbeCostPair{CallOff: Summarize(p[0].calls).P50, CallOn: Summarize(p[1].calls).P50,
+				LaunchOff: p[0].launchRate, LaunchOn: p[1].launchRate}
+			xCall = append(xCall, ratio(pair.CallOn, pair.CallOff))
+			xLaunch = append(xLaunch, ratio(pair.LaunchOn, pair.LaunchOff))
+			pairs = append(pairs, pair)
 		}
 		row := ProbeCostRow{Transport: tr, CallOff: Summarize(calls[0]), CallOn: Summarize(calls[1]),
-			LaunchOff: median(rates[0]), LaunchOn: median(rates[1])}
+			LaunchOff: median(rates[0]), LaunchOn: median(rates[1]), Pairs: pairs}
 		row.CallOff.CDF, row.CallOn.CDF = nil, nil
 		row.XCall, row.XCallRange = median(xCall), spread(xCall)
 		row.XLaunch, row.XLaunchRange = median(xLaunch), spread(xLaunch)

@@ -312,4 +312,17 @@ type ProbeCostRow struct {
 	// over the one without; XLaunchRange the least and greatest pair's.
 	XLaunch      float64    `json:"x_launch"`
 	XLaunchRange [2]float64 `json:"x_launch_range"`
+	// Pairs are each pair's figures, in the order measured: on a machine
+	// whose loopback round trip has two modes (the development VM's has,
+	// 8 and 16 µs), they show which mode each server ran in.
+	Pairs []ProbeCostPair `json:"pairs,omitempty"`
+}
+
+// ProbeCostPair is one pair of servers' median round trip (seconds) and
+// launch rate, without and with probes.
+type ProbeCostPair struct {
+	CallOff   float64 `json:"call_p50_off"`
+	CallOn    float64 `json:"call_p50_on"`
+	LaunchOff float64 `json:"launches_per_second_off"`
+	LaunchOn  float64 `json:"launches_per_second_on"`
 }

@@ -185,7 +185,7 @@ func TestServerTokenAndLimits(t *testing.T) {
 // refuse to start and the run says why; the test then skips.
 func TestBenchProbeCost(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts twelve servers")
+		t.Skip("starts twenty servers")
 	}
 	jsonFile := filepath.Join(t.TempDir(), "probe-cost.json")
 	out, err := exec.Command(filepath.Join(binDir, "gpufabric"), "bench", "--scenarios", "probe-cost",
@@ -215,8 +215,8 @@ func TestBenchProbeCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	pc := res.ProbeCost
-	if pc == nil || pc.Servers != 12 || len(pc.Transports) != 1 || pc.Transports[0].Transport != "tcp" {
-		t.Fatalf("probe cost %+v, want 12 servers over tcp:\n%s", pc, out)
+	if pc == nil || pc.Servers != 2*10 || len(pc.Transports) != 1 || pc.Transports[0].Transport != "tcp" {
+		t.Fatalf("probe cost %+v, want 20 servers over tcp:\n%s", pc, out)
 	}
 	if tr := pc.Transports[0]; tr.XCall <= 0 || tr.XLaunch <= 0 {
 		t.Errorf("tcp: x call %g, x launch %g: a side was not measured:\n%s", tr.XCall, tr.XLaunch, out)

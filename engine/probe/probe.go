@@ -28,8 +28,8 @@
 // Process(pid) counts every other thread of the server under the role
 // "process", which is where readers, writers and stream workers (ordinary
 // goroutines) show. Options.Ports (or WatchPort) names the server's
-// listening ports: every TCP connection with that local or remote port is
-// watched.
+// listening ports: every TCP connection with that local port (the
+// server's side of its clients' connections) is watched.
 //
 // Snapshot returns cumulative counters; subtract an earlier snapshot
 // (Snapshot.Sub, Histogram.Sub) to see an interval.
@@ -96,8 +96,9 @@ var ErrSkipped = errors.New("probe: skipped by Options.Skip")
 
 // Options configures Open.
 type Options struct {
-	// Ports are TCP ports: every connection whose local or remote port is
-	// one of them is watched (the server's listening ports).
+	// Ports are TCP ports: every connection whose local port is one of
+	// them is watched (the server's listening ports: the server's side of
+	// its clients' connections).
 	Ports []int
 	// PID, when not zero, is passed to Process.
 	PID int

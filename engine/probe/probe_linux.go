@@ -368,7 +368,7 @@ func threadOf(pid, tid int) bool {
 	return err == nil
 }
 
-// WatchPort watches TCP connections with this local or remote port.
+// WatchPort watches TCP connections with this local port.
 func (p *Probes) WatchPort(port int) error {
 	if p == nil {
 		return nil

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * tcp.c: per-connection TCP state of the server's connections, chosen by
- * port: a connection whose local or remote port is in `ports` (the server's
- * listening ports, filled from Go) is watched.
+ * port: a connection whose local port is in `ports` (the server's listening
+ * ports, filled from Go) is watched: the server's side of its clients'
+ * connections. A client's side on the same host is not, which halves the
+ * work per call of a client that runs beside its server.
  *
  *   tcp_probe (each segment a socket in ESTABLISHED receives): the smoothed
  *   RTT into a log2 histogram (nanoseconds; the kernel keeps it in
@@ -44,7 +46,7 @@ struct conn_val {
 	__u32 snd_cwnd;
 };
 
-/* Port (host order) -> 1 when connections with that local or remote port
+/* Port (host order) -> 1 when connections with that local port
  * are watched. An array, not a hash: tcp_probe fires for every segment any
  * socket of the machine receives, and an array lookup is inlined by the
  * verifier where a hash lookup hashes the key. */
@@ -90,7 +92,7 @@ static __always_inline struct conn_val *conn_of(const struct sock *sk)
 
 	key.lport = sk->__sk_common.skc_num;
 	key.rport = bpf_ntohs(sk->__sk_common.skc_dport);
-	if (!watched(key.lport) && !watched(key.rport))
+	if (!watched(key.lport))
 		return 0;
 	family = sk->__sk_common.skc_family;
 	key.family = family;
