@@ -189,9 +189,13 @@ func runqUnder(t *testing.T, p *Probes, role string, n uint64) Histogram {
 
 // TestRunQueueDelayAttribution: a tracked thread that sleeps and wakes on
 // one CPU sees its run-queue delay grow when CPU hogs share its CPU, and
-// not when they run on the other one. Other load on the machine (tests of
+// not when they run on another one. Other load on the machine (tests of
 // other packages run in parallel) adds noise to every phase, so the
 // comparison gets three tries, each measuring all three phases afresh.
+// With only two CPUs, hogs pinned on the other one push the rest of the
+// machine's load onto the tracked thread's CPU, so "away" is no control
+// there: it is measured and logged, and compared only with four CPUs or
+// more.
 func TestRunQueueDelayAttribution(t *testing.T) {
 	p := openOrSkip(t, Options{})
 	needProgs(t, p, "sched_wakeup", "sched_switch")
@@ -219,7 +223,7 @@ func TestRunQueueDelayAttribution(t *testing.T) {
 		if same.Mean() < 2*idle.Mean() {
 			failures = append(failures, fmt.Sprintf("hogs on the tracked thread's CPU: run-queue delay mean %v, want at least 2x the idle %v", same.Mean(), idle.Mean()))
 		}
-		if same.Mean() < 2*away.Mean() {
+		if runtime.NumCPU() >= 4 && same.Mean() < 2*away.Mean() {
 			failures = append(failures, fmt.Sprintf("hogs on the tracked thread's CPU: run-queue delay mean %v, want at least 2x that with the hogs on the other CPU, %v", same.Mean(), away.Mean()))
 		}
 		if len(failures) == 0 {
