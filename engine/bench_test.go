@@ -1,7 +1,9 @@
 package engine_test
 
 import (
+	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -168,10 +170,39 @@ func BenchmarkCopy(b *testing.B) {
 	}
 }
 
+// BenchmarkCopyServer is BenchmarkCopy over TCP against a server in
+// another process, the shape of a deployment, at the address in
+// $GPUFABRIC_BENCH_SERVER (e.g. one started with `gpufabric server
+// --backend host --shm off`): in one process, the client's and the
+// server's goroutines share one scheduler, and a 64 MiB device-to-host
+// copy was seen in an execution trace with the server's writer and the
+// client's reader taking turns on one processor while the other idled.
+func BenchmarkCopyServer(b *testing.B) {
+	addr := os.Getenv("GPUFABRIC_BENCH_SERVER")
+	if addr == "" {
+		b.Skip("GPUFABRIC_BENCH_SERVER is not set: no server to measure")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := interpose.Dial(ctx, addr, interpose.Options{Client: b.Name(), Transport: "tcp"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	dev, _ := attach(b, s, 1)
+	benchCopyOn(b, "tcp", dev)
+}
+
 func benchCopy(b *testing.B, tr string) {
 	f := newFixture(b, 1, 512<<20)
 	f.transport = tr
 	dev, _ := attach(b, f.dial(b), 1)
+	benchCopyOn(b, tr, dev)
+}
+
+// benchCopyOn times synchronous copies of copySizes each way on dev, in
+// turns with the raw path of transport tr.
+func benchCopyOn(b *testing.B, tr string, dev *interpose.Device) {
 	for _, size := range copySizes {
 		ptr, err := dev.Alloc(uint64(size))
 		if err != nil {
