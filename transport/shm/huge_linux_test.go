@@ -51,20 +51,7 @@ func TestHostRegionAdvisePath(t *testing.T) {
 	old := adviseHuge
 	adviseHuge = func() bool { return true }
 	t.Cleanup(func() { adviseHuge = old })
-	c, s := pair(t, Options{})
-	h, err := NewHostRegion(4 << 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if err := c.ShareRegion(3, h); err != nil {
-		t.Fatal(err)
-	}
-	mem, unmap, err := s.TakeRegion(3, uint64(h.Size()), 0, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unmap()
+	h, mem := takenRegion(t, 4<<20)
 	cm, err := h.Map()
 	if err != nil {
 		t.Fatal(err)
@@ -85,20 +72,7 @@ func TestHostRegionHugePages(t *testing.T) {
 	default:
 		t.Skipf("shmem_enabled is %q: this kernel keeps shared memory on 4 KiB pages", p)
 	}
-	c, s := pair(t, Options{})
-	h, err := NewHostRegion(64 << 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if err := c.ShareRegion(4, h); err != nil {
-		t.Fatal(err)
-	}
-	mem, unmap, err := s.TakeRegion(4, uint64(h.Size()), 0, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unmap()
+	_, mem := takenRegion(t, 64<<20)
 	kb, err := pmdMappedKiB(strings.TrimPrefix(fmt.Sprintf("%p", &mem[0]), "0x") + "-")
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +81,28 @@ func TestHostRegionHugePages(t *testing.T) {
 		t.Fatalf("shmem_enabled is %q and no part of the region is mapped in huge pages", shmemHugePolicy())
 	}
 	t.Logf("%d KiB of 64 MiB in huge pages", kb)
+}
+
+// takenRegion shares a new host region of size bytes from a client and
+// takes it on the server, and returns the client's handle and the server's
+// mapping; both go at the end of the test.
+func takenRegion(t *testing.T, size int) (*HostRegion, []byte) {
+	t.Helper()
+	c, s := pair(t, Options{})
+	h, err := NewHostRegion(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	if err := c.ShareRegion(1, h); err != nil {
+		t.Fatal(err)
+	}
+	mem, unmap, err := s.TakeRegion(1, uint64(h.Size()), 0, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unmap)
+	return h, mem
 }
 
 // pmdMappedKiB reads FilePmdMapped/ShmemPmdMapped of this process's
