@@ -193,6 +193,40 @@ func BenchmarkCopyServer(b *testing.B) {
 	benchCopyOn(b, "tcp", dev)
 }
 
+// BenchmarkCopyStaged: synchronous 64 MiB host-to-device copies over TCP
+// behind a kernel launched on the same stream, so that the copy cannot be
+// read straight into device memory and every chunk is staged (see
+// engine/staging.go), in turns with the raw transfer.
+func BenchmarkCopyStaged(b *testing.B) {
+	const size = 64 << 20
+	f := newFixture(b, 1, 512<<20)
+	f.transport = "tcp"
+	dev, mod := attach(b, f.dial(b), 1)
+	spin := function(b, mod, "spin")
+	st := dev.DefaultStream()
+	ptr, err := dev.Alloc(size)
+	if err != nil {
+		b.Fatal(err)
+	}
+	host := make([]byte, size)
+	floor := copyFloorTurn(b, "tcp", size)
+	b.SetBytes(size)
+	var t turns
+	for b.Loop() {
+		t0 := time.Now()
+		floor()
+		t1 := time.Now()
+		if err := spin.Launch(st, interpose.D1(1), interpose.D1(1), 0, uint64(100*time.Microsecond)); err != nil {
+			b.Fatal(err)
+		}
+		if err := dev.CopyHtoD(ptr, host); err != nil {
+			b.Fatal(err)
+		}
+		t.add(t1.Sub(t0), time.Since(t1))
+	}
+	t.report(b, size)
+}
+
 func benchCopy(b *testing.B, tr string) {
 	f := newFixture(b, 1, 512<<20)
 	f.transport = tr
