@@ -20,7 +20,7 @@ const (
 	// as a client and a server on one host are; ShmPingPongFloor stands in
 	// where a second process cannot be started.
 	ShmProcessesFloor = "raw shared-memory ping-pong between two processes spinning on atomic words in a memfd mapping"
-	TCPTransferFloor  = "raw TCP over loopback: the size one way, then a 1-byte reply"
+	TCPTransferFloor  = "raw TCP over loopback: the size one way into a buffer of that size, then a 1-byte reply"
 	MemcpyFloor       = "one copy() of the same size in this process"
 )
 

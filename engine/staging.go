@@ -15,8 +15,9 @@ import (
 // transport writes into it as bytes come, so pages untouched until then
 // cost nothing, but memory the Go heap hands out again is zeroed first,
 // which touches all of it. So buffers of a megabyte and more are mapped
-// fresh from the kernel (bigBuffer, on Linux), and kept for reuse only a
-// few per class: a stalled payload may hold one of those, touched, and
+// fresh from the kernel (bigBuffer, on Linux: in huge pages where it gives
+// them, so what was sent is rounded up to 2 MiB), and kept for reuse only
+// a few per class: a stalled payload may hold one of those, touched, and
 // otherwise holds only what it was sent. Smaller ones come from the heap,
 // pooled.
 const (

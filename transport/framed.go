@@ -496,7 +496,7 @@ func (c *FramedConn) ReadPayload(dst []byte) error {
 		return errors.New("transport: ReadPayload length does not match the frame's payload")
 	}
 	c.remain = 0
-	if _, err := io.ReadFull(c.br, dst); err != nil {
+	if err := c.br.readFull(dst); err != nil {
 		return c.readErr(noEOF(err))
 	}
 	return nil
@@ -545,6 +545,33 @@ func (g *growReader) Read(p []byte) (int, error) {
 	n := copy(p, g.buf[g.rd:g.wr])
 	g.rd += n
 	return n, nil
+}
+
+// readFull fills p, as io.ReadFull does: first with what is buffered,
+// then, when at least minReadBuf bytes are still missing, straight from r.
+// Through Read, the last part of a large payload (less than the buffer)
+// was read into the buffer and copied out, and the read ran on into the
+// next frame: up to two buffers' worth (512 KiB) of every large payload
+// was copied twice instead of one, the read-ahead of its header.
+func (g *growReader) readFull(p []byte) error {
+	n := copy(p, g.buf[g.rd:g.wr])
+	g.rd += n
+	if len(p)-n < minReadBuf {
+		_, err := io.ReadFull(g, p[n:])
+		return zeroRead(n, err)
+	}
+	_, err := io.ReadFull(g.r, p[n:])
+	return zeroRead(n, err)
+}
+
+// zeroRead turns the io.EOF of a read that found nothing after n bytes of
+// a whole into io.ErrUnexpectedEOF when n is not zero, as io.ReadFull
+// reports a stream that ends part way.
+func zeroRead(n int, err error) error {
+	if n > 0 && err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // discard skips n bytes.

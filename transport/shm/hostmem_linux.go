@@ -86,14 +86,12 @@ func (h *HostRegion) Map() ([]byte, error) {
 	}
 	// Allocate what the server has not (no server, or one that failed):
 	// a failure shows here, not as SIGBUS later.
-	if err := unix.Fallocate(h.fd, 0, 0, int64(h.size)); err != nil {
-		return nil, fmt.Errorf("shm: map host region: fallocate: %w", err)
-	}
-	r, err := mapRegion(h.fd, h.size)
+	mem, err := mapHostFile(h.fd, h.size, true)
 	if err != nil {
 		return nil, fmt.Errorf("shm: map host region: %w", err)
 	}
-	populateWrite(r.mem)
+	populateWrite(mem)
+	r := &region{mem: mem}
 	h.reg = r
 	return r.mem, nil
 }
@@ -249,12 +247,9 @@ func (c *Conn) TakeRegion(id uint32, size uint64, node int, wait time.Duration) 
 	if err := checkSealed(fd, int(size)); err != nil {
 		return nil, nil, fmt.Errorf("shm: region %d: %w", id, err)
 	}
-	if err := unix.Fallocate(fd, 0, 0, int64(size)); err != nil {
-		return nil, nil, fmt.Errorf("shm: region %d: fallocate: %w", id, err)
-	}
-	mem, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := mapHostFile(fd, int(size), false)
 	if err != nil {
-		return nil, nil, fmt.Errorf("shm: region %d: mmap: %w", id, err)
+		return nil, nil, fmt.Errorf("shm: region %d: %w", id, err)
 	}
 	// MoveToNode maps every page into our page tables too, which the
 	// copies need anyway, then moves the pages only we map (the client

@@ -355,6 +355,14 @@ func BenchmarkStream64MiB(b *testing.B) {
 	stream(b, transport.Options{}, 64<<20)
 }
 
+// BenchmarkStream4MiB: payloads of the size large copies are split into
+// (interpose.DefaultChunkSize), one way over loopback: each payload's end
+// is where a receive through the read buffer copied bytes twice.
+func BenchmarkStream4MiB(b *testing.B) {
+	b.ReportAllocs()
+	stream(b, transport.Options{}, 4<<20)
+}
+
 // stream sends size-byte payloads one way over loopback, b.N times.
 func stream(b *testing.B, opts transport.Options, size int) {
 	c, s := pair(b, opts)
