@@ -1,11 +1,11 @@
 package main
 
 import (
-	"hash/fnv"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"os"
