@@ -8,6 +8,8 @@ package main
 import "C"
 
 import (
+	"fmt"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -121,6 +123,14 @@ func gfgo_memAlloc(ctx C.uintptr_t, dev C.int, dptr *C.CUdeviceptr, size C.size_
 	p, err := d.Alloc(uint64(size))
 	if err != nil {
 		return ret(err)
+	}
+	if len(live.Load().sessions) > 1 && devMem.overlaps(uint64(p), uint64(size)) {
+		// Servers whose ranges are unknown (real GPUs: each driver picks
+		// its addresses) handed out one address twice: refused, rather
+		// than copies going to the wrong server.
+		_ = d.Free(p)
+		fmt.Fprintf(os.Stderr, "gpufabric: device %d gave address %#x, which another server's device already gave: devices of these servers cannot be used together\n", dev, uint64(p))
+		return res(api.ErrOutOfMemory)
 	}
 	devMem.add(&region{base: uint64(p), size: uint64(size), dev: int(dev), ctx: uintptr(ctx)})
 	*dptr = C.CUdeviceptr(p)
