@@ -77,7 +77,7 @@ func New(cfg Config) (*Device, error) {
 	d.info = backend.Info{
 		Index:         cfg.Index,
 		Name:          "gpufabric host emulation (CPU)",
-		UUID:          deviceUUID(cfg.Index),
+		UUID:          deviceUUID(cfg.Index, cfg.Slot),
 		TotalMem:      d.alloc.size,
 		DriverVersion: DriverVersion,
 		Attrs:         attributes(),
@@ -85,14 +85,22 @@ func New(cfg Config) (*Device, error) {
 		Emulated:      true,
 	}
 	d.info.AddrLow, d.info.AddrHigh = d.base, d.base+1<<40
+	// The slot is the emulated PCI bus: two servers' devices of one index
+	// differ in cuDeviceGetPCIBusId too.
+	d.info.Attrs[api.AttrPCIBusID] = int32(cfg.Slot)
 	return d, nil
 }
 
 // deviceUUID is stable per host and index, so a client sees the same UUID
 // across server restarts, as it would with a real card.
-func deviceUUID(index int) [16]byte {
+func deviceUUID(index, slot int) [16]byte {
 	host, _ := os.Hostname()
-	sum := sha256.Sum256(fmt.Appendf(nil, "gpufabric-host-device/%s/%d", host, index))
+	name := fmt.Appendf(nil, "gpufabric-host-device/%s/%d", host, index)
+	if slot != 0 {
+		// Servers of one host in different slots: devices of one program.
+		name = fmt.Appendf(name, "/slot%d", slot)
+	}
+	sum := sha256.Sum256(name)
 	var u [16]byte
 	copy(u[:], sum[:])
 	u[6] = u[6]&0x0f | 0x50 // an RFC 4122 name-based UUID, version 5
