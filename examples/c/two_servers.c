@@ -4,7 +4,11 @@
  * travel between the devices with cuMemcpyPeer, cuMemcpyPeerAsync, cuMemcpy
  * (unified addressing) and cuMemcpyDtoD, and are checked on the host.
  *
- *     two_servers [kernels.ptx] [elements]
+ *     two_servers [kernels.ptx] [elements] [lose]
+ *
+ * With "lose" as third argument it then prints "ready", waits for a line
+ * on stdin (meanwhile the test kills device 1's server) and shows that
+ * device 1's calls fail while device 0's keep working.
  */
 #include "gpufabric_cuda.h"
 
@@ -115,6 +119,27 @@ int main(int argc, char **argv) {
 	if (memcmp(out, a, bytes) != 0)
 		gf_die("cuMemcpy and cuMemcpyDtoD between the devices changed the bytes");
 
+	if (argc > 3 && strcmp(argv[3], "lose") == 0) {
+		printf("ready\n");
+		fflush(stdout);
+		char line[16];
+		if (!fgets(line, sizeof line, stdin))
+			gf_die("stdin closed");
+		GF_CHECK(cu.cuCtxSetCurrent(c1));
+		CUdeviceptr p;
+		CUresult r = cu.cuMemAlloc(&p, 4096);
+		printf("device 1 after its server died: cuMemAlloc = %d (%s)\n", (int)r, gf_result_name(r));
+		GF_CHECK(cu.cuCtxSetCurrent(c0));
+		GF_CHECK(cu.cuMemcpyHtoD(a0, b, bytes));
+		add(&cu, fn[0], NULL, a0, b0, s0, n);
+		GF_CHECK(cu.cuCtxSynchronize());
+		GF_CHECK(cu.cuMemcpyDtoH(out, s0, bytes));
+		for (int i = 0; i < n; i++)
+			if (out[i] != 2.0f * b[i])
+				gf_die("device 0 computed wrong after device 1's server died");
+		printf("device 0 still works: %d elements correct\n", n);
+		return 0;
+	}
 	GF_CHECK(cu.cuCtxSetCurrent(c1));
 	GF_CHECK(cu.cuStreamDestroy(st1));
 	CUdeviceptr on1[] = {x1, b1, s1}, on0[] = {a0, b0, s0, y0};

@@ -32,7 +32,8 @@ type conn struct {
 	// sessions are one per server, in GPUFABRIC_SERVER's order; the
 	// devices of each are numbered after those of the ones before.
 	sessions []*interpose.Session
-	servers  []string // each session's server, for messages
+	servers  []string      // each session's server, for messages
+	lost     []atomic.Bool // each session's loss was reported
 	devs     []*interpose.Device
 	version  int32
 }
@@ -129,11 +130,7 @@ func dial() (*conn, api.Result, error) {
 	}
 	c.s = c.sessions[0]
 	c.version = c.devs[0].Info().DriverVersion
-	if len(c.sessions) > 1 {
-		for i, s := range c.sessions {
-			go reportLost(s, c.servers[i], c.ordinals(s))
-		}
-	}
+	c.lost = make([]atomic.Bool, len(c.sessions))
 	return c, api.Success, nil
 }
 
@@ -182,17 +179,17 @@ func (c *conn) ordinals(s *interpose.Session) []int {
 	return out
 }
 
-// exiting is set as the process exits, when sessions end on purpose.
-var exiting atomic.Bool
-
-// reportLost says on stderr, once, that a server of a run spanning
-// servers was lost: its devices' calls fail with CUDA_ERROR_DEINITIALIZED
-// from then on, while the other servers' devices keep working.
-func reportLost(s *interpose.Session, server string, devs []int) {
-	<-s.Done()
-	if !exiting.Load() {
-		fmt.Fprintf(os.Stderr, "gpufabric: GPU server %s (device %s of this program) lost: %v; its calls fail with CUDA_ERROR_DEINITIALIZED, the other servers' devices keep working\n",
-			server, strings.Trim(fmt.Sprint(devs), "[]"), s.Err())
+// reportLost says on stderr, once per server, that a server of a run
+// spanning servers was lost: its devices' calls fail with
+// CUDA_ERROR_DEINITIALIZED from then on, while the other servers' devices
+// keep working. The failing call says it, so the line comes before the
+// program can act on the error.
+func (c *conn) reportLost() {
+	for i, s := range c.sessions {
+		if err := s.Err(); err != nil && !c.lost[i].Swap(true) {
+			fmt.Fprintf(os.Stderr, "gpufabric: GPU server %s (device %s of this program) lost: %v; its calls fail with CUDA_ERROR_DEINITIALIZED, the other servers' devices keep working\n",
+				c.servers[i], strings.Trim(fmt.Sprint(c.ordinals(s)), "[]"), err)
+		}
 	}
 }
 
@@ -240,8 +237,12 @@ func device(dev C.int) (*interpose.Device, api.Result) {
 // only the calls of the lost one's devices fail.
 func ret(err error) C.CUresult {
 	r := api.ResultOf(err)
-	if r == api.ErrDeinitialized && !alive() {
-		C.gf_set_state(C.GF_STATE_GONE)
+	if r == api.ErrDeinitialized {
+		if alive() {
+			live.Load().reportLost()
+		} else {
+			C.gf_set_state(C.GF_STATE_GONE)
+		}
 	}
 	return C.CUresult(r)
 }
@@ -479,7 +480,6 @@ func gfgo_exit() (had C.int, r C.CUresult) {
 			return
 		}
 		C.gf_set_state(C.GF_STATE_GONE)
-		exiting.Store(true)
 		had = 1
 		// Every server at once: each frees what the program held there.
 		errs := make([]error, len(c.sessions))
