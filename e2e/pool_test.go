@@ -159,14 +159,12 @@ func TestPoolKilledClient(t *testing.T) {
 	t.Logf("capacity free %v after the client's SIGKILL (TTL 1 s)", took.Round(10*time.Millisecond))
 }
 
-// TestPoolTimeLimit runs a program past its reservation's time limit: the
-// server ends its session (its calls then fail), run says why on stderr.
-func TestPoolTimeLimit(t *testing.T) {
-	requireBuild(t, "session_end")
-	f := startPool(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, gpufabric, "run", "-n", "1", "-p", "0.5", "--time-limit", "2s", "--", example("session_end"), kernels)
+// untilReady starts `gpufabric run ARGS` on the pool and reads the
+// program's output up to its line "ready"; the program then waits for a
+// line on stdin.
+func (f *poolFixture) untilReady(ctx context.Context, t *testing.T, args ...string) (*exec.Cmd, io.Writer, *bufio.Reader, *servertest.Buffer) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, gpufabric, append([]string{"run"}, args...)...)
 	cmd.Env = f.env()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -176,16 +174,32 @@ func TestPoolTimeLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr servertest.Buffer
-	cmd.Stderr = &stderr
+	stderr := new(servertest.Buffer)
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	out := bufio.NewReader(stdout)
-	if line, err := out.ReadString('\n'); err != nil || strings.TrimSpace(line) != "ready" {
-		cmd.Process.Kill()
-		t.Fatalf("first line %q, %v; stderr:\n%s", line, err, stderr.String())
+	for {
+		line, err := out.ReadString('\n')
+		if err != nil {
+			cmd.Process.Kill()
+			t.Fatalf("no line \"ready\": %v; stderr:\n%s", err, stderr.String())
+		}
+		if strings.TrimSpace(line) == "ready" {
+			return cmd, stdin, out, stderr
+		}
 	}
+}
+
+// TestPoolTimeLimit runs a program past its reservation's time limit: the
+// server ends its session (its calls then fail), run says why on stderr.
+func TestPoolTimeLimit(t *testing.T) {
+	requireBuild(t, "session_end")
+	f := startPool(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd, stdin, out, stderr := f.untilReady(ctx, t, "-n", "1", "-p", "0.5", "--time-limit", "2s", "--", example("session_end"), kernels)
 	waitFor(t, 20*time.Second, "run says the time limit ended the reservation", func() bool {
 		return strings.Contains(stderr.String(), "reached its time limit")
 	})
@@ -250,32 +264,7 @@ func TestPoolTwoServers(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, gpufabric, "run", "-n", "2", "-p", "0.5", "--spread", "--", example("two_servers"), kernels, "65536", "lose")
-	cmd.Env = f.env()
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr servertest.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	rd := bufio.NewReader(stdout)
-	for {
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			cmd.Process.Kill()
-			t.Fatalf("two_servers never got ready: %v; stderr:\n%s", err, stderr.String())
-		}
-		if strings.TrimSpace(line) == "ready" {
-			break
-		}
-	}
+	cmd, stdin, rd, stderr := f.untilReady(ctx, t, "-n", "2", "-p", "0.5", "--spread", "--", example("two_servers"), kernels, "65536", "lose")
 	// The reservation's line names its holds in device order:
 	// "reservation ID: s0:1(512 MiB) s2:0(512 MiB)". Device 1's server dies.
 	holds := regexp.MustCompile(`\b(s\d):\d+\(`).FindAllStringSubmatch(stderr.String(), 2)
