@@ -283,9 +283,15 @@ func (st *Stream) Query() (bool, error) {
 }
 
 // WaitEvent makes later work on the stream wait for ev's latest record.
+// An event of another server's device, which st's server cannot see, is
+// waited for here: the call returns when it has completed, so work queued
+// on st after it follows it.
 func (st *Stream) WaitEvent(ev *Event) error {
 	if done, err := st.captureWait(ev); done {
 		return err
+	}
+	if ev.d.s != st.d.s {
+		return ev.Synchronize()
 	}
 	return st.d.s.send(&api.StreamWaitEvent{Stream: st.h, Event: ev.h}, nil)
 }
