@@ -2,7 +2,8 @@
  * two_servers: two devices used together, which `gpufabric run -n 2
  * --spread` places on two servers. Each device adds vectors; the results
  * travel between the devices with cuMemcpyPeer, cuMemcpyPeerAsync, cuMemcpy
- * (unified addressing) and cuMemcpyDtoD, and are checked on the host.
+ * (unified addressing) and cuMemcpyDtoD, and are checked on the host; a
+ * memset of one device's memory on the other's stream is refused.
  *
  *     two_servers [kernels.ptx] [elements] [lose]
  *
@@ -95,6 +96,11 @@ int main(int argc, char **argv) {
 	add(&cu, fn[1], st1, x1, b1, s1, n);
 	GF_CHECK(m.cuMemcpyPeerAsync(y0, c0, s1, c1, bytes, st1));
 	GF_CHECK(cu.cuStreamSynchronize(st1));
+	/* Device 0's memory on device 1's stream: device 1's server cannot
+	 * reach it, so the call is refused, as the driver refuses an access
+	 * no peer mapping allows; a peer copy is the way between them. */
+	GF_EXPECT(cu.cuMemsetD8Async(a0, 0, 16, st1), CUDA_ERROR_INVALID_VALUE);
+	GF_EXPECT(cu.cuMemcpyHtoDAsync(a0, a, 16, st1), CUDA_ERROR_INVALID_VALUE);
 	printf("  %-40s %10.3f ms\n", "kernel, peer copy, kernel, peer copy", gf_now_ms() - t);
 
 	GF_CHECK(cu.cuCtxSetCurrent(c0));

@@ -74,6 +74,19 @@ func TestDialSeveralServers(t *testing.T) {
 	if lo0, _ := c.devs[0].AddressRange(); lo0 == 0 {
 		t.Error("device 0 reports no address range")
 	}
+	// Device 0's memory, named on device 1's stream: refused (elsewhere);
+	// on its own device's, not.
+	p, err := c.devs[0].Alloc(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.Store(c)
+	devMem.add(&region{base: uint64(p), size: 4096, dev: 0})
+	if !elsewhere(uint64(p)+100, 1) || elsewhere(uint64(p), 0) || elsewhere(uint64(p)+4096, 1) {
+		t.Error("elsewhere: device 0's memory is not told from device 1's")
+	}
+	devMem.remove(uint64(p), nil)
+	live.Store(nil)
 	for _, s := range c.sessions {
 		s.Close()
 	}
