@@ -141,8 +141,13 @@ func (p *runPool) reserve(ctx context.Context, o *runOptions) (func(), error) {
 		count[h.Server]++
 	}
 	addrs := map[string]string{}
-	for _, s := range c.View().Snapshot().Servers {
+	snapshot := c.View().Snapshot()
+	for _, s := range snapshot.Servers {
 		addrs[s.Name] = s.Addr
+	}
+	if err := disjointAddresses(r, snapshot.Servers); err != nil {
+		release()
+		return nil, fmt.Errorf("reservation %s: %w", r.ID, err)
 	}
 	var servers, tokens, devices []string
 	for _, name := range names {
@@ -177,6 +182,37 @@ func (p *runPool) reserve(ctx context.Context, o *runOptions) (func(), error) {
 		wg.Wait()
 		release()
 	}, nil
+}
+
+// disjointAddresses refuses a reservation whose devices on different
+// servers may hand out the same device addresses (servers started in one
+// --address-slot): the program could not tell whose memory an address is.
+// The library checks again, and checks each allocation where a backend
+// reports no range.
+func disjointAddresses(r pool.Reservation, servers []pool.Server) error {
+	type held struct {
+		server    string
+		index     int
+		low, high uint64
+	}
+	var hs []held
+	for _, h := range r.Holds {
+		for _, s := range servers {
+			for _, d := range s.Devices {
+				if s.Name == h.Server && d.Index == h.Device && d.AddrHigh != 0 {
+					hs = append(hs, held{s.Name, d.Index, d.AddrLow, d.AddrHigh})
+				}
+			}
+		}
+	}
+	for i, a := range hs {
+		for _, b := range hs[:i] {
+			if a.server != b.server && a.low < b.high && b.low < a.high {
+				return fmt.Errorf("devices %s:%d and %s:%d hand out the same device addresses: start one of the servers with another --address-slot", b.server, b.index, a.server, a.index)
+			}
+		}
+	}
+	return nil
 }
 
 // watchReservation says on stderr why the run's reservation ended under

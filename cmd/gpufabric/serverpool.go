@@ -107,7 +107,7 @@ func (p *serverPool) join(ctx context.Context, addr string, offers []string, dev
 		if node != nil {
 			n = node(di)
 		}
-		info.Devices = append(info.Devices, pool.Device{Index: di.Index, Name: di.Name, Memory: di.TotalMem, Backend: di.Backend, Node: n, Health: "ok"})
+		info.Devices = append(info.Devices, pool.Device{Index: di.Index, Name: di.Name, Memory: di.TotalMem, Backend: di.Backend, Node: n, Health: "ok", AddrLow: di.AddrLow, AddrHigh: di.AddrHigh})
 	}
 	agent, err := pool.Join(ctx, cli, info, p.ttl, log)
 	if err != nil {
