@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
@@ -15,12 +16,20 @@ import (
 	"github.com/gpufabric/gpufabric/engine/backend/host"
 	"github.com/gpufabric/gpufabric/interpose"
 	"github.com/gpufabric/gpufabric/transport"
+	"github.com/gpufabric/gpufabric/transport/shm"
 	"github.com/gpufabric/gpufabric/transport/tcp"
 )
 
 // slotServer starts an in-process TCP server of one emulated device in
 // address slot slot, and returns a session's device on it.
 func slotServer(t testing.TB, slot int, memory uint64) (*interpose.Device, *engine.Server) {
+	t.Helper()
+	return slotServerOver(t, slot, memory, "tcp")
+}
+
+// slotServerOver is slotServer with the session's transport tr, tcp or
+// shm (the server then listens on both).
+func slotServerOver(t testing.TB, slot int, memory uint64, tr string) (*interpose.Device, *engine.Server) {
 	t.Helper()
 	dev, err := host.New(host.Config{MemorySize: memory, Slot: slot})
 	if err != nil {
@@ -30,15 +39,27 @@ func slotServer(t testing.TB, slot int, memory uint64) (*interpose.Device, *engi
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := engine.NewServer(engine.Config{Offers: []string{"tcp:" + l.Addr()}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, []backend.Device{dev})
+	offers := []string{"tcp:" + l.Addr()}
+	var sl transport.Listener
+	if tr == "shm" {
+		_, port, _ := net.SplitHostPort(l.Addr())
+		if sl, err = shm.Listen("@gpufabric-across-test-"+port, shm.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		offers = append(offers, "shm:@gpufabric-across-test-"+port)
+	}
+	srv, err := engine.NewServer(engine.Config{Offers: offers, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, []backend.Device{dev})
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(l)
+	if sl != nil {
+		go srv.Serve(sl)
+	}
 	t.Cleanup(func() { srv.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := interpose.Connect(ctx, l.Addr(), interpose.Options{Transport: "tcp", BulkTransport: "tcp"})
+	s, err := interpose.Connect(ctx, l.Addr(), interpose.Options{Transport: tr, BulkTransport: tr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,91 +225,42 @@ func TestCopyAcrossADeadServer(t *testing.T) {
 	}
 }
 
-// BenchmarkCopyAcross measures a copy between devices of two servers on
-// loopback TCP beside its floor, measured in the same run: the same bytes
-// read from one server into the client (DtoH) and written from the client
-// to the other (HtoD), each alone. Pipelined, the copy can approach the
-// slower of the two; unpipelined it would take their sum.
+// BenchmarkCopyAcross measures a copy between devices of two servers beside
+// its floor, measured in the same run: the same bytes read from one server
+// into the client (DtoH) and written from the client to the other (HtoD),
+// each alone. Pipelined, the copy can approach the slower of the two;
+// unpipelined it would take their sum. Over TCP on loopback (servers on
+// other hosts) and shared memory (servers on the client's host).
 func BenchmarkCopyAcross(b *testing.B) {
 	const n = 64 << 20
-	a, _ := slotServer(b, 1, 2*n)
-	c, _ := slotServer(b, 2, 2*n)
-	src, err := a.Alloc(n)
-	if err != nil {
-		b.Fatal(err)
-	}
-	dst, err := c.Alloc(n)
-	if err != nil {
-		b.Fatal(err)
-	}
-	buf := make([]byte, n)
-	for _, bc := range []struct {
-		name string
-		run  func() error
-	}{
-		{"floor-DtoH", func() error { return a.CopyDtoH(buf, src) }},
-		{"floor-HtoD", func() error { return c.CopyHtoD(dst, buf) }},
-		{"across", func() error { return a.DefaultStream().CopyPeer(dst, c, src, a, n, true) }},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.SetBytes(n)
-			for b.Loop() {
-				if err := bc.run(); err != nil {
-					b.Fatal(err)
+	for _, tr := range []string{"tcp", "shm"} {
+		a, _ := slotServerOver(b, 1, 2*n, tr)
+		c, _ := slotServerOver(b, 2, 2*n, tr)
+		src, err := a.Alloc(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dst, err := c.Alloc(n)
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf := make([]byte, n)
+		for _, bc := range []struct {
+			name string
+			run  func() error
+		}{
+			{"floor-DtoH", func() error { return a.CopyDtoH(buf, src) }},
+			{"floor-HtoD", func() error { return c.CopyHtoD(dst, buf) }},
+			{"across", func() error { return a.DefaultStream().CopyPeer(dst, c, src, a, n, true) }},
+		} {
+			b.Run(tr+"/"+bc.name, func(b *testing.B) {
+				b.SetBytes(n)
+				for b.Loop() {
+					if err := bc.run(); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
-	}
-}
-
-// TestWaitEventAcrossServers: a stream waiting for an event of another
-// server's device runs its later work after the event's work: a copy out
-// of device a queued after the wait sees what device b's stream wrote
-// before its record, then copied across.
-func TestWaitEventAcrossServers(t *testing.T) {
-	a, _ := slotServer(t, 1, 64<<20)
-	b, _ := slotServer(t, 2, 64<<20)
-	const n = 8 << 20
-	pb, err := b.Alloc(n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pa, err := a.Alloc(n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := b.NewStream(0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sa, err := a.NewStream(0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := b.NewEvent(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.MemsetAsync(pb, 0x3C, 1, n); err != nil {
-		t.Fatal(err)
-	}
-	if err := ev.Record(sb); err != nil {
-		t.Fatal(err)
-	}
-	if err := sa.WaitEvent(ev); err != nil {
-		t.Fatal(err)
-	}
-	if done, err := ev.Query(); err != nil || !done {
-		t.Fatalf("after the wait, b's event: done %v, %v", done, err)
-	}
-	if err := sa.CopyPeer(pa, a, pb, b, n, false); err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, n)
-	if err := a.CopyDtoH(got, pa); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, bytes.Repeat([]byte{0x3C}, n)) {
-		t.Fatal("work after the wait did not see the work before the record")
+			})
+		}
 	}
 }
