@@ -183,10 +183,23 @@ func (c *conn) ordinals(s *interpose.Session) []int {
 // spanning servers was lost: its devices' calls fail with
 // CUDA_ERROR_DEINITIALIZED from then on, while the other servers' devices
 // keep working. The failing call says it, so the line comes before the
-// program can act on the error.
+// program can act on the error. A session whose send failed may not know
+// yet that it is over: until one loss is reported, the sessions that do
+// not know are asked with a ping, a round trip each, paid only by calls
+// that already failed.
 func (c *conn) reportLost() {
+	known := false
+	for i := range c.lost {
+		known = known || c.lost[i].Load()
+	}
 	for i, s := range c.sessions {
-		if err := s.Err(); err != nil && !c.lost[i].Swap(true) {
+		err := s.Err()
+		if err == nil && !known {
+			if perr := s.Ping(); api.ResultOf(perr) == api.ErrDeinitialized {
+				err = perr
+			}
+		}
+		if err != nil && !c.lost[i].Swap(true) {
 			fmt.Fprintf(os.Stderr, "gpufabric: GPU server %s (device %s of this program) lost: %v; its calls fail with CUDA_ERROR_DEINITIALIZED, the other servers' devices keep working\n",
 				c.servers[i], strings.Trim(fmt.Sprint(c.ordinals(s)), "[]"), err)
 		}
