@@ -264,3 +264,66 @@ func BenchmarkCopyAcross(b *testing.B) {
 		}
 	}
 }
+
+// TestWaitEventAcrossServers: a stream waiting for an event of another
+// server's device runs its later work after the event's work: a copy out
+// of device a queued after the wait sees what device b's stream wrote
+// before its record, then copied across. The time between two servers'
+// events is refused.
+func TestWaitEventAcrossServers(t *testing.T) {
+	a, _ := slotServer(t, 1, 64<<20)
+	b, _ := slotServer(t, 2, 64<<20)
+	const n = 8 << 20
+	pb, err := b.Alloc(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, err := a.Alloc(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := b.NewStream(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, err := a.NewStream(0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := b.NewEvent(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.MemsetAsync(pb, 0x3C, 1, n); err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.Record(sb); err != nil {
+		t.Fatal(err)
+	}
+	if err := sa.WaitEvent(ev); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := ev.Query(); err != nil || !done {
+		t.Fatalf("after the wait, b's event: done %v, %v", done, err)
+	}
+	evA, err := a.NewEvent(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := evA.Record(sa); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := interpose.ElapsedTime(ev, evA); !errors.Is(err, api.ErrInvalidHandle) {
+		t.Fatalf("elapsed time between two servers' events: %v, want CUDA_ERROR_INVALID_HANDLE", err)
+	}
+	if err := sa.CopyPeer(pa, a, pb, b, n, false); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, n)
+	if err := a.CopyDtoH(got, pa); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, bytes.Repeat([]byte{0x3C}, n)) {
+		t.Fatal("work after the wait did not see the work before the record")
+	}
+}

@@ -338,6 +338,10 @@ func (ev *Event) Destroy() error { return ev.d.s.send(&api.EventDestroy{Event: e
 // ElapsedTime is the time from start's to end's latest record, in
 // milliseconds, as cuEventElapsedTime gives it.
 func ElapsedTime(start, end *Event) (float32, error) {
+	if start.d.s != end.d.s {
+		// Two servers' clocks: no time between them means anything.
+		return 0, api.Errorf(api.ErrInvalidHandle, "events of two servers' devices: no elapsed time between them")
+	}
 	var r api.ElapsedTime
 	err := start.d.s.call(&api.EventElapsedTime{Start: start.h, End: end.h}, &r, nil, nil)
 	return r.Milliseconds, err
