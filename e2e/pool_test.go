@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -158,14 +159,12 @@ func TestPoolKilledClient(t *testing.T) {
 	t.Logf("capacity free %v after the client's SIGKILL (TTL 1 s)", took.Round(10*time.Millisecond))
 }
 
-// TestPoolTimeLimit runs a program past its reservation's time limit: the
-// server ends its session (its calls then fail), run says why on stderr.
-func TestPoolTimeLimit(t *testing.T) {
-	requireBuild(t, "session_end")
-	f := startPool(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, gpufabric, "run", "-n", "1", "-p", "0.5", "--time-limit", "2s", "--", example("session_end"), kernels)
+// untilReady starts `gpufabric run ARGS` on the pool and reads the
+// program's output up to its line "ready"; the program then waits for a
+// line on stdin.
+func (f *poolFixture) untilReady(ctx context.Context, t *testing.T, args ...string) (*exec.Cmd, io.Writer, *bufio.Reader, *servertest.Buffer) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, gpufabric, append([]string{"run"}, args...)...)
 	cmd.Env = f.env()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -175,16 +174,32 @@ func TestPoolTimeLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr servertest.Buffer
-	cmd.Stderr = &stderr
+	stderr := new(servertest.Buffer)
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	out := bufio.NewReader(stdout)
-	if line, err := out.ReadString('\n'); err != nil || strings.TrimSpace(line) != "ready" {
-		cmd.Process.Kill()
-		t.Fatalf("first line %q, %v; stderr:\n%s", line, err, stderr.String())
+	for {
+		line, err := out.ReadString('\n')
+		if err != nil {
+			cmd.Process.Kill()
+			t.Fatalf("no line \"ready\": %v; stderr:\n%s", err, stderr.String())
+		}
+		if strings.TrimSpace(line) == "ready" {
+			return cmd, stdin, out, stderr
+		}
 	}
+}
+
+// TestPoolTimeLimit runs a program past its reservation's time limit: the
+// server ends its session (its calls then fail), run says why on stderr.
+func TestPoolTimeLimit(t *testing.T) {
+	requireBuild(t, "session_end")
+	f := startPool(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd, stdin, out, stderr := f.untilReady(ctx, t, "-n", "1", "-p", "0.5", "--time-limit", "2s", "--", example("session_end"), kernels)
 	waitFor(t, 20*time.Second, "run says the time limit ended the reservation", func() bool {
 		return strings.Contains(stderr.String(), "reached its time limit")
 	})
@@ -228,4 +243,61 @@ func TestPoolKilledServer(t *testing.T) {
 	if out, err := f.try("health"); err != nil || strings.Count(out, "\n") != 3 {
 		t.Fatalf("health after the kill: %v\n%s", err, out)
 	}
+}
+
+// TestPoolTwoServers runs a program whose two devices are on two servers
+// (`run -n 2 --spread`): it adds vectors on each and copies between them
+// with cuMemcpyPeer, cuMemcpyPeerAsync, cuMemcpy and cuMemcpyDtoD; the
+// reservation is released on both servers at its exit. Then one server of
+// such a run is killed: device 1's calls fail with a CUDA error and a line
+// on stderr, device 0 keeps working.
+func TestPoolTwoServers(t *testing.T) {
+	requireBuild(t, "two_servers")
+	f := startPool(t)
+	out, err := f.try("run", "-n", "2", "-p", "0.5", "--spread", "--", example("two_servers"), kernels, "300000")
+	if err != nil || !strings.Contains(out, "two_servers: 300000 elements correct on 2 devices") {
+		t.Fatalf("two_servers across two servers: %v\n%s", err, out)
+	}
+	if n := f.held(t); n != 0 {
+		t.Fatalf("%d reservations held after the run exited", n)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd, stdin, rd, stderr := f.untilReady(ctx, t, "-n", "2", "-p", "0.5", "--spread", "--", example("two_servers"), kernels, "65536", "lose")
+	// The reservation's line names its holds in device order:
+	// "reservation ID: s0:1(512 MiB) s2:0(512 MiB)". Device 1's server dies.
+	holds := regexp.MustCompile(`\b(s\d):\d+\(`).FindAllStringSubmatch(stderr.String(), 2)
+	if len(holds) < 2 {
+		cmd.Process.Kill()
+		t.Fatalf("no holds on stderr:\n%s", stderr.String())
+	}
+	first, second := holds[0][1], holds[1][1]
+	if first == second {
+		cmd.Process.Kill()
+		t.Fatalf("--spread put both devices on %s", first)
+	}
+	victim := -1
+	for i := range f.servers {
+		if fmt.Sprintf("s%d", i) == second {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		cmd.Process.Kill()
+		t.Fatalf("device 1's server %q is not one of the pool's", second)
+	}
+	f.servers[victim].Kill()
+	fmt.Fprintln(stdin, "go")
+	rest, _ := io.ReadAll(rd)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("two_servers after a server died: %v\n%s\nstderr:\n%s", err, rest, stderr.String())
+	}
+	if !strings.Contains(string(rest), "cuMemAlloc = 4 (CUDA_ERROR_DEINITIALIZED)") || !strings.Contains(string(rest), "device 0 still works") {
+		t.Fatalf("after device 1's server died:\n%s\nstderr:\n%s", rest, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "(device 1 of this program) lost") {
+		t.Fatalf("no line on stderr says device 1's server was lost:\n%s", stderr.String())
+	}
+	t.Logf("after device 1's server was killed:\n%s%s", rest, stderr.String())
 }

@@ -391,6 +391,7 @@ func (s *session) deviceGet(h api.Header, m *api.DeviceGet) {
 	s.replyOnReader(h, nil, &api.DeviceInfo{
 		Name: info.Name, UUID: info.UUID, TotalMem: d.quota,
 		DriverVersion: info.DriverVersion, Attrs: info.Attrs,
+		AddrLow: info.AddrLow, AddrHigh: info.AddrHigh,
 	}, nil)
 }
 

@@ -283,9 +283,15 @@ func (st *Stream) Query() (bool, error) {
 }
 
 // WaitEvent makes later work on the stream wait for ev's latest record.
+// An event of another server's device, which st's server cannot see, is
+// waited for here: the call returns when it has completed, so work queued
+// on st after it follows it.
 func (st *Stream) WaitEvent(ev *Event) error {
 	if done, err := st.captureWait(ev); done {
 		return err
+	}
+	if ev.d.s != st.d.s {
+		return ev.Synchronize()
 	}
 	return st.d.s.send(&api.StreamWaitEvent{Stream: st.h, Event: ev.h}, nil)
 }
@@ -332,6 +338,10 @@ func (ev *Event) Destroy() error { return ev.d.s.send(&api.EventDestroy{Event: e
 // ElapsedTime is the time from start's to end's latest record, in
 // milliseconds, as cuEventElapsedTime gives it.
 func ElapsedTime(start, end *Event) (float32, error) {
+	if start.d.s != end.d.s {
+		// Two servers' clocks: no time between them means anything.
+		return 0, api.Errorf(api.ErrInvalidHandle, "events of two servers' devices: no elapsed time between them")
+	}
 	var r api.ElapsedTime
 	err := start.d.s.call(&api.EventElapsedTime{Start: start.h, End: end.h}, &r, nil, nil)
 	return r.Milliseconds, err

@@ -254,10 +254,28 @@ func (d *Device) Unmap(ptr DevicePtr, size uint64) error {
 // Handle is the physical memory's handle in the session.
 func (p *Physical) Handle() api.Handle { return p.h }
 
-// CopyPeer copies n bytes from src on device srcDev to dst on dstDev,
-// devices of this session's server, in order on st, which is on one of
-// them; wait makes it return when the copy has run.
+// CopyPeer copies n bytes from src on device srcDev to dst on dstDev, in
+// order on st, which is on one of them; wait makes it return when the copy
+// has run. Devices of one server copy on it; devices of different servers
+// copy through this client (across.go), in order on st and on the other
+// device's default stream, and the call returns when the copy has run,
+// whatever wait says.
 func (st *Stream) CopyPeer(dst DevicePtr, dstDev *Device, src DevicePtr, srcDev *Device, n uint64, wait bool) error {
+	if dstDev.s != srcDev.s {
+		srcSt, dstSt := srcDev.def, dstDev.def
+		switch st.d {
+		case srcDev:
+			srcSt = st
+		case dstDev:
+			dstSt = st
+		default:
+			// A stream of a third device: the copy follows its work.
+			if err := st.Synchronize(); err != nil {
+				return err
+			}
+		}
+		return copyAcross(dst, dstSt, src, srcSt, n)
+	}
 	req := &api.MemcpyPeer{Dst: uint64(dst), Src: uint64(src), DstOrdinal: dstDev.ordinal, SrcOrdinal: srcDev.ordinal, Size: n, Stream: st.h}
 	var waits []*pending
 	if err := st.issue(req, nil, nil, wait, &waits); err != nil {

@@ -30,6 +30,11 @@ type Device struct {
 	Node int `json:"node"`
 	// Health is "ok" or what is wrong with it.
 	Health string `json:"health"`
+	// AddrLow and AddrHigh bound the device addresses it hands out; both
+	// 0 when its backend cannot say. A run whose devices span servers
+	// needs them disjoint.
+	AddrLow  uint64 `json:"addr_low,omitempty"`
+	AddrHigh uint64 `json:"addr_high,omitempty"`
 }
 
 // Server is what a GPU server writes when it joins the pool.

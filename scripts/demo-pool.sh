@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The pool demo: one embedded store and three GPU servers (host backend, two
 # 1 GiB emulated devices each) on loopback; a token; request, list, runs
-# from the pool, a killed client whose capacity comes back, and a quota
+# from the pool (one across two servers), a killed client whose capacity comes back, and a quota
 # refusing a request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +54,9 @@ if [ -x build/examples/vector_add ] && [ -e build/lib/libcuda.so.1 ]; then
 	echo
 	echo "== gpufabric run -n 2 -p 0.25 -- vector_add (two devices reserved for the run, released at its exit)"
 	"$GF" run -n 2 -p 0.25 -- build/examples/vector_add examples/kernels.ptx
+	echo
+	echo "== gpufabric run -n 2 -p 0.5 --spread -- two_servers (device 0 and device 1 on two servers; peer copies pass through the client)"
+	"$GF" run -n 2 -p 0.5 --spread -- build/examples/two_servers examples/kernels.ptx
 	echo
 	echo "== a session no reservation backs is refused by the server"
 	addr=$(grep -o 'listen=[^ ]*' "$DIR/server0.log" | head -1 | cut -d= -f2)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -216,5 +215,3 @@ func runHealth(ctx context.Context, args []string) error {
 	}
 	return nil
 }
-
-var errSpansServers = errors.New("the reservation spans servers; a run across servers is not built yet (reserve with the default policy or --pack to keep it on one)")

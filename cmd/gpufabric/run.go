@@ -190,11 +190,24 @@ func checkServer(ctx context.Context, o *runOptions) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	s, err := interpose.Dial(ctx, o.server, interpose.Options{Token: o.token, Client: "gpufabric run (check)", TLS: tlsConfig})
-	if err != nil {
-		return fmt.Errorf("GPU server %s: %w", o.server, err)
+	// A pool's run may span servers: a comma-separated list, with a
+	// capability each (one token for all otherwise), as the library
+	// reads them.
+	servers, tokens := strings.Split(o.server, ","), strings.Split(o.token, ",")
+	for i, server := range servers {
+		token := o.token
+		if len(servers) > 1 && len(tokens) == len(servers) {
+			token = tokens[i]
+		}
+		s, err := interpose.Dial(ctx, server, interpose.Options{Token: token, Client: "gpufabric run (check)", TLS: tlsConfig})
+		if err != nil {
+			return fmt.Errorf("GPU server %s: %w", server, err)
+		}
+		if err := s.CloseContext(ctx); err != nil {
+			return err
+		}
 	}
-	return s.CloseContext(ctx)
+	return nil
 }
 
 // prepareCommand prepares COMMAND with the library first on its search path and

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -128,31 +130,40 @@ func (p *runPool) reserve(ctx context.Context, o *runOptions) (func(), error) {
 		}
 		closeAll()
 	}
-	servers := map[string]int{}
+	// The program's devices are numbered server by server, in the order
+	// of the reservation's holds; each server gets its own capability.
+	var names []string
+	count := map[string]int{}
 	for _, h := range r.Holds {
-		servers[h.Server]++
-	}
-	if len(servers) != 1 {
-		release()
-		return nil, errSpansServers
-	}
-	server := r.Holds[0].Server
-	var addr string
-	for _, s := range c.View().Snapshot().Servers {
-		if s.Name == server {
-			addr = s.Addr
+		if count[h.Server] == 0 {
+			names = append(names, h.Server)
 		}
+		count[h.Server]++
 	}
-	if addr == "" {
+	addrs := map[string]string{}
+	snapshot := c.View().Snapshot()
+	for _, s := range snapshot.Servers {
+		addrs[s.Name] = s.Addr
+	}
+	if err := disjointAddresses(r, snapshot.Servers); err != nil {
 		release()
-		return nil, fmt.Errorf("reservation %s: server %s has left the pool", r.ID, server)
+		return nil, fmt.Errorf("reservation %s: %w", r.ID, err)
 	}
-	capability, err := c.Capability(r, server)
-	if err != nil {
-		release()
-		return nil, err
+	var servers, tokens, devices []string
+	for _, name := range names {
+		if addrs[name] == "" {
+			release()
+			return nil, fmt.Errorf("reservation %s: server %s has left the pool", r.ID, name)
+		}
+		capability, err := c.Capability(r, name)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		servers, tokens = append(servers, addrs[name]), append(tokens, capability)
+		devices = append(devices, strconv.Itoa(count[name]))
 	}
-	o.server, o.token, o.devices = addr, capability, strconv.Itoa(servers[server])
+	o.server, o.token, o.devices = strings.Join(servers, ","), strings.Join(tokens, ","), strings.Join(devices, ",")
 	if h := r.Holds[0]; h.Millionths > 0 {
 		o.share = strconv.FormatFloat(float64(h.Millionths)/1e6, 'f', -1, 64)
 	} else {
@@ -164,7 +175,7 @@ func (p *runPool) reserve(ctx context.Context, o *runOptions) (func(), error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		watchReservation(wctx, cli, r)
+		watchReservation(wctx, cli, r, names)
 	}()
 	return func() {
 		stopWatch()
@@ -173,13 +184,45 @@ func (p *runPool) reserve(ctx context.Context, o *runOptions) (func(), error) {
 	}, nil
 }
 
+// disjointAddresses refuses a reservation whose devices on different
+// servers may hand out the same device addresses (servers started in one
+// --address-slot): the program could not tell whose memory an address is.
+// The library checks again, and checks each allocation where a backend
+// reports no range.
+func disjointAddresses(r pool.Reservation, servers []pool.Server) error {
+	type held struct {
+		server    string
+		index     int
+		low, high uint64
+	}
+	var hs []held
+	for _, h := range r.Holds {
+		for _, s := range servers {
+			for _, d := range s.Devices {
+				if s.Name == h.Server && d.Index == h.Device && d.AddrHigh != 0 {
+					hs = append(hs, held{s.Name, d.Index, d.AddrLow, d.AddrHigh})
+				}
+			}
+		}
+	}
+	for i, a := range hs {
+		for _, b := range hs[:i] {
+			if a.server != b.server && a.low < b.high && b.low < a.high {
+				return fmt.Errorf("devices %s:%d and %s:%d hand out the same device addresses: start one of the servers with another --address-slot", b.server, b.index, a.server, a.index)
+			}
+		}
+	}
+	return nil
+}
+
 // watchReservation says on stderr why the run's reservation ended under
 // it: the program's sessions were ended by the server, and its next CUDA
-// call fails; this line says why.
-func watchReservation(ctx context.Context, cli *clientv3.Client, r pool.Reservation) {
+// call fails; this line says why. It also says when one of the servers
+// left the pool: with devices on several servers, the others' go on.
+func watchReservation(ctx context.Context, cli *clientv3.Client, r pool.Reservation, servers []string) {
 	wch := cli.Watch(ctx, pool.Prefix+"resv/"+r.ID)
-	server := r.Holds[0].Server
-	sch := cli.Watch(ctx, pool.Prefix+"servers/"+server)
+	sch := cli.Watch(ctx, pool.Prefix+"servers/", clientv3.WithPrefix())
+	lost := map[string]bool{}
 	for {
 		var wr clientv3.WatchResponse
 		var ok bool
@@ -191,8 +234,13 @@ func watchReservation(ctx context.Context, cli *clientv3.Client, r pool.Reservat
 				continue
 			}
 			for _, ev := range sr.Events {
-				if ev.Type == mvccpb.DELETE {
-					fmt.Fprintf(os.Stderr, "gpufabric run: server %s left the pool (it stopped, or died and its lease ran out): reservation %s is lost, and the program's GPU calls fail\n", server, r.ID)
+				name := strings.TrimPrefix(string(ev.Kv.Key), pool.Prefix+"servers/")
+				if ev.Type != mvccpb.DELETE || !slices.Contains(servers, name) || lost[name] {
+					continue
+				}
+				lost[name] = true
+				fmt.Fprintf(os.Stderr, "gpufabric run: server %s left the pool (it stopped, or died and its lease ran out): reservation %s is lost, and the program's GPU calls on its devices fail\n", name, r.ID)
+				if len(lost) == len(servers) {
 					return
 				}
 			}

@@ -67,3 +67,38 @@ func TestParsePolicy(t *testing.T) {
 		}
 	}
 }
+
+// TestDisjointAddresses: a reservation spanning servers whose devices
+// hand out the same addresses is refused; distinct ranges, one server's
+// devices, and devices that report no range pass.
+func TestDisjointAddresses(t *testing.T) {
+	dev := func(i int, low uint64) pool.Device {
+		if low == 0 {
+			return pool.Device{Index: i}
+		}
+		return pool.Device{Index: i, AddrLow: low, AddrHigh: low + 1<<40}
+	}
+	const slot1, slot2 = 1 << 46, 2 << 46
+	servers := []pool.Server{
+		{Name: "a", Devices: []pool.Device{dev(0, slot1), dev(1, slot1+1<<40)}},
+		{Name: "b", Devices: []pool.Device{dev(0, slot2)}},
+		{Name: "c", Devices: []pool.Device{dev(0, slot1)}}, // a's slot
+		{Name: "gpu", Devices: []pool.Device{dev(0, 0)}},   // a real GPU: no range
+	}
+	for _, tc := range []struct {
+		holds []pool.Hold
+		ok    bool
+	}{
+		{[]pool.Hold{{Server: "a", Device: 0}, {Server: "b", Device: 0}}, true},
+		{[]pool.Hold{{Server: "a", Device: 0}, {Server: "a", Device: 1}}, true},
+		{[]pool.Hold{{Server: "a", Device: 0}, {Server: "gpu", Device: 0}}, true},
+		{[]pool.Hold{{Server: "a", Device: 0}, {Server: "c", Device: 0}}, false},
+		{[]pool.Hold{{Server: "b", Device: 0}, {Server: "a", Device: 1}, {Server: "c", Device: 0}}, true},
+		{[]pool.Hold{{Server: "b", Device: 0}, {Server: "a", Device: 0}, {Server: "c", Device: 0}}, false},
+	} {
+		err := disjointAddresses(pool.Reservation{Holds: tc.holds}, servers)
+		if (err == nil) != tc.ok {
+			t.Errorf("holds %+v: %v, want ok %v", tc.holds, err, tc.ok)
+		}
+	}
+}

@@ -53,6 +53,8 @@ type serverOptions struct {
 	tokenOnCommandLine bool
 	// pool: the pool this server joins, if any (serverpool.go).
 	pool *serverPool
+	// slot: the host backend's address slot; -1 chooses (serverpool.go).
+	slot int
 }
 
 func parseServerArgs(args []string) (*serverOptions, error) {
@@ -62,6 +64,7 @@ func parseServerArgs(args []string) (*serverOptions, error) {
 	fs.StringVar(&o.metrics, "metrics", envOr("GPUFABRIC_METRICS", ""), "serve Prometheus metrics (devices, sessions, call stages, eBPF probes) at http://ADDR/metrics, e.g. 127.0.0.1:9400; none when empty")
 	fs.StringVar(&o.backend, "backend", "auto", "device backend: auto (cuda where a GPU and driver are present, else host), cuda, or host (CPU emulation)")
 	fs.IntVar(&o.devices, "devices", 1, "emulated devices (host backend)")
+	fs.IntVar(&o.slot, "address-slot", -1, "host backend: the range of device addresses this server hands out, 0 to 255, so that a program using devices of several servers never sees one address twice (default: 0, or in a pool one derived from --pool-name)")
 	fs.StringVar(&o.memory, "device-memory", "16GiB", "memory of each emulated device (host backend), e.g. 8GiB, 512MiB")
 	token := fs.String("token", envOr("GPUFABRIC_TOKEN", ""), "token clients must present (default $GPUFABRIC_TOKEN; none when empty); prefer --token-file: a flag is visible in the process list")
 	tokenFile := fs.String("token-file", envOr("GPUFABRIC_TOKEN_FILE", ""), "read the token clients must present from this file (its first line, trimmed), which must not be readable by group or others (chmod 600); $GPUFABRIC_TOKEN_FILE sets the default")
@@ -187,13 +190,18 @@ func runServer(ctx context.Context, args []string) error {
 	if o.tokenOnCommandLine {
 		log.Warn("--token is visible to every user of this host in the process list; use --token-file or $GPUFABRIC_TOKEN")
 	}
-	devs, err := openDevices(o.backend, o.devices, o.memory, log)
-	if err != nil {
-		return err
+	if o.slot > host.MaxSlot {
+		return fmt.Errorf("--address-slot %d: want 0 to %d", o.slot, host.MaxSlot)
 	}
 	l, security, err := listenTCP(o)
 	if err != nil {
-		closeAll(devs)
+		return err
+	}
+	// After the listen: a pool's address slot follows the server's name,
+	// whose default holds the port the listener got.
+	devs, err := openDevices(o.backend, o.devices, o.memory, o.pool.addressSlot(o.slot, l.Addr()), log)
+	if err != nil {
+		l.Close()
 		return err
 	}
 	listeners := []transport.Listener{l}
@@ -325,10 +333,10 @@ func listenTCP(o *serverOptions) (transport.Listener, string, error) {
 }
 
 // openDevices opens the devices of the chosen backend.
-func openDevices(name string, count int, memory string, log *slog.Logger) ([]backend.Device, error) {
+func openDevices(name string, count int, memory string, slot int, log *slog.Logger) ([]backend.Device, error) {
 	switch name {
 	case "host":
-		return openHost(count, memory)
+		return openHost(count, memory, slot)
 	case "cuda", "auto":
 		devs, err := openCUDA(log)
 		if err == nil {
@@ -339,12 +347,12 @@ func openDevices(name string, count int, memory string, log *slog.Logger) ([]bac
 			return nil, err
 		}
 		log.Info("backend host (CPU emulation): no usable GPU", "reason", err)
-		return openHost(count, memory)
+		return openHost(count, memory, slot)
 	}
 	return nil, fmt.Errorf("--backend %q: want auto, cuda or host", name)
 }
 
-func openHost(count int, memory string) ([]backend.Device, error) {
+func openHost(count int, memory string, slot int) ([]backend.Device, error) {
 	size, err := humanize.ParseBytes(memory)
 	if err != nil {
 		return nil, fmt.Errorf("--device-memory %q: %w", memory, err)
@@ -354,7 +362,7 @@ func openHost(count int, memory string) ([]backend.Device, error) {
 	}
 	var devs []backend.Device
 	for i := range count {
-		d, err := host.New(host.Config{Index: i, MemorySize: size})
+		d, err := host.New(host.Config{Index: i, MemorySize: size, Slot: slot})
 		if err != nil {
 			closeAll(devs)
 			return nil, err

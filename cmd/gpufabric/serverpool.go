@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gpufabric/gpufabric/engine"
 	"github.com/gpufabric/gpufabric/engine/backend"
+	"github.com/gpufabric/gpufabric/engine/backend/host"
 	"github.com/gpufabric/gpufabric/pool"
 )
 
@@ -48,6 +50,31 @@ func (p *serverPool) check(o *serverOptions) error {
 	return nil
 }
 
+// serverName is the server's name in the pool: --pool-name, else HOST-PORT.
+func (p *serverPool) serverName(addr string) string {
+	if p.name != "" {
+		return p.name
+	}
+	host, _ := os.Hostname()
+	_, port, _ := net.SplitHostPort(addr)
+	return strings.ReplaceAll(host, "/", "-") + "-" + port
+}
+
+// addressSlot is the host backend's address slot (host.Config.Slot): the
+// flag's, else 0 outside a pool, else one derived from the server's name,
+// so that servers of one pool, whose devices a program may use together,
+// hand out different device addresses without being told. Two names can
+// land in one slot (1 in 255 for a pair): the client then refuses the
+// placement and says to give --address-slot.
+func (p *serverPool) addressSlot(flag int, addr string) int {
+	if flag >= 0 || p.store.endpoints == "" {
+		return max(flag, 0)
+	}
+	h := fnv.New32a()
+	h.Write([]byte(p.serverName(addr)))
+	return 1 + int(h.Sum32()%host.MaxSlot)
+}
+
 // join registers the server's devices in the pool (starting the embedded
 // store first with --pool embedded) and returns the agent and what ends
 // both. No pool: nil agent.
@@ -72,12 +99,7 @@ func (p *serverPool) join(ctx context.Context, addr string, offers []string, dev
 		}
 		return nil, nil, err
 	}
-	name := p.name
-	if name == "" {
-		host, _ := os.Hostname()
-		_, port, _ := net.SplitHostPort(addr)
-		name = strings.ReplaceAll(host, "/", "-") + "-" + port
-	}
+	name := p.serverName(addr)
 	info := pool.Server{Name: name, Host: engine.BootID(), Addr: addr, Offers: offers}
 	for _, d := range devs {
 		di := d.Info()
@@ -85,7 +107,7 @@ func (p *serverPool) join(ctx context.Context, addr string, offers []string, dev
 		if node != nil {
 			n = node(di)
 		}
-		info.Devices = append(info.Devices, pool.Device{Index: di.Index, Name: di.Name, Memory: di.TotalMem, Backend: di.Backend, Node: n, Health: "ok"})
+		info.Devices = append(info.Devices, pool.Device{Index: di.Index, Name: di.Name, Memory: di.TotalMem, Backend: di.Backend, Node: n, Health: "ok", AddrLow: di.AddrLow, AddrHigh: di.AddrHigh})
 	}
 	agent, err := pool.Join(ctx, cli, info, p.ttl, log)
 	if err != nil {

@@ -20,7 +20,7 @@ var samples = []Message{
 	&Attach{Device: -1, ShareMillionths: 250_000},
 	&AttachReply{Ordinal: 1, Device: 3, QuotaBytes: 4 << 30},
 	&DeviceGet{Ordinal: 2},
-	&DeviceInfo{Name: "NVIDIA H200", UUID: [16]byte{1, 2, 3}, TotalMem: 1 << 34, DriverVersion: 12080, Attrs: []int32{0, 1024, -1}},
+	&DeviceInfo{Name: "NVIDIA H200", UUID: [16]byte{1, 2, 3}, TotalMem: 1 << 34, DriverVersion: 12080, Attrs: []int32{0, 1024, -1}, AddrLow: 1 << 45, AddrHigh: 1<<45 + 1<<40},
 	&MemGetInfo{Ordinal: 1},
 	&MemInfo{Free: 10, Total: 20},
 	&CtxSynchronize{Ordinal: 3},

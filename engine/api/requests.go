@@ -98,6 +98,9 @@ type DeviceInfo struct {
 	DriverVersion int32
 	// Attrs is the device's attribute snapshot, indexed by CUdevice_attribute.
 	Attrs []int32
+	// AddrLow and AddrHigh bound the addresses the device hands out,
+	// [AddrLow, AddrHigh); both 0 when the server cannot say.
+	AddrLow, AddrHigh uint64
 }
 
 // MemGetInfo asks for the free and total memory of a session device.
@@ -341,6 +344,8 @@ func (m *DeviceInfo) Encode(e *Encoder) {
 	for _, a := range m.Attrs {
 		e.I32(a)
 	}
+	e.U64(m.AddrLow)
+	e.U64(m.AddrHigh)
 }
 func (m *DeviceInfo) Decode(d *Decoder) {
 	m.Name = d.String()
@@ -351,6 +356,7 @@ func (m *DeviceInfo) Decode(d *Decoder) {
 	for i := range m.Attrs {
 		m.Attrs[i] = d.I32()
 	}
+	m.AddrLow, m.AddrHigh = d.U64(), d.U64()
 }
 
 func (*MemGetInfo) Op() Op              { return OpMemGetInfo }

@@ -59,6 +59,11 @@ type Info struct {
 	// when no real GPU stands behind the device.
 	Backend  string
 	Emulated bool
+	// AddrLow and AddrHigh bound the device addresses the device hands
+	// out, [AddrLow, AddrHigh); both 0 when the backend cannot say (a real
+	// GPU's driver chooses its virtual addresses). A client using devices
+	// of several servers checks them for overlap.
+	AddrLow, AddrHigh uint64
 	// ThreadAffine asks that every call come from one OS thread, as a CUDA
 	// context current on a thread wants. The engine then locks the device's
 	// shard to its own thread, which it can also pin near the device.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/gpufabric/gpufabric/interpose"
@@ -47,18 +48,39 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{server: "10.0.0.1:7070", devices: 2, share: interpose.Share{Bytes: 256 << 20}, token: "s3cret", transport: "tcp", bulk: "shm",
+	want := config{targets: []target{{server: "10.0.0.1:7070", devices: 2, token: "s3cret"}}, share: interpose.Share{Bytes: 256 << 20}, transport: "tcp", bulk: "shm",
 		tls: interpose.TLSFiles{CA: "/ca.pem", Cert: "/c.pem", Key: "/k.pem", ServerName: "gpu-1"}}
-	if c != want {
+	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v, want %+v", c, want)
 	}
 	c, err = parseConfig(env(map[string]string{"GPUFABRIC_SERVER": "h:1", "GPUFABRIC_DEVICES": "all"}))
-	if err != nil || c.devices != 0 || c.share.Fraction != 1 {
+	if err != nil || c.targets[0].devices != 0 || c.share.Fraction != 1 {
 		t.Errorf("all devices, default share: got %+v, %v", c, err)
+	}
+	// Several servers: a count and a token each, or one for all; a single
+	// server's token is taken whole, commas and all.
+	for _, tc := range []struct {
+		env  map[string]string
+		want []target
+	}{
+		{map[string]string{"GPUFABRIC_SERVER": "a:1,b:2", "GPUFABRIC_DEVICES": "1,2", "GPUFABRIC_TOKEN": "ta,tb"},
+			[]target{{server: "a:1", devices: 1, token: "ta"}, {server: "b:2", devices: 2, token: "tb"}}},
+		{map[string]string{"GPUFABRIC_SERVER": "a:1, b:2", "GPUFABRIC_TOKEN": "shared"},
+			[]target{{server: "a:1", devices: 1, token: "shared"}, {server: "b:2", devices: 1, token: "shared"}}},
+		{map[string]string{"GPUFABRIC_SERVER": "a:1", "GPUFABRIC_TOKEN": "x,y"},
+			[]target{{server: "a:1", devices: 1, token: "x,y"}}},
+	} {
+		c, err := parseConfig(env(tc.env))
+		if err != nil || !reflect.DeepEqual(c.targets, tc.want) {
+			t.Errorf("parseConfig(%v) = %+v, %v; want targets %+v", tc.env, c.targets, err, tc.want)
+		}
 	}
 	for _, bad := range []map[string]string{
 		{},
 		{"GPUFABRIC_SERVER": "h:1", "GPUFABRIC_DEVICES": "0"},
+		{"GPUFABRIC_SERVER": "a:1,b:2", "GPUFABRIC_DEVICES": "1,1,1"},
+		{"GPUFABRIC_SERVER": "a:1,,b:2"},
+		{"GPUFABRIC_SERVER": "a:1,b:2", "GPUFABRIC_DEVICES": "1,0"},
 		{"GPUFABRIC_SERVER": "h:1", "GPUFABRIC_DEVICES": "x"},
 		{"GPUFABRIC_SERVER": "h:1", "GPUFABRIC_SHARE": "2"},
 		{"GPUFABRIC_SERVER": "h:1", "GPUFABRIC_TRANSPORT": "rdma"},

@@ -9,9 +9,11 @@ import "C"
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,12 +23,19 @@ import (
 	"github.com/gpufabric/gpufabric/interpose"
 )
 
-// conn is the live session and its devices, by ordinal. It does not change
-// once published.
+// conn is the live sessions and their devices, by ordinal. It does not
+// change once published.
 type conn struct {
-	s       *interpose.Session
-	devs    []*interpose.Device
-	version int32
+	// s is the first server's session: it serves what belongs to no
+	// device (pinned host memory, IPC handles of this host).
+	s *interpose.Session
+	// sessions are one per server, in GPUFABRIC_SERVER's order; the
+	// devices of each are numbered after those of the ones before.
+	sessions []*interpose.Session
+	servers  []string      // each session's server, for messages
+	lost     []atomic.Bool // each session's loss was reported
+	devs     []*interpose.Device
+	version  int32
 }
 
 var (
@@ -74,39 +83,142 @@ func dial() (*conn, api.Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
 	defer cancel()
-	// Connect measures the transports that reach the server (shared memory
-	// when it shares this host) and keeps the fastest, unless one is forced.
-	s, err := interpose.Connect(ctx, cfg.server, interpose.Options{Token: cfg.token, Transport: cfg.transport, BulkTransport: cfg.bulk, TLS: tlsConfig})
+	// One session per server, opened at once: each measures the
+	// transports that reach its server (shared memory when it shares this
+	// host) and keeps the fastest, unless one is forced.
+	type opened struct {
+		devs []*interpose.Device
+		s    *interpose.Session
+		r    api.Result
+		err  error
+	}
+	out := make([]opened, len(cfg.targets))
+	var wg sync.WaitGroup
+	for i, t := range cfg.targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o := &out[i]
+			o.s, o.devs, o.r, o.err = attachAll(ctx, t, cfg, tlsConfig)
+		}()
+	}
+	wg.Wait()
+	c := &conn{}
+	var r api.Result
+	var errs []error
+	for i, o := range out {
+		if o.err != nil {
+			r, errs = o.r, append(errs, o.err)
+			continue
+		}
+		c.sessions = append(c.sessions, o.s)
+		c.servers = append(c.servers, cfg.targets[i].server)
+		c.devs = append(c.devs, o.devs...)
+	}
+	if len(errs) == 0 {
+		// Addresses name their device, and so their server: two servers
+		// that could hand out one address would make a copy ambiguous.
+		if err := interpose.CheckAddressRanges(c.devs); err != nil {
+			r, errs = api.ErrNoDevice, append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		for _, s := range c.sessions {
+			s.Close()
+		}
+		return nil, r, errors.Join(errs...)
+	}
+	c.s = c.sessions[0]
+	c.version = c.devs[0].Info().DriverVersion
+	c.lost = make([]atomic.Bool, len(c.sessions))
+	return c, api.Success, nil
+}
+
+// attachAll connects to one server and attaches what t asks of it.
+func attachAll(ctx context.Context, t target, cfg config, tlsConfig *tls.Config) (*interpose.Session, []*interpose.Device, api.Result, error) {
+	s, err := interpose.Connect(ctx, t.server, interpose.Options{Token: t.token, Transport: cfg.transport, BulkTransport: cfg.bulk, TLS: tlsConfig})
 	if err != nil {
 		r := api.ErrNoDevice
 		if api.ResultOf(err) == api.ErrNotPermitted {
 			r = api.ErrNotInitialized
 		}
-		return nil, r, fmt.Errorf("GPU server %s: %w", cfg.server, err)
+		return nil, nil, r, fmt.Errorf("GPU server %s: %w", t.server, err)
 	}
-	n := cfg.devices
+	n := t.devices
 	if n == 0 {
 		n = int(s.Server().Devices)
 	}
 	if n > int(s.Server().Devices) {
 		s.Close()
-		return nil, api.ErrNoDevice, fmt.Errorf("GPUFABRIC_DEVICES asks %d devices; %s has %d", n, cfg.server, s.Server().Devices)
+		return nil, nil, api.ErrNoDevice, fmt.Errorf("GPUFABRIC_DEVICES asks %d devices; %s has %d", n, t.server, s.Server().Devices)
 	}
-	c := &conn{s: s}
+	var devs []*interpose.Device
 	for range n {
 		d, err := s.Attach(interpose.AnyDevice, cfg.share)
 		if err != nil {
 			s.Close()
-			return nil, api.ErrNoDevice, fmt.Errorf("attach a device of %s with share %s: %w", cfg.server, shareString(cfg.share), err)
+			return nil, nil, api.ErrNoDevice, fmt.Errorf("attach a device of %s with share %s: %w", t.server, shareString(cfg.share), err)
 		}
-		c.devs = append(c.devs, d)
+		devs = append(devs, d)
 	}
-	if len(c.devs) == 0 {
+	if len(devs) == 0 {
 		s.Close()
-		return nil, api.ErrNoDevice, fmt.Errorf("GPU server %s has no devices", cfg.server)
+		return nil, nil, api.ErrNoDevice, fmt.Errorf("GPU server %s has no devices", t.server)
 	}
-	c.version = c.devs[0].Info().DriverVersion
-	return c, api.Success, nil
+	return s, devs, api.Success, nil
+}
+
+// ordinals are the program's device numbers of session s.
+func (c *conn) ordinals(s *interpose.Session) []int {
+	var out []int
+	for i, d := range c.devs {
+		if d.Session() == s {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// reportLost says on stderr, once per server, that a server of a run
+// spanning servers was lost: its devices' calls fail with
+// CUDA_ERROR_DEINITIALIZED from then on, while the other servers' devices
+// keep working. The failing call says it, so the line comes before the
+// program can act on the error. A session whose send failed may not know
+// yet that it is over: until one loss is reported, the sessions that do
+// not know are asked with a ping, a round trip each, paid only by calls
+// that already failed.
+func (c *conn) reportLost() {
+	known := false
+	for i := range c.lost {
+		known = known || c.lost[i].Load()
+	}
+	for i, s := range c.sessions {
+		err := s.Err()
+		if err == nil && !known {
+			if perr := s.Ping(); api.ResultOf(perr) == api.ErrDeinitialized {
+				err = perr
+			}
+		}
+		if err != nil && !c.lost[i].Swap(true) {
+			fmt.Fprintf(os.Stderr, "gpufabric: GPU server %s (device %s of this program) lost: %v; its calls fail with CUDA_ERROR_DEINITIALIZED, the other servers' devices keep working\n",
+				c.servers[i], strings.Trim(fmt.Sprint(c.ordinals(s)), "[]"), err)
+		}
+	}
+}
+
+// alive reports whether a session of the program is still up: the library
+// answers CUDA_ERROR_DEINITIALIZED itself only when none is.
+func alive() bool {
+	c := live.Load()
+	if c == nil || len(c.sessions) < 2 {
+		return false
+	}
+	for _, s := range c.sessions {
+		if s.Err() == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func shareString(s interpose.Share) string {
@@ -132,12 +244,18 @@ func device(dev C.int) (*interpose.Device, api.Result) {
 }
 
 // ret converts an error into the CUresult the application gets. The first
-// CUDA_ERROR_DEINITIALIZED (the session is gone) switches the C entry points
-// to answer it themselves from then on.
+// CUDA_ERROR_DEINITIALIZED once no session is left (the one server is
+// gone, or every one of a run spanning servers) switches the C entry
+// points to answer it themselves from then on; while a server is left,
+// only the calls of the lost one's devices fail.
 func ret(err error) C.CUresult {
 	r := api.ResultOf(err)
 	if r == api.ErrDeinitialized {
-		C.gf_set_state(C.GF_STATE_GONE)
+		if alive() {
+			live.Load().reportLost()
+		} else {
+			C.gf_set_state(C.GF_STATE_GONE)
+		}
 	}
 	return C.CUresult(r)
 }
@@ -376,7 +494,18 @@ func gfgo_exit() (had C.int, r C.CUresult) {
 		}
 		C.gf_set_state(C.GF_STATE_GONE)
 		had = 1
-		if err := c.s.Close(); err != nil {
+		// Every server at once: each frees what the program held there.
+		errs := make([]error, len(c.sessions))
+		var wg sync.WaitGroup
+		for i, s := range c.sessions {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = s.Close()
+			}()
+		}
+		wg.Wait()
+		if errors.Join(errs...) != nil {
 			r = C.CUresult(api.ErrDeinitialized)
 		}
 	})

@@ -8,6 +8,8 @@ package main
 import "C"
 
 import (
+	"fmt"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -122,6 +124,14 @@ func gfgo_memAlloc(ctx C.uintptr_t, dev C.int, dptr *C.CUdeviceptr, size C.size_
 	if err != nil {
 		return ret(err)
 	}
+	if len(live.Load().sessions) > 1 && devMem.overlaps(uint64(p), uint64(size)) {
+		// Servers whose ranges are unknown (real GPUs: each driver picks
+		// its addresses) handed out one address twice: refused, rather
+		// than copies going to the wrong server.
+		_ = d.Free(p)
+		fmt.Fprintf(os.Stderr, "gpufabric: device %d gave address %#x, which another server's device already gave: devices of these servers cannot be used together\n", dev, uint64(p))
+		return res(api.ErrOutOfMemory)
+	}
 	devMem.add(&region{base: uint64(p), size: uint64(size), dev: int(dev), ctx: uintptr(ctx)})
 	*dptr = C.CUdeviceptr(p)
 	return 0
@@ -220,6 +230,20 @@ func owner(p uint64, dev C.int) C.int {
 	return dev
 }
 
+// elsewhere reports whether p is memory of a device on another server
+// than device dev's. A stream of dev cannot reach it (no server reaches
+// another's memory): the call is refused, as the driver refuses an access
+// that no peer mapping allows. Copies between the two are peer copies.
+func elsewhere(p uint64, dev int) bool {
+	g := devMem.find(p)
+	if g == nil || g.dev == dev {
+		return false
+	}
+	owner, r1 := device(C.int(g.dev))
+	d, r2 := device(C.int(dev))
+	return r1 == api.Success && r2 == api.Success && owner.Session() != d.Session()
+}
+
 //export gfgo_memcpy
 func gfgo_memcpy(dev C.int, dst, src C.CUdeviceptr, n C.size_t, dir C.int, sh C.uintptr_t, async C.int) C.CUresult {
 	if c := live.Load(); c == nil {
@@ -287,9 +311,12 @@ func gfgo_memcpy(dev C.int, dst, src C.CUdeviceptr, n C.size_t, dir C.int, sh C.
 			return ret(d.CopyDtoD(interpose.DevicePtr(dst), interpose.DevicePtr(src), uint64(n)))
 		}
 	}
-	st, _, r := streamFor(sh, dev)
+	st, sdev, r := streamFor(sh, dev)
 	if r != api.Success {
 		return res(r)
+	}
+	if (dir == copyHtoD || dir == copyDtoD) && elsewhere(uint64(dst), sdev) || (dir == copyDtoH || dir == copyDtoD) && elsewhere(uint64(src), sdev) {
+		return res(api.ErrInvalidValue)
 	}
 	switch dir {
 	case copyHtoD:
@@ -336,9 +363,12 @@ func gfgo_memset(dev C.int, dst C.CUdeviceptr, value C.uint, elem C.int, count C
 		}
 		return ret(d.Memset(interpose.DevicePtr(dst), uint32(value), int(elem), uint64(count)))
 	}
-	st, _, r := streamFor(sh, dev)
+	st, sdev, r := streamFor(sh, dev)
 	if r != api.Success {
 		return res(r)
+	}
+	if elsewhere(uint64(dst), sdev) {
+		return res(api.ErrInvalidValue)
 	}
 	return ret(st.MemsetAsync(interpose.DevicePtr(dst), uint32(value), int(elem), uint64(count)))
 }

@@ -14,10 +14,11 @@ import (
 	"github.com/gpufabric/gpufabric/interpose"
 )
 
-// Peers. A session's devices are devices of one server (the one it
-// connected to), so each can copy to each: cuDeviceCanAccessPeer says so,
-// and cuMemcpyPeer (and a unified cuMemcpy between two devices) is served
-// by the server in the stream's order. Peer access is recorded as the
+// Peers. Devices of one server can copy to each other on it: cuMemcpyPeer
+// (and a unified cuMemcpy between two devices) is served by the server in
+// the stream's order. Devices of two servers (a run across servers) copy
+// through this process (interpose.Stream.CopyPeer): cuDeviceCanAccessPeer
+// says yes to both. Peer access is recorded as the
 // driver records it, so enabling twice and disabling what was never
 // enabled fail as they do there; what it would grant, kernels that read
 // another device's memory directly, the server does not do: they fail

@@ -16,7 +16,16 @@ import (
 type Config struct {
 	Index      int
 	MemorySize uint64 // bytes of device memory; DefaultMemorySize when 0
+	// Slot moves the server's device addresses to a range of their own
+	// (see addressBase), so that a program using devices of several
+	// servers at once never sees two devices hand out the same address.
+	// 0 .. MaxSlot.
+	Slot int
 }
+
+// MaxSlot is the highest address slot: slots are 1<<46 apart, room for 64
+// devices of a terabyte each, and the highest ends below 1<<54.
+const MaxSlot = 255
 
 // DefaultMemorySize is an emulated device's memory unless configured.
 const DefaultMemorySize = 16 << 30
@@ -26,6 +35,7 @@ const DriverVersion = 12080
 
 // addressBase is where device 0's addresses start; each device gets its own
 // terabyte, so an address names its device and never looks like a host one.
+// Slot N (Config.Slot) starts N<<46 higher: another server's devices.
 const addressBase = 0x0000_2000_0000_0000
 
 // Device is one emulated GPU.
@@ -49,6 +59,9 @@ func New(cfg Config) (*Device, error) {
 	if cfg.MemorySize == 0 {
 		cfg.MemorySize = DefaultMemorySize
 	}
+	if cfg.Slot < 0 || cfg.Slot > MaxSlot {
+		return nil, fmt.Errorf("host: address slot %d is outside 0 .. %d", cfg.Slot, MaxSlot)
+	}
 	if cfg.MemorySize < allocAlign || cfg.MemorySize > 1<<40 {
 		return nil, fmt.Errorf("host: device memory of %d bytes is outside 512 B .. 1 TiB", cfg.MemorySize)
 	}
@@ -57,28 +70,37 @@ func New(cfg Config) (*Device, error) {
 		return nil, err
 	}
 	d := &Device{
-		base:  addressBase + uint64(cfg.Index)<<40,
+		base:  addressBase + uint64(cfg.Slot)<<46 + uint64(cfg.Index)<<40,
 		arena: arena,
 		alloc: newAllocator(cfg.MemorySize),
 	}
 	d.info = backend.Info{
 		Index:         cfg.Index,
 		Name:          "gpufabric host emulation (CPU)",
-		UUID:          deviceUUID(cfg.Index),
+		UUID:          deviceUUID(cfg.Index, cfg.Slot),
 		TotalMem:      d.alloc.size,
 		DriverVersion: DriverVersion,
 		Attrs:         attributes(),
 		Backend:       "host",
 		Emulated:      true,
 	}
+	d.info.AddrLow, d.info.AddrHigh = d.base, d.base+1<<40
+	// The slot is the emulated PCI bus: two servers' devices of one index
+	// differ in cuDeviceGetPCIBusId too.
+	d.info.Attrs[api.AttrPCIBusID] = int32(cfg.Slot)
 	return d, nil
 }
 
 // deviceUUID is stable per host and index, so a client sees the same UUID
 // across server restarts, as it would with a real card.
-func deviceUUID(index int) [16]byte {
+func deviceUUID(index, slot int) [16]byte {
 	host, _ := os.Hostname()
-	sum := sha256.Sum256(fmt.Appendf(nil, "gpufabric-host-device/%s/%d", host, index))
+	name := fmt.Appendf(nil, "gpufabric-host-device/%s/%d", host, index)
+	if slot != 0 {
+		// Servers of one host in different slots: devices of one program.
+		name = fmt.Appendf(name, "/slot%d", slot)
+	}
+	sum := sha256.Sum256(name)
 	var u [16]byte
 	copy(u[:], sum[:])
 	u[6] = u[6]&0x0f | 0x50 // an RFC 4122 name-based UUID, version 5

@@ -211,3 +211,37 @@ func TestDeviceMemory(t *testing.T) {
 		t.Fatalf("range past the arena: %v", err)
 	}
 }
+
+// Servers in different address slots hand out addresses that cannot meet,
+// and each device says which range is its own.
+func TestAddressSlots(t *testing.T) {
+	var ranges [][2]uint64
+	for _, cfg := range []Config{{Index: 0}, {Index: 63}, {Index: 0, Slot: 1}, {Index: 63, Slot: MaxSlot}} {
+		cfg.MemorySize = 1 << 20
+		d, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := d.Info()
+		p, err := d.Alloc(4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p < info.AddrLow || p+4096 > info.AddrHigh {
+			t.Errorf("%+v: address %#x outside its range [%#x, %#x)", cfg, p, info.AddrLow, info.AddrHigh)
+		}
+		for _, r := range ranges {
+			if info.AddrLow < r[1] && r[0] < info.AddrHigh {
+				t.Errorf("%+v: range [%#x, %#x) meets [%#x, %#x)", cfg, info.AddrLow, info.AddrHigh, r[0], r[1])
+			}
+		}
+		ranges = append(ranges, [2]uint64{info.AddrLow, info.AddrHigh})
+		d.Close()
+	}
+	for _, slot := range []int{-1, MaxSlot + 1} {
+		if d, err := New(Config{MemorySize: 1 << 20, Slot: slot}); err == nil {
+			d.Close()
+			t.Errorf("slot %d accepted", slot)
+		}
+	}
+}
