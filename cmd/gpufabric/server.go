@@ -71,7 +71,7 @@ func parseServerArgs(args []string) (*serverOptions, error) {
 	fs.Float64Var(&o.limits.MinShare, "min-share", engine.DefaultMinShare, "smallest fraction of a device a session may hold")
 	fs.StringVar(&o.shm, "shm", "auto", `Unix socket of the shared-memory transport for clients on this host ("@name" is Linux's abstract namespace); auto: @gpufabric-PORT; "off": none`)
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&o.probe, "probe", "off", "eBPF latency probes (scheduling, system calls, TCP) shown by smi --json: auto (where the kernel and privileges allow), on (refuse to start without them) or off; they cost a synchronous TCP call 7-12 % more on a 2-vCPU VM (docs/latency.md)")
+	fs.StringVar(&o.probe, "probe", "off", "eBPF latency probes (scheduling, system calls, TCP) shown by smi --json, diag --probe and --metrics: auto (where the kernel and privileges allow), on (refuse to start without them) or off; they cost a synchronous TCP call 7-8 % more on a 2-vCPU VM (docs/latency.md)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve TCP over TLS with this certificate (PEM; with --tls-key)")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the private key of --tls-cert (PEM)")
 	fs.StringVar(&o.tlsClientCA, "tls-client-ca", "", "require every TCP client to present a certificate signed by this CA (PEM; with --tls-cert)")
