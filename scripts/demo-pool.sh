@@ -86,5 +86,4 @@ echo
 echo "== gpufabric health"
 "$GF" health
 echo
-echo "== not built yet: a run spanning two servers (-n 2 across servers); the pool places -n 2 on one server"
 echo "demo finished"
