@@ -91,13 +91,7 @@ func TestAuthorize(t *testing.T) {
 	if n := f.srv.Revoke("r1", errors.New("reservation r1 reached its time limit")); n != 1 {
 		t.Fatalf("Revoke ended %d sessions, want 1", n)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for released.Load() != 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("the revoked session's grant was not released")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, func() bool { return released.Load() == 3 }) // the revoked session's grant is released
 	if _, err := d.Alloc(1 << 20); err == nil {
 		t.Fatal("a revoked session's call succeeded")
 	}

@@ -5,7 +5,6 @@ import (
 	"reflect"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/gpufabric/gpufabric/engine"
 	"github.com/gpufabric/gpufabric/engine/api"
@@ -176,14 +175,7 @@ func TestPinnedRegisteredWithTheDriver(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		if live, _, _, _ := d.counts(); live == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a registration outlived its session")
-		}
-	}
+	waitFor(t, func() bool { live, _, _, _ := d.counts(); return live == 0 }) // no registration outlives its session
 }
 
 // TestPinnedRegistrationRefused: a driver that will not register the
