@@ -475,9 +475,9 @@ typedef struct gf_memory {
 } gf_memory;
 #undef GF_FIELD
 
-/* gf_resolve_into sets *out to the entry point name for version, through the
- * driver gf_load_driver opened; it exits with a message on failure. */
-static inline void gf_resolve_into(gf_driver *d, const char *name, int version, void *out) {
+/* gf_resolve is cuGetProcAddress of name at version through d, or exits
+ * with a message. */
+static inline void *gf_resolve(gf_driver *d, const char *name, int version) {
 	void *p = NULL;
 	CUdriverProcAddressQueryResult st = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
 	CUresult r = d->cuGetProcAddress(name, &p, version, CU_GET_PROC_ADDRESS_DEFAULT, &st);
@@ -485,13 +485,17 @@ static inline void gf_resolve_into(gf_driver *d, const char *name, int version, 
 		fprintf(stderr, "FAIL: cuGetProcAddress(%s) = %d, status %d\n", name, (int)r, (int)st);
 		exit(1);
 	}
-	memcpy(out, &p, sizeof p);
+	return p;
 }
 
 /* gf_load_memory resolves the memory families' entry points. */
 static inline void gf_load_memory(gf_driver *d, gf_memory *m) {
 	memset(m, 0, sizeof *m);
-#define GF_RESOLVE(name, version, ret, params) gf_resolve_into(d, #name, version, &m->name);
+#define GF_RESOLVE(name, version, ret, params)                        \
+	{                                                                 \
+		void *p_ = gf_resolve(d, #name, version);                     \
+		memcpy(&m->name, &p_, sizeof p_);                             \
+	}
 	GF_MEMORY_FUNCS(GF_RESOLVE)
 #undef GF_RESOLVE
 }
@@ -606,19 +610,6 @@ typedef struct gf_exec {
 	GF_EXEC_FUNCS(GF_FIELD)
 } gf_exec;
 #undef GF_FIELD
-
-/* gf_resolve is cuGetProcAddress of name at version through d, or exits
- * with a message. */
-static inline void *gf_resolve(gf_driver *d, const char *name, int version) {
-	void *p = NULL;
-	CUdriverProcAddressQueryResult st = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
-	CUresult r = d->cuGetProcAddress(name, &p, version, CU_GET_PROC_ADDRESS_DEFAULT, &st);
-	if (r != CUDA_SUCCESS || st != CU_GET_PROC_ADDRESS_SUCCESS || !p) {
-		fprintf(stderr, "FAIL: cuGetProcAddress(%s) = %d, status %d\n", name, (int)r, (int)st);
-		exit(1);
-	}
-	return p;
-}
 
 /* gf_load_exec resolves the execution families through d's
  * cuGetProcAddress; it exits with a message on failure. */
