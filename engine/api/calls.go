@@ -193,11 +193,54 @@ func NewRequest(op Op) Message {
 		return new(MemcpyHtoDPinned)
 	case OpMemcpyDtoHPinned:
 		return new(MemcpyDtoHPinned)
+	case OpGraphCreate:
+		return new(GraphCreate)
+	case OpGraphLaunch:
+		return new(GraphLaunch)
+	case OpGraphDestroy:
+		return new(GraphDestroy)
+	case OpStreamWaitValue:
+		return new(StreamWaitValue)
+	case OpHostFunc:
+		return new(HostFunc)
+	case OpHostFuncDone:
+		return new(HostFuncDone)
+	case OpStreamWriteValue:
+		return new(StreamWriteValue)
+	case OpLink:
+		return new(Link)
+	case OpFuncAttributes:
+		return new(FuncAttributes)
+	case OpMemcpy3D:
+		return new(Memcpy3D)
+	case OpMemset2D:
+		return new(Memset2D)
+	case OpMemAddressReserve:
+		return new(MemAddressReserve)
+	case OpMemAddressFree:
+		return new(MemAddressFree)
+	case OpMemCreate:
+		return new(MemCreate)
+	case OpMemRelease:
+		return new(MemRelease)
+	case OpMemMap:
+		return new(MemMap)
+	case OpMemUnmap:
+		return new(MemUnmap)
+	case OpMemcpyPeer:
+		return new(MemcpyPeer)
+	case OpIpcGetMemHandle:
+		return new(IpcGetMemHandle)
+	case OpIpcOpenMemHandle:
+		return new(IpcOpenMemHandle)
+	case OpIpcCloseMemHandle:
+		return new(IpcCloseMemHandle)
+	case OpIpcGetEventHandle:
+		return new(IpcGetEventHandle)
+	case OpIpcOpenEventHandle:
+		return new(IpcOpenEventHandle)
 	}
-	if m := newExecRequest(op); m != nil {
-		return m
-	}
-	return newMemoryRequest(op)
+	return nil
 }
 
 // NewReply returns an empty reply of op's layout, or nil when the reply
@@ -224,6 +267,14 @@ func NewReply(op Op) Message {
 		return new(NVMLDevice)
 	case OpFuncAttributes:
 		return new(FuncAttributeValues)
+	case OpMemAddressReserve:
+		return new(MemAllocReply)
+	case OpIpcGetMemHandle:
+		return new(IpcMemHandle)
+	case OpIpcOpenMemHandle:
+		return new(IpcOpened)
+	case OpIpcGetEventHandle:
+		return new(IpcMemHandle)
 	}
-	return newMemoryReply(op)
+	return nil
 }

@@ -121,30 +121,6 @@ type HostFunc struct {
 // HostFuncDone releases the stream held at Marker.
 type HostFuncDone struct{ Marker uint32 }
 
-func newExecRequest(op Op) Message {
-	switch op {
-	case OpGraphCreate:
-		return new(GraphCreate)
-	case OpGraphLaunch:
-		return new(GraphLaunch)
-	case OpGraphDestroy:
-		return new(GraphDestroy)
-	case OpStreamWaitValue:
-		return new(StreamWaitValue)
-	case OpHostFunc:
-		return new(HostFunc)
-	case OpHostFuncDone:
-		return new(HostFuncDone)
-	case OpStreamWriteValue:
-		return new(StreamWriteValue)
-	case OpLink:
-		return new(Link)
-	case OpFuncAttributes:
-		return new(FuncAttributes)
-	}
-	return nil
-}
-
 func (*GraphCreate) Op() Op { return OpGraphCreate }
 func (m *GraphCreate) Encode(e *Encoder) {
 	e.U32(m.Graph)
