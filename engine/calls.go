@@ -176,12 +176,30 @@ func (s *session) dispatch(h api.Header, m api.Message, pl payload) error {
 		s.memcpyHtoDPinned(h, m)
 	case *api.MemcpyDtoHPinned:
 		s.memcpyDtoHPinned(h, m)
+	case *api.Link: // calls_exec.go
+		return s.link(h, m, pl)
+	case *api.GraphCreate:
+		s.graphCreate(h, m)
+	case *api.GraphLaunch:
+		s.graphLaunch(h, m)
+	case *api.GraphDestroy:
+		s.graphDestroy(h, m)
+	case *api.StreamWaitValue:
+		s.valueOp(h, m.Stream, m.Ptr, m.Size, func(vs backend.ValueStream) error {
+			return vs.WaitValue(m.Ptr, m.Value, int(m.Size), m.Flags)
+		})
+	case *api.StreamWriteValue:
+		s.valueOp(h, m.Stream, m.Ptr, m.Size, func(vs backend.ValueStream) error {
+			return vs.WriteValue(m.Ptr, m.Value, int(m.Size))
+		})
+	case *api.FuncAttributes:
+		s.funcAttributes(h, m)
+	case *api.HostFunc:
+		s.hostFunc(h, m)
+	case *api.HostFuncDone:
+		s.hostFuncDone(h, m)
 	default:
-		if handled, err := s.dispatchExec(h, m, pl); !handled {
-			s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
-		} else if err != nil {
-			return err
-		}
+		s.fail(h, api.Errorf(api.ErrNotSupported, "%v", h.Op))
 	}
 	return nil
 }

@@ -47,58 +47,37 @@ type graphNode struct {
 	f *functionObj
 }
 
-// dispatchExec handles the execution calls; it reports false for any
-// other. An error means the connection must close.
-func (s *session) dispatchExec(h api.Header, m api.Message, pl payload) (bool, error) {
-	switch m := m.(type) {
-	case *api.Link:
-		return true, s.link(h, m, pl)
-	case *api.GraphCreate:
-		s.graphCreate(h, m)
-	case *api.GraphLaunch:
-		s.graphLaunch(h, m)
-	case *api.GraphDestroy:
-		s.mu.Lock()
-		g := s.exec.graphs[m.Graph]
-		if g != nil {
-			delete(s.exec.graphs, m.Graph)
-			s.exec.graphBytes -= g.bytes
-		}
-		s.mu.Unlock()
-		if g == nil {
-			s.fail(h, api.Errorf(api.ErrInvalidHandle, "graph %#x", m.Graph))
-			break
-		}
-		s.reply0(h)
-	case *api.StreamWaitValue:
-		s.valueOp(h, m.Stream, m.Ptr, m.Size, func(vs backend.ValueStream) error {
-			return vs.WaitValue(m.Ptr, m.Value, int(m.Size), m.Flags)
-		})
-	case *api.StreamWriteValue:
-		s.valueOp(h, m.Stream, m.Ptr, m.Size, func(vs backend.ValueStream) error {
-			return vs.WriteValue(m.Ptr, m.Value, int(m.Size))
-		})
-	case *api.FuncAttributes:
-		s.funcAttributes(h, m)
-	case *api.HostFunc:
-		s.hostFunc(h, m)
-	case *api.HostFuncDone:
-		s.mu.Lock()
-		release := s.exec.holds[m.Marker]
-		delete(s.exec.holds, m.Marker)
-		s.mu.Unlock()
-		if release == nil {
-			s.fail(h, api.Errorf(api.ErrInvalidValue, "no stream is held at host function %d", m.Marker))
-			break
-		}
-		if release != notQueued {
-			close(release)
-		}
-		s.reply0(h)
-	default:
-		return false, nil
+// graphDestroy forgets a graph; its instantiated image is the server's.
+func (s *session) graphDestroy(h api.Header, m *api.GraphDestroy) {
+	s.mu.Lock()
+	g := s.exec.graphs[m.Graph]
+	if g != nil {
+		delete(s.exec.graphs, m.Graph)
+		s.exec.graphBytes -= g.bytes
 	}
-	return true, nil
+	s.mu.Unlock()
+	if g == nil {
+		s.fail(h, api.Errorf(api.ErrInvalidHandle, "graph %#x", m.Graph))
+		return
+	}
+	s.reply0(h)
+}
+
+// hostFuncDone releases the stream held at a host function the client has
+// run.
+func (s *session) hostFuncDone(h api.Header, m *api.HostFuncDone) {
+	s.mu.Lock()
+	release := s.exec.holds[m.Marker]
+	delete(s.exec.holds, m.Marker)
+	s.mu.Unlock()
+	if release == nil {
+		s.fail(h, api.Errorf(api.ErrInvalidValue, "no stream is held at host function %d", m.Marker))
+		return
+	}
+	if release != notQueued {
+		close(release)
+	}
+	s.reply0(h)
 }
 
 func (s *session) graphCreate(h api.Header, m *api.GraphCreate) {
