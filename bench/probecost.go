@@ -35,12 +35,7 @@ func (r *runner) probeCost() error {
 	if r.cfg.ServerBin == "" {
 		return errors.New("no gpufabric binary to start servers with (Config.ServerBin)")
 	}
-	var trs []string
-	for _, tr := range r.order {
-		if tr != TLS {
-			trs = append(trs, tr)
-		}
-	}
+	trs := r.probeCostTransports()
 	// Per server and transport: half the slot for round trips, half for
 	// launches.
 	slot := r.cfg.Step / 3
@@ -56,8 +51,11 @@ func (r *runner) probeCost() error {
 		if r.ctx.Err() != nil {
 			return r.ctx.Err()
 		}
-		pair := i / 2
-		on := (i%2 == 1) != (pair%2 == 1) // off-on, on-off, off-on, ...
+		pair, side := i/2, i%2
+		if pair%2 == 1 { // off-on, on-off, off-on, ...
+			side = 1 - side
+		}
+		on := side == 1
 		mode := "off"
 		if on {
 			mode = "on"
@@ -75,7 +73,7 @@ func (r *runner) probeCost() error {
 				if on && pc.Loaded == "" {
 					pc.Loaded = loadedProbes(c.s)
 				}
-				a := &arms[tr][pair][b2i(on)]
+				a := &arms[tr][pair][side]
 				a.calls, err = pingFor(r.ctx, c.s, slot/2)
 				if err == nil {
 					_, a.launchRate, err = c.launchRate(r.ctx, slot/2)
@@ -187,16 +185,15 @@ func loadedProbes(s *interpose.Session) string {
 	return "all but " + strings.Join(off, ", ")
 }
 
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
+// probeCostTransports are the transports the scenario measures: those of
+// the run but TLS, which only the in-process server offers.
+func (r *runner) probeCostTransports() []string {
+	return slices.DeleteFunc(slices.Clone(r.order), func(tr string) bool { return tr == TLS })
 }
 
 // probeCostExpected is about how long the scenario takes: every arm's
 // slots, and a server start and stop each.
 func (r *runner) probeCostExpected() time.Duration {
-	n := len(slices.DeleteFunc(slices.Clone(r.order), func(tr string) bool { return tr == TLS }))
+	n := len(r.probeCostTransports())
 	return 2 * ProbeCostPairs * (time.Duration(n)*r.cfg.Step/3 + time.Second/2)
 }
