@@ -96,6 +96,15 @@ type rounds struct {
 	done chan struct{}
 }
 
+// registered is the number of servers `list` shows, or -1 when it fails.
+func (f *poolFixture) registered() int {
+	out, err := f.try("list")
+	if err != nil {
+		return -1
+	}
+	return len(listedRE.FindAllString(out, -1))
+}
+
 // listedRE matches the line `list` gives a server's device.
 var listedRE = regexp.MustCompile(`(?m)^s[01]\s+0\s`)
 
@@ -160,14 +169,23 @@ func TestPoolStoreOutage(t *testing.T) {
 	prog := followRounds(rd)
 	prog.computes(t, "before the outage")
 
+	// A store started again on its data gives every lease a fresh TTL, so
+	// it may stay away longer than every TTL: 12 s, past the run's 10 s,
+	// by when the etcd client has given up renewing and backs off between
+	// dials for seconds. One stopped runs the leases' clocks on, so it
+	// must come back within the run's TTL for the reservation to outlive
+	// it. Once back, both are watched for longer than the TTLs of what
+	// they hold.
 	for _, outage := range []struct {
 		name       string
 		take, back func()
+		away, hold time.Duration
 	}{
-		{"killed and started again", store.kill, func() { store.start(t) }},
-		{"stopped and continued", func() { store.cmd.Process.Signal(syscall.SIGSTOP) }, func() { store.cmd.Process.Signal(syscall.SIGCONT) }},
+		{"killed and started again", store.kill, func() { store.start(t) }, 12 * time.Second, 11 * time.Second},
+		{"stopped and continued", func() { store.cmd.Process.Signal(syscall.SIGSTOP) }, func() { store.cmd.Process.Signal(syscall.SIGCONT) }, 0, 5 * time.Second},
 	} {
 		outage.take()
+		taken := time.Now()
 		prog.computes(t, "with the store "+outage.name)
 		start := time.Now()
 		out, err := f.try("request", "-n", "1", "-p", "0.1", "--hold", "1m")
@@ -180,14 +198,21 @@ func TestPoolStoreOutage(t *testing.T) {
 			t.Fatalf("a request with the store %s failed only after %v", outage.name, took)
 		}
 		t.Logf("store %s: a request failed after %v: %s", outage.name, took.Round(10*time.Millisecond), strings.TrimSpace(out))
+		waitFor(t, time.Minute, "the store away long enough", func() bool { return time.Since(taken) > outage.away })
 		prog.computes(t, "still, with the store "+outage.name)
 		outage.back()
-		waitFor(t, time.Minute, "both servers registered again", func() bool {
-			out, err := f.try("list")
-			return err == nil && listedRE.MatchString(out) && len(listedRE.FindAllString(out, -1)) == 2
-		})
-		if n := f.held(t); n != 1 {
-			t.Fatalf("after the store was %s: %d reservations listed, want the program's\n%s", outage.name, n, f.cli(t, "list"))
+		back := time.Now()
+		waitFor(t, time.Minute, "both servers registered again", func() bool { return f.registered() == 2 })
+		// What a holder failed to renew after the store's return runs out
+		// within its TTL: the servers' registrations (2 s) and the
+		// program's reservation must stay for longer.
+		for time.Since(back) < outage.hold {
+			if n := f.registered(); n != 2 {
+				t.Fatalf("%v after the store was %s: %d servers registered, want both\n%s", time.Since(back), outage.name, n, f.cli(t, "list"))
+			}
+			if n := f.held(t); n != 1 {
+				t.Fatalf("%v after the store was %s: %d reservations listed, want the program's\n%s", time.Since(back), outage.name, n, f.cli(t, "list"))
+			}
 		}
 		// Half of one device is the program's: two devices of 0.6 are not
 		// there.

@@ -147,12 +147,20 @@ func (a *Agent) run(ctx context.Context) {
 			continue
 		}
 		a.log.Warn("pool: registration lost; joining again", "err", err)
-		// health shows it once the server is back.
-		a.mu.Lock()
-		a.info.LastError = time.Now().UTC().Format(time.RFC3339) + " registration lost: " + err.Error()
-		a.mu.Unlock()
+		lost := time.Now().UTC().Format(time.RFC3339) + " registration lost: " + err.Error()
 		for ctx.Err() == nil {
 			rctx, cancel := context.WithTimeout(ctx, a.ttl)
+			// A store that was restarted gives every lease a fresh TTL: the
+			// registration may have outlived the outage, and is served on.
+			if alive, err := a.cli.TimeToLive(rctx, lease); err == nil && alive.TTL > 0 {
+				cancel()
+				a.log.Info("pool: the store is back, and the registration outlived its absence")
+				break
+			}
+			// health shows it once the server is back.
+			a.mu.Lock()
+			a.info.LastError = lost
+			a.mu.Unlock()
 			err := a.register(rctx)
 			cancel()
 			if err == nil {

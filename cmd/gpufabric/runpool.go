@@ -100,16 +100,8 @@ func (p *runPool) reserve(ctx context.Context, o *runOptions) (func(), error) {
 		lease = l.ID
 		kctx, cancel := context.WithCancel(context.Background())
 		stopKeep = cancel
-		ka, err := cli.KeepAlive(kctx, lease)
-		if err != nil {
-			cancel()
-			closeAll()
-			return nil, err
-		}
-		go func() {
-			for range ka {
-			}
-		}()
+		// Through outages of the store too: the program runs on.
+		go func() { _ = pool.KeepLease(kctx, cli, lease) }()
 		policy, err := parsePolicy(*p.spread, *p.pack)
 		if err == nil {
 			r, err = c.Reserve(ctx, pool.Request{N: p.n, Share: p.share, Duration: *p.limit, Lease: lease, Host: engine.BootID(), Node: *p.node, Policy: policy})
