@@ -98,20 +98,18 @@ func (a *Agent) register(ctx context.Context) error {
 		// was away belongs to a server handing out the same addresses.
 		cmp = append(cmp, clientv3.Compare(clientv3.Value(slotKey(a.info.Slot)), "=", a.info.Name))
 	}
-	resp, err := a.cli.Txn(ctx).If(cmp...).
-		Then(clientv3.OpPut(k, string(b), clientv3.WithLease(lease.ID))).
-		Else(clientv3.OpGet(slotKey(a.info.Slot))).Commit()
+	txn := a.cli.Txn(ctx).If(cmp...).Then(clientv3.OpPut(k, string(b), clientv3.WithLease(lease.ID)))
+	if a.info.Slot > 0 {
+		txn = txn.Else(clientv3.OpGet(slotKey(a.info.Slot)))
+	}
+	resp, err := txn.Commit()
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if !resp.Succeeded {
 		_, _ = a.cli.Revoke(ctx, lease.ID)
-		if kvs := resp.Responses[0].GetResponseRange().Kvs; a.info.Slot > 0 && (len(kvs) == 0 || string(kvs[0].Value) != a.info.Name) {
-			owner := "nobody"
-			if len(kvs) > 0 {
-				owner = "server " + string(kvs[0].Value)
-			}
-			return fmt.Errorf("%w: slot %d is %s's now (taken while %s was out of the pool); its devices hand out that slot's addresses, so it stays out: restart it to get another slot", ErrSlotLost, a.info.Slot, owner, a.info.Name)
+		if err := a.slotLost(resp); err != nil {
+			return err
 		}
 		return fmt.Errorf("a server named %s is in the pool already (or left less than its TTL ago)", a.info.Name)
 	}
@@ -119,6 +117,23 @@ func (a *Agent) register(ctx context.Context) error {
 	a.lease = lease.ID
 	a.mu.Unlock()
 	return nil
+}
+
+// slotLost says why a registration that compared the server's slot
+// failed, when the slot is no longer the server's.
+func (a *Agent) slotLost(resp *clientv3.TxnResponse) error {
+	if a.info.Slot == 0 {
+		return nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) > 0 && string(kvs[0].Value) == a.info.Name {
+		return nil
+	}
+	owner := "nobody"
+	if len(kvs) > 0 {
+		owner = "server " + string(kvs[0].Value)
+	}
+	return fmt.Errorf("%w: slot %d is %s's now (taken while %s was out of the pool); its devices hand out that slot's addresses, so it stays out: restart it to get another slot", ErrSlotLost, a.info.Slot, owner, a.info.Name)
 }
 
 // run keeps the lease alive and follows the server's holds; when the lease

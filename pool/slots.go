@@ -79,6 +79,10 @@ func ClaimSlot(ctx context.Context, cli *clientv3.Client, name string, want, max
 			if held && owner == name {
 				return SlotClaim{Slot: want}, nil
 			}
+			if mine > 0 && registered[name] {
+				// Its devices hand out slot mine's addresses until it leaves.
+				return SlotClaim{}, fmt.Errorf("%w: server %s is in the pool with slot %d; it moves to slot %d only once it has left", ErrSlotTaken, name, mine, want)
+			}
 			if held && registered[owner] {
 				return SlotClaim{}, fmt.Errorf("%w: slot %d is server %s's, which is in the pool; give another --address-slot, or none and the pool assigns one", ErrSlotTaken, want, owner)
 			}

@@ -233,3 +233,25 @@ func slotServer(t *testing.T, cli *clientv3.Client, name string, slot int) *Agen
 	t.Cleanup(func() { _ = a.Close() })
 	return a
 }
+
+// TestSlotNoMoveWhileRegistered: a server in the pool keeps its slot,
+// whatever it asks for, until it has left.
+func TestSlotNoMoveWhileRegistered(t *testing.T) {
+	cli := startStore(t)
+	ctx := context.Background()
+	c, err := ClaimSlot(ctx, cli, "a", -1, 255)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := slotServer(t, cli, "a", c.Slot)
+	want := c.Slot%255 + 1
+	if got, err := ClaimSlot(ctx, cli, "a", want, 255); !errors.Is(err, ErrSlotTaken) {
+		t.Fatalf("registered a asks to move to slot %d: %+v, %v; want ErrSlotTaken", want, got, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ClaimSlot(ctx, cli, "a", want, 255); err != nil || got.Slot != want {
+		t.Fatalf("a, gone, asks for slot %d: %+v, %v", want, got, err)
+	}
+}
