@@ -112,7 +112,7 @@ func (p *serverPool) addressSlot(ctx context.Context, flag int, addr string, log
 	name := p.serverName(addr)
 	c, err := pool.ClaimSlot(ctx, p.cli, name, flag, host.MaxSlot)
 	if err != nil {
-		return 0, fmt.Errorf("--address-slot: %w", err)
+		return 0, fmt.Errorf("the pool's address slots: %w", err)
 	}
 	p.slot = c.Slot
 	if c.From != "" {
