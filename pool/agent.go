@@ -39,6 +39,7 @@ type Agent struct {
 	revoke func(key string, reason error) int
 	cancel context.CancelFunc
 	done   chan struct{}
+	err    error // why it left the pool for good
 }
 
 var _ engine.Authorizer = (*Agent)(nil).Authorize
@@ -91,19 +92,48 @@ func (a *Agent) register(ctx context.Context) error {
 	b, _ := json.Marshal(a.info)
 	a.mu.Unlock()
 	k := serverKey(a.info.Name)
-	resp, err := a.cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-		Then(clientv3.OpPut(k, string(b), clientv3.WithLease(lease.ID))).Commit()
+	cmp := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(k), "=", 0)}
+	if a.info.Slot > 0 {
+		// Only while the slot is still this server's: one taken while it
+		// was away belongs to a server handing out the same addresses.
+		cmp = append(cmp, clientv3.Compare(clientv3.Value(slotKey(a.info.Slot)), "=", a.info.Name))
+	}
+	txn := a.cli.Txn(ctx).If(cmp...).Then(clientv3.OpPut(k, string(b), clientv3.WithLease(lease.ID)))
+	if a.info.Slot > 0 {
+		txn = txn.Else(clientv3.OpGet(slotKey(a.info.Slot)))
+	}
+	resp, err := txn.Commit()
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if !resp.Succeeded {
 		_, _ = a.cli.Revoke(ctx, lease.ID)
+		if err := a.slotLost(resp); err != nil {
+			return err
+		}
 		return fmt.Errorf("a server named %s is in the pool already (or left less than its TTL ago)", a.info.Name)
 	}
 	a.mu.Lock()
 	a.lease = lease.ID
 	a.mu.Unlock()
 	return nil
+}
+
+// slotLost says why a registration that compared the server's slot
+// failed, when the slot is no longer the server's.
+func (a *Agent) slotLost(resp *clientv3.TxnResponse) error {
+	if a.info.Slot == 0 {
+		return nil
+	}
+	kvs := resp.Responses[0].GetResponseRange().Kvs
+	if len(kvs) > 0 && string(kvs[0].Value) == a.info.Name {
+		return nil
+	}
+	owner := "nobody"
+	if len(kvs) > 0 {
+		owner = "server " + string(kvs[0].Value)
+	}
+	return fmt.Errorf("%w: slot %d is %s's now (taken while %s was out of the pool); its devices hand out that slot's addresses, so it stays out: restart it to get another slot", ErrSlotLost, a.info.Slot, owner, a.info.Name)
 }
 
 // run keeps the lease alive and follows the server's holds; when the lease
@@ -132,17 +162,33 @@ func (a *Agent) run(ctx context.Context) {
 			continue
 		}
 		a.log.Warn("pool: registration lost; joining again", "err", err)
-		// health shows it once the server is back.
-		a.mu.Lock()
-		a.info.LastError = time.Now().UTC().Format(time.RFC3339) + " registration lost: " + err.Error()
-		a.mu.Unlock()
+		lost := time.Now().UTC().Format(time.RFC3339) + " registration lost: " + err.Error()
 		for ctx.Err() == nil {
 			rctx, cancel := context.WithTimeout(ctx, a.ttl)
+			// A store that was restarted gives every lease a fresh TTL: the
+			// registration may have outlived the outage, and is served on.
+			if alive, err := a.cli.TimeToLive(rctx, lease); err == nil && alive.TTL > 0 {
+				cancel()
+				a.log.Info("pool: the store is back, and the registration outlived its absence")
+				break
+			}
+			// health shows it once the server is back.
+			a.mu.Lock()
+			a.info.LastError = lost
+			a.mu.Unlock()
 			err := a.register(rctx)
 			cancel()
 			if err == nil {
 				a.log.Info("pool: joined again")
 				break
+			}
+			if errors.Is(err, ErrSlotLost) {
+				// Final: the sessions it serves go on, it takes no more.
+				a.log.Error("pool: cannot join again", "err", err)
+				a.mu.Lock()
+				a.err = err
+				a.mu.Unlock()
+				return
 			}
 			a.log.Warn("pool: cannot join", "err", err)
 			select {
@@ -301,6 +347,17 @@ func (a *Agent) expire(r Reservation) {
 	if err := End(ctx, a.cli, r); err != nil && !errors.Is(err, ErrNotFound) {
 		a.log.Warn("pool: could not end an expired reservation in the store", "reservation", r.ID, "err", err)
 	}
+}
+
+// Out is closed when the agent stops: at Close, or when the server may
+// not join the pool again (Err says why).
+func (a *Agent) Out() <-chan struct{} { return a.done }
+
+// Err is why the server left the pool for good (ErrSlotLost), or nil.
+func (a *Agent) Err() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
 }
 
 // Name is the server's name in the pool.

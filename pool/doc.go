@@ -18,6 +18,7 @@
 //	quota/user/U, quota/group/G  the limits of U or G
 //	tokens/SHA256                a user's token, stored hashed
 //	key                          the pool key capabilities are signed with
+//	slots/N                      the server that owns address slot N (no lease)
 //
 // # Never double-booked
 //

@@ -17,6 +17,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 )
 
 // Prefix is where the pool's keys live in the store.
@@ -86,6 +88,14 @@ func Connect(ctx context.Context, c StoreConfig) (*clientv3.Client, error) {
 		// Keepalives notice a dead member, so the client moves on.
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
+		// A store that was away (restarted, its machine hung) must be
+		// found again within a lease's TTL of its return, or the leases
+		// held through the outage run out then. gRPC's own backoff
+		// between dials grows to two minutes; ours stops at a second.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: 3 * time.Second,
+		})},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)

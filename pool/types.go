@@ -48,6 +48,9 @@ type Server struct {
 	Offers  []string  `json:"offers"`
 	Devices []Device  `json:"devices"`
 	Since   time.Time `json:"since"`
+	// Slot is the address slot the pool gave it (ClaimSlot); 0 when it
+	// claimed none (a backend whose addresses the driver chooses).
+	Slot int `json:"slot,omitempty"`
 	// LastError is the last error the server reported, if any.
 	LastError string `json:"last_error,omitempty"`
 }

@@ -100,16 +100,8 @@ func (p *runPool) reserve(ctx context.Context, o *runOptions) (func(), error) {
 		lease = l.ID
 		kctx, cancel := context.WithCancel(context.Background())
 		stopKeep = cancel
-		ka, err := cli.KeepAlive(kctx, lease)
-		if err != nil {
-			cancel()
-			closeAll()
-			return nil, err
-		}
-		go func() {
-			for range ka {
-			}
-		}()
+		// Through outages of the store too: the program runs on.
+		go func() { _ = pool.KeepLease(kctx, cli, lease) }()
 		policy, err := parsePolicy(*p.spread, *p.pack)
 		if err == nil {
 			r, err = c.Reserve(ctx, pool.Request{N: p.n, Share: p.share, Duration: *p.limit, Lease: lease, Host: engine.BootID(), Node: *p.node, Policy: policy})
@@ -235,13 +227,21 @@ func watchReservation(ctx context.Context, cli *clientv3.Client, r pool.Reservat
 			}
 			for _, ev := range sr.Events {
 				name := strings.TrimPrefix(string(ev.Kv.Key), pool.Prefix+"servers/")
-				if ev.Type != mvccpb.DELETE || !slices.Contains(servers, name) || lost[name] {
+				if !slices.Contains(servers, name) {
 					continue
 				}
-				lost[name] = true
-				fmt.Fprintf(os.Stderr, "gpufabric run: server %s left the pool (it stopped, or died and its lease ran out): reservation %s is lost, and the program's GPU calls on its devices fail\n", name, r.ID)
-				if len(lost) == len(servers) {
-					return
+				// A server cut off from the store past its lease leaves the
+				// pool and joins again, its sessions untouched.
+				if ev.Type != mvccpb.DELETE {
+					if lost[name] {
+						delete(lost, name)
+						fmt.Fprintf(os.Stderr, "gpufabric run: server %s is back in the pool: reservation %s holds its devices again\n", name, r.ID)
+					}
+					continue
+				}
+				if !lost[name] {
+					lost[name] = true
+					fmt.Fprintf(os.Stderr, "gpufabric run: server %s left the pool (it stopped, or died, or lost the store for longer than its lease): reservation %s is lost, and if the server is gone the program's GPU calls on its devices fail\n", name, r.ID)
 				}
 			}
 			continue

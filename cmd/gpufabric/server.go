@@ -64,7 +64,7 @@ func parseServerArgs(args []string) (*serverOptions, error) {
 	fs.StringVar(&o.metrics, "metrics", envOr("GPUFABRIC_METRICS", ""), "serve Prometheus metrics (devices, sessions, call stages, eBPF probes) at http://ADDR/metrics, e.g. 127.0.0.1:9400; none when empty")
 	fs.StringVar(&o.backend, "backend", "auto", "device backend: auto (cuda where a GPU and driver are present, else host), cuda, or host (CPU emulation)")
 	fs.IntVar(&o.devices, "devices", 1, "emulated devices (host backend)")
-	fs.IntVar(&o.slot, "address-slot", -1, "host backend: the range of device addresses this server hands out, 0 to 255, so that a program using devices of several servers never sees one address twice (default: 0, or in a pool one derived from --pool-name)")
+	fs.IntVar(&o.slot, "address-slot", -1, "host backend: the range of device addresses this server hands out, 0 to 255, so that a program using devices of several servers never sees one address twice (default: 0, or in a pool one the pool assigns; in a pool 1 to 255, refused when another server in the pool holds it)")
 	fs.StringVar(&o.memory, "device-memory", "16GiB", "memory of each emulated device (host backend), e.g. 8GiB, 512MiB")
 	token := fs.String("token", envOr("GPUFABRIC_TOKEN", ""), "token clients must present (default $GPUFABRIC_TOKEN; none when empty); prefer --token-file: a flag is visible in the process list")
 	tokenFile := fs.String("token-file", envOr("GPUFABRIC_TOKEN_FILE", ""), "read the token clients must present from this file (its first line, trimmed), which must not be readable by group or others (chmod 600); $GPUFABRIC_TOKEN_FILE sets the default")
@@ -197,9 +197,14 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	// After the listen: a pool's address slot follows the server's name,
-	// whose default holds the port the listener got.
-	devs, err := openDevices(o.backend, o.devices, o.memory, o.pool.addressSlot(o.slot, l.Addr()), log)
+	if err := o.pool.open(ctx, log); err != nil {
+		l.Close()
+		return err
+	}
+	defer o.pool.close()
+	// After the listen: a pool's address slot is claimed under the
+	// server's name, whose default holds the port the listener got.
+	devs, err := openDevices(o.backend, o.devices, o.memory, func() (int, error) { return o.pool.addressSlot(ctx, o.slot, l.Addr(), log) }, log)
 	if err != nil {
 		l.Close()
 		return err
@@ -333,7 +338,9 @@ func listenTCP(o *serverOptions) (transport.Listener, string, error) {
 }
 
 // openDevices opens the devices of the chosen backend.
-func openDevices(name string, count int, memory string, slot int, log *slog.Logger) ([]backend.Device, error) {
+// slot gives the host backend's address slot; it is asked only for host
+// devices, as the driver chooses real GPUs' addresses.
+func openDevices(name string, count int, memory string, slot func() (int, error), log *slog.Logger) ([]backend.Device, error) {
 	switch name {
 	case "host":
 		return openHost(count, memory, slot)
@@ -352,13 +359,17 @@ func openDevices(name string, count int, memory string, slot int, log *slog.Logg
 	return nil, fmt.Errorf("--backend %q: want auto, cuda or host", name)
 }
 
-func openHost(count int, memory string, slot int) ([]backend.Device, error) {
+func openHost(count int, memory string, claim func() (int, error)) ([]backend.Device, error) {
 	size, err := humanize.ParseBytes(memory)
 	if err != nil {
 		return nil, fmt.Errorf("--device-memory %q: %w", memory, err)
 	}
 	if count < 1 || count > 64 {
 		return nil, fmt.Errorf("--devices %d: want 1 to 64", count)
+	}
+	slot, err := claim()
+	if err != nil {
+		return nil, err
 	}
 	var devs []backend.Device
 	for i := range count {

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/gpufabric/gpufabric/engine"
 	"github.com/gpufabric/gpufabric/engine/backend"
@@ -25,6 +26,10 @@ type serverPool struct {
 	ttl    time.Duration
 	data   string // the embedded store's data directory, with --pool embedded
 	listen string
+
+	embedded *pool.Embedded
+	cli      *clientv3.Client
+	slot     int // the address slot the pool gave, 0 when none was claimed
 }
 
 func addServerPoolFlags(fs *flag.FlagSet) *serverPool {
@@ -60,47 +65,71 @@ func (p *serverPool) serverName(addr string) string {
 	return strings.ReplaceAll(host, "/", "-") + "-" + port
 }
 
-// addressSlot is the host backend's address slot (host.Config.Slot): the
-// flag's, else 0 outside a pool, else one derived from the server's name,
-// so that servers of one pool, whose devices a program may use together,
-// hand out different device addresses without being told. Two names can
-// land in one slot (1 in 255 for a pair): the client then refuses the
-// placement and says to give --address-slot.
-func (p *serverPool) addressSlot(flag int, addr string) int {
-	if flag >= 0 || p.store.endpoints == "" {
-		return max(flag, 0)
-	}
-	h := fnv.New32a()
-	h.Write([]byte(p.serverName(addr)))
-	return 1 + int(h.Sum32()%host.MaxSlot)
-}
-
-// join registers the server's devices in the pool (starting the embedded
-// store first with --pool embedded) and returns the agent and what ends
-// both. No pool: nil agent.
-func (p *serverPool) join(ctx context.Context, addr string, offers []string, devs []backend.Device, node func(backend.Info) int, log *slog.Logger) (*pool.Agent, func(), error) {
+// open starts the embedded store with --pool embedded and connects to
+// the store, before the devices are opened: the host backend's address
+// slot comes from it. No pool: nothing. close undoes it.
+func (p *serverPool) open(ctx context.Context, log *slog.Logger) error {
 	if p.store.endpoints == "" {
-		return nil, func() {}, nil
+		return nil
 	}
-	var embedded *pool.Embedded
 	if p.store.endpoints == "embedded" {
 		e, err := pool.StartEmbedded(pool.EmbeddedConfig{Dir: p.data, Listen: p.listen, Peer: "127.0.0.1:0"})
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		embedded = e
+		p.embedded = e
 		p.store.endpoints = e.ClientURL
 		log.Info("pool store serving (embedded)", "url", e.ClientURL, "data_dir", p.data)
 	}
 	cli, err := p.store.connect(ctx)
 	if err != nil {
-		if embedded != nil {
-			embedded.Close()
-		}
-		return nil, nil, err
+		p.close()
+		return err
+	}
+	p.cli = cli
+	return nil
+}
+
+// close closes the store's client and stops the embedded store.
+func (p *serverPool) close() {
+	if p.cli != nil {
+		p.cli.Close()
+	}
+	if p.embedded != nil {
+		p.embedded.Close()
+	}
+}
+
+// addressSlot is the host backend's address slot (host.Config.Slot): the
+// flag's, else 0, outside a pool. In a pool, the pool assigns it (the one
+// the server had, else a free one) or grants the flag's, refusing a slot
+// of another server in the pool: servers of one pool, whose devices a
+// program may use together, never hand out the same device addresses.
+func (p *serverPool) addressSlot(ctx context.Context, flag int, addr string, log *slog.Logger) (int, error) {
+	if p.cli == nil {
+		return max(flag, 0), nil
 	}
 	name := p.serverName(addr)
-	info := pool.Server{Name: name, Host: engine.BootID(), Addr: addr, Offers: offers}
+	c, err := pool.ClaimSlot(ctx, p.cli, name, flag, host.MaxSlot)
+	if err != nil {
+		return 0, fmt.Errorf("the pool's address slots: %w", err)
+	}
+	p.slot = c.Slot
+	if c.From != "" {
+		log.Warn("pool: took the address slot of a server no longer in the pool", "slot", c.Slot, "from", c.From)
+	}
+	log.Info("pool: address slot", "slot", c.Slot)
+	return c.Slot, nil
+}
+
+// join registers the server's devices in the pool and returns the agent
+// and what makes it leave. No pool: nil agent.
+func (p *serverPool) join(ctx context.Context, addr string, offers []string, devs []backend.Device, node func(backend.Info) int, log *slog.Logger) (*pool.Agent, func(), error) {
+	if p.cli == nil {
+		return nil, func() {}, nil
+	}
+	name := p.serverName(addr)
+	info := pool.Server{Name: name, Host: engine.BootID(), Addr: addr, Offers: offers, Slot: p.slot}
 	for _, d := range devs {
 		di := d.Info()
 		n := -1
@@ -109,22 +138,14 @@ func (p *serverPool) join(ctx context.Context, addr string, offers []string, dev
 		}
 		info.Devices = append(info.Devices, pool.Device{Index: di.Index, Name: di.Name, Memory: di.TotalMem, Backend: di.Backend, Node: n, Health: "ok", AddrLow: di.AddrLow, AddrHigh: di.AddrHigh})
 	}
-	agent, err := pool.Join(ctx, cli, info, p.ttl, log)
+	agent, err := pool.Join(ctx, p.cli, info, p.ttl, log)
 	if err != nil {
-		cli.Close()
-		if embedded != nil {
-			embedded.Close()
-		}
 		return nil, nil, err
 	}
 	log.Info("joined the pool", "name", name, "store", p.store.endpoints, "ttl", p.ttl)
 	return agent, func() {
 		if err := agent.Close(); err != nil {
 			log.Warn("leaving the pool", "err", err)
-		}
-		cli.Close()
-		if embedded != nil {
-			embedded.Close()
 		}
 	}, nil
 }
