@@ -41,6 +41,9 @@ func benchPinnedCopy(b *testing.B, size int) {
 	if !pinned.Shared() {
 		b.Fatal("pinned memory is not shared over shared memory")
 	}
+	if size >= 2<<20 {
+		b.Logf("pinned memory in reserved huge pages: %v", pinned.HugeTLB())
+	}
 	pageable := make([]byte, size)
 	floorSrc, floorDst := make([]byte, size), make([]byte, size)
 	copy(floorDst, floorSrc)
