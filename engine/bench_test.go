@@ -63,7 +63,7 @@ func copyFloorTurn(tb testing.TB, tr string, size int) func() {
 		tr = call
 	}
 	if tr == "shm" {
-		dst, src := make([]byte, size), make([]byte, size)
+		dst, src := make([]byte, size), bench.Written(size)
 		copy(dst, src)
 		return func() { copy(dst, src) }
 	}
@@ -208,7 +208,7 @@ func BenchmarkCopyStaged(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	host := make([]byte, size)
+	host := bench.Written(size) // written: see bench.Written
 	floor := copyFloorTurn(b, "tcp", size)
 	b.SetBytes(size)
 	var t turns
@@ -242,7 +242,7 @@ func benchCopyOn(b *testing.B, tr string, dev *interpose.Device) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		host := make([]byte, size)
+		host := bench.Written(size) // written: see bench.Written
 		floor := copyFloorTurn(b, tr, size)
 		for _, dir := range []string{"HtoD", "DtoH"} {
 			b.Run(fmt.Sprintf("%s/%s", dir, sizeName(size)), func(b *testing.B) {
