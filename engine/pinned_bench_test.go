@@ -1,11 +1,14 @@
 package engine_test
 
 import (
+	"context"
+	"os"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/gpufabric/gpufabric/bench"
+	"github.com/gpufabric/gpufabric/interpose"
 )
 
 // BenchmarkPinnedCopy: synchronous copies (4 KiB, 64 MiB) between the device and
@@ -27,10 +30,32 @@ func BenchmarkPinnedCopy(b *testing.B) {
 	}
 }
 
+// BenchmarkPinnedCopyServer is BenchmarkPinnedCopy at 64 MiB against a
+// server in another process, the shape of a deployment, at the address in
+// $GPUFABRIC_BENCH_SERVER (e.g. one started with `gpufabric server
+// --backend host`), over shared memory.
+func BenchmarkPinnedCopyServer(b *testing.B) {
+	addr := os.Getenv("GPUFABRIC_BENCH_SERVER")
+	if addr == "" {
+		b.Skip("GPUFABRIC_BENCH_SERVER is not set: no server to measure")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := interpose.Connect(ctx, addr, interpose.Options{Client: b.Name(), Transport: "shm"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	benchPinnedCopyOn(b, s, 64<<20)
+}
+
 func benchPinnedCopy(b *testing.B, size int) {
 	f := newFixture(b, 1, 512<<20)
 	f.transport = "shm"
-	s := f.dial(b)
+	benchPinnedCopyOn(b, f.dial(b), size)
+}
+
+func benchPinnedCopyOn(b *testing.B, s *interpose.Session, size int) {
 	dev, _ := attach(b, s, 1)
 	ptr, err := dev.Alloc(uint64(size))
 	if err != nil {
