@@ -1,8 +1,6 @@
 package engine_test
 
 import (
-	"context"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -35,18 +33,7 @@ func BenchmarkPinnedCopy(b *testing.B) {
 // $GPUFABRIC_BENCH_SERVER (e.g. one started with `gpufabric server
 // --backend host`), over shared memory.
 func BenchmarkPinnedCopyServer(b *testing.B) {
-	addr := os.Getenv("GPUFABRIC_BENCH_SERVER")
-	if addr == "" {
-		b.Skip("GPUFABRIC_BENCH_SERVER is not set: no server to measure")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := interpose.Connect(ctx, addr, interpose.Options{Client: b.Name(), Transport: "shm"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { s.Close() })
-	benchPinnedCopyOn(b, s, 64<<20)
+	benchPinnedCopyOn(b, benchServer(b, "shm"), 64<<20)
 }
 
 func benchPinnedCopy(b *testing.B, size int) {
