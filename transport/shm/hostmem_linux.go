@@ -52,7 +52,7 @@ type HostRegion struct {
 // server will. A region of at least one huge page is created in the
 // operator's reserved huge pages when the pool has room (HugeTLB): those
 // are allocated here, as only then does a shortage show as an error, and
-// the server's placement on its node moves them.
+// the server's placement asks the kernel to move them to its node.
 func NewHostRegion(size int) (*HostRegion, error) {
 	if size <= 0 || size > MaxHostRegion {
 		return nil, fmt.Errorf("shm: host region of %d bytes; between 1 and %d", size, MaxHostRegion)
