@@ -63,7 +63,7 @@ func copyFloorTurn(tb testing.TB, tr string, size int) func() {
 		tr = call
 	}
 	if tr == "shm" {
-		dst, src := make([]byte, size), make([]byte, size)
+		dst, src := make([]byte, size), bench.Written(size)
 		copy(dst, src)
 		return func() { copy(dst, src) }
 	}
@@ -178,19 +178,25 @@ func BenchmarkCopy(b *testing.B) {
 // copy was seen in an execution trace with the server's writer and the
 // client's reader taking turns on one processor while the other idled.
 func BenchmarkCopyServer(b *testing.B) {
+	dev, _ := attach(b, benchServer(b, "tcp"), 1)
+	benchCopyOn(b, "tcp", dev)
+}
+
+// benchServer connects over transport tr to the server in another process
+// at $GPUFABRIC_BENCH_SERVER, or skips the benchmark when there is none.
+func benchServer(b *testing.B, tr string) *interpose.Session {
 	addr := os.Getenv("GPUFABRIC_BENCH_SERVER")
 	if addr == "" {
 		b.Skip("GPUFABRIC_BENCH_SERVER is not set: no server to measure")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := interpose.Dial(ctx, addr, interpose.Options{Client: b.Name(), Transport: "tcp"})
+	s, err := interpose.Connect(ctx, addr, interpose.Options{Client: b.Name(), Transport: tr})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	dev, _ := attach(b, s, 1)
-	benchCopyOn(b, "tcp", dev)
+	return s
 }
 
 // BenchmarkCopyStaged: synchronous 64 MiB host-to-device copies over TCP
@@ -208,7 +214,7 @@ func BenchmarkCopyStaged(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	host := make([]byte, size)
+	host := bench.Written(size) // written: see bench.Written
 	floor := copyFloorTurn(b, "tcp", size)
 	b.SetBytes(size)
 	var t turns
@@ -242,7 +248,7 @@ func benchCopyOn(b *testing.B, tr string, dev *interpose.Device) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		host := make([]byte, size)
+		host := bench.Written(size) // written: see bench.Written
 		floor := copyFloorTurn(b, tr, size)
 		for _, dir := range []string{"HtoD", "DtoH"} {
 			b.Run(fmt.Sprintf("%s/%s", dir, sizeName(size)), func(b *testing.B) {

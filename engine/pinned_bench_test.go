@@ -4,6 +4,9 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/gpufabric/gpufabric/bench"
+	"github.com/gpufabric/gpufabric/interpose"
 )
 
 // BenchmarkPinnedCopy: synchronous copies (4 KiB, 64 MiB) between the device and
@@ -25,10 +28,21 @@ func BenchmarkPinnedCopy(b *testing.B) {
 	}
 }
 
+// BenchmarkPinnedCopyServer is BenchmarkPinnedCopy at 64 MiB against a
+// server in another process, the shape of a deployment, at the address in
+// $GPUFABRIC_BENCH_SERVER (e.g. one started with `gpufabric server
+// --backend host`), over shared memory.
+func BenchmarkPinnedCopyServer(b *testing.B) {
+	benchPinnedCopyOn(b, benchServer(b, "shm"), 64<<20)
+}
+
 func benchPinnedCopy(b *testing.B, size int) {
 	f := newFixture(b, 1, 512<<20)
 	f.transport = "shm"
-	s := f.dial(b)
+	benchPinnedCopyOn(b, f.dial(b), size)
+}
+
+func benchPinnedCopyOn(b *testing.B, s *interpose.Session, size int) {
 	dev, _ := attach(b, s, 1)
 	ptr, err := dev.Alloc(uint64(size))
 	if err != nil {
@@ -41,8 +55,13 @@ func benchPinnedCopy(b *testing.B, size int) {
 	if !pinned.Shared() {
 		b.Fatal("pinned memory is not shared over shared memory")
 	}
-	pageable := make([]byte, size)
-	floorSrc, floorDst := make([]byte, size), make([]byte, size)
+	if size >= 2<<20 {
+		b.Logf("pinned memory in reserved huge pages: %v", pinned.HugeTLB())
+	}
+	// Sources hold data: a buffer never written reads the kernel's zero
+	// page, from the cache (see bench.Written).
+	pageable := bench.Written(size)
+	floorSrc, floorDst := bench.Written(size), make([]byte, size)
 	copy(floorDst, floorSrc)
 	// First touches of device memory and of the host buffers are not what
 	// is measured.

@@ -49,6 +49,10 @@ func (h *HostMem) Bytes() []byte { return h.b }
 // between it and the device carry no bytes.
 func (h *HostMem) Shared() bool { return h.region != nil }
 
+// HugeTLB reports whether the memory is shared and in the host's reserved
+// huge pages (see shm.NewHostRegion).
+func (h *HostMem) HugeTLB() bool { return h.region != nil && h.region.HugeTLB() }
+
 // regionSharer is a connection that can pass host regions to the server:
 // the shared-memory transport's.
 type regionSharer interface {

@@ -80,8 +80,11 @@
 // descriptors by id (at most 4096 unclaimed) until TakeRegion claims one;
 // TakeRegion checks the seals and size, allocates the pages, maps the file
 // and places it on a NUMA node before the client maps it, so the pages are
-// the server's to place. Anything else on the socket closes the
-// connection.
+// the server's to place. Where the host has reserved huge pages
+// (vm.nr_hugepages), a region of at least one is a hugetlbfs memfd whose
+// pages the client allocates at creation, so that a shortage falls back to
+// an ordinary region instead of faulting later ([HostRegion.HugeTLB]).
+// Anything else on the socket closes the connection.
 //
 // # Trust
 //

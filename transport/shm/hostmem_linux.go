@@ -38,39 +38,54 @@ const (
 // HostRegion is a client's file of page-locked host memory, shared with
 // the server.
 type HostRegion struct {
-	fd   int
-	size int
-	mu   sync.Mutex
-	reg  *region
+	fd      int
+	size    int
+	hugeTLB bool
+	mu      sync.Mutex
+	reg     *region
 }
 
 // NewHostRegion creates a file of size bytes, rounded up to whole pages,
 // sealed so that its size can never shrink (a mapping of it cannot fault
 // with SIGBUS) and without pages yet: the server allocates them on its
 // device's node. Map it once the server has taken it, or at once when no
-// server will.
+// server will. A region of at least one huge page is created in the
+// operator's reserved huge pages when the pool has room (HugeTLB): those
+// are allocated here, as only then does a shortage show as an error, and
+// the server's placement asks the kernel to move them to its node.
 func NewHostRegion(size int) (*HostRegion, error) {
 	if size <= 0 || size > MaxHostRegion {
 		return nil, fmt.Errorf("shm: host region of %d bytes; between 1 and %d", size, MaxHostRegion)
 	}
-	size = (size + pageSize - 1) &^ (pageSize - 1)
-	fd, err := unix.MemfdCreate("gpufabric-pinned", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return nil, fmt.Errorf("shm: host region: memfd_create: %w", err)
-	}
-	if err := unix.Ftruncate(fd, int64(size)); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("shm: host region: ftruncate: %w", err)
+	fd, rounded, huge := newHugeTLBFile(size)
+	if huge {
+		size = rounded
+	} else {
+		size = (size + pageSize - 1) &^ (pageSize - 1)
+		var err error
+		fd, err = unix.MemfdCreate("gpufabric-pinned", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+		if err != nil {
+			return nil, fmt.Errorf("shm: host region: memfd_create: %w", err)
+		}
+		if err := unix.Ftruncate(fd, int64(size)); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("shm: host region: ftruncate: %w", err)
+		}
 	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_SEAL); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("shm: host region: seal: %w", err)
 	}
-	return &HostRegion{fd: fd, size: size}, nil
+	return &HostRegion{fd: fd, size: size, hugeTLB: huge}, nil
 }
 
-// Size is the region's size: what was asked, rounded up to whole pages.
+// Size is the region's size: what was asked, rounded up to whole pages
+// (huge pages when HugeTLB).
 func (h *HostRegion) Size() int { return h.size }
+
+// HugeTLB reports whether the region is in the operator's reserved huge
+// pages (see newHugeTLBFile), with its pages allocated already.
+func (h *HostRegion) HugeTLB() bool { return h.hugeTLB }
 
 // Map maps the region, shared, with its pages allocated and in the page
 // tables; later calls return the same mapping. The bytes are valid until

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -86,4 +87,86 @@ func mapHostFile(fd, size int, populate bool) ([]byte, error) {
 		}
 	}
 	return mem, nil
+}
+
+// Reserved huge pages (hugetlbfs). Where the operator has reserved huge
+// pages (vm.nr_hugepages), a host region of at least one huge page is
+// created in them (memfd_create with MFD_HUGETLB): its memory is in 2 MiB
+// pages whatever shmem_enabled says, and it is allocated when the file is
+// (fallocate), so a shortage shows at once and the region falls back to
+// ordinary shared memory. Smaller regions never take one: rounding a 4 KiB
+// cuMemAllocHost up to a 2 MiB page would spend 512 times its size of a
+// pool the operator sized for large buffers.
+
+// hugeTLBPageSize is the default hugetlbfs page size in bytes (the one
+// MFD_HUGETLB without a size flag uses); 0 where the kernel has none.
+var hugeTLBPageSize = sync.OnceValue(func() int {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	return meminfoKiB(b, "Hugepagesize:") << 10
+})
+
+// hugeTLBFree reports how many huge pages of size bytes are free in the
+// pool; 0 when it cannot tell. Read at each allocation: the pool is the
+// whole machine's, and others take from it.
+func hugeTLBFree(size int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/sys/kernel/mm/hugepages/hugepages-%dkB/free_hugepages", size>>10))
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(string(bytes.TrimSpace(b)))
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// meminfoKiB returns the value of the /proc/meminfo line that starts with
+// key, in kB; 0 when there is none.
+func meminfoKiB(b []byte, key string) int {
+	for line := range bytes.Lines(b) {
+		rest, ok := bytes.CutPrefix(line, []byte(key))
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(string(bytes.TrimSuffix(bytes.TrimSpace(rest), []byte(" kB"))))
+		if err != nil {
+			return 0
+		}
+		return n
+	}
+	return 0
+}
+
+// useHugeTLB says whether host regions may be created in reserved huge
+// pages. A variable so that tests can take the fallback path on a machine
+// with a pool.
+var useHugeTLB = true
+
+// newHugeTLBFile creates a memfd of size bytes rounded up to whole huge
+// pages, in reserved huge pages, allocated; ok is false (nothing left
+// open) where the region is smaller than a huge page, the kernel has no
+// pool or the pool has too few free pages.
+func newHugeTLBFile(size int) (fd, rounded int, ok bool) {
+	page := hugeTLBPageSize()
+	if !useHugeTLB || page == 0 || size < page {
+		return -1, 0, false
+	}
+	rounded = (size + page - 1) &^ (page - 1)
+	if hugeTLBFree(page)*page < rounded {
+		return -1, 0, false // skip three system calls that would fail
+	}
+	fd, err := unix.MemfdCreate("gpufabric-pinned", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_HUGETLB)
+	if err != nil {
+		return -1, 0, false
+	}
+	// The pool may have shrunk since we looked: fallocate takes the pages
+	// now, or fails, rather than a later fault raising SIGBUS.
+	if unix.Ftruncate(fd, int64(rounded)) != nil || unix.Fallocate(fd, 0, 0, int64(rounded)) != nil {
+		unix.Close(fd)
+		return -1, 0, false
+	}
+	return fd, rounded, true
 }

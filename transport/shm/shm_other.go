@@ -53,6 +53,9 @@ func NewHostRegion(size int) (*HostRegion, error) { return nil, errNotSupported 
 // Size returns 0.
 func (h *HostRegion) Size() int { return 0 }
 
+// HugeTLB returns false.
+func (h *HostRegion) HugeTLB() bool { return false }
+
 // Map returns an error matching transport.ErrNotSupported.
 func (h *HostRegion) Map() ([]byte, error) { return nil, errNotSupported }
 
