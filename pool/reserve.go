@@ -72,6 +72,13 @@ func NewClient(ctx context.Context, cli *clientv3.Client, who Identity) (*Client
 	return &Client{cli: cli, view: v, who: who, key: key}, nil
 }
 
+// As is a client placing as who that shares c's view and key: a broker
+// follows the pool once and places for many users. Closing it is
+// closing c.
+func (c *Client) As(who Identity) *Client {
+	return &Client{cli: c.cli, view: c.view, who: who, key: c.key}
+}
+
 // View is the client's view of the pool.
 func (c *Client) View() *View { return c.view }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -25,6 +27,19 @@ const Prefix = "/gpufabric/"
 // ErrUnavailable says the store could not be reached.
 var ErrUnavailable = errors.New("pool store unreachable")
 
+// ErrStoreAuth says the store answered but refused this client: its
+// authentication is on and the client has no credentials, or wrong ones,
+// or its role may not do what it asked.
+var ErrStoreAuth = errors.New("the pool's store refused this client")
+
+// storeErr wraps an error of a store call: refused, or unreachable.
+func storeErr(err error) error {
+	if errors.Is(err, rpctypes.ErrUserEmpty) || errors.Is(err, rpctypes.ErrPermissionDenied) || errors.Is(err, rpctypes.ErrAuthFailed) || errors.Is(err, rpctypes.ErrInvalidAuthToken) {
+		return fmt.Errorf("%w: %v", ErrStoreAuth, err)
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
 // StoreConfig says how to reach the store.
 type StoreConfig struct {
 	// Endpoints are the etcd client URLs (http://host:port or https://...).
@@ -36,6 +51,9 @@ type StoreConfig struct {
 	CA, Cert, Key string
 	// DialTimeout bounds the first connection; 5 s when zero.
 	DialTimeout time.Duration
+	// Username and Password authenticate to a store with etcd's
+	// authentication on (the broker's store always has it); empty: none.
+	Username, Password string
 }
 
 // ParseEndpoints splits a comma-separated list of URLs, adding http:// to
@@ -82,19 +100,21 @@ func Connect(ctx context.Context, c StoreConfig) (*clientv3.Client, error) {
 		Endpoints:   c.Endpoints,
 		DialTimeout: c.DialTimeout,
 		TLS:         tlsConfig,
+		Username:    c.Username,
+		Password:    c.Password,
 		Logger:      zap.NewNop(),
 		// Keepalives notice a dead member, so the client moves on.
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, storeErr(err)
 	}
 	check, cancel := context.WithTimeout(ctx, c.DialTimeout)
 	defer cancel()
 	if _, err := cli.Get(check, Prefix+"key"); err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("%w at %s: %v", ErrUnavailable, strings.Join(c.Endpoints, ","), err)
+		return nil, fmt.Errorf("%s: %w", strings.Join(c.Endpoints, ","), storeErr(err))
 	}
 	return cli, nil
 }
@@ -106,6 +126,9 @@ type Embedded struct {
 	close sync.Once
 	// ClientURL is where clients reach it.
 	ClientURL string
+	// InternalURL is where this process reaches it: ClientURL, or a plain
+	// loopback URL when ClientURL requires client certificates.
+	InternalURL string
 }
 
 // EmbeddedConfig says where the embedded member keeps its data and listens.
@@ -124,6 +147,9 @@ type EmbeddedConfig struct {
 	// CertFile and KeyFile, when set, serve clients over TLS (https);
 	// ClientCA then also requires client certificates signed by it.
 	CertFile, KeyFile, ClientCA string
+	// Handlers are extra HTTP handlers served on the client port, by path
+	// (the broker's API): clients then need one URL for everything.
+	Handlers map[string]http.Handler
 	// Cluster, when set, is the initial cluster of a new multi-member
 	// store ("name=http://peer,..."), this member among them; its members
 	// must start together, as a quorum is needed to serve. Empty: a
@@ -165,6 +191,18 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 	cfg.Name = c.Name
 	cfg.Dir = filepath.Clean(c.Dir)
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
+	cfg.UserHandlers = c.Handlers
+	internal := client
+	if c.CertFile != "" {
+		// The process embedding the store (its broker, its server) reaches
+		// it on a plain loopback port: a store that requires client
+		// certificates would otherwise need one for itself. etcd's
+		// authentication still guards that port.
+		if internal, err = pickURL("http", "127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("store internal address: %w", err)
+		}
+		cfg.ListenClientUrls = append(cfg.ListenClientUrls, *internal)
+	}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
 	if c.CertFile != "" {
 		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: c.CertFile, KeyFile: c.KeyFile, TrustedCAFile: c.ClientCA, ClientCertAuth: c.ClientCA != ""}
@@ -196,7 +234,11 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, errors.New("the embedded store was not ready within 60 s")
 	}
-	return &Embedded{etcd: e, ClientURL: scheme + "://" + e.Clients[0].Addr().String()}, nil
+	out := &Embedded{etcd: e, ClientURL: scheme + "://" + e.Clients[0].Addr().String(), InternalURL: scheme + "://" + e.Clients[0].Addr().String()}
+	if internal != client {
+		out.InternalURL = "http://" + e.Clients[1].Addr().String()
+	}
+	return out, nil
 }
 
 // Err reports a fatal error of the running member.
