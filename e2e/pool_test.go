@@ -6,8 +6,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,26 +17,31 @@ import (
 
 	"github.com/gpufabric/gpufabric/internal/servertest"
 	"github.com/gpufabric/gpufabric/pool"
+	"github.com/gpufabric/gpufabric/pool/broker"
 )
 
-// poolFixture is one embedded store and three server processes that
-// joined it, each with two 1 GiB devices and a 2 s lease.
+// poolFixture is one embedded store with its broker and three server
+// processes that joined it with a server token, each with two 1 GiB
+// devices and a 2 s lease.
 type poolFixture struct {
-	url     string
-	token   string
-	servers []*servertest.Server
+	url       string
+	adminFile string
+	token     string
+	servers   []*servertest.Server
 }
 
 func startPool(t *testing.T) *poolFixture {
 	t.Helper()
-	e, err := pool.StartEmbedded(pool.EmbeddedConfig{Dir: t.TempDir(), Listen: "127.0.0.1:0", Peer: "127.0.0.1:0"})
+	dir := t.TempDir()
+	p, err := broker.Start(context.Background(), pool.EmbeddedConfig{Dir: dir, Listen: "127.0.0.1:0", Peer: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.Close)
-	f := &poolFixture{url: e.ClientURL}
+	t.Cleanup(p.Close)
+	f := &poolFixture{url: p.Store.ClientURL, adminFile: filepath.Join(dir, broker.AdminTokenFile)}
+	serverToken := strings.TrimSpace(f.cli(t, "token", "create", "--server"))
 	for i := range 3 {
-		f.servers = append(f.servers, startServer(t, "1GiB", "--devices", "2", "--pool", f.url, "--pool-name", fmt.Sprintf("s%d", i), "--pool-ttl", "2s"))
+		f.servers = append(f.servers, startServer(t, "1GiB", "--devices", "2", "--pool", f.url, "--pool-token", serverToken, "--pool-name", fmt.Sprintf("s%d", i), "--pool-ttl", "2s"))
 	}
 	f.token = strings.TrimSpace(f.cli(t, "token", "create", "--user", "ann", "--group", "lab"))
 	return f
@@ -65,7 +72,7 @@ func (f *poolFixture) try(args ...string) (string, error) {
 }
 
 func (f *poolFixture) env(extra ...string) []string {
-	env := append(os.Environ(), "GPUFABRIC_POOL="+f.url, "GPUFABRIC_POOL_TOKEN="+f.token, "GPUFABRIC_KERNELS="+kernels)
+	env := append(os.Environ(), "GPUFABRIC_POOL="+f.url, "GPUFABRIC_POOL_TOKEN="+f.token, "GPUFABRIC_POOL_ADMIN_TOKEN_FILE="+f.adminFile, "GPUFABRIC_KERNELS="+kernels)
 	return append(env, extra...)
 }
 

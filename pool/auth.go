@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -55,7 +56,9 @@ func SecureStore(ctx context.Context, endpoints []string, dir string) (root, ser
 	server = StoreCredentials{ServerUser, serverPW}
 	// With authentication off, etcd accepts any credentials: this
 	// connects either way, and the status says which it is.
-	cli, err := Connect(ctx, StoreConfig{Endpoints: endpoints, Username: root.Username, Password: root.Password})
+	// The store is this process's: patience costs nothing, and
+	// authenticating is a bcrypt comparison, slow on a loaded machine.
+	cli, err := Connect(ctx, StoreConfig{Endpoints: endpoints, Username: root.Username, Password: root.Password, DialTimeout: 30 * time.Second})
 	if err != nil {
 		return root, server, fmt.Errorf("the store refused the root password in %s: %w", filepath.Join(dir, rootPasswordFile), err)
 	}

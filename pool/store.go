@@ -80,21 +80,32 @@ func ParseEndpoints(s string) ([]string, error) {
 	return out, nil
 }
 
+// ClientTLS is the TLS configuration of a client of the store (or its
+// broker) from PEM files: nil when all are empty (plain TCP, or the
+// system's roots for https).
+func ClientTLS(ca, cert, key string) (*tls.Config, error) {
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	if (cert == "") != (key == "") {
+		return nil, errors.New("the store's TLS client certificate and key go together")
+	}
+	info := transport.TLSInfo{TrustedCAFile: ca, CertFile: cert, KeyFile: key}
+	c, err := info.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("store TLS: %w", err)
+	}
+	return c, nil
+}
+
 // Connect opens a client of the store and checks that it answers.
 func Connect(ctx context.Context, c StoreConfig) (*clientv3.Client, error) {
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 5 * time.Second
 	}
-	var tlsConfig *tls.Config
-	if c.CA != "" || c.Cert != "" || c.Key != "" {
-		if (c.Cert == "") != (c.Key == "") {
-			return nil, errors.New("the store's TLS client certificate and key go together")
-		}
-		info := transport.TLSInfo{TrustedCAFile: c.CA, CertFile: c.Cert, KeyFile: c.Key}
-		var err error
-		if tlsConfig, err = info.ClientConfig(); err != nil {
-			return nil, fmt.Errorf("store TLS: %w", err)
-		}
+	tlsConfig, err := ClientTLS(c.CA, c.Cert, c.Key)
+	if err != nil {
+		return nil, err
 	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   c.Endpoints,

@@ -35,10 +35,13 @@ type Request struct {
 	Duration time.Duration `json:"duration,omitempty"`
 	// TTL is the lease: the reservation ends when the holder stops
 	// renewing it (KeepAlive) for this long.
-	TTL    time.Duration `json:"ttl"`
-	Host   string        `json:"host,omitempty"`
-	Node   int           `json:"node"`
-	Policy pool.Policy   `json:"policy,omitempty"`
+	TTL time.Duration `json:"ttl"`
+	// Hold says the holder will not renew: the reservation lasts its TTL
+	// (gpufabric request --hold).
+	Hold   bool        `json:"hold,omitempty"`
+	Host   string      `json:"host,omitempty"`
+	Node   int         `json:"node"`
+	Policy pool.Policy `json:"policy,omitempty"`
 }
 
 // check refuses what no reservation can be: the rest is pool.Client's.

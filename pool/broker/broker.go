@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -32,6 +33,24 @@ type Broker struct {
 	admin  [sha256.Size]byte
 	log    *slog.Logger
 	mux    *http.ServeMux
+
+	mu   sync.Mutex
+	kept map[clientv3.LeaseID]*kept
+}
+
+// kept is a reservation's lease the broker keeps alive while its holder
+// renews it. etcd renews a lease only after confirming its leadership (a
+// raft round, 60 ms here and most of a second under the race detector),
+// so a renewal per holder's call would be slow: the broker's client keeps
+// every such lease alive on its one keep-alive stream instead, and the
+// holder's renewal only pushes back the deadline at which the broker
+// revokes the lease. A holder that stops renewing loses its reservation
+// one TTL after its last renewal; a broker that dies stops renewing, and
+// the lease runs out within the TTL by itself.
+type kept struct {
+	ttl    time.Duration
+	timer  *time.Timer
+	cancel context.CancelFunc
 }
 
 // New serves the pool of cli, a client with the store's root credentials.
@@ -45,7 +64,7 @@ func New(ctx context.Context, cli *clientv3.Client, server pool.StoreCredentials
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cli: cli, base: base, server: server, admin: sha256.Sum256([]byte(admin)), log: log, mux: http.NewServeMux()}
+	b := &Broker{cli: cli, base: base, server: server, admin: sha256.Sum256([]byte(admin)), log: log, mux: http.NewServeMux(), kept: map[clientv3.LeaseID]*kept{}}
 	b.mux.HandleFunc("POST "+Path+"reserve", b.reserve)
 	b.mux.HandleFunc("POST "+Path+"reservation", b.reservation)
 	b.mux.HandleFunc("POST "+Path+"keepalive", b.keepAlive)
@@ -61,8 +80,86 @@ func New(ctx context.Context, cli *clientv3.Client, server pool.StoreCredentials
 // ServeHTTP serves the calls under Path.
 func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) { b.mux.ServeHTTP(w, r) }
 
-// Close stops following the pool.
-func (b *Broker) Close() { b.base.Close() }
+// Close stops following the pool and keeping leases alive: they run out
+// within their TTLs unless a broker started again adopts them.
+func (b *Broker) Close() {
+	b.mu.Lock()
+	for id, k := range b.kept {
+		k.timer.Stop()
+		k.cancel()
+		delete(b.kept, id)
+	}
+	b.mu.Unlock()
+	b.base.Close()
+}
+
+// keep keeps lease alive until its holder has not renewed it (renew) for
+// ttl, then revokes it.
+func (b *Broker) keep(lease clientv3.LeaseID, ttl time.Duration) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if k := b.kept[lease]; k != nil {
+		k.timer.Reset(k.ttl)
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := b.cli.KeepAlive(ctx, lease)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("%w: %v", pool.ErrUnavailable, err)
+	}
+	k := &kept{ttl: ttl, cancel: cancel}
+	k.timer = time.AfterFunc(ttl, func() {
+		if b.forget(lease, k) {
+			rctx, rcancel := context.WithTimeout(context.Background(), pool.StoreTimeout)
+			defer rcancel()
+			_, _ = b.cli.Revoke(rctx, lease)
+		}
+	})
+	b.kept[lease] = k
+	go func() {
+		for range ch {
+		}
+		// The lease is gone (released, ended at its time limit) or the
+		// broker closes.
+		b.forget(lease, k)
+	}()
+	return nil
+}
+
+// forget stops keeping lease alive, if k still keeps it.
+func (b *Broker) forget(lease clientv3.LeaseID, k *kept) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.kept[lease] != k {
+		return false
+	}
+	delete(b.kept, lease)
+	k.timer.Stop()
+	k.cancel()
+	return true
+}
+
+// renew pushes back the deadline of a kept lease; a lease the broker does
+// not keep (it started again since) is adopted if it is still alive.
+func (b *Broker) renew(ctx context.Context, lease clientv3.LeaseID) (time.Duration, error) {
+	b.mu.Lock()
+	if k := b.kept[lease]; k != nil {
+		k.timer.Reset(k.ttl)
+		b.mu.Unlock()
+		return k.ttl, nil
+	}
+	b.mu.Unlock()
+	ttl, err := b.cli.TimeToLive(ctx, lease)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", pool.ErrUnavailable, err)
+	}
+	if ttl.TTL <= 0 {
+		return 0, pool.ErrNotFound
+	}
+	granted := time.Duration(ttl.GrantedTTL) * time.Second
+	return granted, b.keep(lease, granted)
+}
 
 // bearer is the request's token.
 func bearer(r *http.Request) string {
@@ -174,6 +271,9 @@ func (b *Broker) reserve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := b.grant(res)
+	if err == nil && !req.Hold {
+		err = b.keep(lease.ID, req.TTL)
+	}
 	if err != nil {
 		_ = pool.End(context.WithoutCancel(ctx), b.cli, res)
 		b.fail(w, r, err)
@@ -264,16 +364,15 @@ func (b *Broker) keepAlive(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := storeCtx(r)
 	defer cancel()
-	ka, err := b.cli.KeepAliveOnce(ctx, clientv3.LeaseID(res.Lease))
+	ttl, err := b.renew(ctx, clientv3.LeaseID(res.Lease))
+	if errors.Is(err, pool.ErrNotFound) {
+		err = fmt.Errorf("%w: %s (its lease ran out)", pool.ErrNotFound, res.ID)
+	}
 	if err != nil {
-		if strings.Contains(err.Error(), "lease not found") {
-			b.fail(w, r, fmt.Errorf("%w: %s (its lease ran out)", pool.ErrNotFound, res.ID))
-			return
-		}
-		b.fail(w, r, fmt.Errorf("%w: %v", pool.ErrUnavailable, err))
+		b.fail(w, r, err)
 		return
 	}
-	a := Alive{TTL: time.Duration(ka.TTL) * time.Second}
+	a := Alive{TTL: ttl}
 	live := map[string]bool{}
 	for _, s := range b.base.View().Snapshot().Servers {
 		live[s.Name] = true
@@ -290,6 +389,12 @@ func (b *Broker) release(w http.ResponseWriter, r *http.Request) {
 	res, ok := b.own(w, r)
 	if !ok {
 		return
+	}
+	b.mu.Lock()
+	k := b.kept[clientv3.LeaseID(res.Lease)]
+	b.mu.Unlock()
+	if k != nil {
+		b.forget(clientv3.LeaseID(res.Lease), k)
 	}
 	ctx, cancel := storeCtx(r)
 	defer cancel()

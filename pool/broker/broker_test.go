@@ -28,10 +28,11 @@ const gib = 1 << 30
 // fixture is an embedded store with its broker, a root client of the
 // store for the test's own reads, and an admin client of the broker.
 type fixture struct {
-	p     *Pool
-	root  *clientv3.Client
-	admin *Client
-	dir   string
+	p      *Pool
+	root   *clientv3.Client
+	admin  *Client
+	dir    string
+	joined *clientv3.Client // the servers' client, made at the first server
 }
 
 func start(t testing.TB) *fixture {
@@ -46,7 +47,7 @@ func start(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := pool.Connect(context.Background(), pool.StoreConfig{Endpoints: []string{p.Store.ClientURL}, Username: pool.RootUser, Password: strings.TrimSpace(string(pw))})
+	root, err := pool.Connect(context.Background(), pool.StoreConfig{Endpoints: []string{p.Store.ClientURL}, Username: pool.RootUser, Password: strings.TrimSpace(string(pw)), DialTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,23 +74,28 @@ func (f *fixture) user(t testing.TB, user string) *Client {
 
 // server joins a fake server of n devices of mem bytes the way a real
 // one does: a server token exchanged at the broker for the servers'
-// store credentials.
+// store credentials. The servers share one client: each connection
+// costs a bcrypt comparison, seconds under the race detector.
 func (f *fixture) server(t testing.TB, name string, n int, mem uint64) *pool.Agent {
 	t.Helper()
 	ctx := context.Background()
-	tok, err := f.admin.CreateToken(ctx, pool.Identity{User: "servers", Role: pool.RoleServer})
-	if err != nil {
-		t.Fatal(err)
+	if f.joined == nil {
+		tok, err := f.admin.CreateToken(ctx, pool.Identity{User: "servers", Role: pool.RoleServer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred, err := f.client(tok).Join(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli, err := pool.Connect(ctx, pool.StoreConfig{Endpoints: []string{f.p.Store.ClientURL}, Username: cred.Username, Password: cred.Password, DialTimeout: 30 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cli.Close() })
+		f.joined = cli
 	}
-	cred, err := f.client(tok).Join(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := pool.Connect(ctx, pool.StoreConfig{Endpoints: []string{f.p.Store.ClientURL}, Username: cred.Username, Password: cred.Password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
+	cli := f.joined
 	info := pool.Server{Name: name, Host: "host-" + name, Addr: "127.0.0.1:1"}
 	for i := range n {
 		info.Devices = append(info.Devices, pool.Device{Index: i, Name: "emulated", Memory: mem, Backend: "host", Node: -1, Health: "ok"})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -65,7 +66,7 @@ func (p *Pool) start(ctx context.Context, dir string, log *slog.Logger) error {
 		return err
 	}
 	p.Server = server
-	if p.root, err = pool.Connect(ctx, pool.StoreConfig{Endpoints: eps, Username: root.Username, Password: root.Password}); err != nil {
+	if p.root, err = pool.Connect(ctx, pool.StoreConfig{Endpoints: eps, Username: root.Username, Password: root.Password, DialTimeout: 30 * time.Second}); err != nil {
 		return err
 	}
 	admin, err := pool.SecretFile(filepath.Join(dir, AdminTokenFile))
