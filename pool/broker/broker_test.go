@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -534,5 +536,22 @@ func TestBrokerChecker(t *testing.T) {
 	t.Logf("%d reserved, %d refused for capacity, %d checks", reserved.Load(), refused.Load(), checks.Load())
 	if reserved.Load() == 0 || checks.Load() == 0 {
 		t.Error("the race did not happen")
+	}
+}
+
+// TestOtherMembersSkipped: given a cluster's URLs, a client passes over a
+// member that serves no broker (a plain etcd answers 404) to the one that
+// does, and says so when none does.
+func TestOtherMembersSkipped(t *testing.T) {
+	f := start(t)
+	plain := httptest.NewServer(http.NotFoundHandler())
+	defer plain.Close()
+	c := NewClient([]string{plain.URL, f.p.Store.ClientURL}, nil, "")
+	if _, err := c.Pool(context.Background()); err != nil {
+		t.Errorf("past a member without a broker: %v", err)
+	}
+	_, err := NewClient([]string{plain.URL}, nil, "").Pool(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "no pool broker") {
+		t.Errorf("no member with a broker: %v", err)
 	}
 }

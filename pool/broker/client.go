@@ -15,6 +15,9 @@ import (
 	"github.com/gpufabric/gpufabric/pool"
 )
 
+// errNoBroker: an endpoint answered, but serves no broker.
+var errNoBroker = errors.New("no pool broker")
+
 // Client calls a pool's broker with one token: a user's, a server's, or
 // the admin's.
 type Client struct {
@@ -76,7 +79,16 @@ func (c *Client) call(ctx context.Context, name string, in, out any) error {
 			}
 			continue
 		}
-		return answer(resp, ep, out)
+		err = answer(resp, ep, out)
+		if errors.Is(err, errNoBroker) {
+			// A member of the cluster other than the broker's.
+			errs = append(errs, err)
+			continue
+		}
+		return err
+	}
+	if len(errs) > 0 && errors.Is(errs[len(errs)-1], errNoBroker) {
+		return errors.Join(errs...)
 	}
 	return fmt.Errorf("%w: the pool's broker at %s: %w", pool.ErrUnavailable, strings.Join(c.endpoints, ","), errors.Join(errs...))
 }
@@ -100,7 +112,7 @@ func answer(resp *http.Response, ep string, out any) error {
 	var e errorBody
 	if json.Unmarshal(b, &e) != nil || e.Error == "" {
 		if resp.StatusCode == http.StatusNotFound {
-			return fmt.Errorf("%s serves no pool broker (a store without one, or another service): %s", ep, resp.Status)
+			return fmt.Errorf("%w at %s (a store member without one, or another service): %s", errNoBroker, ep, resp.Status)
 		}
 		return fmt.Errorf("the pool's broker at %s: %s", ep, resp.Status)
 	}
