@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -152,7 +153,7 @@ func (p *runPool) reserve(ctx context.Context, o *runOptions) (func(), error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		keepReservation(wctx, bc, r, names, every, p.reservation == "")
+		keepReservation(wctx, os.Stderr, bc, r, names, every, p.reservation == "")
 	}()
 	return func() {
 		stopWatch()
@@ -200,7 +201,7 @@ func disjointAddresses(r pool.Reservation, servers []pool.Server) error {
 // of reach: the program runs on, its sessions are with the servers, and
 // the renewals resume when the broker is back (a reservation whose lease
 // ran out meanwhile is gone, and this says so).
-func keepReservation(ctx context.Context, bc *broker.Client, r pool.Reservation, servers []string, interval time.Duration, renew bool) {
+func keepReservation(ctx context.Context, stderr io.Writer, bc *broker.Client, r pool.Reservation, servers []string, interval time.Duration, renew bool) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	lost := map[string]bool{}
@@ -232,17 +233,17 @@ func keepReservation(ctx context.Context, bc *broker.Client, r pool.Reservation,
 			case away != nil:
 				why = "its lease ran out while the pool was out of reach"
 			}
-			fmt.Fprintf(os.Stderr, "gpufabric run: reservation %s ended: %s; the program's GPU sessions were ended and their memory freed\n", r.ID, why)
+			fmt.Fprintf(stderr, "gpufabric run: reservation %s ended: %s; the program's GPU sessions were ended and their memory freed\n", r.ID, why)
 			return
 		case err != nil:
 			if away == nil {
-				fmt.Fprintf(os.Stderr, "gpufabric run: cannot renew reservation %s: %v; the program runs on, and renewals resume when the pool answers\n", r.ID, err)
+				fmt.Fprintf(stderr, "gpufabric run: cannot renew reservation %s: %v; the program runs on, and renewals resume when the pool answers\n", r.ID, err)
 			}
 			away = err
 			continue
 		}
 		if away != nil {
-			fmt.Fprintf(os.Stderr, "gpufabric run: the pool answers again; reservation %s renewed\n", r.ID)
+			fmt.Fprintf(stderr, "gpufabric run: the pool answers again; reservation %s renewed\n", r.ID)
 			away = nil
 		}
 		for _, name := range a.Lost {
@@ -250,7 +251,7 @@ func keepReservation(ctx context.Context, bc *broker.Client, r pool.Reservation,
 				continue
 			}
 			lost[name] = true
-			fmt.Fprintf(os.Stderr, "gpufabric run: server %s left the pool (it stopped, or died and its lease ran out): reservation %s is lost, and the program's GPU calls on its devices fail\n", name, r.ID)
+			fmt.Fprintf(stderr, "gpufabric run: server %s left the pool (it stopped, or died and its lease ran out): reservation %s is lost, and the program's GPU calls on its devices fail\n", name, r.ID)
 		}
 	}
 }
