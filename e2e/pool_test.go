@@ -308,3 +308,48 @@ func TestPoolTwoServers(t *testing.T) {
 	}
 	t.Logf("after device 1's server was killed:\n%s%s", rest, stderr.String())
 }
+
+// TestPoolEmbeddedInServer: `gpufabric server --pool embedded` runs the
+// store and its broker in the server; a run reserves through it with a
+// token issued with the admin token the first start wrote.
+func TestPoolEmbeddedInServer(t *testing.T) {
+	requireBuild(t, "vector_add")
+	dir := t.TempDir()
+	srv := startServer(t, "1GiB", "--pool", "embedded", "--pool-data", dir, "--pool-listen", "127.0.0.1:0", "--pool-name", "solo")
+	m := regexp.MustCompile(`pool store serving \(embedded\).* url=(\S+)`).FindStringSubmatch(srv.Log())
+	if m == nil {
+		t.Fatalf("no store URL in the server's log:\n%s", srv.Log())
+	}
+	f := &poolFixture{url: m[1], adminFile: filepath.Join(dir, broker.AdminTokenFile)}
+	f.token = strings.TrimSpace(f.cli(t, "token", "create", "--user", "ann"))
+	if out := f.cli(t, "run", "-n", "1", "-p", "0.5", "--", example("vector_add"), kernels); !strings.Contains(out, "elements correct") {
+		t.Fatalf("run through the server's own broker:\n%s", out)
+	}
+	if n := f.held(t); n != 0 {
+		t.Fatalf("%d reservations held after the run", n)
+	}
+}
+
+// TestPoolServerNeedsToken: a server without a server token cannot join
+// a pool whose store has a broker, and says what to give it; a user's
+// token is no server's.
+func TestPoolServerNeedsToken(t *testing.T) {
+	requireBuild(t)
+	f := startPool(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"no token", nil, "--pool-token"},
+		{"a user's token", []string{"--pool-token", f.token}, "a user's token"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		args := append([]string{"server", "--listen", "127.0.0.1:0", "--backend", "host", "--pool", f.url}, tc.args...)
+		out, err := exec.CommandContext(ctx, gpufabric, args...).CombinedOutput()
+		cancel()
+		if err == nil || !strings.Contains(string(out), tc.says) {
+			t.Errorf("%s: %v\n%s", tc.name, err, out)
+		}
+	}
+}
