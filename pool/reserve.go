@@ -387,9 +387,11 @@ func End(ctx context.Context, cli *clientv3.Client, r Reservation) error {
 	return nil
 }
 
-// Lookup reads a reservation from the store.
-func Lookup(ctx context.Context, cli *clientv3.Client, id string) (Reservation, error) {
-	resp, err := cli.Get(ctx, resvKey(id))
+// Lookup reads a reservation from the store. opts may make the read
+// serializable (clientv3.WithSerializable), where a member's lag is
+// harmless and a quorum round is not.
+func Lookup(ctx context.Context, cli *clientv3.Client, id string, opts ...clientv3.OpOption) (Reservation, error) {
+	resp, err := cli.Get(ctx, resvKey(id), opts...)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
