@@ -1,17 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gpufabric/gpufabric/internal/servertest"
 	"github.com/gpufabric/gpufabric/pool"
 	"github.com/gpufabric/gpufabric/pool/broker"
 )
@@ -138,7 +137,7 @@ func TestRunRenewsAcrossAnOutage(t *testing.T) {
 	defer fake.Close()
 	bc := broker.NewClient([]string{fake.URL}, nil, "gftok_x")
 	defer bc.Close()
-	var stderr syncBuffer
+	var stderr servertest.Buffer
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -178,22 +177,4 @@ func TestRunRenewsAcrossAnOutage(t *testing.T) {
 	if out := stderr.String(); strings.Count(out, "cannot renew") != 1 || !strings.Contains(out, "reservation r1 ended: it was released") {
 		t.Errorf("stderr:\n%s", out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -3,12 +3,12 @@ package broker
 import (
 	"context"
 	"fmt"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/gpufabric/gpufabric/internal/loadgen"
 
 	"github.com/gpufabric/gpufabric/pool"
 )
@@ -78,15 +78,15 @@ func BenchmarkBrokerReserve(b *testing.B) {
 				return took, c.Release(ctx, g.Reservation.ID)
 			})
 			b.StopTimer()
-			b.ReportMetric(got.p50.Seconds()*1e3, "p50_ms")
-			b.ReportMetric(got.p99.Seconds()*1e3, "p99_ms")
-			b.ReportMetric(got.rate, "reservations/s")
-			b.ReportMetric(straight.p50.Seconds()*1e3, "direct_p50_ms")
-			b.ReportMetric(straight.p99.Seconds()*1e3, "direct_p99_ms")
-			b.ReportMetric(straight.rate, "direct_reservations/s")
-			b.ReportMetric(floor.p50.Seconds()*1e3, "floor_put_p50_ms")
-			b.ReportMetric(got.p50.Seconds()/straight.p50.Seconds(), "p50_vs_direct")
-			b.ReportMetric(got.p50.Seconds()/floor.p50.Seconds(), "p50_vs_floor")
+			b.ReportMetric(got.P50.Seconds()*1e3, "p50_ms")
+			b.ReportMetric(got.P99.Seconds()*1e3, "p99_ms")
+			b.ReportMetric(got.Rate, "reservations/s")
+			b.ReportMetric(straight.P50.Seconds()*1e3, "direct_p50_ms")
+			b.ReportMetric(straight.P99.Seconds()*1e3, "direct_p99_ms")
+			b.ReportMetric(straight.Rate, "direct_reservations/s")
+			b.ReportMetric(floor.P50.Seconds()*1e3, "floor_put_p50_ms")
+			b.ReportMetric(got.P50.Seconds()/straight.P50.Seconds(), "p50_vs_direct")
+			b.ReportMetric(got.P50.Seconds()/floor.P50.Seconds(), "p50_vs_floor")
 			if _, err := f.root.Delete(ctx, pool.Prefix+"resv/", clientv3.WithPrefix()); err != nil {
 				b.Fatal(err)
 			}
@@ -94,46 +94,12 @@ func BenchmarkBrokerReserve(b *testing.B) {
 	}
 }
 
-type figures struct {
-	p50, p99 time.Duration
-	rate     float64 // operations a second, wall clock
-}
-
 // measure runs n operations from clients goroutines; each says how long
 // its timed part took.
-func measure(b *testing.B, clients, n int, op func() (time.Duration, error)) figures {
-	var mu sync.Mutex
-	var lat []time.Duration
-	var wg sync.WaitGroup
-	next := make(chan struct{}, n)
-	for range n {
-		next <- struct{}{}
+func measure(b *testing.B, clients, n int, op func() (time.Duration, error)) loadgen.Figures {
+	f, err := loadgen.Run(clients, n, op)
+	if err != nil {
+		b.Fatal(err)
 	}
-	close(next)
-	begin := time.Now()
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for range next {
-				took, err := op()
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				mine = append(mine, took)
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	wall := time.Since(begin)
-	slices.Sort(lat)
-	if len(lat) == 0 {
-		return figures{}
-	}
-	return figures{p50: lat[len(lat)/2], p99: lat[len(lat)*99/100], rate: float64(len(lat)) / wall.Seconds()}
+	return f
 }
