@@ -555,3 +555,41 @@ func TestOtherMembersSkipped(t *testing.T) {
 		t.Errorf("no member with a broker: %v", err)
 	}
 }
+
+// TestAdoptAfterRestart: a broker started again (here, a second one on
+// the same store, the first closed) adopts the leases its holders go on
+// renewing, and still revokes them one TTL after their last renewal.
+func TestAdoptAfterRestart(t *testing.T) {
+	f := start(t)
+	f.server(t, "s0", 1, gib)
+	ann := f.user(t, "ann")
+	ctx := context.Background()
+	r := req(1, 1)
+	r.TTL = 2 * time.Second
+	g, err := ann.Reserve(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second broker is made first: under the race detector following
+	// the pool takes longer than the lease.
+	again, err := New(ctx, f.p.root, f.p.Server, f.p.AdminToken, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	f.p.Broker.Close() // it keeps the lease alive no more
+	srv := httptest.NewServer(again)
+	defer srv.Close()
+	renewer := NewClient([]string{srv.URL}, nil, ann.token)
+	until := time.Now().Add(3 * r.TTL)
+	for time.Now().Before(until) {
+		if _, err := renewer.KeepAlive(ctx, g.Reservation.ID); err != nil {
+			t.Fatalf("renewing through the broker started again: %v", err)
+		}
+		time.Sleep(r.TTL / 3)
+	}
+	if total(f.held(t)) != gib {
+		t.Fatal("an adopted reservation was lost while renewed")
+	}
+	eventually(t, r.TTL+3*time.Second, "the adopted reservation to end once not renewed", func() bool { return total(f.held(t)) == 0 })
+}
