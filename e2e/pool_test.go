@@ -353,3 +353,42 @@ func TestPoolServerNeedsToken(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolOverTLS: a store served over https that requires client
+// certificates serves its broker over the same TLS: a server joins and a
+// run reserves with the CA and a client certificate; a client without the
+// certificate is refused before it reaches the broker.
+func TestPoolOverTLS(t *testing.T) {
+	requireBuild(t, "vector_add")
+	pk := newPKI(t)
+	dir := t.TempDir()
+	p, err := broker.Start(context.Background(), pool.EmbeddedConfig{Dir: dir, Listen: "127.0.0.1:0", Peer: "127.0.0.1:0", CertFile: pk.serverCert, KeyFile: pk.serverKey, ClientCA: pk.ca}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	if !strings.HasPrefix(p.Store.ClientURL, "https://") {
+		t.Fatalf("store URL %s", p.Store.ClientURL)
+	}
+	certs := []string{"GPUFABRIC_POOL_CA=" + pk.ca, "GPUFABRIC_POOL_CERT=" + pk.clientCert, "GPUFABRIC_POOL_KEY=" + pk.clientKey}
+	f := &poolFixture{url: p.Store.ClientURL, adminFile: filepath.Join(dir, broker.AdminTokenFile)}
+	withCerts := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(gpufabric, args...)
+		cmd.Env = f.env(certs...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("gpufabric %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	serverToken := strings.TrimSpace(withCerts("token", "create", "--server"))
+	startServer(t, "1GiB", "--pool", f.url, "--pool-token", serverToken, "--pool-name", "s0", "--pool-ca", pk.ca, "--pool-cert", pk.clientCert, "--pool-key", pk.clientKey)
+	f.token = strings.TrimSpace(withCerts("token", "create", "--user", "ann"))
+	if out := withCerts("run", "-n", "1", "-p", "0.5", "--", example("vector_add"), kernels); !strings.Contains(out, "elements correct") {
+		t.Fatalf("run over TLS:\n%s", out)
+	}
+	if out, err := f.try("list"); err == nil || !strings.Contains(out, "pool store unreachable") {
+		t.Fatalf("list without the client certificate: %v\n%s", err, out)
+	}
+}
