@@ -32,18 +32,23 @@ const (
 	serverPasswordFile = "server-password"
 )
 
-// StoreCredentials are a user and password of the store.
+// StoreCredentials are a user and password of the store, and where it
+// is when that is not where they were asked for (a broker in front of an
+// external cluster tells its servers the cluster's URLs).
 type StoreCredentials struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
+	Username  string   `json:"username"`
+	Password  string   `json:"password"`
+	Endpoints []string `json:"endpoints,omitempty"`
 }
 
-// SecureStore turns etcd's authentication on in the store at endpoints,
-// the first time, and returns the root's and the servers' credentials.
-// The passwords are made at the first start and kept in dir (0600); later
-// starts read them. A store whose authentication is on but whose
-// passwords are not in dir is refused: this process cannot be its root.
-func SecureStore(ctx context.Context, endpoints []string, dir string) (root, server StoreCredentials, err error) {
+// SecureStore turns etcd's authentication on in the store that at
+// reaches (its endpoints and TLS files), the first time, and returns the
+// root's and the servers' credentials. The passwords are made at the
+// first start and kept in dir (0600); later starts read them. A store
+// whose authentication is on with another root password is refused: an
+// operator who turned it on puts the root's and the servers' passwords in
+// the files first.
+func SecureStore(ctx context.Context, at StoreConfig, dir string) (root, server StoreCredentials, err error) {
 	rootPW, err := SecretFile(filepath.Join(dir, rootPasswordFile))
 	if err != nil {
 		return root, server, err
@@ -52,13 +57,17 @@ func SecureStore(ctx context.Context, endpoints []string, dir string) (root, ser
 	if err != nil {
 		return root, server, err
 	}
-	root = StoreCredentials{RootUser, rootPW}
-	server = StoreCredentials{ServerUser, serverPW}
+	root = StoreCredentials{Username: RootUser, Password: rootPW}
+	server = StoreCredentials{Username: ServerUser, Password: serverPW}
 	// With authentication off, etcd accepts any credentials: this
 	// connects either way, and the status says which it is.
 	// The store is this process's: patience costs nothing, and
 	// authenticating is a bcrypt comparison, slow on a loaded machine.
-	cli, err := Connect(ctx, StoreConfig{Endpoints: endpoints, Username: root.Username, Password: root.Password, DialTimeout: 30 * time.Second})
+	at.Username, at.Password = root.Username, root.Password
+	if at.DialTimeout == 0 {
+		at.DialTimeout = 30 * time.Second
+	}
+	cli, err := Connect(ctx, at)
 	if err != nil {
 		return root, server, fmt.Errorf("the store refused the root password in %s: %w", filepath.Join(dir, rootPasswordFile), err)
 	}

@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/gpufabric/gpufabric/pool"
@@ -49,6 +54,8 @@ func addPoolFlags(fs *flag.FlagSet, withToken bool) *poolFlags {
 // connectAs opens the store as cred's user (none: no user, for a store
 // without authentication, or one that knows this client by its TLS
 // certificate).
+// The store is at cred's endpoints when it names them (a broker in front
+// of an external cluster), else at --pool.
 func (p *poolFlags) connectAs(ctx context.Context, cred pool.StoreCredentials) (*clientv3.Client, error) {
 	if p.endpoints == "" {
 		return nil, errors.New("no pool given: --pool URL (or $GPUFABRIC_POOL) names its store")
@@ -56,6 +63,9 @@ func (p *poolFlags) connectAs(ctx context.Context, cred pool.StoreCredentials) (
 	eps, err := pool.ParseEndpoints(p.endpoints)
 	if err != nil {
 		return nil, err
+	}
+	if len(cred.Endpoints) > 0 {
+		eps = cred.Endpoints
 	}
 	return pool.Connect(ctx, pool.StoreConfig{Endpoints: eps, CA: p.ca, Cert: p.cert, Key: p.key, Username: cred.Username, Password: cred.Password})
 }
@@ -111,7 +121,11 @@ port. Clients reserve through the broker with their tokens (gpufabric run
 servers join with a server token (gpufabric server --pool URL --pool-token
 T, from gpufabric token create --server). The first start writes the admin
 token, which token and quota need, to DATA-DIR/admin-token (0600). To grow
-the store to 3 or 5 members, see docs/pool.md.`
+the store to 3 or 5 members, see docs/pool.md.
+
+With --etcd URL,... it runs no store: the broker alone, on --listen, in
+front of that external etcd cluster, whose authentication it turns on at
+the first start; DATA-DIR then holds only its passwords and admin token.`
 
 func runPoolStore(ctx context.Context, args []string) error {
 	fs := newFlags("pool", "[flags]", poolStoreSummary)
@@ -123,6 +137,13 @@ func runPoolStore(ctx context.Context, args []string) error {
 	cert := fs.String("tls-cert", "", "serve clients over TLS (https) with this certificate (PEM; with --tls-key)")
 	key := fs.String("tls-key", "", "the private key of --tls-cert (PEM)")
 	clientCA := fs.String("tls-client-ca", "", "require client certificates signed by this CA (PEM; with --tls-cert)")
+	// Not --pool nor $GPUFABRIC_POOL: a client's setting must not turn
+	// the pool into a broker in front of itself.
+	var ext poolFlags
+	fs.StringVar(&ext.endpoints, "etcd", "", "run only the broker, in front of this external etcd cluster (client URLs, comma-separated)")
+	fs.StringVar(&ext.ca, "etcd-ca", "", "with --etcd: CA of the members' certificates (PEM)")
+	fs.StringVar(&ext.cert, "etcd-cert", "", "with --etcd: the broker's client certificate (PEM)")
+	fs.StringVar(&ext.key, "etcd-key", "", "with --etcd: the private key of --etcd-cert (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -132,6 +153,9 @@ func runPoolStore(ctx context.Context, args []string) error {
 	log, err := newLogger("info")
 	if err != nil {
 		return err
+	}
+	if ext.endpoints != "" {
+		return runFront(ctx, &ext, *dir, *listen, *cert, *key, *clientCA, log)
 	}
 	p, err := broker.Start(ctx, pool.EmbeddedConfig{Dir: *dir, Listen: *listen, Peer: *peer, Name: *name, Verbose: *verbose, CertFile: *cert, KeyFile: *key, ClientCA: *clientCA}, log)
 	if err != nil {
@@ -282,4 +306,61 @@ func describeHolds(r pool.Reservation) string {
 		parts = append(parts, fmt.Sprintf("%s:%d(%s)", h.Server, h.Device, humanize.IBytes(h.Bytes)))
 	}
 	return strings.Join(parts, " ")
+}
+
+// runFront serves the broker alone on listen, in front of the external
+// store ext names.
+func runFront(ctx context.Context, ext *poolFlags, dir, listen, cert, key, clientCA string, log *slog.Logger) error {
+	eps, err := pool.ParseEndpoints(ext.endpoints)
+	if err != nil {
+		return err
+	}
+	p, err := broker.Front(ctx, pool.StoreConfig{Endpoints: eps, CA: ext.ca, Cert: ext.cert, Key: ext.key}, dir, log)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("broker listen address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(broker.Path, p.Broker)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	scheme := "http"
+	if cert != "" {
+		scheme = "https"
+		tlsConfig, err := serverTLS(cert, key, clientCA)
+		if err != nil {
+			l.Close()
+			return err
+		}
+		l = tls.NewListener(l, tlsConfig)
+	} else if key != "" || clientCA != "" {
+		l.Close()
+		return errors.New("--tls-key and --tls-client-ca go with --tls-cert")
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	log.Info("pool broker serving", "url", scheme+"://"+l.Addr().String(), "store", strings.Join(eps, ","), "data_dir", dir, "admin_token", filepath.Join(dir, broker.AdminTokenFile))
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: signal received")
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	case err := <-done:
+		return fmt.Errorf("the broker stopped serving: %w", err)
+	}
+}
+
+// serverTLS is the broker's TLS: its certificate, and client
+// certificates required when clientCA is given.
+func serverTLS(cert, key, clientCA string) (*tls.Config, error) {
+	info := transport.TLSInfo{CertFile: cert, KeyFile: key, TrustedCAFile: clientCA, ClientCertAuth: clientCA != ""}
+	c, err := info.ServerConfig()
+	if err != nil {
+		return nil, fmt.Errorf("broker TLS: %w", err)
+	}
+	return c, nil
 }

@@ -593,3 +593,69 @@ func TestAdoptAfterRestart(t *testing.T) {
 	}
 	eventually(t, r.TTL+3*time.Second, "the adopted reservation to end once not renewed", func() bool { return total(f.held(t)) == 0 })
 }
+
+// TestFront: a broker in front of an external store (here a plain
+// embedded one, reached as a client would reach a cluster) turns its
+// authentication on, tells joining servers where the store is, and
+// reserves for users; started again on its data directory it goes on.
+func TestFront(t *testing.T) {
+	e, err := pool.StartEmbedded(pool.EmbeddedConfig{Dir: t.TempDir(), Listen: "127.0.0.1:0", Peer: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	dir := t.TempDir()
+	at := pool.StoreConfig{Endpoints: []string{e.ClientURL}}
+	p, err := Front(ctx, at, dir, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p.Broker)
+	defer srv.Close()
+	admin := NewClient([]string{srv.URL}, nil, p.AdminToken)
+	stok, err := admin.CreateToken(ctx, pool.Identity{User: "servers", Role: pool.RoleServer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := NewClient([]string{srv.URL}, nil, stok).Join(ctx)
+	if err != nil || len(cred.Endpoints) != 1 || cred.Endpoints[0] != e.ClientURL {
+		t.Fatalf("joining: %+v, %v", cred, err)
+	}
+	cli, err := pool.Connect(ctx, pool.StoreConfig{Endpoints: cred.Endpoints, Username: cred.Username, Password: cred.Password, DialTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	a, err := pool.Join(ctx, cli, pool.Server{Name: "s0", Addr: "127.0.0.1:1", Devices: []pool.Device{{Index: 0, Memory: gib, Health: "ok", Node: -1}}}, 2*time.Second, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	utok, err := admin.CreateToken(ctx, pool.Identity{User: "ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewClient([]string{srv.URL}, nil, utok).Reserve(ctx, req(1, 0.5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authorize(engine.AttachRequest{Credential: g.Capabilities["s0"], Device: -1, Session: 1}); err != nil {
+		t.Errorf("the server refused the front broker's capability: %v", err)
+	}
+	anon, err := clientv3.New(clientv3.Config{Endpoints: at.Endpoints, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if _, err := anon.Put(ctx, pool.Prefix+"tokens/x", "{}"); err == nil {
+		t.Error("a client without credentials wrote the external store")
+	}
+	srv.Close()
+	p.Close()
+	p, err = Front(ctx, at, dir, quiet)
+	if err != nil {
+		t.Fatalf("a broker started again in front of the store: %v", err)
+	}
+	p.Close()
+}

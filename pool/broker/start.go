@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -18,9 +19,10 @@ import (
 // (0600) at the first start.
 const AdminTokenFile = "admin-token"
 
-// Pool is an embedded store with its authentication on and the broker
-// served on its client port.
+// Pool is a broker and the store it fronts: an embedded store with the
+// broker served on its client port (Start), or an external one (Front).
 type Pool struct {
+	// Store is the embedded store; nil in front of an external one.
 	Store  *pool.Embedded
 	Broker *Broker
 	// AdminToken issues tokens and sets quotas; it is also in the data
@@ -51,7 +53,8 @@ func Start(ctx context.Context, c pool.EmbeddedConfig, log *slog.Logger) (*Pool,
 		return nil, err
 	}
 	p := &Pool{Store: e}
-	if err := p.start(ctx, c.Dir, log); err != nil {
+	// Servers reach this store where they reached the broker.
+	if err := p.start(ctx, pool.StoreConfig{Endpoints: []string{e.InternalURL}}, c.Dir, nil, log); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -59,14 +62,38 @@ func Start(ctx context.Context, c pool.EmbeddedConfig, log *slog.Logger) (*Pool,
 	return p, nil
 }
 
-func (p *Pool) start(ctx context.Context, dir string, log *slog.Logger) error {
-	eps := []string{p.Store.InternalURL}
-	root, server, err := pool.SecureStore(ctx, eps, dir)
+// Front is a broker in front of an external store (an etcd cluster) that
+// at reaches: it turns the store's authentication on the first time, as
+// Start does, with the passwords and the admin token in dir, and tells
+// the servers that join at is where the store is. Serve its Broker on a
+// listener of your own.
+func Front(ctx context.Context, at pool.StoreConfig, dir string, log *slog.Logger) (*Pool, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("broker data directory: %w", err)
+	}
+	p := &Pool{}
+	if err := p.start(ctx, at, dir, at.Endpoints, log); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// start secures the store at reaches, connects to it as root and makes
+// the broker, which tells joining servers the store is at endpoints (nil:
+// where they reached the broker).
+func (p *Pool) start(ctx context.Context, at pool.StoreConfig, dir string, endpoints []string, log *slog.Logger) error {
+	root, server, err := pool.SecureStore(ctx, at, dir)
 	if err != nil {
 		return err
 	}
+	server.Endpoints = endpoints
 	p.Server = server
-	if p.root, err = pool.Connect(ctx, pool.StoreConfig{Endpoints: eps, Username: root.Username, Password: root.Password, DialTimeout: 30 * time.Second}); err != nil {
+	at.Username, at.Password = root.Username, root.Password
+	if at.DialTimeout == 0 {
+		at.DialTimeout = 30 * time.Second
+	}
+	if p.root, err = pool.Connect(ctx, at); err != nil {
 		return err
 	}
 	admin, err := pool.SecretFile(filepath.Join(dir, AdminTokenFile))
@@ -86,5 +113,7 @@ func (p *Pool) Close() {
 	if p.root != nil {
 		p.root.Close()
 	}
-	p.Store.Close()
+	if p.Store != nil {
+		p.Store.Close()
+	}
 }
