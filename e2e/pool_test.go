@@ -392,3 +392,37 @@ func TestPoolOverTLS(t *testing.T) {
 		t.Fatalf("list without the client certificate: %v\n%s", err, out)
 	}
 }
+
+// TestPoolFrontingExternalStore: `gpufabric pool --etcd URL` runs the
+// broker alone in front of a store it does not embed; a server joins
+// through it (told where the store is) and a run reserves through it.
+func TestPoolFrontingExternalStore(t *testing.T) {
+	requireBuild(t, "vector_add")
+	e, err := pool.StartEmbedded(pool.EmbeddedConfig{Dir: t.TempDir(), Listen: "127.0.0.1:0", Peer: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	front := exec.CommandContext(ctx, gpufabric, "pool", "--etcd", e.ClientURL, "--data-dir", dir, "--listen", "127.0.0.1:0")
+	log := new(servertest.Buffer)
+	front.Stdout, front.Stderr = log, log
+	if err := front.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = front.Wait() })
+	url := regexp.MustCompile(`pool broker serving.* url=(\S+)`)
+	waitFor(t, 30*time.Second, "the broker serves", func() bool { return url.MatchString(log.String()) })
+	f := &poolFixture{url: url.FindStringSubmatch(log.String())[1], adminFile: filepath.Join(dir, broker.AdminTokenFile)}
+	serverToken := strings.TrimSpace(f.cli(t, "token", "create", "--server"))
+	startServer(t, "1GiB", "--pool", f.url, "--pool-token", serverToken, "--pool-name", "s0")
+	f.token = strings.TrimSpace(f.cli(t, "token", "create", "--user", "ann"))
+	if out := f.cli(t, "run", "-n", "1", "-p", "0.5", "--", example("vector_add"), kernels); !strings.Contains(out, "elements correct") {
+		t.Fatalf("run through the front broker:\n%s", out)
+	}
+	if n := f.held(t); n != 0 {
+		t.Fatalf("%d reservations held after the run", n)
+	}
+}
