@@ -36,7 +36,7 @@
 //
 // # What this package does not do
 //
-// It does not place (package pool does) and does not run servers; it does
-// not front an external etcd cluster yet: there, servers and clients
-// reach the store directly, and etcd's roles decide who may write.
+// It does not place (package pool does) and does not run servers. It
+// serves on the embedded store's client port (Start) or, in front of an
+// external cluster (Front), on a listener of the caller's.
 package broker
