@@ -235,6 +235,10 @@ func keepReservation(ctx context.Context, stderr io.Writer, bc *broker.Client, r
 			}
 			fmt.Fprintf(stderr, "gpufabric run: reservation %s ended: %s; the program's GPU sessions were ended and their memory freed\n", r.ID, why)
 			return
+		case errors.Is(err, pool.ErrBadToken) || errors.Is(err, broker.ErrForbidden):
+			// No renewal will succeed: the token was revoked or expired.
+			fmt.Fprintf(stderr, "gpufabric run: reservation %s can no longer be renewed: %v; it ends within its lease's TTL, and the program's GPU calls then fail\n", r.ID, err)
+			return
 		case err != nil:
 			if away == nil {
 				fmt.Fprintf(stderr, "gpufabric run: cannot renew reservation %s: %v; the program runs on, and renewals resume when the pool answers\n", r.ID, err)

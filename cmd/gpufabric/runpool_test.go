@@ -126,6 +126,9 @@ func TestRunRenewsAcrossAnOutage(t *testing.T) {
 		case "down":
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprint(w, `{"error":"pool store unreachable: the store is away","kind":"unavailable"}`)
+		case "revoked":
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error":"unknown token: the pool issued no such token, or revoked it","kind":"bad_token"}`)
 		case "gone":
 			w.WriteHeader(http.StatusNotFound)
 			fmt.Fprint(w, `{"error":"no such reservation: r1 (its lease ran out)","kind":"not_found"}`)
@@ -176,5 +179,13 @@ func TestRunRenewsAcrossAnOutage(t *testing.T) {
 	})
 	if out := stderr.String(); strings.Count(out, "cannot renew") != 1 || !strings.Contains(out, "reservation r1 ended: it was released") {
 		t.Errorf("stderr:\n%s", out)
+	}
+
+	// A revoked token: no renewal will succeed, and run says so once.
+	state.Store("revoked")
+	var revoked servertest.Buffer
+	keepReservation(context.Background(), &revoked, bc, pool.Reservation{ID: "r2"}, nil, 10*time.Millisecond, true)
+	if out := revoked.String(); !strings.Contains(out, "reservation r2 can no longer be renewed: unknown token") {
+		t.Errorf("after the token's revocation, stderr:\n%s", out)
 	}
 }
