@@ -77,6 +77,8 @@ func New(ctx context.Context, cli *clientv3.Client, server pool.StoreCredentials
 	return b, nil
 }
 
+var _ http.Handler = (*Broker)(nil)
+
 // ServeHTTP serves the calls under Path.
 func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) { b.mux.ServeHTTP(w, r) }
 
