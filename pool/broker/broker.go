@@ -71,9 +71,9 @@ func New(ctx context.Context, cli *clientv3.Client, server pool.StoreCredentials
 	b.mux.HandleFunc("POST "+Path+"release", b.release)
 	b.mux.HandleFunc("GET "+Path+"pool", b.poolState)
 	b.mux.HandleFunc("POST "+Path+"join", b.join)
-	b.mux.HandleFunc("POST "+Path+"admin/token", b.createToken)
-	b.mux.HandleFunc("POST "+Path+"admin/revoke", b.revokeToken)
-	b.mux.HandleFunc("POST "+Path+"admin/quota", b.setQuota)
+	b.mux.HandleFunc("POST "+Path+"admin/token", adminCall(b, b.createToken))
+	b.mux.HandleFunc("POST "+Path+"admin/revoke", adminCall(b, b.revokeToken))
+	b.mux.HandleFunc("POST "+Path+"admin/quota", adminCall(b, b.setQuota))
 	return b, nil
 }
 
@@ -448,64 +448,42 @@ func (b *Broker) join(w http.ResponseWriter, r *http.Request) {
 	reply(w, b.server)
 }
 
-func (b *Broker) createToken(w http.ResponseWriter, r *http.Request) {
-	if err := b.isAdmin(r); err != nil {
-		b.fail(w, r, err)
-		return
+// adminCall makes an operator's call: the admin token checked, the body
+// decoded into a T, do run within the store's time.
+func adminCall[T any](b *Broker, do func(context.Context, T) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := b.isAdmin(r); err != nil {
+			b.fail(w, r, err)
+			return
+		}
+		var req T
+		if err := decode(r, &req); err != nil {
+			b.fail(w, r, err)
+			return
+		}
+		ctx, cancel := storeCtx(r)
+		defer cancel()
+		out, err := do(ctx, req)
+		if err != nil {
+			b.fail(w, r, badInput(err))
+			return
+		}
+		reply(w, out)
 	}
-	var req TokenRequest
-	if err := decode(r, &req); err != nil {
-		b.fail(w, r, err)
-		return
-	}
+}
+
+func (b *Broker) createToken(ctx context.Context, req TokenRequest) (any, error) {
 	if req.Identity.Role != pool.RoleUser && req.Identity.Role != pool.RoleServer {
-		b.fail(w, r, fmt.Errorf("%w: role %q", ErrBadRequest, req.Identity.Role))
-		return
+		return nil, fmt.Errorf("%w: role %q", ErrBadRequest, req.Identity.Role)
 	}
-	ctx, cancel := storeCtx(r)
-	defer cancel()
 	tok, err := pool.CreateToken(ctx, b.cli, req.Identity)
-	if err != nil {
-		b.fail(w, r, badInput(err))
-		return
-	}
-	reply(w, TokenAnswer{tok})
+	return TokenAnswer{tok}, err
 }
 
-func (b *Broker) revokeToken(w http.ResponseWriter, r *http.Request) {
-	if err := b.isAdmin(r); err != nil {
-		b.fail(w, r, err)
-		return
-	}
-	var req TokenAnswer
-	if err := decode(r, &req); err != nil {
-		b.fail(w, r, err)
-		return
-	}
-	ctx, cancel := storeCtx(r)
-	defer cancel()
-	if err := pool.RevokeToken(ctx, b.cli, req.Token); err != nil {
-		b.fail(w, r, err)
-		return
-	}
-	reply(w, struct{}{})
+func (b *Broker) revokeToken(ctx context.Context, req TokenAnswer) (any, error) {
+	return struct{}{}, pool.RevokeToken(ctx, b.cli, req.Token)
 }
 
-func (b *Broker) setQuota(w http.ResponseWriter, r *http.Request) {
-	if err := b.isAdmin(r); err != nil {
-		b.fail(w, r, err)
-		return
-	}
-	var req QuotaRequest
-	if err := decode(r, &req); err != nil {
-		b.fail(w, r, err)
-		return
-	}
-	ctx, cancel := storeCtx(r)
-	defer cancel()
-	if err := pool.SetQuota(ctx, b.cli, req.Kind, req.Name, req.Quota); err != nil {
-		b.fail(w, r, badInput(err))
-		return
-	}
-	reply(w, struct{}{})
+func (b *Broker) setQuota(ctx context.Context, req QuotaRequest) (any, error) {
+	return struct{}{}, pool.SetQuota(ctx, b.cli, req.Kind, req.Name, req.Quota)
 }

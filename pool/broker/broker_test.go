@@ -326,6 +326,15 @@ func TestTokensRefused(t *testing.T) {
 			t.Errorf("setting a quota with %q: %v", tok, err)
 		}
 	}
+	if _, err := f.admin.CreateToken(ctx, pool.Identity{User: "x", Role: "admin"}); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("a token of role admin: %v", err)
+	}
+	if _, err := f.admin.CreateToken(ctx, pool.Identity{User: "a/b"}); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("a token for user a/b: %v", err)
+	}
+	if err := f.admin.RevokeToken(ctx, revoked); !errors.Is(err, pool.ErrBadToken) {
+		t.Errorf("revoking twice: %v", err)
+	}
 	if total(f.held(t)) != 0 {
 		t.Error("a refused request left a hold")
 	}
