@@ -668,3 +668,55 @@ func TestFront(t *testing.T) {
 	}
 	p.Close()
 }
+
+// TestReservationOutlivesPoolRestart: a pool (store and broker) down for
+// longer than a reservation's TTL and started again keeps the reservation
+// of a holder that renews once it is back: etcd gives leases a fresh TTL
+// when its member becomes leader, and the new broker adopts the lease.
+func TestReservationOutlivesPoolRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	cfg := pool.EmbeddedConfig{Dir: dir, Listen: "127.0.0.1:0", Peer: "127.0.0.1:0"}
+	p, err := Start(ctx, cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := NewClient([]string{p.Store.ClientURL}, nil, p.AdminToken)
+	tok, err := admin.CreateToken(ctx, pool.Identity{User: "ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := pool.Connect(ctx, pool.StoreConfig{Endpoints: []string{p.Store.ClientURL}, Username: p.Server.Username, Password: p.Server.Password, DialTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := pool.Join(ctx, srv, pool.Server{Name: "s0", Addr: "127.0.0.1:1", Devices: []pool.Device{{Index: 0, Memory: gib, Health: "ok", Node: -1}}}, 30*time.Second, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := req(1, 0.5)
+	r.TTL = 2 * time.Second
+	g, err := NewClient([]string{p.Store.ClientURL}, nil, tok).Reserve(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	down := time.Now()
+	for time.Since(down) < 2*r.TTL {
+		time.Sleep(100 * time.Millisecond) // the outage: longer than the TTL
+	}
+	p, err = Start(ctx, cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	defer srv.Close()
+	defer a.Close()
+	ann := NewClient([]string{p.Store.ClientURL}, nil, tok)
+	if _, err := ann.KeepAlive(ctx, g.Reservation.ID); err != nil {
+		t.Fatalf("renewing after the pool's restart: %v", err)
+	}
+	if _, err := ann.Reservation(ctx, g.Reservation.ID); err != nil {
+		t.Fatalf("the reservation after the restart: %v", err)
+	}
+}
