@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gpufabric/gpufabric/internal/servertest"
+	"github.com/gpufabric/gpufabric/pool/broker"
 )
 
 // storeProc is a `gpufabric pool` process: the whole store, on fixed
@@ -154,23 +156,27 @@ func (r *rounds) computes(t *testing.T, when string) {
 // reservation still counts (a request for more than the rest is refused),
 // and at its exit its capacity is free.
 func TestPoolStoreOutage(t *testing.T) {
+	// The run's lease: a stopped store must come back within it, and the
+	// stop lasts as long as a request takes to fail (5 s) and more.
+	const runTTL = 12 * time.Second
 	requireBuild(t, "rounds")
 	store := startStoreProc(t)
-	f := &poolFixture{url: store.url()}
+	f := &poolFixture{url: store.url(), adminFile: filepath.Join(store.dir, broker.AdminTokenFile)}
+	serverToken := strings.TrimSpace(f.cli(t, "token", "create", "--server"))
 	for i := range 2 {
-		f.servers = append(f.servers, startServer(t, "1GiB", "--devices", "1", "--pool", f.url, "--pool-name", fmt.Sprintf("s%d", i), "--pool-ttl", "2s"))
+		f.servers = append(f.servers, startServer(t, "1GiB", "--devices", "1", "--pool", f.url, "--pool-token", serverToken, "--pool-name", fmt.Sprintf("s%d", i), "--pool-ttl", "2s"))
 	}
 	f.token = strings.TrimSpace(f.cli(t, "token", "create", "--user", "ann", "--group", "lab"))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd, stdin, rd, stderr := f.untilReady(ctx, t, "-n", "1", "-p", "0.5", "--", example("rounds"), kernels)
+	cmd, stdin, rd, stderr := f.untilReady(ctx, t, "-n", "1", "-p", "0.5", "--pool-ttl", runTTL.String(), "--", example("rounds"), kernels)
 	defer cmd.Process.Kill()
 	prog := followRounds(rd)
 	prog.computes(t, "before the outage")
 
 	// A store started again on its data gives every lease a fresh TTL, so
-	// it may stay away longer than every TTL: 12 s, past the run's 10 s,
+	// it may stay away longer than every TTL: 14 s, past the run's 12 s,
 	// by when the etcd client has given up renewing and backs off between
 	// dials for seconds; the servers' registrations must not lapse. One
 	// stopped runs the leases' clocks on, so it must come back within the
@@ -183,7 +189,7 @@ func TestPoolStoreOutage(t *testing.T) {
 		away, hold time.Duration
 		steady     bool
 	}{
-		{"killed and started again", store.kill, func() { store.start(t) }, 12 * time.Second, 11 * time.Second, true},
+		{"killed and started again", store.kill, func() { store.start(t) }, runTTL + 2*time.Second, runTTL + time.Second, true},
 		{"stopped and continued", func() { store.cmd.Process.Signal(syscall.SIGSTOP) }, func() { store.cmd.Process.Signal(syscall.SIGCONT) }, 0, 5 * time.Second, false},
 	} {
 		outage.take()

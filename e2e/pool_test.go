@@ -6,8 +6,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,26 +17,31 @@ import (
 
 	"github.com/gpufabric/gpufabric/internal/servertest"
 	"github.com/gpufabric/gpufabric/pool"
+	"github.com/gpufabric/gpufabric/pool/broker"
 )
 
-// poolFixture is one embedded store and three server processes that
-// joined it, each with two 1 GiB devices and a 2 s lease.
+// poolFixture is one embedded store with its broker and three server
+// processes that joined it with a server token, each with two 1 GiB
+// devices and a 2 s lease.
 type poolFixture struct {
-	url     string
-	token   string
-	servers []*servertest.Server
+	url       string
+	adminFile string
+	token     string
+	servers   []*servertest.Server
 }
 
 func startPool(t *testing.T) *poolFixture {
 	t.Helper()
-	e, err := pool.StartEmbedded(pool.EmbeddedConfig{Dir: t.TempDir(), Listen: "127.0.0.1:0", Peer: "127.0.0.1:0"})
+	dir := t.TempDir()
+	p, err := broker.Start(context.Background(), pool.EmbeddedConfig{Dir: dir, Listen: "127.0.0.1:0", Peer: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(e.Close)
-	f := &poolFixture{url: e.ClientURL}
+	t.Cleanup(p.Close)
+	f := &poolFixture{url: p.Store.ClientURL, adminFile: filepath.Join(dir, broker.AdminTokenFile)}
+	serverToken := strings.TrimSpace(f.cli(t, "token", "create", "--server"))
 	for i := range 3 {
-		f.servers = append(f.servers, startServer(t, "1GiB", "--devices", "2", "--pool", f.url, "--pool-name", fmt.Sprintf("s%d", i), "--pool-ttl", "2s"))
+		f.servers = append(f.servers, startServer(t, "1GiB", "--devices", "2", "--pool", f.url, "--pool-token", serverToken, "--pool-name", fmt.Sprintf("s%d", i), "--pool-ttl", "2s"))
 	}
 	f.token = strings.TrimSpace(f.cli(t, "token", "create", "--user", "ann", "--group", "lab"))
 	return f
@@ -65,7 +72,7 @@ func (f *poolFixture) try(args ...string) (string, error) {
 }
 
 func (f *poolFixture) env(extra ...string) []string {
-	env := append(os.Environ(), "GPUFABRIC_POOL="+f.url, "GPUFABRIC_POOL_TOKEN="+f.token, "GPUFABRIC_KERNELS="+kernels)
+	env := append(os.Environ(), "GPUFABRIC_POOL="+f.url, "GPUFABRIC_POOL_TOKEN="+f.token, "GPUFABRIC_POOL_ADMIN_TOKEN_FILE="+f.adminFile, "GPUFABRIC_KERNELS="+kernels)
 	return append(env, extra...)
 }
 
@@ -300,4 +307,122 @@ func TestPoolTwoServers(t *testing.T) {
 		t.Fatalf("no line on stderr says device 1's server was lost:\n%s", stderr.String())
 	}
 	t.Logf("after device 1's server was killed:\n%s%s", rest, stderr.String())
+}
+
+// TestPoolEmbeddedInServer: `gpufabric server --pool embedded` runs the
+// store and its broker in the server; a run reserves through it with a
+// token issued with the admin token the first start wrote.
+func TestPoolEmbeddedInServer(t *testing.T) {
+	requireBuild(t, "vector_add")
+	dir := t.TempDir()
+	srv := startServer(t, "1GiB", "--pool", "embedded", "--pool-data", dir, "--pool-listen", "127.0.0.1:0", "--pool-name", "solo")
+	m := regexp.MustCompile(`pool store serving \(embedded\).* url=(\S+)`).FindStringSubmatch(srv.Log())
+	if m == nil {
+		t.Fatalf("no store URL in the server's log:\n%s", srv.Log())
+	}
+	f := &poolFixture{url: m[1], adminFile: filepath.Join(dir, broker.AdminTokenFile)}
+	f.token = strings.TrimSpace(f.cli(t, "token", "create", "--user", "ann"))
+	if out := f.cli(t, "run", "-n", "1", "-p", "0.5", "--", example("vector_add"), kernels); !strings.Contains(out, "elements correct") {
+		t.Fatalf("run through the server's own broker:\n%s", out)
+	}
+	if n := f.held(t); n != 0 {
+		t.Fatalf("%d reservations held after the run", n)
+	}
+}
+
+// TestPoolServerNeedsToken: a server without a server token cannot join
+// a pool whose store has a broker, and says what to give it; a user's
+// token is no server's.
+func TestPoolServerNeedsToken(t *testing.T) {
+	requireBuild(t)
+	f := startPool(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"no token", nil, "--pool-token"},
+		{"a user's token", []string{"--pool-token", f.token}, "a user's token"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		args := append([]string{"server", "--listen", "127.0.0.1:0", "--backend", "host", "--pool", f.url}, tc.args...)
+		out, err := exec.CommandContext(ctx, gpufabric, args...).CombinedOutput()
+		cancel()
+		if err == nil || !strings.Contains(string(out), tc.says) {
+			t.Errorf("%s: %v\n%s", tc.name, err, out)
+		}
+	}
+}
+
+// TestPoolOverTLS: a store served over https that requires client
+// certificates serves its broker over the same TLS: a server joins and a
+// run reserves with the CA and a client certificate; a client without the
+// certificate is refused before it reaches the broker.
+func TestPoolOverTLS(t *testing.T) {
+	requireBuild(t, "vector_add")
+	pk := newPKI(t)
+	dir := t.TempDir()
+	p, err := broker.Start(context.Background(), pool.EmbeddedConfig{Dir: dir, Listen: "127.0.0.1:0", Peer: "127.0.0.1:0", CertFile: pk.serverCert, KeyFile: pk.serverKey, ClientCA: pk.ca}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	if !strings.HasPrefix(p.Store.ClientURL, "https://") {
+		t.Fatalf("store URL %s", p.Store.ClientURL)
+	}
+	certs := []string{"GPUFABRIC_POOL_CA=" + pk.ca, "GPUFABRIC_POOL_CERT=" + pk.clientCert, "GPUFABRIC_POOL_KEY=" + pk.clientKey}
+	f := &poolFixture{url: p.Store.ClientURL, adminFile: filepath.Join(dir, broker.AdminTokenFile)}
+	withCerts := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(gpufabric, args...)
+		cmd.Env = f.env(certs...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("gpufabric %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	serverToken := strings.TrimSpace(withCerts("token", "create", "--server"))
+	startServer(t, "1GiB", "--pool", f.url, "--pool-token", serverToken, "--pool-name", "s0", "--pool-ca", pk.ca, "--pool-cert", pk.clientCert, "--pool-key", pk.clientKey)
+	f.token = strings.TrimSpace(withCerts("token", "create", "--user", "ann"))
+	if out := withCerts("run", "-n", "1", "-p", "0.5", "--", example("vector_add"), kernels); !strings.Contains(out, "elements correct") {
+		t.Fatalf("run over TLS:\n%s", out)
+	}
+	if out, err := f.try("list"); err == nil || !strings.Contains(out, "pool store unreachable") {
+		t.Fatalf("list without the client certificate: %v\n%s", err, out)
+	}
+}
+
+// TestPoolFrontingExternalStore: `gpufabric pool --etcd URL` runs the
+// broker alone in front of a store it does not embed; a server joins
+// through it (told where the store is) and a run reserves through it.
+func TestPoolFrontingExternalStore(t *testing.T) {
+	requireBuild(t, "vector_add")
+	e, err := pool.StartEmbedded(pool.EmbeddedConfig{Dir: t.TempDir(), Listen: "127.0.0.1:0", Peer: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	front := exec.CommandContext(ctx, gpufabric, "pool", "--etcd", e.ClientURL, "--data-dir", dir, "--listen", "127.0.0.1:0")
+	log := new(servertest.Buffer)
+	front.Stdout, front.Stderr = log, log
+	if err := front.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = front.Wait() })
+	url := regexp.MustCompile(`pool broker serving.* url=(\S+)`)
+	waitFor(t, 30*time.Second, "the broker serves", func() bool { return url.MatchString(log.String()) })
+	f := &poolFixture{url: url.FindStringSubmatch(log.String())[1], adminFile: filepath.Join(dir, broker.AdminTokenFile)}
+	serverToken := strings.TrimSpace(f.cli(t, "token", "create", "--server"))
+	startServer(t, "1GiB", "--pool", f.url, "--pool-token", serverToken, "--pool-name", "s0")
+	f.token = strings.TrimSpace(f.cli(t, "token", "create", "--user", "ann"))
+	if out := f.cli(t, "run", "-n", "1", "-p", "0.5", "--", example("vector_add"), kernels); !strings.Contains(out, "elements correct") {
+		t.Fatalf("run through the front broker:\n%s", out)
+	}
+	if n := f.held(t); n != 0 {
+		t.Fatalf("%d reservations held after the run", n)
+	}
 }

@@ -3,12 +3,12 @@ package pool
 import (
 	"context"
 	"fmt"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/gpufabric/gpufabric/internal/loadgen"
 )
 
 // BenchmarkReserve measures reservations against a simulated pool of 100
@@ -70,13 +70,13 @@ func benchReserve(b *testing.B, cli *clientv3.Client) {
 				return took, End(ctx, cli, r)
 			})
 			b.StopTimer()
-			b.ReportMetric(got.p50.Seconds()*1e3, "p50_ms")
-			b.ReportMetric(got.p99.Seconds()*1e3, "p99_ms")
-			b.ReportMetric(got.rate, "reservations/s")
+			b.ReportMetric(got.P50.Seconds()*1e3, "p50_ms")
+			b.ReportMetric(got.P99.Seconds()*1e3, "p99_ms")
+			b.ReportMetric(got.Rate, "reservations/s")
 			b.ReportMetric(float64(lostRaces.Load()-lost)/float64(b.N), "lost_races/op")
-			b.ReportMetric(floor.p50.Seconds()*1e3, "floor_put_p50_ms")
-			b.ReportMetric(floor.rate, "floor_puts/s")
-			b.ReportMetric(got.p50.Seconds()/floor.p50.Seconds(), "p50_vs_floor")
+			b.ReportMetric(floor.P50.Seconds()*1e3, "floor_put_p50_ms")
+			b.ReportMetric(floor.Rate, "floor_puts/s")
+			b.ReportMetric(got.P50.Seconds()/floor.P50.Seconds(), "p50_vs_floor")
 			// Leave the pool empty for the next client count.
 			if _, err := cli.Delete(ctx, Prefix+"resv/", clientv3.WithPrefix()); err != nil {
 				b.Fatal(err)
@@ -88,48 +88,14 @@ func benchReserve(b *testing.B, cli *clientv3.Client) {
 	}
 }
 
-type figures struct {
-	p50, p99 time.Duration
-	rate     float64 // operations a second, wall clock
-}
-
 // measure runs n operations from clients goroutines; each says how long
 // its timed part took.
-func measure(b *testing.B, clients, n int, op func() (time.Duration, error)) figures {
-	var mu sync.Mutex
-	var lat []time.Duration
-	var wg sync.WaitGroup
-	next := make(chan struct{}, n)
-	for range n {
-		next <- struct{}{}
+func measure(b *testing.B, clients, n int, op func() (time.Duration, error)) loadgen.Figures {
+	f, err := loadgen.Run(clients, n, op)
+	if err != nil {
+		b.Fatal(err)
 	}
-	close(next)
-	start := time.Now()
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			for range next {
-				took, err := op()
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				mine = append(mine, took)
-			}
-			mu.Lock()
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	wall := time.Since(start)
-	slices.Sort(lat)
-	if len(lat) == 0 {
-		return figures{}
-	}
-	return figures{p50: lat[len(lat)/2], p99: lat[len(lat)*99/100], rate: float64(len(lat)) / wall.Seconds()}
+	return f
 }
 
 // BenchmarkGrant is the lease grant a fresh `gpufabric run` pays before it
@@ -156,10 +122,10 @@ func BenchmarkGrant(b *testing.B) {
 				return took, err
 			})
 			b.StopTimer()
-			b.ReportMetric(got.p50.Seconds()*1e3, "p50_ms")
-			b.ReportMetric(got.p99.Seconds()*1e3, "p99_ms")
-			b.ReportMetric(floor.p50.Seconds()*1e3, "floor_put_p50_ms")
-			b.ReportMetric(got.p50.Seconds()/floor.p50.Seconds(), "p50_vs_floor")
+			b.ReportMetric(got.P50.Seconds()*1e3, "p50_ms")
+			b.ReportMetric(got.P99.Seconds()*1e3, "p99_ms")
+			b.ReportMetric(floor.P50.Seconds()*1e3, "floor_put_p50_ms")
+			b.ReportMetric(got.P50.Seconds()/floor.P50.Seconds(), "p50_vs_floor")
 		})
 	}
 }

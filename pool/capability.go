@@ -94,8 +94,12 @@ func ParseCapability(key []byte, s string, now time.Time) (Claims, error) {
 
 // poolKey reads the pool key, creating it the first time: whoever comes
 // first writes it in a transaction that fails if another did, and both
-// then read the one that won.
+// then read the one that won. It reads first: a server of a store with
+// authentication on may read the key but not write it (the broker made it).
 func poolKey(ctx context.Context, cli *clientv3.Client) ([]byte, error) {
+	if resp, err := cli.Get(ctx, poolKeyKey); err == nil && len(resp.Kvs) == 1 {
+		return decodeKey(resp.Kvs[0].Value)
+	}
 	var k [32]byte
 	_, _ = rand.Read(k[:])
 	resp, err := cli.Txn(ctx).
@@ -112,7 +116,11 @@ func poolKey(ctx context.Context, cli *clientv3.Client) ([]byte, error) {
 	if len(kvs) == 0 {
 		return nil, fmt.Errorf("the pool key vanished")
 	}
-	key, err := base64.StdEncoding.DecodeString(string(kvs[0].Value))
+	return decodeKey(kvs[0].Value)
+}
+
+func decodeKey(v []byte) ([]byte, error) {
+	key, err := base64.StdEncoding.DecodeString(string(v))
 	if err != nil || len(key) < 16 {
 		return nil, fmt.Errorf("the pool key in the store is malformed")
 	}

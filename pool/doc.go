@@ -33,7 +33,10 @@
 //
 // # What this package does not do
 //
-// It does not run GPU work or carry calls (engine/, interpose/); it does not
-// restrict who may write the store: with an external cluster, etcd's own
-// TLS client certificates and roles decide that.
+// It does not run GPU work or carry calls (engine/, interpose/), and it
+// does not serve clients: the broker (pool/broker) does, as the store's
+// root, placing with Client on their behalf. This package turns the
+// embedded store's authentication on (SecureStore) and defines the
+// servers' role; with an external cluster, etcd's own TLS client
+// certificates and roles decide who may write.
 package pool

@@ -72,6 +72,13 @@ func NewClient(ctx context.Context, cli *clientv3.Client, who Identity) (*Client
 	return &Client{cli: cli, view: v, who: who, key: key}, nil
 }
 
+// As is a client placing as who that shares c's view and key: a broker
+// follows the pool once and places for many users. Closing it is
+// closing c.
+func (c *Client) As(who Identity) *Client {
+	return &Client{cli: c.cli, view: c.view, who: who, key: c.key}
+}
+
 // View is the client's view of the pool.
 func (c *Client) View() *View { return c.view }
 
@@ -380,9 +387,11 @@ func End(ctx context.Context, cli *clientv3.Client, r Reservation) error {
 	return nil
 }
 
-// Lookup reads a reservation from the store.
-func Lookup(ctx context.Context, cli *clientv3.Client, id string) (Reservation, error) {
-	resp, err := cli.Get(ctx, resvKey(id))
+// Lookup reads a reservation from the store. opts may make the read
+// serializable (clientv3.WithSerializable), where a member's lag is
+// harmless and a quorum round is not.
+func Lookup(ctx context.Context, cli *clientv3.Client, id string, opts ...clientv3.OpOption) (Reservation, error) {
+	resp, err := cli.Get(ctx, resvKey(id), opts...)
 	if err != nil {
 		return Reservation{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}

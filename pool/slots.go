@@ -119,7 +119,7 @@ func ClaimSlot(ctx context.Context, cli *clientv3.Client, name string, want, max
 		}
 		// Another server claimed or registered meanwhile: read again.
 		if err := ctx.Err(); err != nil {
-			return SlotClaim{}, fmt.Errorf("%w: claiming an address slot: %v", ErrUnavailable, err)
+			return SlotClaim{}, fmt.Errorf("claiming an address slot: %w", storeErr(err))
 		}
 	}
 }
@@ -132,7 +132,7 @@ func readSlots(ctx context.Context, cli *clientv3.Client) (map[int]string, map[s
 		clientv3.OpGet(Prefix+"servers/", clientv3.WithPrefix(), clientv3.WithKeysOnly()),
 	).Commit()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, nil, storeErr(err)
 	}
 	owners := map[int]string{}
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
@@ -167,7 +167,7 @@ func takeSlot(ctx context.Context, cli *clientv3.Client, name string, n int, fro
 	}
 	resp, err := cli.Txn(ctx).If(cmp...).Then(ops...).Commit()
 	if err != nil {
-		return false, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return false, storeErr(err)
 	}
 	return resp.Succeeded, nil
 }

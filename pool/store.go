@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -27,6 +29,19 @@ const Prefix = "/gpufabric/"
 // ErrUnavailable says the store could not be reached.
 var ErrUnavailable = errors.New("pool store unreachable")
 
+// ErrStoreAuth says the store answered but refused this client: its
+// authentication is on and the client has no credentials, or wrong ones,
+// or its role may not do what it asked.
+var ErrStoreAuth = errors.New("the pool's store refused this client")
+
+// storeErr wraps an error of a store call: refused, or unreachable.
+func storeErr(err error) error {
+	if errors.Is(err, rpctypes.ErrUserEmpty) || errors.Is(err, rpctypes.ErrPermissionDenied) || errors.Is(err, rpctypes.ErrAuthFailed) || errors.Is(err, rpctypes.ErrInvalidAuthToken) {
+		return fmt.Errorf("%w: %v", ErrStoreAuth, err)
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
 // StoreConfig says how to reach the store.
 type StoreConfig struct {
 	// Endpoints are the etcd client URLs (http://host:port or https://...).
@@ -38,6 +53,9 @@ type StoreConfig struct {
 	CA, Cert, Key string
 	// DialTimeout bounds the first connection; 5 s when zero.
 	DialTimeout time.Duration
+	// Username and Password authenticate to a store with etcd's
+	// authentication on (the broker's store always has it); empty: none.
+	Username, Password string
 }
 
 // ParseEndpoints splits a comma-separated list of URLs, adding http:// to
@@ -64,26 +82,39 @@ func ParseEndpoints(s string) ([]string, error) {
 	return out, nil
 }
 
+// ClientTLS is the TLS configuration of a client of the store (or its
+// broker) from PEM files: nil when all are empty (plain TCP, or the
+// system's roots for https).
+func ClientTLS(ca, cert, key string) (*tls.Config, error) {
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	if (cert == "") != (key == "") {
+		return nil, errors.New("the store's TLS client certificate and key go together")
+	}
+	info := transport.TLSInfo{TrustedCAFile: ca, CertFile: cert, KeyFile: key}
+	c, err := info.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("store TLS: %w", err)
+	}
+	return c, nil
+}
+
 // Connect opens a client of the store and checks that it answers.
 func Connect(ctx context.Context, c StoreConfig) (*clientv3.Client, error) {
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 5 * time.Second
 	}
-	var tlsConfig *tls.Config
-	if c.CA != "" || c.Cert != "" || c.Key != "" {
-		if (c.Cert == "") != (c.Key == "") {
-			return nil, errors.New("the store's TLS client certificate and key go together")
-		}
-		info := transport.TLSInfo{TrustedCAFile: c.CA, CertFile: c.Cert, KeyFile: c.Key}
-		var err error
-		if tlsConfig, err = info.ClientConfig(); err != nil {
-			return nil, fmt.Errorf("store TLS: %w", err)
-		}
+	tlsConfig, err := ClientTLS(c.CA, c.Cert, c.Key)
+	if err != nil {
+		return nil, err
 	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   c.Endpoints,
 		DialTimeout: c.DialTimeout,
 		TLS:         tlsConfig,
+		Username:    c.Username,
+		Password:    c.Password,
 		Logger:      zap.NewNop(),
 		// Keepalives notice a dead member, so the client moves on.
 		DialKeepAliveTime:    5 * time.Second,
@@ -98,13 +129,13 @@ func Connect(ctx context.Context, c StoreConfig) (*clientv3.Client, error) {
 		})},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return nil, storeErr(err)
 	}
 	check, cancel := context.WithTimeout(ctx, c.DialTimeout)
 	defer cancel()
 	if _, err := cli.Get(check, Prefix+"key"); err != nil {
 		cli.Close()
-		return nil, fmt.Errorf("%w at %s: %v", ErrUnavailable, strings.Join(c.Endpoints, ","), err)
+		return nil, fmt.Errorf("%s: %w", strings.Join(c.Endpoints, ","), storeErr(err))
 	}
 	return cli, nil
 }
@@ -116,6 +147,9 @@ type Embedded struct {
 	close sync.Once
 	// ClientURL is where clients reach it.
 	ClientURL string
+	// InternalURL is where this process reaches it: ClientURL, or a plain
+	// loopback URL when ClientURL requires client certificates.
+	InternalURL string
 }
 
 // EmbeddedConfig says where the embedded member keeps its data and listens.
@@ -134,6 +168,9 @@ type EmbeddedConfig struct {
 	// CertFile and KeyFile, when set, serve clients over TLS (https);
 	// ClientCA then also requires client certificates signed by it.
 	CertFile, KeyFile, ClientCA string
+	// Handlers are extra HTTP handlers served on the client port, by path
+	// (the broker's API): clients then need one URL for everything.
+	Handlers map[string]http.Handler
 	// Cluster, when set, is the initial cluster of a new multi-member
 	// store ("name=http://peer,..."), this member among them; its members
 	// must start together, as a quorum is needed to serve. Empty: a
@@ -163,11 +200,13 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 	if c.CertFile != "" {
 		scheme = "https"
 	}
-	client, err := pickURL(scheme, c.Listen)
+	var ports portPicker
+	defer ports.release()
+	client, err := ports.pick(scheme, c.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("store listen address: %w", err)
 	}
-	peer, err := pickURL("http", c.Peer)
+	peer, err := ports.pick("http", c.Peer)
 	if err != nil {
 		return nil, fmt.Errorf("store peer address: %w", err)
 	}
@@ -175,6 +214,18 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 	cfg.Name = c.Name
 	cfg.Dir = filepath.Clean(c.Dir)
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
+	cfg.UserHandlers = c.Handlers
+	internal := client
+	if c.CertFile != "" {
+		// The process embedding the store (its broker, its server) reaches
+		// it on a plain loopback port: a store that requires client
+		// certificates would otherwise need one for itself. etcd's
+		// authentication still guards that port.
+		if internal, err = ports.pick("http", "127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("store internal address: %w", err)
+		}
+		cfg.ListenClientUrls = append(cfg.ListenClientUrls, *internal)
+	}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
 	if c.CertFile != "" {
 		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: c.CertFile, KeyFile: c.KeyFile, TrustedCAFile: c.ClientCA, ClientCertAuth: c.ClientCA != ""}
@@ -193,6 +244,7 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 	// grows until etcd refuses writes (its 2 GiB backend quota). A view
 	// lags the head by milliseconds, far less than the retention.
 	cfg.AutoCompactionMode, cfg.AutoCompactionRetention = "periodic", "10m"
+	ports.release()
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start the embedded store: %w", err)
@@ -206,7 +258,9 @@ func StartEmbedded(c EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, errors.New("the embedded store was not ready within 60 s")
 	}
-	return &Embedded{etcd: e, ClientURL: scheme + "://" + e.Clients[0].Addr().String()}, nil
+	// The URLs chosen, not e.Clients[i]: etcd makes its listeners from a
+	// map, so their order is not that of ListenClientUrls.
+	return &Embedded{etcd: e, ClientURL: client.String(), InternalURL: internal.String()}, nil
 }
 
 // Err reports a fatal error of the running member.
@@ -215,10 +269,14 @@ func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
 // Close stops the member.
 func (e *Embedded) Close() { e.close.Do(e.etcd.Close) }
 
-// pickURL turns host:port into a URL, choosing a free port for port 0:
-// etcd must know its peer URL before it listens, to name itself in the
-// cluster.
-func pickURL(scheme, hostport string) (*url.URL, error) {
+// portPicker turns host:port into a URL, choosing a free port for port 0:
+// etcd must know its URLs before it listens, to name itself in the
+// cluster. It holds each port it chose until release, so that the
+// member's client, peer and internal URLs never get one port twice (the
+// kernel may hand a port just closed out again).
+type portPicker struct{ held []net.Listener }
+
+func (p *portPicker) pick(scheme, hostport string) (*url.URL, error) {
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
 		return nil, err
@@ -228,8 +286,16 @@ func pickURL(scheme, hostport string) (*url.URL, error) {
 		if err != nil {
 			return nil, err
 		}
+		p.held = append(p.held, l)
 		hostport = l.Addr().String()
-		l.Close()
 	}
 	return url.Parse(scheme + "://" + hostport)
+}
+
+// release frees the ports chosen, for etcd to listen on.
+func (p *portPicker) release() {
+	for _, l := range p.held {
+		l.Close()
+	}
+	p.held = nil
 }

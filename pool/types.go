@@ -113,7 +113,16 @@ type Identity struct {
 	Group string `json:"group"`
 	// Expires, when set, is when the token stops identifying anyone.
 	Expires time.Time `json:"expires,omitzero"`
+	// Role is RoleUser (empty) for a user who reserves devices, RoleServer
+	// for a GPU server that joins the pool: a token is good for one.
+	Role string `json:"role,omitempty"`
 }
+
+// Roles of a token.
+const (
+	RoleUser   = ""
+	RoleServer = "server"
+)
 
 // Key layout; see the package comment.
 func serverKey(name string) string { return Prefix + "servers/" + name }

@@ -29,17 +29,20 @@ waitlog() { # waitlog FILE PATTERN PID
 pids+=($!)
 waitlog "$DIR/store.log" "pool store serving" $!
 export GPUFABRIC_POOL=$(grep -o 'url=[^ ]*' "$DIR/store.log" | cut -d= -f2)
-echo "== the pool's store: an embedded etcd at $GPUFABRIC_POOL, data in $DIR/etcd"
+export GPUFABRIC_POOL_ADMIN_TOKEN_FILE=$DIR/etcd/admin-token
+echo "== the pool's store: an embedded etcd at $GPUFABRIC_POOL, data in $DIR/etcd, its authentication on;"
+echo "   its broker on the same port; the admin token in $GPUFABRIC_POOL_ADMIN_TOKEN_FILE (0600)"
 
+server_token=$("$GF" token create --server)
 for i in 0 1 2; do
 	"$GF" server --listen 127.0.0.1:0 --backend host --devices 2 --device-memory 1GiB \
-		--pool "$GPUFABRIC_POOL" --pool-name "gpu$i" --pool-ttl 2s >"$DIR/server$i.log" 2>&1 &
+		--pool "$GPUFABRIC_POOL" --pool-token "$server_token" --pool-name "gpu$i" --pool-ttl 2s >"$DIR/server$i.log" 2>&1 &
 	pids+=($!)
 	waitlog "$DIR/server$i.log" "joined the pool" $!
 done
-echo "== three servers joined, two emulated GPUs each"
+echo "== three servers joined with a server token, two emulated GPUs each"
 export GPUFABRIC_POOL_TOKEN=$("$GF" token create --user ann --group lab)
-echo "== a token for ann (group lab): the store keeps only its hash"
+echo "== a token for ann (group lab): the store keeps only its hash; ann reserves through the broker"
 echo
 
 echo "== gpufabric request -n 1 -p 0.5 --hold 10m"
@@ -82,6 +85,9 @@ echo
 echo "== a quota: ann may hold 2 devices at once"
 "$GF" quota set --user ann --max-devices 2
 "$GF" request -n 3 -p 0.1 || echo "-- refused, as it should be"
+echo
+echo "== a token the pool never issued, at the broker"
+GPUFABRIC_POOL_TOKEN=gftok_forged "$GF" request -n 1 -p 0.1 || echo "-- refused, as it should be"
 echo
 echo "== gpufabric health"
 "$GF" health

@@ -2,22 +2,29 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/gpufabric/gpufabric/pool"
+	"github.com/gpufabric/gpufabric/pool/broker"
 )
 
 func init() {
-	register("pool", "run the pool's store: an embedded single-member etcd", runPoolStore)
-	register("token", "issue a pool token for a user: gpufabric token create --user U --group G", runToken)
+	register("pool", "run the pool's store (an embedded single-member etcd) and its broker", runPoolStore)
+	register("token", "issue a pool token for a user or the servers: gpufabric token create --user U --group G", runToken)
 	register("quota", "set a user's or group's quota: gpufabric quota set --user U --max-devices N ...", runQuota)
 }
 
@@ -32,7 +39,7 @@ type poolFlags struct {
 // --pool, for those who think of the store by what it is.
 func addPoolFlags(fs *flag.FlagSet, withToken bool) *poolFlags {
 	p := &poolFlags{}
-	usage := "the pool's store: etcd client URLs, comma-separated (an external cluster, or the one `gpufabric pool` runs); $GPUFABRIC_POOL sets the default"
+	usage := "the pool: the client URLs of its store, comma-separated (the one `gpufabric pool` runs, which also serves the broker; a server may name an external etcd cluster); $GPUFABRIC_POOL sets the default"
 	fs.StringVar(&p.endpoints, "pool", os.Getenv("GPUFABRIC_POOL"), usage)
 	fs.StringVar(&p.endpoints, "etcd", os.Getenv("GPUFABRIC_POOL"), "the same as --pool")
 	fs.StringVar(&p.ca, "pool-ca", os.Getenv("GPUFABRIC_POOL_CA"), "CA of the store's members' certificates (PEM), for https endpoints; $GPUFABRIC_POOL_CA sets the default")
@@ -44,8 +51,12 @@ func addPoolFlags(fs *flag.FlagSet, withToken bool) *poolFlags {
 	return p
 }
 
-// connect opens the store.
-func (p *poolFlags) connect(ctx context.Context) (*clientv3.Client, error) {
+// connectAs opens the store as cred's user (none: no user, for a store
+// without authentication, or one that knows this client by its TLS
+// certificate).
+// The store is at cred's endpoints when it names them (a broker in front
+// of an external cluster), else at --pool.
+func (p *poolFlags) connectAs(ctx context.Context, cred pool.StoreCredentials) (*clientv3.Client, error) {
 	if p.endpoints == "" {
 		return nil, errors.New("no pool given: --pool URL (or $GPUFABRIC_POOL) names its store")
 	}
@@ -53,35 +64,68 @@ func (p *poolFlags) connect(ctx context.Context) (*clientv3.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pool.Connect(ctx, pool.StoreConfig{Endpoints: eps, CA: p.ca, Cert: p.cert, Key: p.key})
+	if len(cred.Endpoints) > 0 {
+		eps = cred.Endpoints
+	}
+	return pool.Connect(ctx, pool.StoreConfig{Endpoints: eps, CA: p.ca, Cert: p.cert, Key: p.key, Username: cred.Username, Password: cred.Password})
 }
 
-// client opens the store and follows the pool as the token's user.
-func (p *poolFlags) client(ctx context.Context) (*clientv3.Client, *pool.Client, error) {
+// broker is a client of the pool's broker, which the store's URLs also
+// serve, presenting token.
+func (p *poolFlags) broker(token string) (*broker.Client, error) {
+	if p.endpoints == "" {
+		return nil, errors.New("no pool given: --pool URL (or $GPUFABRIC_POOL) names it")
+	}
+	eps, err := pool.ParseEndpoints(p.endpoints)
+	if err != nil {
+		return nil, err
+	}
+	tlsConfig, err := pool.ClientTLS(p.ca, p.cert, p.key)
+	if err != nil {
+		return nil, err
+	}
+	return broker.NewClient(eps, tlsConfig, token), nil
+}
+
+// user is a client of the broker with the user's token.
+func (p *poolFlags) user() (*broker.Client, error) {
 	if p.token == "" {
-		return nil, nil, errors.New("no pool token: --pool-token (or $GPUFABRIC_POOL_TOKEN); an operator issues one with gpufabric token create")
+		return nil, errors.New("no pool token: --pool-token (or $GPUFABRIC_POOL_TOKEN); an operator issues one with gpufabric token create")
 	}
-	cli, err := p.connect(ctx)
+	return p.broker(p.token)
+}
+
+// addAdminFlag adds the admin token's file to an operator's command.
+func addAdminFlag(fs *flag.FlagSet) *string {
+	def := filepath.Join(envOr("GPUFABRIC_POOL_DATA", "gpufabric-pool.etcd"), broker.AdminTokenFile)
+	return fs.String("admin-token-file", envOr("GPUFABRIC_POOL_ADMIN_TOKEN_FILE", def), "the pool's admin token, which gpufabric pool writes in its data directory at the first start; $GPUFABRIC_POOL_ADMIN_TOKEN_FILE sets the default")
+}
+
+// admin is a client of the broker with the admin token read from file.
+func (p *poolFlags) admin(file string) (*broker.Client, error) {
+	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("the pool's admin token (--admin-token-file): %w", err)
 	}
-	who, err := pool.Identify(ctx, cli, p.token)
-	if err != nil {
-		cli.Close()
-		return nil, nil, err
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return nil, fmt.Errorf("the pool's admin token: %s is empty", file)
 	}
-	c, err := pool.NewClient(ctx, cli, who)
-	if err != nil {
-		cli.Close()
-		return nil, nil, err
-	}
-	return cli, c, nil
+	return p.broker(tok)
 }
 
 const poolStoreSummary = `Run the pool's store, a single-member etcd embedded in this process, its
-data on disk in --data-dir. Servers join it (gpufabric server --pool URL)
-and clients reserve from it (gpufabric run -n N --pool URL). To grow it to
-3 or 5 members, see README.md: the pool then names their URLs instead.`
+data on disk in --data-dir, and the pool's broker on the store's client
+port. Clients reserve through the broker with their tokens (gpufabric run
+-n N --pool URL) and never write the store, whose authentication is on;
+servers join with a server token (gpufabric server --pool URL --pool-token
+T, from gpufabric token create --server). The first start writes the admin
+token, which token and quota need, to DATA-DIR/admin-token (0600). To grow
+the store to 3 or 5 members, see docs/pool.md.
+
+With --etcd URL,... it runs no store: the broker alone, on --listen, in
+front of that external etcd cluster, whose authentication it turns on at
+the first start; DATA-DIR then holds only its passwords and admin token.`
 
 func runPoolStore(ctx context.Context, args []string) error {
 	fs := newFlags("pool", "[flags]", poolStoreSummary)
@@ -93,6 +137,13 @@ func runPoolStore(ctx context.Context, args []string) error {
 	cert := fs.String("tls-cert", "", "serve clients over TLS (https) with this certificate (PEM; with --tls-key)")
 	key := fs.String("tls-key", "", "the private key of --tls-cert (PEM)")
 	clientCA := fs.String("tls-client-ca", "", "require client certificates signed by this CA (PEM; with --tls-cert)")
+	// Not --pool nor $GPUFABRIC_POOL: a client's setting must not turn
+	// the pool into a broker in front of itself.
+	var ext poolFlags
+	fs.StringVar(&ext.endpoints, "etcd", "", "run only the broker, in front of this external etcd cluster (client URLs, comma-separated)")
+	fs.StringVar(&ext.ca, "etcd-ca", "", "with --etcd: CA of the members' certificates (PEM)")
+	fs.StringVar(&ext.cert, "etcd-cert", "", "with --etcd: the broker's client certificate (PEM)")
+	fs.StringVar(&ext.key, "etcd-key", "", "with --etcd: the private key of --etcd-cert (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -103,27 +154,32 @@ func runPoolStore(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	e, err := pool.StartEmbedded(pool.EmbeddedConfig{Dir: *dir, Listen: *listen, Peer: *peer, Name: *name, Verbose: *verbose, CertFile: *cert, KeyFile: *key, ClientCA: *clientCA})
+	if ext.endpoints != "" {
+		return runFront(ctx, &ext, *dir, *listen, *cert, *key, *clientCA, log)
+	}
+	p, err := broker.Start(ctx, pool.EmbeddedConfig{Dir: *dir, Listen: *listen, Peer: *peer, Name: *name, Verbose: *verbose, CertFile: *cert, KeyFile: *key, ClientCA: *clientCA}, log)
 	if err != nil {
 		return err
 	}
-	defer e.Close()
-	log.Info("pool store serving", "url", e.ClientURL, "data_dir", *dir)
+	defer p.Close()
+	log.Info("pool store serving", "url", p.Store.ClientURL, "data_dir", *dir, "admin_token", filepath.Join(*dir, broker.AdminTokenFile))
 	select {
 	case <-ctx.Done():
 		log.Info("stopping: signal received")
 		return nil
-	case err := <-e.Err():
+	case err := <-p.Store.Err():
 		return fmt.Errorf("the store failed: %w", err)
 	}
 }
 
 func runToken(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "create" && args[0] != "revoke" {
-		return errors.New("usage: gpufabric token create --user U [--group G] | gpufabric token revoke TOKEN")
+		return errors.New("usage: gpufabric token create --user U [--group G] | gpufabric token create --server | gpufabric token revoke TOKEN")
 	}
-	fs := newFlags("token "+args[0], "[flags]", "Issue a token the pool identifies a user by (printed once; the store keeps its hash), or revoke one.")
+	fs := newFlags("token "+args[0], "[flags]", "Issue a token the pool identifies a user (or the servers) by (printed once; the store keeps its hash), or revoke one.")
 	pf := addPoolFlags(fs, false)
+	adminFile := addAdminFlag(fs)
+	server := fs.Bool("server", false, "a token GPU servers join the pool with (gpufabric server --pool-token), instead of a user's")
 	user := fs.String("user", "", "the user the token identifies")
 	group := fs.String("group", "", "the user's group, whose quota it also counts against")
 	expires := fs.Duration("expires", 0, "the token stops working after this long (0: never)")
@@ -133,22 +189,28 @@ func runToken(ctx context.Context, args []string) error {
 	if *expires < 0 {
 		return errors.New("--expires: negative")
 	}
-	cli, err := pf.connect(ctx)
+	bc, err := pf.admin(*adminFile)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
+	defer bc.Close()
 	if args[0] == "revoke" {
 		if fs.NArg() != 1 {
 			return errors.New("usage: gpufabric token revoke TOKEN")
 		}
-		return pool.RevokeToken(ctx, cli, fs.Arg(0))
+		return bc.RevokeToken(ctx, fs.Arg(0))
 	}
 	who := pool.Identity{User: *user, Group: *group}
+	if *server {
+		if *user != "" || *group != "" {
+			return errors.New("token create --server: a server token names no user or group")
+		}
+		who = pool.Identity{User: "servers", Role: pool.RoleServer}
+	}
 	if *expires > 0 {
 		who.Expires = time.Now().Add(*expires).UTC()
 	}
-	tok, err := pool.CreateToken(ctx, cli, who)
+	tok, err := bc.CreateToken(ctx, who)
 	if err != nil {
 		return err
 	}
@@ -162,6 +224,7 @@ func runQuota(ctx context.Context, args []string) error {
 	}
 	fs := newFlags("quota set", "(--user U | --group G) [flags]", "Set what a user or group may hold at once; 0 is unlimited.")
 	pf := addPoolFlags(fs, false)
+	adminFile := addAdminFlag(fs)
 	user := fs.String("user", "", "the user the quota binds")
 	group := fs.String("group", "", "the group the quota binds (all its users together)")
 	var q pool.Quota
@@ -186,12 +249,12 @@ func runQuota(ctx context.Context, args []string) error {
 	case *group != "":
 		kind, name = "group", *group
 	}
-	cli, err := pf.connect(ctx)
+	bc, err := pf.admin(*adminFile)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
-	return pool.SetQuota(ctx, cli, kind, name, q)
+	defer bc.Close()
+	return bc.SetQuota(ctx, kind, name, q)
 }
 
 // parseShare reads -p and -m as a pool share.
@@ -243,4 +306,61 @@ func describeHolds(r pool.Reservation) string {
 		parts = append(parts, fmt.Sprintf("%s:%d(%s)", h.Server, h.Device, humanize.IBytes(h.Bytes)))
 	}
 	return strings.Join(parts, " ")
+}
+
+// runFront serves the broker alone on listen, in front of the external
+// store ext names.
+func runFront(ctx context.Context, ext *poolFlags, dir, listen, cert, key, clientCA string, log *slog.Logger) error {
+	eps, err := pool.ParseEndpoints(ext.endpoints)
+	if err != nil {
+		return err
+	}
+	p, err := broker.Front(ctx, pool.StoreConfig{Endpoints: eps, CA: ext.ca, Cert: ext.cert, Key: ext.key}, dir, log)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("broker listen address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(broker.Path, p.Broker)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	scheme := "http"
+	if cert != "" {
+		scheme = "https"
+		tlsConfig, err := serverTLS(cert, key, clientCA)
+		if err != nil {
+			l.Close()
+			return err
+		}
+		l = tls.NewListener(l, tlsConfig)
+	} else if key != "" || clientCA != "" {
+		l.Close()
+		return errors.New("--tls-key and --tls-client-ca go with --tls-cert")
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	log.Info("pool broker serving", "url", scheme+"://"+l.Addr().String(), "store", strings.Join(eps, ","), "data_dir", dir, "admin_token", filepath.Join(dir, broker.AdminTokenFile))
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: signal received")
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	case err := <-done:
+		return fmt.Errorf("the broker stopped serving: %w", err)
+	}
+}
+
+// serverTLS is the broker's TLS: its certificate, and client
+// certificates required when clientCA is given.
+func serverTLS(cert, key, clientCA string) (*tls.Config, error) {
+	info := transport.TLSInfo{CertFile: cert, KeyFile: key, TrustedCAFile: clientCA, ClientCertAuth: clientCA != ""}
+	c, err := info.ServerConfig()
+	if err != nil {
+		return nil, fmt.Errorf("broker TLS: %w", err)
+	}
+	return c, nil
 }

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/gpufabric/gpufabric/engine"
 	"github.com/gpufabric/gpufabric/pool"
+	"github.com/gpufabric/gpufabric/pool/broker"
 )
 
 func init() {
@@ -43,16 +43,22 @@ func addPlacementFlags(fs *flag.FlagSet) *placementFlags {
 	}
 }
 
-func (p *placementFlags) request(lease clientv3.LeaseID, limit time.Duration) (pool.Request, error) {
+func (p *placementFlags) request(ttl, limit time.Duration) (broker.Request, error) {
 	share, err := parseShare(*p.fraction, *p.size)
 	if err != nil {
-		return pool.Request{}, err
+		return broker.Request{}, err
 	}
 	policy, err := parsePolicy(*p.spread, *p.pack)
 	if err != nil {
-		return pool.Request{}, err
+		return broker.Request{}, err
 	}
-	return pool.Request{N: *p.n, Share: share, Duration: limit, Lease: lease, Host: engine.BootID(), Node: *p.node, Policy: policy}, nil
+	return brokerRequest(*p.n, share, ttl, limit, *p.node, policy), nil
+}
+
+// brokerRequest asks the broker for n devices of share under a lease of
+// ttl, from this host.
+func brokerRequest(n int, share pool.Share, ttl, limit time.Duration, node int, policy pool.Policy) broker.Request {
+	return broker.Request{N: n, Fraction: share.Fraction, Bytes: share.Bytes, TTL: ttl, Duration: limit, Host: engine.BootID(), Node: node, Policy: policy}
 }
 
 const requestSummary = `Reserve devices from the pool and print the reservation's id, which later
@@ -70,26 +76,21 @@ func runRequest(ctx context.Context, args []string) error {
 	if *hold < time.Second {
 		return fmt.Errorf("--hold %v: at least 1s", *hold)
 	}
-	cli, c, err := pf.client(ctx)
+	req, err := pl.request(*hold, *hold)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
-	defer c.Close()
-	lease, err := cli.Grant(ctx, int64((*hold+time.Second-1)/time.Second))
+	req.Hold = true
+	bc, err := pf.user()
 	if err != nil {
-		return fmt.Errorf("%w: %v", pool.ErrUnavailable, err)
-	}
-	req, err := pl.request(lease.ID, *hold)
-	if err != nil {
-		_, _ = cli.Revoke(ctx, lease.ID)
 		return err
 	}
-	r, err := c.Reserve(ctx, req)
+	defer bc.Close()
+	g, err := bc.Reserve(ctx, req)
 	if err != nil {
-		_, _ = cli.Revoke(ctx, lease.ID)
 		return err
 	}
+	r := g.Reservation
 	fmt.Fprintf(os.Stderr, "reserved %s until %s: %s\n", r.ID, r.Expires.Local().Format(time.TimeOnly), describeHolds(r))
 	fmt.Println(r.ID)
 	return nil
@@ -105,41 +106,36 @@ func runRelease(ctx context.Context, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	cli, c, err := pf.client(ctx)
+	bc, err := pf.user()
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
-	defer c.Close()
-	return c.Release(ctx, fs.Arg(0))
+	defer bc.Close()
+	return bc.Release(ctx, fs.Arg(0))
 }
 
-// snapshot parses a read-only command's flags and reads the pool once.
-func snapshot(ctx context.Context, name, summary string, args []string) (pool.Snapshot, *clientv3.Client, error) {
+// snapshot parses a read-only command's flags and reads the pool once
+// from its broker, which needs no token to show it.
+func snapshot(ctx context.Context, name, summary string, args []string) (broker.PoolState, error) {
 	fs := newFlags(name, "[flags]", summary)
 	pf := addPoolFlags(fs, false)
 	if err := fs.Parse(args); err != nil {
-		return pool.Snapshot{}, nil, err
+		return broker.PoolState{}, err
 	}
-	cli, err := pf.connect(ctx)
+	bc, err := pf.broker("")
 	if err != nil {
-		return pool.Snapshot{}, nil, err
+		return broker.PoolState{}, err
 	}
-	v, err := pool.NewView(ctx, cli)
-	if err != nil {
-		cli.Close()
-		return pool.Snapshot{}, nil, err
-	}
-	defer v.Close()
-	return v.Snapshot(), cli, nil
+	defer bc.Close()
+	return bc.Pool(ctx)
 }
 
 func runList(ctx context.Context, args []string) error {
-	s, cli, err := snapshot(ctx, "list", "List the pool's servers and devices, each device's free memory, and the reservations: who holds what, since when.", args)
+	st, err := snapshot(ctx, "list", "List the pool's servers and devices, each device's free memory, and the reservations: who holds what, since when.", args)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
+	s := st.Snapshot
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SERVER\tDEVICE\tNAME\tMEMORY\tFREE\tHEALTH\tADDRESS")
 	for _, srv := range s.Servers {
@@ -182,11 +178,11 @@ func orDash(s string) string {
 }
 
 func runHealth(ctx context.Context, args []string) error {
-	s, cli, err := snapshot(ctx, "health", "Show each pool server's health: its devices', how long it has been in the pool, the time left on its lease, and its last error.", args)
+	st, err := snapshot(ctx, "health", "Show each pool server's health: its devices', how long it has been in the pool, the time left on its lease, and its last error.", args)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
+	s := st.Snapshot
 	if len(s.Servers) == 0 {
 		fmt.Println("no servers in the pool")
 		return nil
@@ -195,10 +191,9 @@ func runHealth(ctx context.Context, args []string) error {
 	fmt.Fprintln(w, "SERVER\tIN POOL\tLEASE LEFT\tDEVICES\tLAST ERROR")
 	var bad []string
 	for _, srv := range s.Servers {
-		left, err := pool.LeaseLeft(ctx, cli, srv.Name)
-		leaseCol := left.String()
-		if err != nil {
-			leaseCol = "? (" + err.Error() + ")"
+		leaseCol := st.LeaseLeft[srv.Name].String()
+		if e, ok := st.LeaseErr[srv.Name]; ok {
+			leaseCol = "? (" + e + ")"
 		}
 		var devs []string
 		for _, d := range srv.Devices {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -12,11 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
-
-	"github.com/gpufabric/gpufabric/engine"
 	"github.com/gpufabric/gpufabric/pool"
+	"github.com/gpufabric/gpufabric/pool/broker"
 )
 
 // runPool is how `gpufabric run` takes its devices from the pool: with
@@ -71,56 +69,44 @@ func (p *runPool) decide(fs *flag.FlagSet, o *runOptions, fraction, size string)
 	return err
 }
 
-// reserve reserves (or looks up) the run's devices and points the run at
-// them: o.server, and the capability as the session's token. The
-// returned function releases what reserve reserved and stops watching.
+// reserve reserves (or looks up) the run's devices through the pool's
+// broker and points the run at them: o.server, and the capabilities as
+// the session's token. The returned function releases what reserve
+// reserved and stops renewing it.
 func (p *runPool) reserve(ctx context.Context, o *runOptions) (func(), error) {
 	if !p.active {
 		return func() {}, nil
 	}
-	cli, c, err := p.store.client(ctx)
+	bc, err := p.store.user()
 	if err != nil {
 		return nil, err
 	}
-	closeAll := func() { c.Close(); cli.Close() }
-	var r pool.Reservation
-	var lease clientv3.LeaseID
-	var stopKeep context.CancelFunc = func() {}
+	var g broker.Grant
 	if p.reservation != "" {
-		if r, err = pool.Lookup(ctx, cli, p.reservation); err != nil {
-			closeAll()
+		if g, err = bc.Reservation(ctx, p.reservation); err != nil {
+			bc.Close()
 			return nil, fmt.Errorf("$GPUFABRIC_RESERVATION: %w", err)
 		}
 	} else {
-		l, err := cli.Grant(ctx, int64((*p.ttl+time.Second-1)/time.Second))
-		if err != nil {
-			closeAll()
-			return nil, fmt.Errorf("%w: %v", pool.ErrUnavailable, err)
-		}
-		lease = l.ID
-		kctx, cancel := context.WithCancel(context.Background())
-		stopKeep = cancel
-		// Through outages of the store too: the program runs on.
-		go func() { _ = pool.KeepLease(kctx, cli, lease) }()
 		policy, err := parsePolicy(*p.spread, *p.pack)
 		if err == nil {
-			r, err = c.Reserve(ctx, pool.Request{N: p.n, Share: p.share, Duration: *p.limit, Lease: lease, Host: engine.BootID(), Node: *p.node, Policy: policy})
+			g, err = bc.Reserve(ctx, brokerRequest(p.n, p.share, *p.ttl, *p.limit, *p.node, policy))
 		}
 		if err != nil {
-			cancel()
-			_, _ = cli.Revoke(context.Background(), lease)
-			closeAll()
+			bc.Close()
 			return nil, err
 		}
 	}
+	r := g.Reservation
 	release := func() {
-		stopKeep()
-		if lease != 0 {
+		if p.reservation == "" {
 			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, _ = cli.Revoke(rctx, lease)
+			if err := bc.Release(rctx, r.ID); err != nil && !errors.Is(err, pool.ErrNotFound) {
+				fmt.Fprintf(os.Stderr, "gpufabric run: releasing reservation %s: %v (its lease runs out within %v)\n", r.ID, err, *p.ttl)
+			}
 			cancel()
 		}
-		closeAll()
+		bc.Close()
 	}
 	// The program's devices are numbered server by server, in the order
 	// of the reservation's holds; each server gets its own capability.
@@ -133,26 +119,20 @@ func (p *runPool) reserve(ctx context.Context, o *runOptions) (func(), error) {
 		count[h.Server]++
 	}
 	addrs := map[string]string{}
-	snapshot := c.View().Snapshot()
-	for _, s := range snapshot.Servers {
+	for _, s := range g.Servers {
 		addrs[s.Name] = s.Addr
 	}
-	if err := disjointAddresses(r, snapshot.Servers); err != nil {
+	if err := disjointAddresses(r, g.Servers); err != nil {
 		release()
 		return nil, fmt.Errorf("reservation %s: %w", r.ID, err)
 	}
 	var servers, tokens, devices []string
 	for _, name := range names {
-		if addrs[name] == "" {
+		if addrs[name] == "" || g.Capabilities[name] == "" {
 			release()
 			return nil, fmt.Errorf("reservation %s: server %s has left the pool", r.ID, name)
 		}
-		capability, err := c.Capability(r, name)
-		if err != nil {
-			release()
-			return nil, err
-		}
-		servers, tokens = append(servers, addrs[name]), append(tokens, capability)
+		servers, tokens = append(servers, addrs[name]), append(tokens, g.Capabilities[name])
 		devices = append(devices, strconv.Itoa(count[name]))
 	}
 	o.server, o.token, o.devices = strings.Join(servers, ","), strings.Join(tokens, ","), strings.Join(devices, ",")
@@ -162,12 +142,18 @@ func (p *runPool) reserve(ctx context.Context, o *runOptions) (func(), error) {
 		o.share = strconv.FormatUint(h.Bytes, 10) + "B"
 	}
 	fmt.Fprintf(os.Stderr, "gpufabric run: reservation %s: %s\n", r.ID, describeHolds(r))
+	// A reservation made by request lives under its own unrenewed lease;
+	// one made for this run lives while this renews it.
+	every := *p.ttl / 3
+	if p.reservation != "" {
+		every = max(*p.ttl/3, time.Second)
+	}
 	wctx, stopWatch := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		watchReservation(wctx, cli, r, names)
+		keepReservation(wctx, os.Stderr, bc, r, names, every, p.reservation == "")
 	}()
 	return func() {
 		stopWatch()
@@ -207,58 +193,77 @@ func disjointAddresses(r pool.Reservation, servers []pool.Server) error {
 	return nil
 }
 
-// watchReservation says on stderr why the run's reservation ended under
-// it: the program's sessions were ended by the server, and its next CUDA
+// keepReservation renews the run's reservation through the broker every
+// interval (renew: when the run made it) and says on stderr why it ended
+// under the program: the servers ended its sessions, so its next CUDA
 // call fails; this line says why. It also says when one of the servers
-// left the pool: with devices on several servers, the others' go on.
-func watchReservation(ctx context.Context, cli *clientv3.Client, r pool.Reservation, servers []string) {
-	wch := cli.Watch(ctx, pool.Prefix+"resv/"+r.ID)
-	sch := cli.Watch(ctx, pool.Prefix+"servers/", clientv3.WithPrefix())
+// left the pool (the others' devices go on), and when the broker is out
+// of reach: the program runs on, its sessions are with the servers, and
+// the renewals resume when the broker is back (a reservation whose lease
+// ran out meanwhile is gone, and this says so).
+func keepReservation(ctx context.Context, stderr io.Writer, bc *broker.Client, r pool.Reservation, servers []string, interval time.Duration, renew bool) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
 	lost := map[string]bool{}
+	var away error
 	for {
-		var wr clientv3.WatchResponse
-		var ok bool
 		select {
-		case wr, ok = <-wch:
-		case sr, sok := <-sch:
-			if !sok {
-				sch = nil // the reservation's own watch still says when it ends
-				continue
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, max(interval, time.Second))
+		var a broker.Alive
+		var err error
+		if renew {
+			a, err = bc.KeepAlive(cctx, r.ID)
+		} else {
+			_, err = bc.Reservation(cctx, r.ID)
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case errors.Is(err, pool.ErrNotFound):
+			why := "it was released (gpufabric release)"
+			switch {
+			case !r.Expires.IsZero() && !time.Now().Before(r.Expires):
+				why = fmt.Sprintf("it reached its time limit (%s)", r.Expires.Sub(r.Created).Round(time.Second))
+			case away != nil:
+				why = "its lease ran out while the pool was out of reach"
 			}
-			for _, ev := range sr.Events {
-				name := strings.TrimPrefix(string(ev.Kv.Key), pool.Prefix+"servers/")
-				if !slices.Contains(servers, name) {
-					continue
-				}
-				// A server cut off from the store past its lease leaves the
-				// pool and joins again, its sessions untouched.
-				if ev.Type != mvccpb.DELETE {
-					if lost[name] {
-						delete(lost, name)
-						fmt.Fprintf(os.Stderr, "gpufabric run: server %s is back in the pool: reservation %s holds its devices again\n", name, r.ID)
-					}
-					continue
-				}
-				if !lost[name] {
-					lost[name] = true
-					fmt.Fprintf(os.Stderr, "gpufabric run: server %s left the pool (it stopped, or died, or lost the store for longer than its lease): reservation %s is lost, and if the server is gone the program's GPU calls on its devices fail\n", name, r.ID)
-				}
+			fmt.Fprintf(stderr, "gpufabric run: reservation %s ended: %s; the program's GPU sessions were ended and their memory freed\n", r.ID, why)
+			return
+		case errors.Is(err, pool.ErrBadToken) || errors.Is(err, broker.ErrForbidden):
+			// No renewal will succeed: the token was revoked or expired.
+			fmt.Fprintf(stderr, "gpufabric run: reservation %s can no longer be renewed: %v; it ends within its lease's TTL, and the program's GPU calls then fail\n", r.ID, err)
+			return
+		case err != nil:
+			if away == nil {
+				fmt.Fprintf(stderr, "gpufabric run: cannot renew reservation %s: %v; the program runs on, and renewals resume when the pool answers\n", r.ID, err)
 			}
+			away = err
 			continue
 		}
-		if !ok {
-			return
+		if away != nil {
+			fmt.Fprintf(stderr, "gpufabric run: the pool answers again; reservation %s renewed\n", r.ID)
+			away = nil
 		}
-		for _, ev := range wr.Events {
-			if ev.Type != mvccpb.DELETE {
+		for _, name := range a.Lost {
+			if !slices.Contains(servers, name) || lost[name] {
 				continue
 			}
-			why := "it was released (gpufabric release)"
-			if !r.Expires.IsZero() && !time.Now().Before(r.Expires) {
-				why = fmt.Sprintf("it reached its time limit (%s)", r.Expires.Sub(r.Created).Round(time.Second))
+			lost[name] = true
+			fmt.Fprintf(stderr, "gpufabric run: server %s left the pool (it stopped, or died, or lost the store for longer than its lease): reservation %s is lost, and if the server is gone the program's GPU calls on its devices fail\n", name, r.ID)
+		}
+		// A server cut off from the store past its lease leaves the pool
+		// and joins again, its sessions untouched.
+		for name := range lost {
+			if !slices.Contains(a.Lost, name) {
+				delete(lost, name)
+				fmt.Fprintf(stderr, "gpufabric run: server %s is back in the pool: reservation %s holds its devices again\n", name, r.ID)
 			}
-			fmt.Fprintf(os.Stderr, "gpufabric run: reservation %s ended: %s; the program's GPU sessions were ended and their memory freed\n", r.ID, why)
-			return
 		}
 	}
 }

@@ -1,9 +1,18 @@
 package main
 
 import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/gpufabric/gpufabric/internal/servertest"
 	"github.com/gpufabric/gpufabric/pool"
+	"github.com/gpufabric/gpufabric/pool/broker"
 )
 
 // TestRunFromThePool: when a run takes its devices from the pool, and what
@@ -100,5 +109,83 @@ func TestDisjointAddresses(t *testing.T) {
 		if (err == nil) != tc.ok {
 			t.Errorf("holds %+v: %v, want ok %v", tc.holds, err, tc.ok)
 		}
+	}
+}
+
+// TestRunRenewsAcrossAnOutage: run's renewals go on through a pool that
+// stops answering (the program runs on, and one line says so), resume
+// when it answers, and stop with a line saying why when the reservation
+// is gone.
+func TestRunRenewsAcrossAnOutage(t *testing.T) {
+	var state atomic.Value // "up", "down", "gone"
+	state.Store("up")
+	var renewals atomic.Int64
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch state.Load() {
+		case "down":
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `{"error":"pool store unreachable: the store is away","kind":"unavailable"}`)
+		case "revoked":
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `{"error":"unknown token: the pool issued no such token, or revoked it","kind":"bad_token"}`)
+		case "gone":
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"error":"no such reservation: r1 (its lease ran out)","kind":"not_found"}`)
+		default:
+			renewals.Add(1)
+			fmt.Fprint(w, `{"ttl":3000000000}`)
+		}
+	}))
+	defer fake.Close()
+	bc := broker.NewClient([]string{fake.URL}, nil, "gftok_x")
+	defer bc.Close()
+	var stderr servertest.Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		keepReservation(context.Background(), &stderr, bc, pool.Reservation{ID: "r1"}, []string{"s0"}, 10*time.Millisecond, true)
+	}()
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 10s; stderr:\n%s", what, stderr.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	until("a renewal", func() bool { return renewals.Load() > 0 })
+	state.Store("down")
+	until("a line saying renewals fail", func() bool { return strings.Contains(stderr.String(), "cannot renew reservation r1") })
+	select {
+	case <-done:
+		t.Fatal("the renewals stopped at an outage")
+	default:
+	}
+	before := renewals.Load()
+	state.Store("up")
+	until("renewals to resume", func() bool { return renewals.Load() > before })
+	until("a line saying the pool is back", func() bool { return strings.Contains(stderr.String(), "the pool answers again") })
+	state.Store("gone")
+	until("the renewals to stop", func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	if out := stderr.String(); strings.Count(out, "cannot renew") != 1 || !strings.Contains(out, "reservation r1 ended: it was released") {
+		t.Errorf("stderr:\n%s", out)
+	}
+
+	// A revoked token: no renewal will succeed, and run says so once.
+	state.Store("revoked")
+	var revoked servertest.Buffer
+	keepReservation(context.Background(), &revoked, bc, pool.Reservation{ID: "r2"}, nil, 10*time.Millisecond, true)
+	if out := revoked.String(); !strings.Contains(out, "reservation r2 can no longer be renewed: unknown token") {
+		t.Errorf("after the token's revocation, stderr:\n%s", out)
 	}
 }

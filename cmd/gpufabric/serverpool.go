@@ -17,6 +17,7 @@ import (
 	"github.com/gpufabric/gpufabric/engine/backend"
 	"github.com/gpufabric/gpufabric/engine/backend/host"
 	"github.com/gpufabric/gpufabric/pool"
+	"github.com/gpufabric/gpufabric/pool/broker"
 )
 
 // serverPool is how `gpufabric server` joins a pool.
@@ -27,13 +28,16 @@ type serverPool struct {
 	data   string // the embedded store's data directory, with --pool embedded
 	listen string
 
-	embedded *pool.Embedded
+	embedded *broker.Pool
 	cli      *clientv3.Client
 	slot     int // the address slot the pool gave, 0 when none was claimed
 }
 
 func addServerPoolFlags(fs *flag.FlagSet) *serverPool {
 	p := &serverPool{store: addPoolFlags(fs, false)}
+	// Not $GPUFABRIC_POOL_TOKEN: a user's token in the environment must
+	// not be taken for the server's.
+	fs.StringVar(&p.store.token, "pool-token", os.Getenv("GPUFABRIC_POOL_SERVER_TOKEN"), "a server token (gpufabric token create --server), exchanged at the pool's broker for the servers' store credentials; $GPUFABRIC_POOL_SERVER_TOKEN sets the default")
 	fs.StringVar(&p.name, "pool-name", "", "this server's name in the pool (default: HOST-PORT)")
 	fs.DurationVar(&p.ttl, "pool-ttl", pool.DefaultTTL, "lease of this server's registration: if it dies, it leaves the pool within this time")
 	fs.StringVar(&p.data, "pool-data", "gpufabric-pool.etcd", "with --pool embedded: the embedded store's data directory")
@@ -72,18 +76,32 @@ func (p *serverPool) open(ctx context.Context, log *slog.Logger) error {
 	if p.store.endpoints == "" {
 		return nil
 	}
+	var cred pool.StoreCredentials
 	if p.store.endpoints == "embedded" {
-		e, err := pool.StartEmbedded(pool.EmbeddedConfig{Dir: p.data, Listen: p.listen, Peer: "127.0.0.1:0"})
+		e, err := broker.Start(ctx, pool.EmbeddedConfig{Dir: p.data, Listen: p.listen, Peer: "127.0.0.1:0"}, log)
 		if err != nil {
 			return err
 		}
-		p.embedded = e
-		p.store.endpoints = e.ClientURL
-		log.Info("pool store serving (embedded)", "url", e.ClientURL, "data_dir", p.data)
+		p.embedded, cred = e, e.Server
+		p.store.endpoints = e.Store.InternalURL
+		log.Info("pool store serving (embedded)", "url", e.Store.ClientURL, "data_dir", p.data)
+	} else if p.store.token != "" {
+		// A server token buys the servers' store credentials.
+		bc, err := p.store.broker(p.store.token)
+		if err == nil {
+			cred, err = bc.Join(ctx)
+			bc.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("joining the pool with the server token: %w", err)
+		}
 	}
-	cli, err := p.store.connect(ctx)
+	cli, err := p.store.connectAs(ctx, cred)
 	if err != nil {
 		p.close()
+		if errors.Is(err, pool.ErrStoreAuth) && p.store.token == "" {
+			err = fmt.Errorf("%w (a store with a broker admits servers by token: --pool-token T, T from gpufabric token create --server)", err)
+		}
 		return err
 	}
 	p.cli = cli

@@ -1,0 +1,483 @@
+package broker
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/gpufabric/gpufabric/pool"
+)
+
+// maxBody bounds a call's body: the largest, a Request, is a few hundred
+// bytes.
+const maxBody = 64 << 10
+
+// Broker serves the pool's API to clients. It holds the store's root
+// credentials (its client) and the pool key (in its pool.Client).
+type Broker struct {
+	cli    *clientv3.Client
+	base   *pool.Client
+	server pool.StoreCredentials
+	admin  [sha256.Size]byte
+	log    *slog.Logger
+	mux    *http.ServeMux
+
+	mu   sync.Mutex
+	kept map[clientv3.LeaseID]*kept
+}
+
+// kept is a reservation's lease the broker keeps alive while its holder
+// renews it. etcd renews a lease only after confirming its leadership (a
+// raft round, 60 ms here and most of a second under the race detector),
+// so a renewal per holder's call would be slow: the broker's client keeps
+// every such lease alive on its one keep-alive stream instead, and the
+// holder's renewal only pushes back the deadline at which the broker
+// revokes the lease. A holder that stops renewing loses its reservation
+// one TTL after its last renewal; a broker that dies stops renewing, and
+// the lease runs out within the TTL by itself.
+type kept struct {
+	ttl    time.Duration
+	timer  *time.Timer
+	cancel context.CancelFunc
+}
+
+// New serves the pool of cli, a client with the store's root credentials.
+// server are the credentials handed to servers that present a server
+// token; admin is the token that may issue tokens and set quotas.
+func New(ctx context.Context, cli *clientv3.Client, server pool.StoreCredentials, admin string, log *slog.Logger) (*Broker, error) {
+	if len(admin) < 16 {
+		return nil, errors.New("broker: an admin token of at least 16 characters")
+	}
+	base, err := pool.NewClient(ctx, cli, pool.Identity{})
+	if err != nil {
+		return nil, err
+	}
+	b := &Broker{cli: cli, base: base, server: server, admin: sha256.Sum256([]byte(admin)), log: log, mux: http.NewServeMux(), kept: map[clientv3.LeaseID]*kept{}}
+	b.mux.HandleFunc("POST "+Path+"reserve", b.reserve)
+	b.mux.HandleFunc("POST "+Path+"reservation", b.reservation)
+	b.mux.HandleFunc("POST "+Path+"keepalive", b.keepAlive)
+	b.mux.HandleFunc("POST "+Path+"release", b.release)
+	b.mux.HandleFunc("GET "+Path+"pool", b.poolState)
+	b.mux.HandleFunc("POST "+Path+"join", b.join)
+	b.mux.HandleFunc("POST "+Path+"admin/token", adminCall(b, b.createToken))
+	b.mux.HandleFunc("POST "+Path+"admin/revoke", adminCall(b, b.revokeToken))
+	b.mux.HandleFunc("POST "+Path+"admin/quota", adminCall(b, b.setQuota))
+	return b, nil
+}
+
+var _ http.Handler = (*Broker)(nil)
+
+// ServeHTTP serves the calls under Path.
+func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) { b.mux.ServeHTTP(w, r) }
+
+// Close stops following the pool and keeping leases alive: they run out
+// within their TTLs unless a broker started again adopts them.
+func (b *Broker) Close() {
+	b.mu.Lock()
+	for id, k := range b.kept {
+		k.timer.Stop()
+		k.cancel()
+		delete(b.kept, id)
+	}
+	b.mu.Unlock()
+	b.base.Close()
+}
+
+// keep keeps lease alive until its holder has not renewed it (renew) for
+// ttl, then revokes it.
+func (b *Broker) keep(lease clientv3.LeaseID, ttl time.Duration) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if k := b.kept[lease]; k != nil {
+		k.timer.Reset(k.ttl)
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	k := &kept{ttl: ttl, cancel: cancel}
+	k.timer = time.AfterFunc(ttl, func() {
+		if b.forget(lease, k) {
+			rctx, rcancel := context.WithTimeout(context.Background(), pool.StoreTimeout)
+			defer rcancel()
+			_, _ = b.cli.Revoke(rctx, lease)
+		}
+	})
+	b.kept[lease] = k
+	go func() {
+		// Through outages of the store too, until the lease is gone
+		// (released, ended at its time limit) or the broker closes.
+		_ = pool.KeepLease(ctx, b.cli, lease)
+		b.forget(lease, k)
+	}()
+	return nil
+}
+
+// forget stops keeping lease alive, if k still keeps it.
+func (b *Broker) forget(lease clientv3.LeaseID, k *kept) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.kept[lease] != k {
+		return false
+	}
+	delete(b.kept, lease)
+	k.timer.Stop()
+	k.cancel()
+	return true
+}
+
+// renew pushes back the deadline of a kept lease; a lease the broker does
+// not keep (it started again since) is adopted if it is still alive.
+func (b *Broker) renew(ctx context.Context, lease clientv3.LeaseID) (time.Duration, error) {
+	b.mu.Lock()
+	if k := b.kept[lease]; k != nil {
+		k.timer.Reset(k.ttl)
+		b.mu.Unlock()
+		return k.ttl, nil
+	}
+	b.mu.Unlock()
+	ttl, err := b.cli.TimeToLive(ctx, lease)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", pool.ErrUnavailable, err)
+	}
+	if ttl.TTL <= 0 {
+		return 0, pool.ErrNotFound
+	}
+	granted := time.Duration(ttl.GrantedTTL) * time.Second
+	return granted, b.keep(lease, granted)
+}
+
+// bearer is the request's token.
+func bearer(r *http.Request) string {
+	t, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return strings.TrimSpace(t)
+}
+
+// identify authenticates a request by its token, of the role wanted.
+func (b *Broker) identify(r *http.Request, role string) (pool.Identity, error) {
+	tok := bearer(r)
+	if tok == "" {
+		return pool.Identity{}, fmt.Errorf("%w: no token given (--pool-token, or $GPUFABRIC_POOL_TOKEN)", pool.ErrBadToken)
+	}
+	who, err := pool.Identify(r.Context(), b.cli, tok)
+	if err != nil {
+		return who, err
+	}
+	if who.Role != role {
+		what := map[string]string{pool.RoleUser: "a user's", pool.RoleServer: "a server's"}
+		return who, fmt.Errorf("%w: this is %s token; the call wants %s", ErrForbidden, what[who.Role], what[role])
+	}
+	return who, nil
+}
+
+func (b *Broker) isAdmin(r *http.Request) error {
+	h := sha256.Sum256([]byte(bearer(r)))
+	if subtle.ConstantTimeCompare(h[:], b.admin[:]) != 1 {
+		return fmt.Errorf("%w: not the pool's admin token (it is in the pool's data directory, file admin-token)", pool.ErrBadToken)
+	}
+	return nil
+}
+
+// decode reads a call's JSON body into v: bounded, strict, one value.
+func decode(r *http.Request, v any) error {
+	return decodeBody(io.LimitReader(r.Body, maxBody+1), v)
+}
+
+func decodeBody(body io.Reader, v any) error {
+	d := json.NewDecoder(body)
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if d.More() {
+		return fmt.Errorf("%w: more than one value", ErrBadRequest)
+	}
+	if d.InputOffset() > maxBody {
+		return fmt.Errorf("%w: larger than %d bytes", ErrBadRequest, maxBody)
+	}
+	return nil
+}
+
+func reply(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (b *Broker) fail(w http.ResponseWriter, r *http.Request, err error) {
+	body, status := errorBody{Error: err.Error(), Kind: "internal"}, http.StatusInternalServerError
+	for _, k := range kinds {
+		if errors.Is(err, k.err) {
+			body.Kind, status = k.name, k.status
+			break
+		}
+	}
+	if status == http.StatusInternalServerError {
+		b.log.Warn("broker: call failed", "path", r.URL.Path, "err", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// storeCtx bounds a call's store work: a store out of reach must fail a
+// call within the client's patience, not hang it.
+func storeCtx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), CallTimeout-time.Second)
+}
+
+func (b *Broker) reserve(w http.ResponseWriter, r *http.Request) {
+	who, err := b.identify(r, pool.RoleUser)
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	var req Request
+	if err := decode(r, &req); err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	if err := req.check(); err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	ctx, cancel := storeCtx(r)
+	defer cancel()
+	lease, err := b.cli.Grant(ctx, int64((req.TTL+time.Second-1)/time.Second))
+	if err != nil {
+		b.fail(w, r, fmt.Errorf("%w: %v", pool.ErrUnavailable, err))
+		return
+	}
+	res, err := b.base.As(who).Reserve(ctx, pool.Request{
+		N: req.N, Share: pool.Share{Fraction: req.Fraction, Bytes: req.Bytes}, Duration: req.Duration,
+		Lease: lease.ID, Host: req.Host, Node: req.Node, Policy: req.Policy,
+	})
+	if err != nil {
+		_, _ = b.cli.Revoke(context.WithoutCancel(ctx), lease.ID)
+		b.fail(w, r, badInput(err))
+		return
+	}
+	g, err := b.grant(res)
+	if err == nil && !req.Hold {
+		err = b.keep(lease.ID, req.TTL)
+	}
+	if err != nil {
+		_ = pool.End(context.WithoutCancel(ctx), b.cli, res)
+		b.fail(w, r, err)
+		return
+	}
+	reply(w, g)
+}
+
+// badInput marks pool.Client's refusals of a malformed request (its
+// errors wrap no sentinel) as the caller's fault.
+func badInput(err error) error {
+	for _, k := range kinds {
+		if errors.Is(err, k.err) {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrBadRequest, err)
+}
+
+// grant signs a reservation's capabilities, one per server it holds.
+func (b *Broker) grant(res pool.Reservation) (Grant, error) {
+	g := Grant{Reservation: res, Capabilities: map[string]string{}}
+	for _, h := range res.Holds {
+		if _, ok := g.Capabilities[h.Server]; ok {
+			continue
+		}
+		c, err := b.base.Capability(res, h.Server)
+		if err != nil {
+			return Grant{}, err
+		}
+		g.Capabilities[h.Server] = c
+	}
+	for _, s := range b.base.View().Snapshot().Servers {
+		if _, ok := g.Capabilities[s.Name]; ok {
+			g.Servers = append(g.Servers, s)
+		}
+	}
+	return g, nil
+}
+
+// own reads a reservation of the request's user.
+func (b *Broker) own(w http.ResponseWriter, r *http.Request) (pool.Reservation, bool) {
+	who, err := b.identify(r, pool.RoleUser)
+	if err != nil {
+		b.fail(w, r, err)
+		return pool.Reservation{}, false
+	}
+	var req IDRequest
+	if err := decode(r, &req); err != nil {
+		b.fail(w, r, err)
+		return pool.Reservation{}, false
+	}
+	if req.ID == "" || strings.ContainsAny(req.ID, "/ ") {
+		b.fail(w, r, fmt.Errorf("%w: reservation id %q", ErrBadRequest, req.ID))
+		return pool.Reservation{}, false
+	}
+	ctx, cancel := storeCtx(r)
+	defer cancel()
+	// The broker's own member: the reservation a call names was written
+	// through it, so a serializable read sees it, without a quorum round.
+	res, err := pool.Lookup(ctx, b.cli, req.ID, clientv3.WithSerializable())
+	if err != nil {
+		b.fail(w, r, err)
+		return res, false
+	}
+	if res.User != who.User {
+		b.fail(w, r, fmt.Errorf("%w: reservation %s belongs to %s, not %s", ErrForbidden, res.ID, res.User, who.User))
+		return res, false
+	}
+	return res, true
+}
+
+func (b *Broker) reservation(w http.ResponseWriter, r *http.Request) {
+	res, ok := b.own(w, r)
+	if !ok {
+		return
+	}
+	g, err := b.grant(res)
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	reply(w, g)
+}
+
+func (b *Broker) keepAlive(w http.ResponseWriter, r *http.Request) {
+	res, ok := b.own(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := storeCtx(r)
+	defer cancel()
+	ttl, err := b.renew(ctx, clientv3.LeaseID(res.Lease))
+	if errors.Is(err, pool.ErrNotFound) {
+		err = fmt.Errorf("%w: %s (its lease ran out)", pool.ErrNotFound, res.ID)
+	}
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	a := Alive{TTL: ttl}
+	live := map[string]bool{}
+	for _, s := range b.base.View().Snapshot().Servers {
+		live[s.Name] = true
+	}
+	for _, h := range res.Holds {
+		if !live[h.Server] && !slices.Contains(a.Lost, h.Server) {
+			a.Lost = append(a.Lost, h.Server)
+		}
+	}
+	reply(w, a)
+}
+
+func (b *Broker) release(w http.ResponseWriter, r *http.Request) {
+	res, ok := b.own(w, r)
+	if !ok {
+		return
+	}
+	b.mu.Lock()
+	k := b.kept[clientv3.LeaseID(res.Lease)]
+	b.mu.Unlock()
+	if k != nil {
+		b.forget(clientv3.LeaseID(res.Lease), k)
+	}
+	ctx, cancel := storeCtx(r)
+	defer cancel()
+	if !res.SharedLease {
+		// The record and its holds live under the lease alone: revoking it
+		// deletes them all in one raft round, where End takes two.
+		if _, err := b.cli.Revoke(ctx, clientv3.LeaseID(res.Lease)); err == nil {
+			reply(w, struct{}{})
+			return
+		}
+	}
+	if err := pool.End(ctx, b.cli, res); err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	reply(w, struct{}{})
+}
+
+// poolState is open to anyone who reaches the broker, as list always was:
+// it shows who holds what, not the reservations' nonces or leases.
+func (b *Broker) poolState(w http.ResponseWriter, r *http.Request) {
+	s := PoolState{Snapshot: b.base.View().Snapshot(), LeaseLeft: map[string]time.Duration{}}
+	for i := range s.Snapshot.Reservations {
+		s.Snapshot.Reservations[i].Nonce, s.Snapshot.Reservations[i].Lease = "", 0
+	}
+	ctx, cancel := storeCtx(r)
+	defer cancel()
+	for _, srv := range s.Snapshot.Servers {
+		left, err := pool.LeaseLeft(ctx, b.cli, srv.Name)
+		if err != nil {
+			if s.LeaseErr == nil {
+				s.LeaseErr = map[string]string{}
+			}
+			s.LeaseErr[srv.Name] = err.Error()
+			continue
+		}
+		s.LeaseLeft[srv.Name] = left
+	}
+	reply(w, s)
+}
+
+func (b *Broker) join(w http.ResponseWriter, r *http.Request) {
+	if _, err := b.identify(r, pool.RoleServer); err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	reply(w, b.server)
+}
+
+// adminCall makes an operator's call: the admin token checked, the body
+// decoded into a T, do run within the store's time.
+func adminCall[T any](b *Broker, do func(context.Context, T) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := b.isAdmin(r); err != nil {
+			b.fail(w, r, err)
+			return
+		}
+		var req T
+		if err := decode(r, &req); err != nil {
+			b.fail(w, r, err)
+			return
+		}
+		ctx, cancel := storeCtx(r)
+		defer cancel()
+		out, err := do(ctx, req)
+		if err != nil {
+			b.fail(w, r, badInput(err))
+			return
+		}
+		reply(w, out)
+	}
+}
+
+func (b *Broker) createToken(ctx context.Context, req TokenRequest) (any, error) {
+	if req.Identity.Role != pool.RoleUser && req.Identity.Role != pool.RoleServer {
+		return nil, fmt.Errorf("%w: role %q", ErrBadRequest, req.Identity.Role)
+	}
+	tok, err := pool.CreateToken(ctx, b.cli, req.Identity)
+	return TokenAnswer{tok}, err
+}
+
+func (b *Broker) revokeToken(ctx context.Context, req TokenAnswer) (any, error) {
+	return struct{}{}, pool.RevokeToken(ctx, b.cli, req.Token)
+}
+
+func (b *Broker) setQuota(ctx context.Context, req QuotaRequest) (any, error) {
+	return struct{}{}, pool.SetQuota(ctx, b.cli, req.Kind, req.Name, req.Quota)
+}
