@@ -105,6 +105,11 @@ func (b *Broker) keep(lease clientv3.LeaseID, ttl time.Duration) error {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := b.cli.KeepAlive(ctx, lease)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("%w: %v", pool.ErrUnavailable, err)
+	}
 	k := &kept{ttl: ttl, cancel: cancel}
 	k.timer = time.AfterFunc(ttl, func() {
 		if b.forget(lease, k) {
@@ -115,9 +120,14 @@ func (b *Broker) keep(lease clientv3.LeaseID, ttl time.Duration) error {
 	})
 	b.kept[lease] = k
 	go func() {
-		// Through outages of the store too, until the lease is gone
-		// (released, ended at its time limit) or the broker closes.
-		_ = pool.KeepLease(ctx, b.cli, lease)
+		for range ch {
+		}
+		// The lease is gone (released, ended at its time limit), or the
+		// broker closes, or the store was away for a TTL: kept on through
+		// that until the store says which.
+		if ctx.Err() == nil {
+			_ = pool.KeepLease(ctx, b.cli, lease)
+		}
 		b.forget(lease, k)
 	}()
 	return nil
