@@ -20,7 +20,7 @@ import (
 	"github.com/gpufabric/gpufabric/pool/broker"
 )
 
-// poolFixture is one embedded store with its broker and three server
+// poolFixture is one `gpufabric pool` process (store and broker) and three server
 // processes that joined it with a server token, each with two 1 GiB
 // devices and a 2 s lease.
 type poolFixture struct {
@@ -32,13 +32,11 @@ type poolFixture struct {
 
 func startPool(t *testing.T) *poolFixture {
 	t.Helper()
-	dir := t.TempDir()
-	p, err := broker.Start(context.Background(), pool.EmbeddedConfig{Dir: dir, Listen: "127.0.0.1:0", Peer: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	f := &poolFixture{url: p.Store.ClientURL, adminFile: filepath.Join(dir, broker.AdminTokenFile)}
+	// The store in a process of its own, built without the race
+	// detector: in this one it slowed the store enough on a loaded
+	// machine that 2 s registrations ran out.
+	store := startStoreProc(t)
+	f := &poolFixture{url: store.url(), adminFile: filepath.Join(store.dir, broker.AdminTokenFile)}
 	serverToken := strings.TrimSpace(f.cli(t, "token", "create", "--server"))
 	for i := range 3 {
 		f.servers = append(f.servers, startServer(t, "1GiB", "--devices", "2", "--pool", f.url, "--pool-token", serverToken, "--pool-name", fmt.Sprintf("s%d", i), "--pool-ttl", "2s"))
