@@ -20,9 +20,9 @@ import (
 	"github.com/gpufabric/gpufabric/pool/broker"
 )
 
-// poolFixture is one `gpufabric pool` process (store and broker) and three server
-// processes that joined it with a server token, each with two 1 GiB
-// devices and a 2 s lease.
+// poolFixture is one `gpufabric pool` process (store and broker) and
+// three server processes that joined it with a server token, each with
+// two 1 GiB devices and a 2 s lease.
 type poolFixture struct {
 	url       string
 	adminFile string
