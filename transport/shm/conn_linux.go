@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gpufabric/gpufabric/transport"
 )
@@ -78,6 +79,9 @@ type Conn struct {
 	chunkSize  uint64        // the current chunk's length, freed when it is done
 	chunkEnd   uint64        // tail after the current chunk's record
 	recvSleeps atomic.Uint64 // times the consumer slept on the futex
+	due        atomic.Int64  // when the next record is expected, on the package clock; 0: no hint (see ExpectIn)
+	dueSleeps  atomic.Uint64 // times the consumer slept toward a due time
+	dueMisses  atomic.Uint64 // times the record came after the due time's poll window
 }
 
 // linePad keeps what precedes and what follows it off a shared cache line.
@@ -268,6 +272,88 @@ func (c *Conn) spin(ready func() (bool, error)) (bool, error) {
 			return false, transport.ErrClosed
 		}
 		if yields++; yields > c.opts.Spin {
+			return false, nil
+		}
+		runtime.Gosched()
+	}
+}
+
+// ExpectIn tells the receiving side that the next record it waits for is
+// due about d from now: the reply to a call whose duration the caller can
+// predict, such as a large copy the server makes in place. A receive that
+// must wait for it then sleeps, on a timed futex wait, until dueMargin
+// before the due time, and polls from there, so that the record is seen
+// as it lands instead of after a futex wake-up of a thread whose vCPU has
+// gone idle (35-200 µs on a VM, measured). The poll is bounded: it ends
+// max(dueMargin, d/8) after the due time, and the receive then sleeps as
+// any other does, to be woken by the producer. A record that comes early
+// wakes the sleeper as usual.
+//
+// The hint is for the next wait only, taken when that wait begins; one
+// set while a receive is already waiting applies to the one after, and
+// one for a record that needed no wait is left for the next wait, which
+// it bounds the same way. It may be called from any goroutine.
+func (c *Conn) ExpectIn(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	c.due.Store(int64(clock() + d))
+}
+
+// dueMargin is how long before a due time a receive stops sleeping and
+// starts to poll: more than a timed wait overshoots on this kind of
+// machine (the timer slack, 50 µs, and the wake-up of an idle vCPU, up to
+// some 200 µs), so the poller is awake when the record lands.
+const dueMargin = 300 * time.Microsecond
+
+// clockBase anchors clock, the package's monotonic clock.
+var clockBase = time.Now()
+
+// clock is the time since clockBase, from the monotonic clock.
+func clock() time.Duration { return time.Since(clockBase) }
+
+// awaitDue waits for ready toward due (on clock): it sleeps until
+// dueMargin before it, woken early by the producer if the record comes,
+// then polls until max(dueMargin, an eighth of the wait) after it. It
+// reports whether ready did, or the error that ended the wait; neither
+// means the poll window passed, or the peer is gone, and the caller goes
+// on to await, which handles both.
+func (c *Conn) awaitDue(due time.Duration, ready func() (bool, error)) (bool, error) {
+	now := clock()
+	if due <= now {
+		return false, nil
+	}
+	end := due + max(dueMargin, (due-now)/8)
+	seq, waiters := c.rx.dataSeq, c.rx.dataWaiters
+	for left := due - dueMargin - now; left > 0; left = due - dueMargin - clock() {
+		waiters.Store(1)
+		s := seq.Load()
+		if ok, err := ready(); ok || err != nil {
+			waiters.Store(0)
+			return ok, err
+		}
+		if c.closed.Load() {
+			return false, transport.ErrClosed
+		}
+		if c.peerGone.Load() {
+			return false, nil
+		}
+		c.dueSleeps.Add(1)
+		futexWaitFor(seq, s, left)
+	}
+	// Polling from here: a producer that sees no waiter makes no system call.
+	waiters.Store(0)
+	for {
+		for range yieldEvery {
+			if ok, err := ready(); ok || err != nil {
+				return ok, err
+			}
+		}
+		if c.closed.Load() {
+			return false, transport.ErrClosed
+		}
+		if clock() > end {
+			c.dueMisses.Add(1)
 			return false, nil
 		}
 		runtime.Gosched()
@@ -609,7 +695,12 @@ func (c *Conn) nextRecord() (record, uint64, error) {
 			if c.tailShown != c.tail {
 				c.showTail() // the ring is empty: hand back its space while we wait
 			}
-			err = c.await(c.rx.dataSeq, c.rx.dataWaiters, &c.recvSleeps, io.EOF, ready)
+			if due := c.due.Swap(0); due != 0 {
+				ok, err = c.awaitDue(time.Duration(due), ready)
+			}
+			if !ok && err == nil {
+				err = c.await(c.rx.dataSeq, c.rx.dataWaiters, &c.recvSleeps, io.EOF, ready)
+			}
 		}
 		if err != nil {
 			return record{}, 0, err
