@@ -141,3 +141,36 @@ func TestExpectInNoHint(t *testing.T) {
 	s.Close()
 	waitErr(t, "Recv after the peer closed", done, transport.ErrClosed, io.EOF)
 }
+
+// TestSoon: a server's Soon wakes the client's sleeping receive, which
+// polls for the record instead of sleeping again; a client's Soon leaves
+// the server's receive asleep, so a client cannot make the server poll.
+func TestSoon(t *testing.T) {
+	c, s := pair(t, Options{})
+	done := make(chan error, 1)
+	go func() {
+		body, _, err := recvFrame(c)
+		if err == nil && string(body) != "reply" {
+			err = errors.New("wrong frame: " + string(body))
+		}
+		done <- err
+	}()
+	until(t, "the client's receive sleeps", func() bool { return c.recvSleeps.Load() > 0 })
+	s.Soon()
+	until(t, "the client's receive polls", func() bool { return c.soonPolls.Load() > 0 })
+	if err := s.Send([]byte("reply"), nil); err != nil {
+		t.Fatal(err)
+	}
+	waitErr(t, "Recv after Soon", done, nil)
+
+	serverDone := recvErr(s)
+	until(t, "the server's receive sleeps", func() bool { return s.recvSleeps.Load() > 0 })
+	c.Soon()
+	until(t, "the server's receive sleeps again", func() bool { return s.recvSleeps.Load() > 1 })
+	if n := s.soonPolls.Load(); n != 0 {
+		t.Fatalf("a client's Soon made the server poll %d times", n)
+	}
+	c.Close()
+	waitErr(t, "the server's Recv after the client closed", serverDone, io.EOF, transport.ErrClosed)
+	s.Soon() // on a connection whose peer is gone: nothing to wake, no failure
+}

@@ -182,6 +182,10 @@ func futexWaitFor(w *atomic.Uint32, val uint32, d time.Duration) {
 	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWaitOp, uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
 }
 
+// osYield gives the thread's CPU to another runnable thread, if any
+// (sched_yield).
+func osYield() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
+
 // futexWake wakes the waiters sleeping on w.
 func futexWake(w *atomic.Uint32) {
 	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWakeOp, uintptr(1<<31-1), 0, 0, 0)
