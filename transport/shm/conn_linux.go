@@ -400,9 +400,9 @@ func (c *Conn) pollUntil(end time.Duration, ready func() (bool, error)) (bool, e
 // wakes it: for a sender that knows its next record is due in about the
 // time a sleeping thread takes to wake (35-200 µs on a VM whose vCPU has
 // gone idle), such as a server finishing a large copy whose reply follows.
-// Only a server's Soon does anything: a client's receive polls after such
-// a wake-up, a server's goes back to sleep, so that no client can make
-// the server poll. It never waits: while another goroutine sends, whose
+// Only a server's Soon makes its peer poll: a client's receive polls
+// after such a wake-up, a server's goes back to sleep, so that no client
+// can make the server poll. It never waits: while another goroutine sends, whose
 // record wakes the receive anyway, it does nothing.
 func (c *Conn) Soon() {
 	if !c.sendMu.TryLock() {
