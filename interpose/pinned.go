@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gpufabric/gpufabric/engine/api"
 	"github.com/gpufabric/gpufabric/transport/shm"
@@ -209,7 +210,7 @@ func (st *Stream) copyHtoDPinned(dst DevicePtr, h *HostMem, off, n uint64, wait 
 	if !wait {
 		return st.d.s.send(req, nil)
 	}
-	return st.d.s.call(req, nil, nil, nil)
+	return st.d.s.pinnedCall(req, n)
 }
 
 // copyDtoHPinned is copyHtoDPinned's twin. Sent without waiting, it gets
@@ -219,7 +220,71 @@ func (st *Stream) copyDtoHPinned(h *HostMem, off, n uint64, src DevicePtr, wait 
 	if !wait {
 		return st.d.s.send(req, nil)
 	}
-	return st.d.s.call(req, nil, nil, nil)
+	return st.d.s.pinnedCall(req, n)
+}
+
+// dueHinter is a connection that can be told when its next reply is due:
+// the shared-memory transport's (see shm.Conn.ExpectIn).
+type dueHinter interface {
+	ExpectIn(d time.Duration)
+}
+
+// pinnedCall makes a synchronous pinned copy of n bytes. The server's
+// copy takes a time proportional to n, so the reply's arrival is
+// predictable from the rate of the copies before: the connection is told,
+// so that it waits awake when the reply lands rather than be woken from
+// sleep (see shm.Conn.ExpectIn), and the call's time feeds the rate.
+func (s *Session) pinnedCall(req api.Message, n uint64) error {
+	dh, ok := s.conn.(dueHinter)
+	if !ok || n < dueMin {
+		return s.call(req, nil, nil, nil)
+	}
+	if d := s.pinRate.expect(n); d > 0 {
+		dh.ExpectIn(d)
+	}
+	start := time.Now()
+	err := s.call(req, nil, nil, nil)
+	if err == nil {
+		s.pinRate.observe(n, time.Since(start))
+	}
+	return err
+}
+
+// dueMin is the smallest pinned copy whose reply is announced: a smaller
+// one takes less than the transport's own polling lasts (some 100 µs).
+const dueMin = 1 << 20
+
+// copyRate estimates how long a pinned copy of n bytes takes, from the
+// synchronous ones timed before. It leans toward the fastest: a reply
+// expected late is slept past (and woken as without a hint), one expected
+// early costs a short poll, so the estimate takes a faster copy at once
+// and a slower one by an eighth of the difference.
+type copyRate struct {
+	psPerByte atomic.Int64 // picoseconds a byte; 0 until a copy is timed
+}
+
+// expect is how long a copy of n bytes should take; 0 when no copy has
+// been timed.
+func (r *copyRate) expect(n uint64) time.Duration {
+	return time.Duration(uint64(r.psPerByte.Load()) * n / 1000)
+}
+
+// observe folds in a copy of n bytes that took d.
+func (r *copyRate) observe(n uint64, d time.Duration) {
+	if n == 0 || d <= 0 {
+		return
+	}
+	obs := int64(uint64(d) * 1000 / n)
+	for {
+		old := r.psPerByte.Load()
+		next := obs
+		if old != 0 && obs > old {
+			next = old + (obs-old)/8
+		}
+		if r.psPerByte.CompareAndSwap(old, next) {
+			return
+		}
+	}
 }
 
 // String describes the memory for logs.

@@ -70,6 +70,7 @@ type Session struct {
 	bulkSend sync.Mutex
 
 	seq      atomic.Uint32
+	pinRate  copyRate // synchronous pinned copies' rate (pinned.go)
 	handles  atomic.Uint32
 	encoders sync.Pool // of *api.Encoder, each keeping its buffer
 

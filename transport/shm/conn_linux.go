@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gpufabric/gpufabric/transport"
 )
@@ -60,24 +61,29 @@ type Conn struct {
 	// Consumer state: the direction we read. Recv and ReadPayload take no
 	// lock: they run on one goroutine at a time (the transport.Conn
 	// contract), and Close leaves the region readable (see Close).
-	rx         channel
-	tail       uint64 // ring bytes consumed
-	tailShown  uint64 // ring bytes consumed as last published to the producer
-	lazyTail   uint64 // how far tail may run ahead of tailShown
-	slabTail   uint64 // slab bytes freed (and published)
-	rseq       uint32 // sequence number the next record must carry, from 1
-	body       []byte
-	inFrame    bool          // a frame's stream is not fully consumed
-	streamLeft uint64        // unconsumed bytes of the frame's body+payload stream
-	inPos      uint64        // ring offset of the next inline byte
-	inLeft     uint64        // inline bytes not yet consumed
-	recEnd     uint64        // tail after the frame record
-	chunkOwed  uint64        // stream bytes not yet announced by a chunk record
-	chunkPos   uint64        // slab offset of the current chunk's next byte
-	chunkLeft  uint64        // bytes of the current chunk not yet consumed
-	chunkSize  uint64        // the current chunk's length, freed when it is done
-	chunkEnd   uint64        // tail after the current chunk's record
-	recvSleeps atomic.Uint64 // times the consumer slept on the futex
+	rx            channel
+	tail          uint64 // ring bytes consumed
+	tailShown     uint64 // ring bytes consumed as last published to the producer
+	lazyTail      uint64 // how far tail may run ahead of tailShown
+	slabTail      uint64 // slab bytes freed (and published)
+	rseq          uint32 // sequence number the next record must carry, from 1
+	body          []byte
+	inFrame       bool          // a frame's stream is not fully consumed
+	streamLeft    uint64        // unconsumed bytes of the frame's body+payload stream
+	inPos         uint64        // ring offset of the next inline byte
+	inLeft        uint64        // inline bytes not yet consumed
+	recEnd        uint64        // tail after the frame record
+	chunkOwed     uint64        // stream bytes not yet announced by a chunk record
+	chunkPos      uint64        // slab offset of the current chunk's next byte
+	chunkLeft     uint64        // bytes of the current chunk not yet consumed
+	chunkSize     uint64        // the current chunk's length, freed when it is done
+	chunkEnd      uint64        // tail after the current chunk's record
+	recvSleeps    atomic.Uint64 // times the consumer slept on the futex
+	pollAfterWake bool          // a wake-up with nothing to read is a Soon: poll (client side only)
+	due           atomic.Int64  // when the next record is expected, on the package clock; 0: no hint (see ExpectIn)
+	dueSleeps     atomic.Uint64 // times the consumer slept toward a due time
+	soonPolls     atomic.Uint64 // times the consumer polled after a wake-up with nothing to read (Soon)
+	dueMisses     atomic.Uint64 // times the record came after the due time's poll window
 }
 
 // linePad keeps what precedes and what follows it off a shared cache line.
@@ -126,6 +132,9 @@ func newConn(sock *net.UnixConn, reg *region, g geometry, server bool, opts Opti
 		rseq:      1,
 	}
 	c.eager = min(uint64(opts.EagerLimit), c.maxRecord/2)
+	// Only the server announces records (Soon): a client cannot make the
+	// server's reader poll by waking it.
+	c.pollAfterWake = !server
 	c.lazyTail = min(g.ring/8, 16<<10)
 	txDir, rxDir := dirCall, dirReply
 	if server {
@@ -248,6 +257,14 @@ func (c *Conn) await(seq, waiters *atomic.Uint32, sleeps *atomic.Uint64, gone er
 		}
 		sleeps.Add(1)
 		futexWait(seq, s)
+		if c.pollAfterWake && seq == c.rx.dataSeq && seq.Load() != s {
+			// Woken with nothing to read: the peer said a record is coming
+			// soon (Soon). Poll for it rather than go back to sleep.
+			c.soonPolls.Add(1)
+			if ok, err := c.pollUntil(clock()+soonWindow, ready); ok || err != nil {
+				return err
+			}
+		}
 	}
 }
 
@@ -273,6 +290,135 @@ func (c *Conn) spin(ready func() (bool, error)) (bool, error) {
 		runtime.Gosched()
 	}
 }
+
+// ExpectIn tells the receiving side that the next record it waits for is
+// due about d from now: the reply to a call whose duration the caller can
+// predict, such as a large copy the server makes in place. A receive that
+// must wait for it then sleeps, on a timed futex wait, until dueMargin
+// before the due time, and polls from there, so that the record is seen
+// as it lands instead of after a futex wake-up of a thread whose vCPU has
+// gone idle (35-200 µs on a VM, measured). The poll is bounded: it ends
+// max(dueMargin, d/8) after the due time, and the receive then sleeps as
+// any other does, to be woken by the producer. A record that comes early
+// wakes the sleeper as usual.
+//
+// The hint is for the next wait only, taken when that wait begins; one
+// set while a receive is already waiting applies to the one after, and
+// one for a record that needed no wait is left for the next wait, which
+// it bounds the same way. It may be called from any goroutine.
+func (c *Conn) ExpectIn(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	c.due.Store(int64(clock() + d))
+}
+
+// dueMargin is how long before a due time a receive stops sleeping and
+// starts to poll: more than a timed wait overshoots on this kind of
+// machine (the timer slack, 50 µs, and the wake-up of an idle vCPU, up to
+// some 200 µs), so the poller is awake when the record lands.
+const dueMargin = 300 * time.Microsecond
+
+// clockBase anchors clock, the package's monotonic clock.
+var clockBase = time.Now()
+
+// clock is the time since clockBase, from the monotonic clock.
+func clock() time.Duration { return time.Since(clockBase) }
+
+// awaitDue waits for ready toward due (on clock): it sleeps until
+// dueMargin before it, woken early by the producer if the record comes,
+// then polls until max(dueMargin, an eighth of the wait) after it. It
+// reports whether ready did, or the error that ended the wait; neither
+// means the poll window passed, or the peer is gone, and the caller goes
+// on to await, which handles both.
+func (c *Conn) awaitDue(due time.Duration, ready func() (bool, error)) (bool, error) {
+	now := clock()
+	if due <= now {
+		return false, nil
+	}
+	end := due + max(dueMargin, (due-now)/8)
+	seq, waiters := c.rx.dataSeq, c.rx.dataWaiters
+	for left := due - dueMargin - now; left > 0; left = due - dueMargin - clock() {
+		waiters.Store(1)
+		s := seq.Load()
+		if ok, err := ready(); ok || err != nil {
+			waiters.Store(0)
+			return ok, err
+		}
+		if c.closed.Load() {
+			return false, transport.ErrClosed
+		}
+		if c.peerGone.Load() {
+			return false, nil
+		}
+		c.dueSleeps.Add(1)
+		futexWaitFor(seq, s, left)
+		if seq.Load() != s {
+			// Woken with nothing to read: a Soon, the record is close.
+			end = max(end, clock()+soonWindow)
+			break
+		}
+	}
+	// Polling from here: a producer that sees no waiter makes no system call.
+	waiters.Store(0)
+	ok, err := c.pollUntil(end, ready)
+	if !ok && err == nil {
+		c.dueMisses.Add(1)
+	}
+	return ok, err
+}
+
+// pollUntil polls ready until end (on clock), yielding every yieldEvery
+// polls, to other goroutines and then to other threads of the machine
+// (sched_yield). It reports whether ready did, or the error that ended
+// the wait. The thread yields too because a poll that waits for a copy
+// runs while that copy does: on two vCPUs with a third thread runnable, a
+// poller that only yielded to goroutines pushed that thread onto the
+// copy's vCPU, and pinned 64 MiB copies against a server in its own
+// process fell from 0.92-0.97x one memcpy to 0.80-0.87x (2026-12-03,
+// load 1.5-1.9).
+func (c *Conn) pollUntil(end time.Duration, ready func() (bool, error)) (bool, error) {
+	for {
+		for range yieldEvery {
+			if ok, err := ready(); ok || err != nil {
+				return ok, err
+			}
+		}
+		if c.closed.Load() {
+			return false, transport.ErrClosed
+		}
+		if clock() > end {
+			return false, nil
+		}
+		runtime.Gosched()
+		osYield()
+	}
+}
+
+// Soon wakes the peer's receive if it sleeps, so that it polls for the
+// next record (for up to soonWindow) instead of sleeping until the record
+// wakes it: for a sender that knows its next record is due in about the
+// time a sleeping thread takes to wake (35-200 µs on a VM whose vCPU has
+// gone idle), such as a server finishing a large copy whose reply follows.
+// Only a server's Soon makes its peer poll: a client's receive polls
+// after such a wake-up, a server's goes back to sleep, so that no client
+// can make the server poll. It never waits: while another goroutine sends, whose
+// record wakes the receive anyway, it does nothing.
+func (c *Conn) Soon() {
+	if !c.sendMu.TryLock() {
+		return
+	}
+	defer c.sendMu.Unlock()
+	if c.closed.Load() || c.tx.dataWaiters == nil {
+		return
+	}
+	wake(c.tx.dataWaiters, c.tx.dataSeq)
+}
+
+// soonWindow bounds the poll after a Soon: longer than a sleeping thread
+// takes to wake, so that the record lands while the receive polls even
+// when the Soon came early.
+const soonWindow = time.Millisecond
 
 // yieldEvery is how many polls a waiter makes between yields (and looks at
 // the clock). A yield takes the scheduler's lock, so yielding often slows
@@ -609,7 +755,12 @@ func (c *Conn) nextRecord() (record, uint64, error) {
 			if c.tailShown != c.tail {
 				c.showTail() // the ring is empty: hand back its space while we wait
 			}
-			err = c.await(c.rx.dataSeq, c.rx.dataWaiters, &c.recvSleeps, io.EOF, ready)
+			if due := c.due.Swap(0); due != 0 {
+				ok, err = c.awaitDue(time.Duration(due), ready)
+			}
+			if !ok && err == nil {
+				err = c.await(c.rx.dataSeq, c.rx.dataWaiters, &c.recvSleeps, io.EOF, ready)
+			}
 		}
 		if err != nil {
 			return record{}, 0, err

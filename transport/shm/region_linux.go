@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -171,6 +172,19 @@ func (r *region) u32(off int) *atomic.Uint32 { return (*atomic.Uint32)(r.word(of
 func futexWait(w *atomic.Uint32, val uint32) {
 	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWaitOp, uintptr(val), 0, 0, 0)
 }
+
+// futexWaitFor is futexWait bounded by d, at least 1 ns (FUTEX_WAIT's
+// timeout is relative). The kernel may end the sleep late, by the
+// thread's timer slack (50 µs by default) and the time a halted vCPU takes
+// to take the timer interrupt.
+func futexWaitFor(w *atomic.Uint32, val uint32, d time.Duration) {
+	ts := unix.NsecToTimespec(max(int64(d), 1))
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(w)), futexWaitOp, uintptr(val), uintptr(unsafe.Pointer(&ts)), 0, 0)
+}
+
+// osYield gives the thread's CPU to another runnable thread, if any
+// (sched_yield).
+func osYield() { unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 
 // futexWake wakes the waiters sleeping on w.
 func futexWake(w *atomic.Uint32) {
