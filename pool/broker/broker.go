@@ -302,11 +302,11 @@ func (b *Broker) grant(res pool.Reservation) (Grant, error) {
 		}
 		g.Capabilities[h.Server] = c
 	}
-	for _, s := range b.base.View().Snapshot().Servers {
-		if _, ok := g.Capabilities[s.Name]; ok {
-			g.Servers = append(g.Servers, s)
-		}
+	names := make([]string, 0, len(g.Capabilities))
+	for name := range g.Capabilities {
+		names = append(names, name)
 	}
+	g.Servers = b.base.View().Servers(names...)
 	return g, nil
 }
 
@@ -371,8 +371,12 @@ func (b *Broker) keepAlive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := Alive{TTL: ttl}
+	names := make([]string, 0, len(res.Holds))
+	for _, h := range res.Holds {
+		names = append(names, h.Server)
+	}
 	live := map[string]bool{}
-	for _, s := range b.base.View().Snapshot().Servers {
+	for _, s := range b.base.View().Servers(names...) {
 		live[s.Name] = true
 	}
 	for _, h := range res.Holds {
