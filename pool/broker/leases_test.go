@@ -1,0 +1,100 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/gpufabric/gpufabric/pool"
+)
+
+// leaseLeft is the store's TTL left of lease: -1 once it is gone.
+func (f *fixture) leaseLeft(t *testing.T, lease int64) int64 {
+	t.Helper()
+	ttl, err := f.root.TimeToLive(context.Background(), clientv3.LeaseID(lease))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ttl.TTL
+}
+
+// TestLeaseReuse: a released reservation's lease serves the next
+// reservation of the same TTL, kept alive meanwhile; the old reservation
+// stays ended (its id renews nothing); a holder of a reused lease that
+// stops renewing still loses its reservation within the TTL; another TTL
+// gets another lease; the broker's Close revokes what is in stock.
+func TestLeaseReuse(t *testing.T) {
+	f := start(t)
+	f.server(t, "s0", 1, gib)
+	ann := f.user(t, "ann")
+	ctx := context.Background()
+	r := req(1, 0.5)
+	r.TTL = 2 * time.Second
+
+	first, err := ann.Reserve(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.Release(ctx, first.Reservation.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := total(f.held(t)); got != 0 {
+		t.Fatalf("held after release: %d bytes", got)
+	}
+	// In stock past its TTL: still alive, kept by the broker.
+	time.Sleep(2 * r.TTL)
+	if left := f.leaseLeft(t, first.Reservation.Lease); left <= 0 {
+		t.Fatalf("a stocked lease ran out (TTL left %d)", left)
+	}
+
+	second, err := ann.Reserve(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Reservation.Lease != first.Reservation.Lease {
+		t.Errorf("the second reservation's lease %x, want the released %x", second.Reservation.Lease, first.Reservation.Lease)
+	}
+	if got := total(f.held(t)); got != gib/2 {
+		t.Errorf("held under the reused lease: %d bytes, want %d", got, gib/2)
+	}
+	if _, err := ann.KeepAlive(ctx, first.Reservation.ID); !errors.Is(err, pool.ErrNotFound) {
+		t.Errorf("renewing the released reservation of a reused lease: %v", err)
+	}
+	if err := ann.Release(ctx, first.Reservation.ID); !errors.Is(err, pool.ErrNotFound) {
+		t.Errorf("releasing the released reservation of a reused lease: %v", err)
+	}
+	if got := total(f.held(t)); got != gib/2 {
+		t.Fatalf("the old reservation's release touched the new one: %d bytes held", got)
+	}
+
+	other := r
+	other.TTL = 3 * time.Second
+	third, err := ann.Reserve(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Reservation.Lease == second.Reservation.Lease {
+		t.Error("two reservations at once under one lease")
+	}
+	if err := ann.Release(ctx, third.Reservation.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	// The second's holder never renews: gone within its TTL.
+	eventually(t, r.TTL+3*time.Second, "a reused lease's unrenewed reservation to end", func() bool { return total(f.held(t)) == 0 })
+	if _, err := ann.KeepAlive(ctx, second.Reservation.ID); !errors.Is(err, pool.ErrNotFound) {
+		t.Errorf("renewing a reservation whose holder went: %v", err)
+	}
+
+	// third's lease is in stock; Close revokes it.
+	if left := f.leaseLeft(t, third.Reservation.Lease); left <= 0 {
+		t.Fatalf("the stocked lease before Close: TTL left %d", left)
+	}
+	f.p.Broker.Close()
+	if left := f.leaseLeft(t, third.Reservation.Lease); left > 0 {
+		t.Errorf("a stocked lease outlived the broker's Close (TTL left %d)", left)
+	}
+}
