@@ -8,6 +8,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/gpufabric/gpufabric/engine"
 	"github.com/gpufabric/gpufabric/pool"
 )
 
@@ -96,5 +97,50 @@ func TestLeaseReuse(t *testing.T) {
 	f.p.Broker.Close()
 	if left := f.leaseLeft(t, third.Reservation.Lease); left > 0 {
 		t.Errorf("a stocked lease outlived the broker's Close (TTL left %d)", left)
+	}
+}
+
+// TestReusedLeaseEndedAtTimeLimit: a reservation under a reused lease that
+// a server ends at its time limit (which revokes the lease) is not found
+// at its release, and its revoked lease serves no later reservation.
+func TestReusedLeaseEndedAtTimeLimit(t *testing.T) {
+	f := start(t)
+	a := f.server(t, "s0", 1, gib)
+	ann := f.user(t, "ann")
+	ctx := context.Background()
+	r := req(1, 0.5)
+	first, err := ann.Reserve(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.Release(ctx, first.Reservation.ID); err != nil {
+		t.Fatal(err)
+	}
+	limited := r
+	limited.Duration = time.Second
+	g, err := ann.Reserve(ctx, limited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Reservation.Lease != first.Reservation.Lease {
+		t.Fatalf("the limited reservation's lease %x, want the stocked %x", g.Reservation.Lease, first.Reservation.Lease)
+	}
+	if _, err := a.Authorize(engine.AttachRequest{Credential: g.Capabilities["s0"], Device: -1, Session: 1}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the server to end the reservation at its time limit", func() bool { return total(f.held(t)) == 0 })
+	if err := ann.Release(ctx, g.Reservation.ID); !errors.Is(err, pool.ErrNotFound) {
+		t.Errorf("releasing a reservation ended at its time limit: %v", err)
+	}
+	eventually(t, 5*time.Second, "the ended reservation's lease to be revoked", func() bool { return f.leaseLeft(t, g.Reservation.Lease) <= 0 })
+	next, err := ann.Reserve(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Reservation.Lease == g.Reservation.Lease {
+		t.Fatal("a revoked lease served a new reservation")
+	}
+	if got := total(f.held(t)); got != gib/2 {
+		t.Errorf("held by the next reservation: %d bytes, want %d", got, gib/2)
 	}
 }
