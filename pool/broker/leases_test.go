@@ -3,6 +3,10 @@ package broker
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,4 +147,60 @@ func TestReusedLeaseEndedAtTimeLimit(t *testing.T) {
 	if got := total(f.held(t)); got != gib/2 {
 		t.Errorf("held by the next reservation: %d bytes, want %d", got, gib/2)
 	}
+}
+
+// TestKilledBrokersLeasesRunOut: a broker that dies (its store client
+// gone, nothing revoked) leaves its leases, the stocked and the held, to
+// run out within their TTLs, and the reservation's capacity with them.
+func TestKilledBrokersLeasesRunOut(t *testing.T) {
+	f := start(t)
+	f.server(t, "s0", 1, gib)
+	ctx := context.Background()
+	pw, err := os.ReadFile(filepath.Join(f.dir, "root-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := pool.Connect(ctx, pool.StoreConfig{Endpoints: []string{f.p.Store.ClientURL}, Username: pool.RootUser, Password: strings.TrimSpace(string(pw)), DialTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dying, err := New(ctx, cli, f.p.Server, f.p.AdminToken, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(dying)
+	defer srv.Close()
+	tok, err := f.admin.CreateToken(ctx, pool.Identity{User: "ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := NewClient([]string{srv.URL}, nil, tok)
+	defer ann.Close()
+	r := req(1, 0.5)
+	r.TTL = 2 * time.Second
+	stockedRes, err := ann.Reserve(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.Release(ctx, stockedRes.Reservation.ID); err != nil {
+		t.Fatal(err)
+	}
+	r.TTL = 3 * time.Second
+	held, err := ann.Reserve(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held.Reservation.Lease == stockedRes.Reservation.Lease {
+		t.Fatal("a 3 s reservation took a 2 s lease")
+	}
+	cli.Close() // killed: no more renewals, and no revokes
+	defer dying.Close()
+	killed := time.Now()
+	for _, lease := range []int64{stockedRes.Reservation.Lease, held.Reservation.Lease} {
+		eventually(t, r.TTL+3*time.Second-time.Since(killed), "a dead broker's lease to run out", func() bool { return f.leaseLeft(t, lease) <= 0 })
+	}
+	// etcd reports a lease past its TTL gone at once, and deletes its keys
+	// in the raft round that follows.
+	eventually(t, r.TTL+3*time.Second-time.Since(killed), "a dead broker's reservation to free", func() bool { return total(f.held(t)) == 0 })
+	t.Logf("both leases and the reservation gone %v after the broker died", time.Since(killed).Round(10*time.Millisecond))
 }
