@@ -17,10 +17,10 @@ import (
 // a simulated pool of 100 servers of 8 devices (real leases kept alive,
 // each watching its holds), on the embedded store with its authentication
 // on. Each client (its own HTTP connection, as a process has) loops:
-// reserve a tenth of one device (timed: the token's lookup, the lease
-// grant, the placement and its transaction, the capabilities' signatures,
-// and the HTTP round trip), then release it (in the wall clock, not the
-// latency). Beside it, in the same run: the same reservation made
+// reserve a tenth of one device (timed: the token's lookup, the lease, a
+// released one from the broker's stock once there is one, the placement
+// and its transaction, the capabilities' signatures, and the HTTP round
+// trip), then release it (in the wall clock, not the latency). Beside it, in the same run: the same reservation made
 // directly on the store (grant a lease, then pool.Client.Reserve, what
 // each `gpufabric run` did before the broker), and the floor, a one-key
 // put. cpu_ms/cycle is the process's CPU (store, servers, broker and
