@@ -198,6 +198,11 @@ func (b *Broker) reserve(w http.ResponseWriter, r *http.Request) {
 		b.fail(w, r, err)
 		return
 	}
+	if !req.Hold {
+		// The holder's first deadline counts from the grant, not from
+		// before the placement, which a loaded store may have made slow.
+		b.keep(lease, req.TTL)
+	}
 	reply(w, g)
 }
 
