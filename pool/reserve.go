@@ -369,6 +369,22 @@ func End(ctx context.Context, cli *clientv3.Client, r Reservation) error {
 		ctx, cancel = context.WithTimeout(ctx, StoreTimeout)
 		defer cancel()
 	}
+	if err := EndKeys(ctx, cli, r); err != nil {
+		return err
+	}
+	if !r.SharedLease {
+		// Best effort: an unrevoked lease holds no keys now and runs out.
+		_, _ = cli.Revoke(ctx, clientv3.LeaseID(r.Lease))
+	}
+	return nil
+}
+
+// EndKeys deletes reservation r's record and holds in one transaction and
+// leaves its lease alone: a broker that keeps leases alive gives the lease
+// to its next reservation. Only one ender's transaction succeeds (it
+// compares the record's existence); the others get ErrNotFound, so only
+// one of them decides what becomes of the lease.
+func EndKeys(ctx context.Context, cli *clientv3.Client, r Reservation) error {
 	ops := []clientv3.Op{clientv3.OpDelete(resvKey(r.ID))}
 	for _, h := range r.Holds {
 		ops = append(ops, clientv3.OpDelete(holdKey(h.Server, h.Device, r.ID)))
@@ -379,10 +395,6 @@ func End(ctx context.Context, cli *clientv3.Client, r Reservation) error {
 	}
 	if !resp.Succeeded {
 		return fmt.Errorf("%w: %s", ErrNotFound, r.ID)
-	}
-	if !r.SharedLease {
-		// Best effort: an unrevoked lease holds no keys now and runs out.
-		_, _ = cli.Revoke(ctx, clientv3.LeaseID(r.Lease))
 	}
 	return nil
 }

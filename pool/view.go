@@ -200,6 +200,23 @@ func (v *View) waitFor(ctx context.Context, rev int64) error {
 	return nil
 }
 
+// Servers returns the records of the named servers still in the pool, in
+// name order. A broker answering a reservation needs the few servers it
+// holds: a Snapshot copies the whole pool (every device's usage, every
+// reservation) and was half of a reservation's CPU in the broker.
+func (v *View) Servers(names ...string) []Server {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	out := make([]Server, 0, len(names))
+	for _, n := range names {
+		if s, ok := v.servers[n]; ok {
+			out = append(out, s)
+		}
+	}
+	sortServers(out)
+	return out
+}
+
 // Snapshot is a copy of the pool's state for list and health.
 type Snapshot struct {
 	Revision     int64

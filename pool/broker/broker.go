@@ -34,23 +34,10 @@ type Broker struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 
-	mu   sync.Mutex
-	kept map[clientv3.LeaseID]*kept
-}
-
-// kept is a reservation's lease the broker keeps alive while its holder
-// renews it. etcd renews a lease only after confirming its leadership (a
-// raft round, 60 ms here and most of a second under the race detector),
-// so a renewal per holder's call would be slow: the broker's client keeps
-// every such lease alive on its one keep-alive stream instead, and the
-// holder's renewal only pushes back the deadline at which the broker
-// revokes the lease. A holder that stops renewing loses its reservation
-// one TTL after its last renewal; a broker that dies stops renewing, and
-// the lease runs out within the TTL by itself.
-type kept struct {
-	ttl    time.Duration
-	timer  *time.Timer
-	cancel context.CancelFunc
+	mu     sync.Mutex
+	kept   map[clientv3.LeaseID]*kept
+	stock  map[int64][]stocked // by TTL in seconds
+	closed bool
 }
 
 // New serves the pool of cli, a client with the store's root credentials.
@@ -64,7 +51,7 @@ func New(ctx context.Context, cli *clientv3.Client, server pool.StoreCredentials
 	if err != nil {
 		return nil, err
 	}
-	b := &Broker{cli: cli, base: base, server: server, admin: sha256.Sum256([]byte(admin)), log: log, mux: http.NewServeMux(), kept: map[clientv3.LeaseID]*kept{}}
+	b := &Broker{cli: cli, base: base, server: server, admin: sha256.Sum256([]byte(admin)), log: log, mux: http.NewServeMux(), kept: map[clientv3.LeaseID]*kept{}, stock: map[int64][]stocked{}}
 	b.mux.HandleFunc("POST "+Path+"reserve", b.reserve)
 	b.mux.HandleFunc("POST "+Path+"reservation", b.reservation)
 	b.mux.HandleFunc("POST "+Path+"keepalive", b.keepAlive)
@@ -81,91 +68,6 @@ var _ http.Handler = (*Broker)(nil)
 
 // ServeHTTP serves the calls under Path.
 func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) { b.mux.ServeHTTP(w, r) }
-
-// Close stops following the pool and keeping leases alive: they run out
-// within their TTLs unless a broker started again adopts them.
-func (b *Broker) Close() {
-	b.mu.Lock()
-	for id, k := range b.kept {
-		k.timer.Stop()
-		k.cancel()
-		delete(b.kept, id)
-	}
-	b.mu.Unlock()
-	b.base.Close()
-}
-
-// keep keeps lease alive until its holder has not renewed it (renew) for
-// ttl, then revokes it.
-func (b *Broker) keep(lease clientv3.LeaseID, ttl time.Duration) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if k := b.kept[lease]; k != nil {
-		k.timer.Reset(k.ttl)
-		return nil
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ch, err := b.cli.KeepAlive(ctx, lease)
-	if err != nil {
-		cancel()
-		return fmt.Errorf("%w: %v", pool.ErrUnavailable, err)
-	}
-	k := &kept{ttl: ttl, cancel: cancel}
-	k.timer = time.AfterFunc(ttl, func() {
-		if b.forget(lease, k) {
-			rctx, rcancel := context.WithTimeout(context.Background(), pool.StoreTimeout)
-			defer rcancel()
-			_, _ = b.cli.Revoke(rctx, lease)
-		}
-	})
-	b.kept[lease] = k
-	go func() {
-		for range ch {
-		}
-		// The lease is gone (released, ended at its time limit), or the
-		// broker closes, or the store was away for a TTL: kept on through
-		// that until the store says which.
-		if ctx.Err() == nil {
-			_ = pool.KeepLease(ctx, b.cli, lease)
-		}
-		b.forget(lease, k)
-	}()
-	return nil
-}
-
-// forget stops keeping lease alive, if k still keeps it.
-func (b *Broker) forget(lease clientv3.LeaseID, k *kept) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.kept[lease] != k {
-		return false
-	}
-	delete(b.kept, lease)
-	k.timer.Stop()
-	k.cancel()
-	return true
-}
-
-// renew pushes back the deadline of a kept lease; a lease the broker does
-// not keep (it started again since) is adopted if it is still alive.
-func (b *Broker) renew(ctx context.Context, lease clientv3.LeaseID) (time.Duration, error) {
-	b.mu.Lock()
-	if k := b.kept[lease]; k != nil {
-		k.timer.Reset(k.ttl)
-		b.mu.Unlock()
-		return k.ttl, nil
-	}
-	b.mu.Unlock()
-	ttl, err := b.cli.TimeToLive(ctx, lease)
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", pool.ErrUnavailable, err)
-	}
-	if ttl.TTL <= 0 {
-		return 0, pool.ErrNotFound
-	}
-	granted := time.Duration(ttl.GrantedTTL) * time.Second
-	return granted, b.keep(lease, granted)
-}
 
 // bearer is the request's token.
 func bearer(r *http.Request) string {
@@ -262,30 +164,63 @@ func (b *Broker) reserve(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := storeCtx(r)
 	defer cancel()
-	lease, err := b.cli.Grant(ctx, int64((req.TTL+time.Second-1)/time.Second))
+	var lease clientv3.LeaseID
+	if req.Hold {
+		// Nobody renews it: a lease of its own that runs out by itself.
+		var l *clientv3.LeaseGrantResponse
+		if l, err = b.cli.Grant(ctx, ttlSeconds(req.TTL)); err == nil {
+			lease = l.ID
+		} else {
+			err = fmt.Errorf("%w: %v", pool.ErrUnavailable, err)
+		}
+	} else {
+		lease, err = b.lease(ctx, req.TTL)
+	}
 	if err != nil {
-		b.fail(w, r, fmt.Errorf("%w: %v", pool.ErrUnavailable, err))
+		b.fail(w, r, err)
 		return
 	}
 	res, err := b.base.As(who).Reserve(ctx, pool.Request{
 		N: req.N, Share: pool.Share{Fraction: req.Fraction, Bytes: req.Bytes}, Duration: req.Duration,
-		Lease: lease.ID, Host: req.Host, Node: req.Node, Policy: req.Policy,
+		Lease: lease, Host: req.Host, Node: req.Node, Policy: req.Policy,
 	})
 	if err != nil {
-		_, _ = b.cli.Revoke(context.WithoutCancel(ctx), lease.ID)
+		// A refusal wrote nothing: the lease can serve the next request.
+		// A store out of reach may have committed the transaction: the
+		// lease goes, with whatever it holds.
+		b.abandon(lease, !errors.Is(err, pool.ErrUnavailable))
 		b.fail(w, r, badInput(err))
 		return
 	}
 	g, err := b.grant(res)
-	if err == nil && !req.Hold {
-		err = b.keep(lease.ID, req.TTL)
-	}
 	if err != nil {
-		_ = pool.End(context.WithoutCancel(ctx), b.cli, res)
+		b.abandon(lease, false)
 		b.fail(w, r, err)
 		return
 	}
+	if !req.Hold {
+		// The holder's first deadline counts from the grant, not from
+		// before the placement, which a loaded store may have made slow.
+		b.keep(lease, req.TTL)
+	}
 	reply(w, g)
+}
+
+// abandon gives up a lease a reservation was not made under: back to
+// stock when it holds nothing (empty), revoked otherwise or when the
+// broker does not keep it.
+func (b *Broker) abandon(lease clientv3.LeaseID, empty bool) {
+	k, ok := b.unhold(lease)
+	switch {
+	case ok && empty:
+		b.restock(lease, k)
+	case ok:
+		b.drop(lease, k)
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), pool.StoreTimeout)
+		defer cancel()
+		_, _ = b.cli.Revoke(ctx, lease)
+	}
 }
 
 // badInput marks pool.Client's refusals of a malformed request (its
@@ -312,11 +247,11 @@ func (b *Broker) grant(res pool.Reservation) (Grant, error) {
 		}
 		g.Capabilities[h.Server] = c
 	}
-	for _, s := range b.base.View().Snapshot().Servers {
-		if _, ok := g.Capabilities[s.Name]; ok {
-			g.Servers = append(g.Servers, s)
-		}
+	names := make([]string, 0, len(g.Capabilities))
+	for name := range g.Capabilities {
+		names = append(names, name)
 	}
+	g.Servers = b.base.View().Servers(names...)
 	return g, nil
 }
 
@@ -381,8 +316,12 @@ func (b *Broker) keepAlive(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := Alive{TTL: ttl}
+	names := make([]string, 0, len(res.Holds))
+	for _, h := range res.Holds {
+		names = append(names, h.Server)
+	}
 	live := map[string]bool{}
-	for _, s := range b.base.View().Snapshot().Servers {
+	for _, s := range b.base.View().Servers(names...) {
 		live[s.Name] = true
 	}
 	for _, h := range res.Holds {
@@ -398,14 +337,26 @@ func (b *Broker) release(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	b.mu.Lock()
-	k := b.kept[clientv3.LeaseID(res.Lease)]
-	b.mu.Unlock()
-	if k != nil {
-		b.forget(clientv3.LeaseID(res.Lease), k)
-	}
 	ctx, cancel := storeCtx(r)
 	defer cancel()
+	lease := clientv3.LeaseID(res.Lease)
+	if k, ok := b.unhold(lease); ok {
+		// Its keys go in one transaction and the lease, kept alive, goes
+		// to the next reservation: no revoke and no grant.
+		err := pool.EndKeys(ctx, b.cli, res)
+		if err == nil {
+			b.restock(lease, k)
+			reply(w, struct{}{})
+			return
+		}
+		// Ended already (its time limit: whoever ended it revokes the
+		// lease), or the store out of reach: the lease goes.
+		b.forget(lease, k)
+		if errors.Is(err, pool.ErrNotFound) {
+			b.fail(w, r, err)
+			return
+		}
+	}
 	if !res.SharedLease {
 		// The record and its holds live under the lease alone: revoking it
 		// deletes them all in one raft round, where End takes two.

@@ -2,8 +2,9 @@
 // release devices through it and never touch the store. It authenticates
 // each request by the user's token (hashed in the store, with expiry and
 // revocation), places the reservation with pool.Client (the one-transaction
-// placement stays in package pool), grants the etcd lease it lives under,
-// signs its capabilities with the pool key, and returns them. Only the
+// placement stays in package pool), gives it the etcd lease it lives under
+// (a released reservation's lease, kept alive, when one of its TTL is in
+// stock: see leases.go), signs its capabilities with the pool key, and returns them. Only the
 // broker holds the store's root credentials and the key; servers get a
 // role of their own by exchanging a server token (Join); operators issue
 // tokens and set quotas with the admin token kept in the data directory.
