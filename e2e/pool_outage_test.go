@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gpufabric/gpufabric/internal/servertest"
-	"github.com/gpufabric/gpufabric/pool/broker"
 )
 
 // storeProc is a `gpufabric pool` process: the whole store, on fixed
@@ -161,12 +159,7 @@ func TestPoolStoreOutage(t *testing.T) {
 	const runTTL = 12 * time.Second
 	requireBuild(t, "rounds")
 	store := startStoreProc(t)
-	f := &poolFixture{url: store.url(), adminFile: filepath.Join(store.dir, broker.AdminTokenFile)}
-	serverToken := strings.TrimSpace(f.cli(t, "token", "create", "--server"))
-	for i := range 2 {
-		f.servers = append(f.servers, startServer(t, "1GiB", "--devices", "1", "--pool", f.url, "--pool-token", serverToken, "--pool-name", fmt.Sprintf("s%d", i), "--pool-ttl", "2s"))
-	}
-	f.token = strings.TrimSpace(f.cli(t, "token", "create", "--user", "ann", "--group", "lab"))
+	f := joinPool(t, store, 2, 1)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

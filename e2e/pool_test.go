@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,11 +36,18 @@ func startPool(t *testing.T) *poolFixture {
 	// The store in a process of its own, built without the race
 	// detector: in this one it slowed the store enough on a loaded
 	// machine that 2 s registrations ran out.
-	store := startStoreProc(t)
+	return joinPool(t, startStoreProc(t), 3, 2)
+}
+
+// joinPool starts n server processes of devices 1 GiB devices each, with
+// 2 s leases, joined to the pool of store with a server token, and makes
+// ann's token.
+func joinPool(t *testing.T, store *storeProc, n, devices int) *poolFixture {
+	t.Helper()
 	f := &poolFixture{url: store.url(), adminFile: filepath.Join(store.dir, broker.AdminTokenFile)}
 	serverToken := strings.TrimSpace(f.cli(t, "token", "create", "--server"))
-	for i := range 3 {
-		f.servers = append(f.servers, startServer(t, "1GiB", "--devices", "2", "--pool", f.url, "--pool-token", serverToken, "--pool-name", fmt.Sprintf("s%d", i), "--pool-ttl", "2s"))
+	for i := range n {
+		f.servers = append(f.servers, startServer(t, "1GiB", "--devices", strconv.Itoa(devices), "--pool", f.url, "--pool-token", serverToken, "--pool-name", fmt.Sprintf("s%d", i), "--pool-ttl", "2s"))
 	}
 	f.token = strings.TrimSpace(f.cli(t, "token", "create", "--user", "ann", "--group", "lab"))
 	return f
