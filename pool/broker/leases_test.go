@@ -37,7 +37,10 @@ func TestLeaseReuse(t *testing.T) {
 	ann := f.user(t, "ann")
 	ctx := context.Background()
 	r := req(1, 0.5)
-	r.TTL = 2 * time.Second
+	// Long enough that the broker's renewals land in time on a machine
+	// loaded by other packages' race-detector tests: a CI run lost a 2 s
+	// stocked lease.
+	r.TTL = 4 * time.Second
 
 	first, err := ann.Reserve(ctx, r)
 	if err != nil {
@@ -76,7 +79,7 @@ func TestLeaseReuse(t *testing.T) {
 	}
 
 	other := r
-	other.TTL = 3 * time.Second
+	other.TTL = 5 * time.Second
 	third, err := ann.Reserve(ctx, other)
 	if err != nil {
 		t.Fatal(err)
